@@ -1,0 +1,28 @@
+//! Decoding raw messages into normalized [`Event`](crate::Event)s, or into a reason they were refused.
+
+mod cloudtrail;
+mod device;
+mod error;
+mod fields;
+
+pub use cloudtrail::decode_cloudtrail;
+pub use device::{decode_device, device_topic_filter, DeviceTopic};
+pub use error::DecodeError;
+
+/// A record that could not be decoded, with what is needed to dead-letter it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Index inside a CloudTrail log file when only that record was bad; `None` for the whole message.
+    pub record_index: Option<u32>,
+    /// The bytes to keep: the bad record alone when the rest of the file was fine.
+    pub raw: Vec<u8>,
+    pub error: DecodeError,
+    /// The tenant the record seemed to belong to, if that much was readable.
+    pub tenant_hint: Option<String>,
+}
+
+impl Rejected {
+    pub(crate) fn whole(raw: &[u8], error: DecodeError) -> Self {
+        Self { record_index: None, raw: raw.to_vec(), error, tenant_hint: None }
+    }
+}

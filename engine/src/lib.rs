@@ -1,0 +1,18 @@
+//! Portcullis domain logic.
+//!
+//! Everything here is pure: no network, no files, no clocks except where a caller passes one in.
+//! The `actors` crate owns state and concurrency on top of these types; `pipelines` owns the edges.
+
+pub mod accounts;
+pub mod dead_letter;
+pub mod decode;
+pub mod event;
+pub mod ids;
+pub mod policy;
+pub mod tenant;
+
+pub use accounts::TenantRegistry;
+pub use dead_letter::{DeadLetter, Origin};
+pub use event::{Event, EventKind, Source};
+pub use policy::{Bundle, Decision, PolicyError, TenantPolicy};
+pub use tenant::{TenantId, TenantIdError};

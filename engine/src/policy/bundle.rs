@@ -1,0 +1,41 @@
+//! A tenant's policy bundle as read from disk (reading is the caller's job).
+
+use sha2::{Digest, Sha256};
+
+use crate::TenantId;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bundle {
+    pub tenant: TenantId,
+    /// `(file name, Rego source)`, in a stable order.
+    pub modules: Vec<(String, String)>,
+    /// Optional `data.json`, mounted under the tenant's package.
+    pub data: Option<serde_json::Value>,
+    /// Revision from `metadata.json`, if the author set one.
+    pub revision: Option<String>,
+}
+
+impl Bundle {
+    /// Content digest over modules and data: changes whenever anything that affects decisions does.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, src) in &self.modules {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(src.as_bytes());
+            h.update([0]);
+        }
+        if let Some(data) = &self.data {
+            h.update(data.to_string().as_bytes());
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+    }
+
+    /// The revision decisions are stamped with: the author's, else a short digest.
+    pub fn effective_revision(&self) -> String {
+        match &self.revision {
+            Some(r) => r.clone(),
+            None => self.digest()[..23].to_owned(),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::TenantId;
+
+/// The outcome of judging one event (or one API input) with one tenant rule.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    pub decision_id: Uuid,
+    pub event_id: String,
+    pub tenant_id: TenantId,
+    /// Full rule path, e.g. `data.tenants.acme.decision`.
+    pub rule_path: String,
+    /// `true` when the rule's value is `true` or an object with `"allow": true`.
+    pub allowed: bool,
+    /// The rule's full value; `null` when the rule was undefined for this input.
+    pub result: serde_json::Value,
+    pub bundle_revision: String,
+    pub eval_micros: u64,
+}
+
+/// Reads the verdict out of a rule value: `true`, or `{"allow": true, ...}`. Anything else,
+/// including an undefined rule, denies: a policy must say yes explicitly.
+pub(crate) fn allowed_by(result: &serde_json::Value) -> bool {
+    match result {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Object(o) => o.get("allow").and_then(|a| a.as_bool()).unwrap_or(false),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::allowed_by;
+
+    #[test]
+    fn only_explicit_yes_allows() {
+        assert!(allowed_by(&json!(true)));
+        assert!(allowed_by(&json!({"allow": true, "reasons": []})));
+        assert!(!allowed_by(&json!(false)));
+        assert!(!allowed_by(&json!({"allow": "yes"})));
+        assert!(!allowed_by(&json!({"deny": []})));
+        assert!(!allowed_by(&json!(null)));
+        assert!(!allowed_by(&json!(1)));
+    }
+}

@@ -1,0 +1,17 @@
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("bundle for tenant {0} has no .rego files")]
+    NoModules(String),
+    #[error("{file}: {message}")]
+    Rego { file: String, message: String },
+    #[error("{file}: package {package} is outside the tenant's namespace; use package {expected} (or below it)")]
+    WrongPackage { file: String, package: String, expected: String },
+    #[error("data.json must be a JSON object")]
+    DataNotObject,
+    #[error("invalid rule path {0:?}: use dot-separated identifiers such as \"decision\" or \"authz.allow\"")]
+    BadRulePath(String),
+    #[error("rule {rule} cannot be evaluated: {message}")]
+    RuleUnusable { rule: String, message: String },
+    #[error("evaluation failed: {0}")]
+    Eval(String),
+}

@@ -1,0 +1,65 @@
+//! The document a policy sees as `input`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::Event;
+
+/// A tenant's protection level (seed 002). Constant `Permissive` until protection levels land.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtectionLevel {
+    Permissive,
+    RequireApproval,
+    ReadOnly,
+}
+
+/// What the engine knows besides the event itself; policies read it as `input.context`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolicyContext {
+    pub protection_level: ProtectionLevel,
+    /// Anomaly score in [0, 1]; 0 until anomaly models land.
+    pub anomaly_score: f64,
+    /// Principal trust in [0, 1]; 1 until trust scores land.
+    pub principal_trust: f64,
+    /// When the decision is being made.
+    pub now: DateTime<Utc>,
+}
+
+impl PolicyContext {
+    pub fn neutral(now: DateTime<Utc>) -> Self {
+        Self {
+            protection_level: ProtectionLevel::Permissive,
+            anomaly_score: 0.0,
+            principal_trust: 1.0,
+            now,
+        }
+    }
+}
+
+/// `{"event": normalized fields, "raw": original record, "context": engine context}`.
+pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> Value {
+    json!({
+        "event": {
+            "id": event.event_id,
+            "tenant_id": event.tenant_id,
+            "source": event.source,
+            "kind": event.kind,
+            "time": event.event_time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "principal": event.principal,
+            "action": event.action,
+            "service": event.service,
+            "resource": event.resource,
+            "source_ip": event.source_ip,
+            "account": event.account,
+        },
+        "raw": event.raw,
+        "context": {
+            "protection_level": ctx.protection_level,
+            "anomaly_score": ctx.anomaly_score,
+            "principal_trust": ctx.principal_trust,
+            "time": ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        },
+    })
+}
