@@ -1,1 +1,16 @@
-pub fn placeholder() {}
+//! Portcullis actors: live state and concurrency on top of the pure `engine`.
+//!
+//! One supervised [`TenantActor`] per tenant owns that tenant's compiled policy. The
+//! [`TenantDirectory`] activates an actor on a tenant's first event and places it on one of a
+//! fixed set of arbiters by hash of the tenant id, so one tenant's events are judged in order and
+//! different tenants run in parallel.
+
+mod bundle_source;
+mod directory;
+mod messages;
+mod tenant;
+
+pub use bundle_source::{BundleSource, LoadError};
+pub use directory::{DirectoryError, TenantDirectory};
+pub use messages::{Evaluate, Outcome};
+pub use tenant::TenantActor;

@@ -1,0 +1,86 @@
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler, Supervised};
+use portcullis_engine::policy::PolicyContext;
+use portcullis_engine::TenantPolicy;
+use tracing::{error, info, warn};
+
+use crate::{BundleSource, Evaluate, Outcome};
+
+/// Owns one tenant's compiled policy and judges that tenant's events.
+pub struct TenantActor {
+    policy: TenantPolicy,
+    source: Arc<dyn BundleSource>,
+    rule: String,
+    mailbox: usize,
+}
+
+impl TenantActor {
+    pub fn new(policy: TenantPolicy, source: Arc<dyn BundleSource>, rule: String, mailbox: usize) -> Self {
+        Self { policy, source, rule, mailbox }
+    }
+
+    /// Rebuilds the policy from its source; on failure the current one keeps serving.
+    fn reload(&mut self) {
+        let tenant = self.policy.tenant().clone();
+        match self.source.load(&tenant).map_err(|e| e.to_string()).and_then(|b| {
+            TenantPolicy::compile(&b, &self.rule).map_err(|e| e.to_string())
+        }) {
+            Ok(p) => {
+                info!(%tenant, revision = p.revision(), "tenant policy reloaded");
+                self.policy = p;
+            }
+            Err(e) => warn!(%tenant, error = %e, "reload failed; keeping the previous policy"),
+        }
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Bounded mailbox: senders using `send().await` wait when it is full (backpressure).
+        ctx.set_mailbox_capacity(self.mailbox);
+    }
+}
+
+impl Supervised for TenantActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        // The engine may be in any state after a panic: start again from the bundle.
+        self.reload();
+    }
+}
+
+impl Handler<Evaluate> for TenantActor {
+    type Result = Vec<Outcome>;
+
+    fn handle(&mut self, msg: Evaluate, ctx: &mut Context<Self>) -> Vec<Outcome> {
+        let context = PolicyContext::neutral(msg.now);
+        let mut out = Vec::with_capacity(msg.events.len());
+        let mut poisoned = false;
+        for event in &msg.events {
+            if poisoned {
+                out.push(Err("not evaluated: the tenant actor is restarting after a panic".into()));
+                continue;
+            }
+            // actix does not catch panics in handlers; a panic here would take the arbiter
+            // thread, and every tenant on it, down with it.
+            match catch_unwind(AssertUnwindSafe(|| self.policy.evaluate(event, &context))) {
+                Ok(Ok(decision)) => out.push(Ok(decision)),
+                Ok(Err(e)) => out.push(Err(e.to_string())),
+                Err(_) => {
+                    error!(tenant = %self.policy.tenant(), event_id = %event.event_id,
+                        "policy evaluation panicked; restarting the tenant actor");
+                    out.push(Err("policy evaluation panicked".into()));
+                    poisoned = true;
+                }
+            }
+        }
+        if poisoned {
+            use actix::ActorContext;
+            ctx.stop(); // the Supervisor restarts us through `restarting`
+        }
+        out
+    }
+}
