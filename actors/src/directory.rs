@@ -37,9 +37,20 @@ struct State {
 
 impl TenantDirectory {
     /// Starts `workers` arbiters (threads). Must be called inside a running actix `System`.
-    pub fn new(workers: usize, source: Arc<dyn BundleSource>, rule: impl Into<String>, mailbox: usize) -> Self {
+    pub fn new(
+        workers: usize,
+        source: Arc<dyn BundleSource>,
+        rule: impl Into<String>,
+        mailbox: usize,
+    ) -> Self {
         let arbiters = (0..workers.max(1)).map(|_| Arbiter::new()).collect();
-        Self { arbiters, source, rule: rule.into(), mailbox: mailbox.max(1), state: Mutex::default() }
+        Self {
+            arbiters,
+            source,
+            rule: rule.into(),
+            mailbox: mailbox.max(1),
+            state: Mutex::default(),
+        }
     }
 
     pub fn rule(&self) -> &str {
@@ -56,19 +67,29 @@ impl TenantDirectory {
         }
         if let Some((at, reason)) = state.failed.get(tenant) {
             if at.elapsed() < RETRY_FAILED_AFTER {
-                return Err(DirectoryError::NoPolicy { tenant: tenant.to_string(), reason: reason.clone() });
+                return Err(DirectoryError::NoPolicy {
+                    tenant: tenant.to_string(),
+                    reason: reason.clone(),
+                });
             }
         }
         let compiled = self
             .source
             .load(tenant)
             .map_err(|e| e.to_string())
-            .and_then(|bundle| TenantPolicy::compile(&bundle, &self.rule).map_err(|e| e.to_string()));
+            .and_then(|bundle| {
+                TenantPolicy::compile(&bundle, &self.rule).map_err(|e| e.to_string())
+            });
         let policy = match compiled {
             Ok(p) => p,
             Err(reason) => {
-                state.failed.insert(tenant.clone(), (Instant::now(), reason.clone()));
-                return Err(DirectoryError::NoPolicy { tenant: tenant.to_string(), reason });
+                state
+                    .failed
+                    .insert(tenant.clone(), (Instant::now(), reason.clone()));
+                return Err(DirectoryError::NoPolicy {
+                    tenant: tenant.to_string(),
+                    reason,
+                });
             }
         };
         state.failed.remove(tenant);
@@ -95,7 +116,11 @@ impl TenantDirectory {
 
     /// Stops the arbiters; their actors finish the message in hand and stop.
     pub fn shutdown(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).live.clear();
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .live
+            .clear();
         for a in &self.arbiters {
             a.stop();
         }

@@ -12,5 +12,6 @@ pub struct Evaluate {
 pub type Outcome = Result<Decision, String>;
 
 impl Message for Evaluate {
-    type Result = Vec<Outcome>;
+    /// The events come back with their outcomes, so callers need not keep a copy.
+    type Result = Vec<(Event, Outcome)>;
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Supervised};
 use portcullis_engine::policy::PolicyContext;
-use portcullis_engine::TenantPolicy;
+use portcullis_engine::{Event, TenantPolicy};
 use tracing::{error, info, warn};
 
 use crate::{BundleSource, Evaluate, Outcome};
@@ -17,16 +17,29 @@ pub struct TenantActor {
 }
 
 impl TenantActor {
-    pub fn new(policy: TenantPolicy, source: Arc<dyn BundleSource>, rule: String, mailbox: usize) -> Self {
-        Self { policy, source, rule, mailbox }
+    pub fn new(
+        policy: TenantPolicy,
+        source: Arc<dyn BundleSource>,
+        rule: String,
+        mailbox: usize,
+    ) -> Self {
+        Self {
+            policy,
+            source,
+            rule,
+            mailbox,
+        }
     }
 
     /// Rebuilds the policy from its source; on failure the current one keeps serving.
     fn reload(&mut self) {
         let tenant = self.policy.tenant().clone();
-        match self.source.load(&tenant).map_err(|e| e.to_string()).and_then(|b| {
-            TenantPolicy::compile(&b, &self.rule).map_err(|e| e.to_string())
-        }) {
+        match self
+            .source
+            .load(&tenant)
+            .map_err(|e| e.to_string())
+            .and_then(|b| TenantPolicy::compile(&b, &self.rule).map_err(|e| e.to_string()))
+        {
             Ok(p) => {
                 info!(%tenant, revision = p.revision(), "tenant policy reloaded");
                 self.policy = p;
@@ -53,26 +66,30 @@ impl Supervised for TenantActor {
 }
 
 impl Handler<Evaluate> for TenantActor {
-    type Result = Vec<Outcome>;
+    type Result = Vec<(Event, Outcome)>;
 
-    fn handle(&mut self, msg: Evaluate, ctx: &mut Context<Self>) -> Vec<Outcome> {
+    fn handle(&mut self, msg: Evaluate, ctx: &mut Context<Self>) -> Vec<(Event, Outcome)> {
         let context = PolicyContext::neutral(msg.now);
         let mut out = Vec::with_capacity(msg.events.len());
         let mut poisoned = false;
-        for event in &msg.events {
+        for event in msg.events {
             if poisoned {
-                out.push(Err("not evaluated: the tenant actor is restarting after a panic".into()));
+                out.push((
+                    event,
+                    Err("not evaluated: the tenant actor is restarting after a panic".into()),
+                ));
                 continue;
             }
             // actix does not catch panics in handlers; a panic here would take the arbiter
             // thread, and every tenant on it, down with it.
-            match catch_unwind(AssertUnwindSafe(|| self.policy.evaluate(event, &context))) {
-                Ok(Ok(decision)) => out.push(Ok(decision)),
-                Ok(Err(e)) => out.push(Err(e.to_string())),
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.policy.evaluate(&event, &context)));
+            match outcome {
+                Ok(Ok(decision)) => out.push((event, Ok(decision))),
+                Ok(Err(e)) => out.push((event, Err(e.to_string()))),
                 Err(_) => {
                     error!(tenant = %self.policy.tenant(), event_id = %event.event_id,
                         "policy evaluation panicked; restarting the tenant actor");
-                    out.push(Err("policy evaluation panicked".into()));
+                    out.push((event, Err("policy evaluation panicked".into())));
                     poisoned = true;
                 }
             }

@@ -17,7 +17,10 @@ struct MemorySource {
 
 impl MemorySource {
     fn with(self, tenant: &str, src: &str) -> Self {
-        self.bundles.lock().unwrap().insert(tenant.into(), src.into());
+        self.bundles
+            .lock()
+            .unwrap()
+            .insert(tenant.into(), src.into());
         self
     }
 }
@@ -27,7 +30,12 @@ impl BundleSource for MemorySource {
         self.loads.fetch_add(1, Ordering::SeqCst);
         let src = self.bundles.lock().unwrap().get(tenant.as_str()).cloned();
         let src = src.ok_or_else(|| LoadError::NotFound(tenant.to_string()))?;
-        Ok(Bundle { tenant: tenant.clone(), modules: vec![("p.rego".into(), src)], data: None, revision: None })
+        Ok(Bundle {
+            tenant: tenant.clone(),
+            modules: vec![("p.rego".into(), src)],
+            data: None,
+            revision: None,
+        })
     }
 }
 
@@ -48,26 +56,41 @@ fn event(tenant: &str, id: &str, action: &str) -> Event {
     }
 }
 
-const ALLOW_READS: &str = "package tenants.acme\nimport rego.v1\ndecision := {\"allow\": input.event.action == \"read\"}";
+const ALLOW_READS: &str =
+    "package tenants.acme\nimport rego.v1\ndecision := {\"allow\": input.event.action == \"read\"}";
 
 #[actix_rt::test]
 async fn evaluates_in_order_and_each_tenant_only_with_its_own_policy() {
-    let source = Arc::new(
-        MemorySource::default()
-            .with("acme", ALLOW_READS)
-            .with("globex", "package tenants.globex\nimport rego.v1\ndecision := true"),
-    );
+    let source = Arc::new(MemorySource::default().with("acme", ALLOW_READS).with(
+        "globex",
+        "package tenants.globex\nimport rego.v1\ndecision := true",
+    ));
     let dir = TenantDirectory::new(2, source.clone(), "decision", 16);
     let acme = TenantId::parse("acme").unwrap();
     let events = vec![event("acme", "1", "read"), event("acme", "2", "write")];
-    let out = dir.get(&acme).unwrap().send(Evaluate { events, now: Utc::now() }).await.unwrap();
-    let verdicts: Vec<(String, bool)> =
-        out.into_iter().map(|o| o.map(|d| (d.event_id, d.allowed)).unwrap()).collect();
+    let out = dir
+        .get(&acme)
+        .unwrap()
+        .send(Evaluate {
+            events,
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let verdicts: Vec<(String, bool)> = out
+        .into_iter()
+        .map(|(_, o)| o.map(|d| (d.event_id, d.allowed)).unwrap())
+        .collect();
     assert_eq!(verdicts, vec![("1".into(), true), ("2".into(), false)]);
 
     let globex = TenantId::parse("globex").unwrap();
-    let out = dir.get(&globex).unwrap().send(Evaluate { events: vec![event("globex", "3", "write")], now: Utc::now() });
-    let d = out.await.unwrap().remove(0).unwrap();
+    let out = dir.get(&globex).unwrap().send(Evaluate {
+        events: vec![event("globex", "3", "write")],
+        now: Utc::now(),
+    });
+    let (e, d) = out.await.unwrap().remove(0);
+    let d = d.unwrap();
+    assert_eq!(e.event_id, "3");
     assert!(d.allowed);
     assert_eq!(d.rule_path, "data.tenants.globex.decision");
     assert_eq!(dir.active_tenants(), 2);
@@ -78,15 +101,23 @@ async fn evaluates_in_order_and_each_tenant_only_with_its_own_policy() {
 
 #[actix_rt::test]
 async fn a_tenant_without_a_usable_bundle_is_an_error_and_is_not_retried_per_event() {
-    let source = Arc::new(
-        MemorySource::default().with("broken", "package tenants.broken\ndecision := {"),
-    );
+    let source =
+        Arc::new(MemorySource::default().with("broken", "package tenants.broken\ndecision := {"));
     let dir = TenantDirectory::new(1, source.clone(), "decision", 16);
     let missing = dir.get(&TenantId::parse("nobody").unwrap()).unwrap_err();
-    assert!(missing.to_string().contains("no policy bundle for tenant nobody"), "{missing}");
+    assert!(
+        missing
+            .to_string()
+            .contains("no policy bundle for tenant nobody"),
+        "{missing}"
+    );
     let broken = TenantId::parse("broken").unwrap();
     let err = dir.get(&broken).unwrap_err().to_string();
     assert!(err.contains("p.rego"), "{err}");
     dir.get(&broken).unwrap_err();
-    assert_eq!(source.loads.load(Ordering::SeqCst), 2, "failed activation is cached briefly");
+    assert_eq!(
+        source.loads.load(Ordering::SeqCst),
+        2,
+        "failed activation is cached briefly"
+    );
 }

@@ -8,8 +8,14 @@ use crate::{ids, Source};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Origin {
-    Kafka { topic: String, partition: i32, offset: i64 },
-    Mqtt { topic: String },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    Mqtt {
+        topic: String,
+    },
 }
 
 impl Origin {
@@ -51,7 +57,11 @@ impl DeadLetter {
     ) -> Self {
         let mut reason = reason.into();
         let id = match &origin {
-            Origin::Kafka { topic, partition, offset } => match record_index {
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => match record_index {
                 Some(i) => format!("kafka:{topic}:{partition}:{offset}:{i}"),
                 None => format!("kafka:{topic}:{partition}:{offset}"),
             },
@@ -67,7 +77,14 @@ impl DeadLetter {
         } else {
             payload.to_vec()
         };
-        Self { id, origin, record_index, tenant_hint: None, payload, reason }
+        Self {
+            id,
+            origin,
+            record_index,
+            tenant_hint: None,
+            payload,
+            reason,
+        }
     }
 
     pub fn with_tenant_hint(mut self, tenant: impl Into<String>) -> Self {
@@ -82,10 +99,19 @@ mod tests {
 
     #[test]
     fn ids_are_stable_per_origin() {
-        let k = Origin::Kafka { topic: "ct".into(), partition: 2, offset: 9 };
-        assert_eq!(DeadLetter::new(k.clone(), None, b"x", "r").id, "kafka:ct:2:9");
+        let k = Origin::Kafka {
+            topic: "ct".into(),
+            partition: 2,
+            offset: 9,
+        };
+        assert_eq!(
+            DeadLetter::new(k.clone(), None, b"x", "r").id,
+            "kafka:ct:2:9"
+        );
         assert_eq!(DeadLetter::new(k, Some(3), b"x", "r").id, "kafka:ct:2:9:3");
-        let m = Origin::Mqtt { topic: "p/a".into() };
+        let m = Origin::Mqtt {
+            topic: "p/a".into(),
+        };
         let a = DeadLetter::new(m.clone(), None, b"x", "r");
         assert_eq!(a.id, DeadLetter::new(m.clone(), None, b"x", "other").id);
         assert_ne!(a.id, DeadLetter::new(m, None, b"y", "r").id);

@@ -97,7 +97,10 @@ mod tests {
             );
         }
         assert_eq!(TenantId::parse(""), Err(TenantIdError::Empty));
-        assert_eq!(TenantId::parse(&"a".repeat(64)), Err(TenantIdError::TooLong(64)));
+        assert_eq!(
+            TenantId::parse(&"a".repeat(64)),
+            Err(TenantIdError::TooLong(64))
+        );
         assert!(TenantId::parse(&"a".repeat(63)).is_ok());
     }
 
@@ -109,6 +112,9 @@ mod tests {
 
     #[test]
     fn rego_package_is_namespaced() {
-        assert_eq!(TenantId::parse("acme").unwrap().rego_package(), "tenants.acme");
+        assert_eq!(
+            TenantId::parse("acme").unwrap().rego_package(),
+            "tenants.acme"
+        );
     }
 }

@@ -1,0 +1,14 @@
+//! Portcullis pipelines: the edges (Kafka, MQTT, Postgres, files) and the `portcullis` binary.
+
+pub mod bundles;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod kafka;
+pub mod mqtt;
+pub mod postgres;
+pub mod processor;
+pub mod runtime;
+pub mod services;
+pub mod stats;
+pub mod telemetry;

@@ -1,1 +1,259 @@
-fn main() {}
+//! The `portcullis` command.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use portcullis::config::Config;
+use portcullis::demo::{run_demo, DemoOptions};
+use portcullis::stats::Stats;
+use portcullis::{engine, postgres, runtime, services, telemetry};
+use portcullis_engine::TenantId;
+use tokio_util::sync::CancellationToken;
+
+/// Real-time security policy enforcement: CloudTrail over Kafka and agent events over MQTT are
+/// judged by per-tenant Rego policies, and events, decisions and dead letters land in Postgres.
+///
+/// Every setting has a default that works on loopback. Settings come from (later wins): built-in
+/// defaults, `portcullis.toml` in the working directory or the file given with --config, and
+/// environment variables named PORTCULLIS_<SECTION>__<KEY>, e.g. PORTCULLIS_KAFKA__BROKERS.
+#[derive(Parser)]
+#[command(name = "portcullis", version, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./portcullis.toml if it exists.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PORTCULLIS_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: consume Kafka and MQTT, judge every event, write rows to Postgres.
+    ///
+    /// Applies pending migrations first. Stops cleanly on Ctrl-C or SIGTERM: the batch in hand is
+    /// committed (or left to be redelivered), offsets and acks are sent, then it exits 0.
+    Run,
+    /// Create the database if needed and apply the schema migrations. Safe to repeat.
+    Migrate,
+    /// Start everything and drive a realistic CloudTrail + agent stream through it.
+    ///
+    /// Starts local services if they do not answer (scripts/services up), migrates, registers the
+    /// demo tenants (acme, globex, initech), runs the engine in this process, sends the traffic
+    /// through Kafka and MQTT, and prints a summary. The rows stay in Postgres for you to query.
+    Demo(DemoArgs),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage tenants and the AWS accounts mapped to them.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// CloudTrail records to send through Kafka.
+    #[arg(long, default_value_t = 20_000)]
+    events: u64,
+    /// Agent events to publish over MQTT.
+    #[arg(long, default_value_t = 2_000)]
+    device_events: u64,
+    /// Do not try to start local services; fail if they are down.
+    #[arg(long)]
+    no_services: bool,
+    /// Seconds to wait for the engine to commit everything.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Seed of the traffic generator (same seed, same traffic shape).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective settings as TOML.
+    Check {
+        /// Also check that Postgres, Kafka and MQTT answer on their configured addresses.
+        #[arg(long)]
+        connect: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Register a tenant (idempotent) and map AWS accounts to it.
+    ///
+    /// Example: portcullis tenant add acme --name "Acme Corp" --account 111111111111
+    Add {
+        /// Tenant id: a lower-case letter, then up to 62 of a-z, 0-9, _.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// AWS account id (12 digits) whose CloudTrail records belong to this tenant. Repeatable.
+        #[arg(long = "account", value_name = "ACCOUNT_ID")]
+        accounts: Vec<String>,
+    },
+    /// List tenants and their accounts.
+    List,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match dispatch(cli.command, config) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Config(ConfigCommand::Check { connect }) => config_check(&config, connect),
+        Command::Migrate => {
+            let _t = telemetry::init(&config.telemetry)?;
+            runtime::block_on(async {
+                let pool = postgres::migrate(&config.postgres).await.with_context(|| {
+                    format!("cannot migrate {}", engine::redact(&config.postgres.url))
+                })?;
+                let applied = postgres::MIGRATOR.iter().count();
+                pool.close().await;
+                println!(
+                    "schema up to date ({applied} migrations) at {}",
+                    engine::redact(&config.postgres.url)
+                );
+                Ok(())
+            })
+        }
+        Command::Run => {
+            let _t = telemetry::init(&config.telemetry)?;
+            runtime::block_on(async {
+                let cancel = CancellationToken::new();
+                tokio::spawn(stop_on_signal(cancel.clone()));
+                engine::run(config, Arc::new(Stats::default()), cancel).await
+            })
+        }
+        Command::Demo(args) => {
+            let mut tcfg = config.telemetry.clone();
+            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == "info" {
+                tcfg.log = "warn".into(); // keep the progress bar readable
+            }
+            let _t = telemetry::init(&tcfg)?;
+            let opts = DemoOptions {
+                cloudtrail_records: args.events,
+                device_events: args.device_events,
+                start_services: !args.no_services,
+                timeout: Duration::from_secs(args.timeout),
+                seed: args.seed,
+            };
+            let url = engine::redact(&config.postgres.url);
+            let s = runtime::block_on(run_demo(config, opts))?;
+            let secs = s.elapsed.as_secs_f64().max(1e-9);
+            println!();
+            println!(
+                "Portcullis demo: {} records in {:.1} s ({:.0} records/s end to end)",
+                s.records,
+                secs,
+                s.records as f64 / secs
+            );
+            println!("  events written : {}", s.events_written);
+            println!("  decisions      : {} allow, {} deny", s.allow, s.deny);
+            println!("  dead letters   : {}", s.dead_letters);
+            if !s.top_deny_reasons.is_empty() {
+                println!("  top deny reasons:");
+                for (reason, n) in &s.top_deny_reasons {
+                    println!("    {n:>6}  {reason}");
+                }
+            }
+            println!();
+            println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");
+            Ok(())
+        }
+        Command::Tenant(cmd) => {
+            // Refuse a bad id before touching the database.
+            if let TenantCommand::Add { id, .. } = &cmd {
+                TenantId::parse(id)?;
+            }
+            let _t = telemetry::init(&config.telemetry)?;
+            runtime::block_on(async {
+                let pool = postgres::migrate(&config.postgres).await?;
+                match cmd {
+                    TenantCommand::Add { id, name, accounts } => {
+                        let tenant = TenantId::parse(&id)?;
+                        postgres::add_tenant(&pool, &tenant, name.as_deref(), &accounts).await?;
+                        println!(
+                            "tenant {tenant} registered{}",
+                            if accounts.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" with accounts {}", accounts.join(", "))
+                            }
+                        );
+                    }
+                    TenantCommand::List => {
+                        for t in postgres::list_tenants(&pool).await? {
+                            println!(
+                                "{:<24} {:<24} {}",
+                                t.tenant_id,
+                                t.display_name.unwrap_or_default(),
+                                t.accounts.join(",")
+                            );
+                        }
+                    }
+                }
+                Ok(())
+            })
+        }
+    }
+}
+
+fn config_check(config: &Config, connect: bool) -> anyhow::Result<()> {
+    print!("{}", toml::to_string_pretty(config)?);
+    let mut problems = Vec::new();
+    if !config.policy.bundles_dir.is_dir() {
+        problems.push(format!(
+            "policy.bundles_dir {} is not a directory",
+            config.policy.bundles_dir.display()
+        ));
+    }
+    if connect {
+        for (name, hostport) in services::missing(config) {
+            problems.push(format!("{name} does not answer at {hostport}"));
+        }
+    }
+    if problems.is_empty() {
+        eprintln!("configuration OK");
+        Ok(())
+    } else {
+        anyhow::bail!("{}", problems.join("; "))
+    }
+}
+
+async fn stop_on_signal(cancel: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("cannot install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: draining in-flight work");
+    cancel.cancel();
+}

@@ -19,7 +19,10 @@ pub fn decode_cloudtrail(
         Err(e) => return vec![Err(Rejected::whole(payload, e))],
     };
     let Value::Object(obj) = root else {
-        return vec![Err(Rejected::whole(payload, DecodeError::NotAnObject(json_type_name(&root))))];
+        return vec![Err(Rejected::whole(
+            payload,
+            DecodeError::NotAnObject(json_type_name(&root)),
+        ))];
     };
     match obj.get("Records") {
         Some(Value::Array(records)) => records
@@ -41,10 +44,12 @@ pub fn decode_cloudtrail(
         ))],
         None if obj.contains_key("eventName") => {
             let rec = Value::Object(obj);
-            vec![decode_record(&rec, registry).map_err(|(error, tenant_hint)| Rejected {
-                tenant_hint,
-                ..Rejected::whole(payload, error)
-            })]
+            vec![
+                decode_record(&rec, registry).map_err(|(error, tenant_hint)| Rejected {
+                    tenant_hint,
+                    ..Rejected::whole(payload, error)
+                }),
+            ]
         }
         None => vec![Err(Rejected::whole(payload, DecodeError::NotCloudTrail))],
     }
@@ -66,15 +71,22 @@ fn decode_record(rec: &Value, registry: &TenantRegistry) -> Result<Event, Record
     let fail = |e: DecodeError| (e, hint.clone());
 
     reject_nul(rec).map_err(fail)?;
-    let event_time = parse_time("eventTime", req_str(obj, "eventTime").map_err(fail)?).map_err(fail)?;
+    let event_time =
+        parse_time("eventTime", req_str(obj, "eventTime").map_err(fail)?).map_err(fail)?;
     let action = req_str(obj, "eventName").map_err(fail)?.to_owned();
     let service = req_str(obj, "eventSource").map_err(fail)?.to_owned();
     let event_id = match opt_str(obj, "eventID").map_err(fail)? {
         Some(id) => id.to_owned(),
         None => ids::content_hash(&serde_json::to_vec(rec).unwrap_or_default()),
     };
-    let principal = identity.map(principal_of).transpose().map_err(fail)?.flatten();
-    let source_ip = opt_str(obj, "sourceIPAddress").map_err(fail)?.map(str::to_owned);
+    let principal = identity
+        .map(principal_of)
+        .transpose()
+        .map_err(fail)?
+        .flatten();
+    let source_ip = opt_str(obj, "sourceIPAddress")
+        .map_err(fail)?
+        .map(str::to_owned);
 
     Ok(Event {
         event_id,
@@ -170,7 +182,10 @@ mod tests {
         assert_eq!(e.service, "signin.amazonaws.com");
         assert_eq!(e.principal, "arn:aws:iam::111122223333:user/alice");
         assert_eq!(e.source_ip.as_deref(), Some("203.0.113.7"));
-        assert_eq!(e.resource.as_deref(), Some("arn:aws:iam::111122223333:user/alice"));
+        assert_eq!(
+            e.resource.as_deref(),
+            Some("arn:aws:iam::111122223333:user/alice")
+        );
         assert_eq!(e.event_time.to_rfc3339(), "2026-11-20T10:00:00+00:00");
         assert_eq!(e.kind, EventKind::Cloudtrail);
         assert_eq!(e.raw, console_login());
@@ -208,7 +223,12 @@ mod tests {
         let out = decode_cloudtrail(&bytes(&rec), &registry(), LIMIT);
         let e = out[0].as_ref().unwrap();
         assert_eq!(e.tenant_id.as_str(), "acme");
-        assert_eq!(e.event_id.len(), 64, "content hash expected, got {}", e.event_id);
+        assert_eq!(
+            e.event_id.len(),
+            64,
+            "content hash expected, got {}",
+            e.event_id
+        );
         // The same record always hashes to the same id.
         let again = decode_cloudtrail(&bytes(&rec), &registry(), LIMIT);
         assert_eq!(again[0].as_ref().unwrap().event_id, e.event_id);
@@ -222,24 +242,43 @@ mod tests {
 
     #[test]
     fn malformed_input_is_refused_with_a_reason() {
-        assert!(matches!(only_error(b"{not json"), DecodeError::InvalidJson(_)));
-        assert!(matches!(only_error(&[0xff, 0xfe]), DecodeError::InvalidJson(_)));
+        assert!(matches!(
+            only_error(b"{not json"),
+            DecodeError::InvalidJson(_)
+        ));
+        assert!(matches!(
+            only_error(&[0xff, 0xfe]),
+            DecodeError::InvalidJson(_)
+        ));
         assert_eq!(only_error(b"[1,2]"), DecodeError::NotAnObject("an array"));
         assert_eq!(only_error(b"{\"hello\": 1}"), DecodeError::NotCloudTrail);
-        assert_eq!(only_error(b"{\"Records\": 5}"), DecodeError::RecordsNotArray("a number"));
+        assert_eq!(
+            only_error(b"{\"Records\": 5}"),
+            DecodeError::RecordsNotArray("a number")
+        );
 
         let mut rec = console_login();
         rec["eventName"] = json!(42);
         assert_eq!(
             only_error(&bytes(&rec)),
-            DecodeError::WrongType { field: "eventName", expected: "a string", found: "a number" }
+            DecodeError::WrongType {
+                field: "eventName",
+                expected: "a string",
+                found: "a number"
+            }
         );
         let mut rec = console_login();
         rec["eventTime"] = json!("yesterday");
-        assert!(matches!(only_error(&bytes(&rec)), DecodeError::BadTime { .. }));
+        assert!(matches!(
+            only_error(&bytes(&rec)),
+            DecodeError::BadTime { .. }
+        ));
         let mut rec = console_login();
         rec["recipientAccountId"] = json!("999999999999");
-        assert_eq!(only_error(&bytes(&rec)), DecodeError::UnknownAccount("999999999999".into()));
+        assert_eq!(
+            only_error(&bytes(&rec)),
+            DecodeError::UnknownAccount("999999999999".into())
+        );
         let mut rec = console_login();
         rec["userAgent"] = json!("evil\u{0}agent");
         assert_eq!(only_error(&bytes(&rec)), DecodeError::ContainsNul);
@@ -251,7 +290,10 @@ mod tests {
         let out = decode_cloudtrail(&payload, &registry(), 10);
         assert_eq!(
             out[0].as_ref().unwrap_err().error,
-            DecodeError::TooLarge { size: payload.len(), limit: 10 }
+            DecodeError::TooLarge {
+                size: payload.len(),
+                limit: 10
+            }
         );
     }
 }

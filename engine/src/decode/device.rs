@@ -38,14 +38,19 @@ impl DeviceTopic {
         if !valid_agent_id(agent) {
             return Err(DecodeError::BadAgentId(agent.chars().take(128).collect()));
         }
-        Ok(Self { tenant, agent: (*agent).to_owned() })
+        Ok(Self {
+            tenant,
+            agent: (*agent).to_owned(),
+        })
     }
 }
 
 fn valid_agent_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// Decodes one MQTT message from an agent.
@@ -64,7 +69,10 @@ pub fn decode_device(
     let parsed = DeviceTopic::parse(prefix, topic).map_err(|e| Rejected::whole(payload, e))?;
     let hint = parsed.tenant.to_string();
     decode_payload(&parsed, topic, payload, received, registry, max_bytes).map_err(|error| {
-        Rejected { tenant_hint: Some(hint), ..Rejected::whole(payload, error) }
+        Rejected {
+            tenant_hint: Some(hint),
+            ..Rejected::whole(payload, error)
+        }
     })
 }
 
@@ -103,9 +111,7 @@ fn decode_payload(
     let resource = match obj.get("resource") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Object(r)) => {
-            opt_str(r, "id")?.or(opt_str(r, "type")?).map(str::to_owned)
-        }
+        Some(Value::Object(r)) => opt_str(r, "id")?.or(opt_str(r, "type")?).map(str::to_owned),
         Some(other) => {
             return Err(DecodeError::WrongType {
                 field: "resource",
@@ -146,7 +152,9 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn decode(topic: &str, payload: &[u8]) -> Result<Event, Rejected> {
@@ -179,9 +187,15 @@ mod tests {
         assert_eq!(e.event_time, now());
         assert_eq!(e.principal, "laptop-7");
         assert_eq!(e.event_id.len(), 64);
-        let other_agent = decode("portcullis/acme/agents/laptop-8/events", br#"{"action":"usb_insert"}"#)
-            .unwrap();
-        assert_ne!(e.event_id, other_agent.event_id, "same payload from two agents must not collide");
+        let other_agent = decode(
+            "portcullis/acme/agents/laptop-8/events",
+            br#"{"action":"usb_insert"}"#,
+        )
+        .unwrap();
+        assert_ne!(
+            e.event_id, other_agent.event_id,
+            "same payload from two agents must not collide"
+        );
     }
 
     #[test]
@@ -193,7 +207,10 @@ mod tests {
             "portcullisx/acme/agents/a/events",
         ] {
             let err = decode(topic, br#"{"action":"x"}"#).unwrap_err().error;
-            assert!(matches!(err, DecodeError::BadTopic { .. }), "{topic}: {err}");
+            assert!(
+                matches!(err, DecodeError::BadTopic { .. }),
+                "{topic}: {err}"
+            );
         }
         let err = decode("portcullis/Ac..me/agents/a/events", br#"{"action":"x"}"#).unwrap_err();
         assert!(matches!(err.error, DecodeError::BadTenant(_)));
@@ -206,19 +223,39 @@ mod tests {
         let err = decode("portcullis/initech/agents/a/events", br#"{"action":"x"}"#).unwrap_err();
         assert_eq!(err.error, DecodeError::UnknownTenant("initech".into()));
         assert_eq!(err.tenant_hint.as_deref(), Some("initech"));
-        assert!(matches!(decode(TOPIC, b"garbage").unwrap_err().error, DecodeError::InvalidJson(_)));
-        assert_eq!(decode(TOPIC, b"{}").unwrap_err().error, DecodeError::MissingField("action"));
-        assert_eq!(decode(TOPIC, b"\"x\"").unwrap_err().error, DecodeError::NotAnObject("a string"));
         assert!(matches!(
-            decode(TOPIC, br#"{"action":"x","resource":[1]}"#).unwrap_err().error,
-            DecodeError::WrongType { field: "resource", .. }
+            decode(TOPIC, b"garbage").unwrap_err().error,
+            DecodeError::InvalidJson(_)
+        ));
+        assert_eq!(
+            decode(TOPIC, b"{}").unwrap_err().error,
+            DecodeError::MissingField("action")
+        );
+        assert_eq!(
+            decode(TOPIC, b"\"x\"").unwrap_err().error,
+            DecodeError::NotAnObject("a string")
+        );
+        assert!(matches!(
+            decode(TOPIC, br#"{"action":"x","resource":[1]}"#)
+                .unwrap_err()
+                .error,
+            DecodeError::WrongType {
+                field: "resource",
+                ..
+            }
         ));
         let big = format!(r#"{{"action":"{}"}}"#, "a".repeat(LIMIT));
-        assert!(matches!(decode(TOPIC, big.as_bytes()).unwrap_err().error, DecodeError::TooLarge { .. }));
+        assert!(matches!(
+            decode(TOPIC, big.as_bytes()).unwrap_err().error,
+            DecodeError::TooLarge { .. }
+        ));
     }
 
     #[test]
     fn filter_matches_the_documented_topic() {
-        assert_eq!(device_topic_filter("portcullis"), "portcullis/+/agents/+/events");
+        assert_eq!(
+            device_topic_filter("portcullis"),
+            "portcullis/+/agents/+/events"
+        );
     }
 }

@@ -9,18 +9,28 @@ pub enum DecodeError {
     InvalidJson(String),
     #[error("expected a JSON object, found {0}")]
     NotAnObject(&'static str),
-    #[error("neither a CloudTrail record (no \"eventName\") nor a CloudTrail log file (no \"Records\")")]
+    #[error(
+        "neither a CloudTrail record (no \"eventName\") nor a CloudTrail log file (no \"Records\")"
+    )]
     NotCloudTrail,
     #[error("\"Records\" must be an array, found {0}")]
     RecordsNotArray(&'static str),
     #[error("missing required field \"{0}\"")]
     MissingField(&'static str),
     #[error("field \"{field}\" must be {expected}, found {found}")]
-    WrongType { field: &'static str, expected: &'static str, found: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("field \"{field}\" is not an RFC 3339 timestamp: {value:?}")]
     BadTime { field: &'static str, value: String },
     #[error("field \"{field}\" is {len} characters long; at most {max} are allowed")]
-    FieldTooLong { field: &'static str, len: usize, max: usize },
+    FieldTooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("payload contains a NUL character (U+0000), which cannot be stored")]
     ContainsNul,
     #[error("AWS account {0:?} is not mapped to any tenant (add it with `portcullis tenant add`)")]

@@ -15,9 +15,11 @@ pub(crate) fn opt_str<'a>(
 ) -> Result<Option<&'a str>, DecodeError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => {
-            Err(DecodeError::FieldTooLong { field, len: s.len(), max: MAX_FIELD_LEN })
-        }
+        Some(Value::String(s)) if s.len() > MAX_FIELD_LEN => Err(DecodeError::FieldTooLong {
+            field,
+            len: s.len(),
+            max: MAX_FIELD_LEN,
+        }),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(DecodeError::WrongType {
             field,
@@ -52,7 +54,10 @@ pub(crate) fn opt_object<'a>(
 pub(crate) fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, DecodeError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| DecodeError::BadTime { field, value: value.chars().take(64).collect() })
+        .map_err(|_| DecodeError::BadTime {
+            field,
+            value: value.chars().take(64).collect(),
+        })
 }
 
 /// Postgres text and jsonb cannot hold U+0000; refuse such records up front so that one bad
@@ -79,7 +84,10 @@ pub(crate) fn reject_nul(v: &Value) -> Result<(), DecodeError> {
 
 pub(crate) fn parse_json(raw: &[u8], limit: usize) -> Result<Value, DecodeError> {
     if raw.len() > limit {
-        return Err(DecodeError::TooLarge { size: raw.len(), limit });
+        return Err(DecodeError::TooLarge {
+            size: raw.len(),
+            limit,
+        });
     }
     serde_json::from_slice(raw).map_err(|e| DecodeError::InvalidJson(e.to_string()))
 }

@@ -23,6 +23,11 @@ pub struct Rejected {
 
 impl Rejected {
     pub(crate) fn whole(raw: &[u8], error: DecodeError) -> Self {
-        Self { record_index: None, raw: raw.to_vec(), error, tenant_hint: None }
+        Self {
+            record_index: None,
+            raw: raw.to_vec(),
+            error,
+            tenant_hint: None,
+        }
     }
 }

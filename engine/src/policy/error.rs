@@ -5,7 +5,11 @@ pub enum PolicyError {
     #[error("{file}: {message}")]
     Rego { file: String, message: String },
     #[error("{file}: package {package} is outside the tenant's namespace; use package {expected} (or below it)")]
-    WrongPackage { file: String, package: String, expected: String },
+    WrongPackage {
+        file: String,
+        package: String,
+        expected: String,
+    },
     #[error("data.json must be a JSON object")]
     DataNotObject,
     #[error("invalid rule path {0:?}: use dot-separated identifiers such as \"decision\" or \"authz.allow\"")]

@@ -40,11 +40,17 @@ impl TenantPolicy {
         let expected = format!("data.{}", bundle.tenant.rego_package());
         let mut engine = regorus::Engine::new();
         for (file, src) in &bundle.modules {
-            let package = engine
-                .add_policy(file.clone(), src.clone())
-                .map_err(|e| PolicyError::Rego { file: file.clone(), message: e.to_string() })?;
+            let package =
+                engine
+                    .add_policy(file.clone(), src.clone())
+                    .map_err(|e| PolicyError::Rego {
+                        file: file.clone(),
+                        message: e.to_string(),
+                    })?;
             let inside = package == expected
-                || package.strip_prefix(&expected).is_some_and(|rest| rest.starts_with('.'));
+                || package
+                    .strip_prefix(&expected)
+                    .is_some_and(|rest| rest.starts_with('.'));
             if !inside {
                 return Err(PolicyError::WrongPackage {
                     file: file.clone(),
@@ -61,7 +67,10 @@ impl TenantPolicy {
             let mounted = json!({"tenants": {bundle.tenant.as_str(): data}});
             engine
                 .add_data(regorus::Value::from(mounted))
-                .map_err(|e| PolicyError::Rego { file: "data.json".into(), message: e.to_string() })?;
+                .map_err(|e| PolicyError::Rego {
+                    file: "data.json".into(),
+                    message: e.to_string(),
+                })?;
         }
         let mut policy = Self {
             tenant: bundle.tenant.clone(),
@@ -95,7 +104,11 @@ impl TenantPolicy {
     }
 
     /// Judges one event. The caller must pass only this tenant's events.
-    pub fn evaluate(&mut self, event: &Event, ctx: &PolicyContext) -> Result<Decision, PolicyError> {
+    pub fn evaluate(
+        &mut self,
+        event: &Event,
+        ctx: &PolicyContext,
+    ) -> Result<Decision, PolicyError> {
         debug_assert_eq!(event.tenant_id, self.tenant);
         let input = event_input(event, ctx);
         let started = Instant::now();
@@ -131,7 +144,8 @@ fn valid_rule(rule: &str) -> bool {
     !rule.is_empty()
         && rule.split('.').all(|seg| {
             let mut c = seg.chars();
-            c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            c.next()
+                .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
                 && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
         })
 }
@@ -193,31 +207,51 @@ mod tests {
         let mut b = bundle("acme", ABAC);
         b.data = Some(json!({"regions": ["EU"]}));
         let mut p = TenantPolicy::compile(&b, "decision").unwrap();
-        let ok = p.evaluate(&event("acme", "read", json!({"resource": {"region": "EU"}})), &ctx()).unwrap();
+        let ok = p
+            .evaluate(
+                &event("acme", "read", json!({"resource": {"region": "EU"}})),
+                &ctx(),
+            )
+            .unwrap();
         assert!(ok.allowed);
         assert_eq!(ok.result, json!({"allow": true, "reasons": []}));
         assert_eq!(ok.rule_path, "data.tenants.acme.decision");
         assert_eq!(ok.bundle_revision, b.effective_revision());
         assert!(ok.bundle_revision.starts_with("sha256:"));
-        let no = p.evaluate(&event("acme", "read", json!({"resource": {"region": "US"}})), &ctx()).unwrap();
+        let no = p
+            .evaluate(
+                &event("acme", "read", json!({"resource": {"region": "US"}})),
+                &ctx(),
+            )
+            .unwrap();
         assert!(!no.allowed);
         assert_eq!(no.result["reasons"], json!(["no rule allowed this"]));
-        assert_eq!(no.decision_id, ok.decision_id, "same event id, same rule: same decision id");
+        assert_eq!(
+            no.decision_id, ok.decision_id,
+            "same event id, same rule: same decision id"
+        );
     }
 
     #[test]
     fn undefined_rule_value_denies_with_null_result() {
         let src = "package tenants.acme\nimport rego.v1\ndecision := true if input.event.action == \"ok\"";
         let mut p = TenantPolicy::compile(&bundle("acme", src), "decision").unwrap();
-        let d = p.evaluate(&event("acme", "nope", json!({})), &ctx()).unwrap();
+        let d = p
+            .evaluate(&event("acme", "nope", json!({})), &ctx())
+            .unwrap();
         assert!(!d.allowed);
         assert_eq!(d.result, Json::Null);
-        assert!(p.evaluate(&event("acme", "ok", json!({})), &ctx()).unwrap().allowed);
+        assert!(
+            p.evaluate(&event("acme", "ok", json!({})), &ctx())
+                .unwrap()
+                .allowed
+        );
     }
 
     #[test]
     fn context_is_visible_to_policies() {
-        let src = "package tenants.acme\nimport rego.v1\ndecision := input.context.protection_level";
+        let src =
+            "package tenants.acme\nimport rego.v1\ndecision := input.context.protection_level";
         let mut p = TenantPolicy::compile(&bundle("acme", src), "decision").unwrap();
         let d = p.evaluate(&event("acme", "x", json!({})), &ctx()).unwrap();
         assert_eq!(d.result, json!("permissive"));
@@ -228,37 +262,59 @@ mod tests {
         for pkg in ["tenants.globex", "tenants", "tenants.acmex", "system"] {
             let src = format!("package {pkg}\ndecision := true");
             let err = TenantPolicy::compile(&bundle("acme", &src), "decision").unwrap_err();
-            assert!(matches!(err, PolicyError::WrongPackage { .. }), "{pkg}: {err}");
+            assert!(
+                matches!(err, PolicyError::WrongPackage { .. }),
+                "{pkg}: {err}"
+            );
         }
         let sub = "package tenants.acme.sub\nimport rego.v1\nx := 1";
         let main = "package tenants.acme\nimport rego.v1\ndecision := data.tenants.acme.sub.x == 1";
         let mut b = bundle("acme", main);
         b.modules.push(("sub.rego".into(), sub.into()));
         let mut p = TenantPolicy::compile(&b, "decision").unwrap();
-        assert!(p.evaluate(&event("acme", "x", json!({})), &ctx()).unwrap().allowed);
+        assert!(
+            p.evaluate(&event("acme", "x", json!({})), &ctx())
+                .unwrap()
+                .allowed
+        );
     }
 
     #[test]
     fn broken_rego_and_bad_config_are_clear_errors() {
-        let err = TenantPolicy::compile(&bundle("acme", "package tenants.acme\ndecision := {"), "decision")
-            .unwrap_err();
-        assert!(matches!(&err, PolicyError::Rego { file, .. } if file == "policy.rego"), "{err}");
+        let err = TenantPolicy::compile(
+            &bundle("acme", "package tenants.acme\ndecision := {"),
+            "decision",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, PolicyError::Rego { file, .. } if file == "policy.rego"),
+            "{err}"
+        );
         let err = TenantPolicy::compile(&bundle("acme", ABAC), "missing_rule").unwrap_err();
         assert!(matches!(err, PolicyError::RuleUnusable { .. }), "{err}");
         let err = TenantPolicy::compile(&bundle("acme", ABAC), "a/../b").unwrap_err();
         assert_eq!(err, PolicyError::BadRulePath("a/../b".into()));
         let mut b = bundle("acme", ABAC);
         b.data = Some(json!([1]));
-        assert_eq!(TenantPolicy::compile(&b, "decision").unwrap_err(), PolicyError::DataNotObject);
+        assert_eq!(
+            TenantPolicy::compile(&b, "decision").unwrap_err(),
+            PolicyError::DataNotObject
+        );
         let mut b = bundle("acme", ABAC);
         b.modules.clear();
-        assert!(matches!(TenantPolicy::compile(&b, "decision"), Err(PolicyError::NoModules(_))));
+        assert!(matches!(
+            TenantPolicy::compile(&b, "decision"),
+            Err(PolicyError::NoModules(_))
+        ));
     }
 
     #[test]
     fn revision_prefers_metadata() {
         let mut b = bundle("acme", ABAC);
         b.revision = Some("v42".into());
-        assert_eq!(TenantPolicy::compile(&b, "decision").unwrap().revision(), "v42");
+        assert_eq!(
+            TenantPolicy::compile(&b, "decision").unwrap().revision(),
+            "v42"
+        );
     }
 }

@@ -1,0 +1,147 @@
+//! Tenant policy bundles on disk: `{dir}/{tenant}/*.rego`, optional `data.json`, `metadata.json`.
+
+use std::path::{Path, PathBuf};
+
+use portcullis_actors::{BundleSource, LoadError};
+use portcullis_engine::{Bundle, TenantId};
+
+/// Largest single file read from a bundle.
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+pub struct FsBundleSource {
+    dir: PathBuf,
+}
+
+impl FsBundleSource {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// Tenant directories present on disk (names that are not valid tenant ids are skipped).
+    pub fn tenants(&self) -> std::io::Result<Vec<TenantId>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                if let Some(t) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| TenantId::parse(n).ok())
+                {
+                    out.push(t);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl BundleSource for FsBundleSource {
+    fn load(&self, tenant: &TenantId) -> Result<Bundle, LoadError> {
+        // `TenantId` admits no '/', '.' or '..', so this join cannot leave `dir`.
+        let dir = self.dir.join(tenant.as_str());
+        let unreadable = |message: String| LoadError::Unreadable {
+            tenant: tenant.to_string(),
+            message,
+        };
+        if !dir.is_dir() {
+            return Err(LoadError::NotFound(tenant.to_string()));
+        }
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| unreadable(format!("{}: {e}", dir.display())))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rego"))
+            .collect();
+        names.sort();
+        let mut modules = Vec::with_capacity(names.len());
+        for path in names {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            modules.push((name, read_text(&path).map_err(unreadable)?));
+        }
+        let data = read_json(&dir.join("data.json")).map_err(unreadable)?;
+        let revision = read_json(&dir.join("metadata.json"))
+            .map_err(unreadable)?
+            .and_then(|m| {
+                m.get("revision")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_owned)
+            });
+        Ok(Bundle {
+            tenant: tenant.clone(),
+            modules,
+            data,
+            revision,
+        })
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(format!(
+            "{}: {len} bytes exceeds the {MAX_FILE_BYTES}-byte limit",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>, String> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = read_text(path)?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: invalid JSON: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_modules_data_and_revision_in_stable_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("acme");
+        std::fs::create_dir(&t).unwrap();
+        std::fs::write(t.join("b.rego"), "package tenants.acme\nx := 1").unwrap();
+        std::fs::write(t.join("a.rego"), "package tenants.acme\ny := 1").unwrap();
+        std::fs::write(t.join("README.md"), "ignored").unwrap();
+        std::fs::write(t.join("data.json"), r#"{"k": 1}"#).unwrap();
+        std::fs::write(t.join("metadata.json"), r#"{"revision": "r7"}"#).unwrap();
+        std::fs::create_dir(dir.path().join("Not-A-Tenant")).unwrap();
+        let src = FsBundleSource::new(dir.path());
+        let b = src.load(&TenantId::parse("acme").unwrap()).unwrap();
+        let names: Vec<_> = b.modules.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a.rego", "b.rego"]);
+        assert_eq!(b.data, Some(serde_json::json!({"k": 1})));
+        assert_eq!(b.revision.as_deref(), Some("r7"));
+        assert_eq!(
+            src.tenants().unwrap(),
+            vec![TenantId::parse("acme").unwrap()]
+        );
+    }
+
+    #[test]
+    fn missing_and_broken_bundles_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = FsBundleSource::new(dir.path());
+        let err = src.load(&TenantId::parse("ghost").unwrap()).unwrap_err();
+        assert_eq!(err, LoadError::NotFound("ghost".into()));
+        std::fs::create_dir(dir.path().join("acme")).unwrap();
+        std::fs::write(dir.path().join("acme/data.json"), "{oops").unwrap();
+        let err = src
+            .load(&TenantId::parse("acme").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("data.json: invalid JSON"), "{err}");
+    }
+}

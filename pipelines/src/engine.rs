@@ -1,0 +1,177 @@
+//! `portcullis run`: everything wired together.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use portcullis_actors::TenantDirectory;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::bundles::FsBundleSource;
+use crate::config::Config;
+use crate::postgres::{self, PgWriter};
+use crate::processor::{DecodeLimits, Processor, SharedRegistry};
+use crate::stats::Stats;
+use crate::{kafka, mqtt};
+
+/// Runs the engine until `cancel` fires, then drains: each source finishes (or abandons, to be
+/// redelivered) its batch in hand, stores its offsets or acks, and returns.
+/// Must be called inside [`crate::runtime::block_on`] (the actix system).
+pub async fn run(
+    config: Config,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = postgres::migrate(&config.postgres).await.with_context(|| {
+        format!(
+            "cannot prepare Postgres at {}",
+            redact(&config.postgres.url)
+        )
+    })?;
+    let registry = postgres::load_registry(&pool)
+        .await
+        .context("cannot read the tenant registry")?;
+    info!(
+        tenants = registry.tenant_count(),
+        accounts = registry.account_count(),
+        "tenant registry loaded"
+    );
+    if registry.tenant_count() == 0 {
+        warn!("no tenants registered: every event will be dead-lettered (add one with `portcullis tenant add`)");
+    }
+    let registry: SharedRegistry = Arc::new(RwLock::new(Arc::new(registry)));
+
+    let bundles = Arc::new(FsBundleSource::new(&config.policy.bundles_dir));
+    let directory = Arc::new(TenantDirectory::new(
+        config.workers(),
+        bundles,
+        config.policy.rule.clone(),
+        config.engine.tenant_mailbox,
+    ));
+    let processor = Arc::new(Processor::new(
+        directory.clone(),
+        registry.clone(),
+        PgWriter::new(pool.clone()),
+        DecodeLimits {
+            kafka_max_bytes: config.kafka.max_message_bytes,
+            mqtt_max_bytes: config.mqtt.max_payload_bytes,
+            mqtt_prefix: config.mqtt.topic_prefix.clone(),
+        },
+        stats.clone(),
+    ));
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(refresh_registry(
+        pool.clone(),
+        registry,
+        Duration::from_secs(config.engine.registry_refresh_secs.max(1)),
+        cancel.clone(),
+    ));
+    if config.kafka.enabled {
+        if config.kafka.create_topic {
+            kafka::ensure_topic(
+                &config.kafka,
+                &config.kafka.topic,
+                config.kafka.topic_partitions,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create Kafka topic {} on {}",
+                    config.kafka.topic, config.kafka.brokers
+                )
+            })?;
+        }
+        let (cfg, p, s, c) = (
+            config.kafka.clone(),
+            processor.clone(),
+            stats.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            kafka::run_source(cfg, p, s, c)
+                .await
+                .context("kafka source failed")
+        });
+    }
+    if config.mqtt.enabled {
+        let (cfg, p, s, c) = (
+            config.mqtt.clone(),
+            processor.clone(),
+            stats.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            mqtt::run_source(cfg, p, s, c)
+                .await
+                .context("mqtt source failed")
+        });
+    }
+    info!(workers = config.workers(), "engine running");
+
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.context("engine task panicked").and_then(|r| r);
+        if let Err(e) = outcome {
+            // One source failing stops the engine: better a visible exit than a half-running engine.
+            cancel.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    directory.shutdown();
+    pool.close().await;
+    info!("engine stopped");
+    result
+}
+
+async fn refresh_registry(
+    pool: sqlx::PgPool,
+    shared: SharedRegistry,
+    every: Duration,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+        match postgres::load_registry(&pool).await {
+            Ok(r) => {
+                if let Ok(mut slot) = shared.write() {
+                    *slot = Arc::new(r);
+                }
+            }
+            Err(e) => warn!(error = %e, "tenant registry refresh failed; keeping the previous one"),
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(super::redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(super::redact("postgres://h/d"), "postgres://h/d");
+    }
+}

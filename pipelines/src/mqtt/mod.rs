@@ -1,0 +1,5 @@
+//! MQTT: device events from edge agents.
+
+mod source;
+
+pub use source::run_source;

@@ -1,0 +1,132 @@
+//! Agent events over MQTT: QoS 1, persistent session, manual acks sent only after the rows are
+//! committed, so the broker redelivers anything we had not finished when we stopped.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use portcullis_engine::decode::device_topic_filter;
+use portcullis_engine::Origin;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::MqttConfig;
+use crate::processor::{Inbound, Processor};
+use crate::stats::Stats;
+
+/// Largest packet the client accepts from the broker. Well above `max_payload_bytes`, so that an
+/// oversized message reaches us and becomes a dead letter instead of breaking the connection
+/// (which would make the broker redeliver it forever).
+const MAX_INCOMING_PACKET: usize = 64 * 1024 * 1024;
+
+pub async fn run_source(
+    cfg: MqttConfig,
+    processor: Arc<Processor>,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+) -> Result<(), rumqttc::ClientError> {
+    let mut opts = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
+    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs.max(5)))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(MAX_INCOMING_PACKET, 1024 * 1024);
+    // Room for a whole batch of acks plus subscriptions, so acking never waits on the event loop.
+    let (client, mut eventloop) = AsyncClient::new(opts, cfg.batch_max_messages * 2 + 16);
+    let filter = device_topic_filter(&cfg.topic_prefix);
+    let (tx, mut rx) = mpsc::channel::<Publish>(cfg.batch_max_messages.max(16));
+
+    // The event loop must be polled continuously: it sends our acks and keeps the connection.
+    // It has its own token so that it outlives the batch loop long enough to flush the last acks.
+    let poll_cancel = CancellationToken::new();
+    let stop_poller = poll_cancel.clone();
+    let poll_client = client.clone();
+    let poll_stats = stats.clone();
+    let poll_filter = filter.clone();
+    let poller = tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = poll_cancel.cancelled() => break,
+                ev = eventloop.poll() => ev,
+            };
+            match ev {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send(p).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    info!(session_present = ack.session_present, "mqtt connected");
+                    // Without a stored session the broker forgot our subscription: make it again.
+                    if !ack.session_present || !poll_stats.mqtt_subscribed.load(Ordering::Relaxed) {
+                        if let Err(e) = poll_client.try_subscribe(&poll_filter, QoS::AtLeastOnce) {
+                            warn!(error = %e, "mqtt subscribe request failed");
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    poll_stats.mqtt_subscribed.store(true, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "mqtt connection error; reconnecting");
+                    tokio::select! {
+                        _ = poll_cancel.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    });
+    info!(filter = %filter, client_id = %cfg.client_id, "mqtt source started");
+
+    let linger = Duration::from_millis(cfg.batch_linger_ms);
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = rx.recv() => match p { Some(p) => p, None => break },
+        };
+        let mut batch = vec![first];
+        let deadline = Instant::now() + linger;
+        while batch.len() < cfg.batch_max_messages {
+            tokio::select! {
+                p = rx.recv() => match p { Some(p) => batch.push(p), None => break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let received = Utc::now();
+        let inbound: Vec<Inbound> = batch
+            .iter()
+            .map(|p| Inbound {
+                origin: Origin::Mqtt {
+                    topic: p.topic.clone(),
+                },
+                payload: p.payload.to_vec(),
+                received,
+            })
+            .collect();
+        if processor
+            .process_until_committed(&inbound, &cancel)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        for p in &batch {
+            if let Err(e) = client.ack(p).await {
+                warn!(error = %e, "mqtt ack not sent; the broker will redeliver (rows are idempotent)");
+            }
+        }
+    }
+    // Acks and the disconnect are queued behind each other; give the event loop a moment to send
+    // them. An ack that does not make it only means a redelivery, which the rows absorb.
+    let _ = client.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_poller.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
+    info!("mqtt source stopped");
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Postgres: the system of record. Connection, migrations, the batched writer, the tenant registry.
+
+mod registry;
+mod writer;
+
+use std::time::Duration;
+
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Postgres;
+
+pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};
+pub use writer::{PgWriter, RowBatch, WriteCounts};
+
+use crate::config::PostgresConfig;
+
+/// The schema, embedded in the binary: `portcullis migrate` needs no source tree.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+pub async fn connect(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&cfg.url)
+        .await
+}
+
+/// Creates the database if needed, applies pending migrations and makes sure the time partitions
+/// for the coming months exist. Safe to run any number of times.
+pub async fn migrate(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
+    if !Postgres::database_exists(&cfg.url).await? {
+        Postgres::create_database(&cfg.url).await?;
+    }
+    let pool = connect(cfg).await?;
+    MIGRATOR.run(&pool).await?;
+    ensure_partitions(&pool).await?;
+    Ok(pool)
+}
+
+/// Monthly partitions from last month to three months ahead.
+pub async fn ensure_partitions(pool: &PgPool) -> Result<(), sqlx::Error> {
+    for table in ["events", "decisions"] {
+        sqlx::query(
+            "SELECT portcullis_ensure_partitions($1::regclass, now() - interval '1 month', 5)",
+        )
+        .bind(table)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}

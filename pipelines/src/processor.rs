@@ -1,0 +1,224 @@
+//! The path every message takes, whatever its source: decode, judge with the tenant's actor,
+//! write all resulting rows in one transaction. Retried as a whole until it commits, so a message
+//! is acknowledged only once everything it produced is durable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use portcullis_actors::{Evaluate, TenantDirectory};
+use portcullis_engine::decode::{decode_cloudtrail, decode_device, Rejected};
+use portcullis_engine::{DeadLetter, Event, Origin, TenantId, TenantRegistry};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::postgres::{PgWriter, RowBatch, WriteCounts};
+use crate::stats::Stats;
+
+/// One message as it arrived, kept until its rows are committed.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub origin: Origin,
+    pub payload: Vec<u8>,
+    pub received: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("tenant actor for {tenant} did not answer: {message}")]
+    Actor { tenant: String, message: String },
+    #[error("writing to Postgres failed: {0}")]
+    Write(#[from] sqlx::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("shutting down before the batch was committed; it will be redelivered")]
+pub struct Cancelled;
+
+/// Limits and names the decoders need.
+#[derive(Debug, Clone)]
+pub struct DecodeLimits {
+    pub kafka_max_bytes: usize,
+    pub mqtt_max_bytes: usize,
+    pub mqtt_prefix: String,
+}
+
+pub type SharedRegistry = Arc<RwLock<Arc<TenantRegistry>>>;
+
+pub struct Processor {
+    directory: Arc<TenantDirectory>,
+    registry: SharedRegistry,
+    writer: PgWriter,
+    limits: DecodeLimits,
+    stats: Arc<Stats>,
+}
+
+impl Processor {
+    pub fn new(
+        directory: Arc<TenantDirectory>,
+        registry: SharedRegistry,
+        writer: PgWriter,
+        limits: DecodeLimits,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            directory,
+            registry,
+            writer,
+            limits,
+            stats,
+        }
+    }
+
+    /// Processes `batch` until its rows are committed, retrying with backoff on failures that may
+    /// pass (Postgres down, an actor restarting). Returns `Cancelled` only on shutdown, in which
+    /// case nothing was acknowledged and the source will redeliver.
+    pub async fn process_until_committed(
+        &self,
+        batch: &[Inbound],
+        cancel: &CancellationToken,
+    ) -> Result<WriteCounts, Cancelled> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.process(batch).await {
+                Ok(counts) => return Ok(counts),
+                Err(e) => {
+                    Stats::add(&self.stats.retries, 1);
+                    warn!(error = %e, messages = batch.len(), retry_in_ms = backoff.as_millis() as u64,
+                          "batch not committed; retrying");
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(Cancelled),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One attempt: decode, judge, write.
+    pub async fn process(&self, batch: &[Inbound]) -> Result<WriteCounts, ProcessError> {
+        let (events, mut dead) = self.decode(batch);
+        let mut rows = self.judge(events, &mut dead).await?;
+        rows.dead_letters = dead;
+        let counts = self.writer.write(&rows).await?;
+        let allow = rows.decisions.iter().filter(|d| d.allowed).count() as u64;
+        Stats::add(&self.stats.decisions_allow, allow);
+        Stats::add(
+            &self.stats.decisions_deny,
+            rows.decisions.len() as u64 - allow,
+        );
+        Stats::add(&self.stats.events_written, counts.events);
+        Stats::add(&self.stats.dead_letters, rows.dead_letters.len() as u64);
+        Stats::add(
+            &self.stats.records_committed,
+            (rows.events.len() + rows.dead_letters.len()) as u64,
+        );
+        Stats::add(&self.stats.messages_committed, batch.len() as u64);
+        Ok(counts)
+    }
+
+    fn decode(&self, batch: &[Inbound]) -> (Vec<(Event, Origin)>, Vec<DeadLetter>) {
+        let registry = self
+            .registry
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let mut events = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
+        let mut reject = |origin: &Origin, r: Rejected| {
+            let mut d =
+                DeadLetter::new(origin.clone(), r.record_index, &r.raw, r.error.to_string());
+            d.tenant_hint = r.tenant_hint;
+            dead.push(d);
+        };
+        for msg in batch {
+            match &msg.origin {
+                Origin::Kafka { .. } => {
+                    for decoded in
+                        decode_cloudtrail(&msg.payload, &registry, self.limits.kafka_max_bytes)
+                    {
+                        match decoded {
+                            Ok(e) => events.push((e, msg.origin.clone())),
+                            Err(r) => reject(&msg.origin, r),
+                        }
+                    }
+                }
+                Origin::Mqtt { topic } => match decode_device(
+                    &self.limits.mqtt_prefix,
+                    topic,
+                    &msg.payload,
+                    msg.received,
+                    &registry,
+                    self.limits.mqtt_max_bytes,
+                ) {
+                    Ok(e) => events.push((e, msg.origin.clone())),
+                    Err(r) => reject(&msg.origin, r),
+                },
+            }
+        }
+        (events, dead)
+    }
+
+    /// Sends each tenant's events to its actor (tenants in parallel, each tenant in order).
+    async fn judge(
+        &self,
+        events: Vec<(Event, Origin)>,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<RowBatch, ProcessError> {
+        let mut by_tenant: HashMap<TenantId, (Vec<Event>, Vec<Origin>)> = HashMap::new();
+        for (e, o) in events {
+            let slot = by_tenant.entry(e.tenant_id.clone()).or_default();
+            slot.0.push(e);
+            slot.1.push(o);
+        }
+        let now = Utc::now();
+        let mut pending = Vec::new();
+        for (tenant, (events, origins)) in by_tenant {
+            match self.directory.get(&tenant) {
+                Ok(addr) => pending.push(async move {
+                    let res = addr.send(Evaluate { events, now }).await;
+                    (tenant, origins, res)
+                }),
+                Err(e) => {
+                    for (ev, origin) in events.into_iter().zip(origins) {
+                        dead.push(event_dead_letter(&ev, origin, e.to_string()));
+                    }
+                }
+            }
+        }
+        let mut rows = RowBatch::default();
+        for (tenant, origins, res) in join_all(pending).await {
+            let judged = res.map_err(|e| ProcessError::Actor {
+                tenant: tenant.to_string(),
+                message: e.to_string(),
+            })?;
+            for ((event, outcome), origin) in judged.into_iter().zip(origins) {
+                match outcome {
+                    Ok(decision) => {
+                        rows.decisions.push(decision);
+                        rows.events.push(event);
+                    }
+                    Err(reason) => dead.push(event_dead_letter(
+                        &event,
+                        origin,
+                        format!("policy evaluation failed: {reason}"),
+                    )),
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// A decoded event that could not be judged: kept whole, with the tenant named.
+fn event_dead_letter(event: &Event, origin: Origin, reason: String) -> DeadLetter {
+    let payload = serde_json::to_vec(&event.raw).unwrap_or_default();
+    let mut d = DeadLetter::new(origin, None, &payload, reason)
+        .with_tenant_hint(event.tenant_id.to_string());
+    // One message may hold several events; the event id keeps their dead letters apart.
+    d.id = format!("{}:event:{}", d.id, event.event_id);
+    d
+}

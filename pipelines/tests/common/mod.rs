@@ -1,0 +1,256 @@
+//! A scratch world per test on the real services: its own database, Kafka topic and consumer
+//! group, MQTT client id and topic prefix, and a copy of the shipped tenant policies.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis::config::Config;
+use portcullis::stats::Stats;
+use portcullis::{engine, postgres};
+use portcullis_engine::TenantId;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub const ACME_ACCOUNT: &str = "111111111111";
+
+pub struct TestEnv {
+    pub config: Config,
+    pub pool: PgPool,
+    pub suffix: String,
+    _bundles: tempfile::TempDir,
+}
+
+fn base_url() -> String {
+    std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| Config::default().postgres.url)
+}
+
+fn repo_policies() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tenants")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+impl TestEnv {
+    pub async fn new(tag: &str) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let mut config = Config::default();
+        let base = base_url();
+        let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
+        config.postgres.url = format!("{prefix}/pc_test_{tag}_{suffix}");
+        config.postgres.max_connections = 4;
+        config.kafka.topic = format!("ct_{tag}_{suffix}");
+        config.kafka.group_id = format!("g_{tag}_{suffix}");
+        config.kafka.topic_partitions = 2;
+        config.mqtt.client_id = format!("pc-test-{tag}-{suffix}");
+        config.mqtt.topic_prefix = format!("pctest/{suffix}");
+        config.engine.workers = 2;
+        config.engine.registry_refresh_secs = 1;
+        let bundles = tempfile::tempdir().unwrap();
+        copy_dir(&repo_policies(), bundles.path());
+        config.policy.bundles_dir = bundles.path().to_owned();
+
+        let pool = postgres::migrate(&config.postgres)
+            .await
+            .expect("migrate a scratch database");
+        postgres::add_tenant(
+            &pool,
+            &TenantId::parse("acme").unwrap(),
+            Some("Acme"),
+            &[ACME_ACCOUNT.into()],
+        )
+        .await
+        .unwrap();
+        Self {
+            config,
+            pool,
+            suffix,
+            _bundles: bundles,
+        }
+    }
+
+    pub fn bundles_dir(&self) -> &Path {
+        &self.config.policy.bundles_dir
+    }
+
+    pub fn device_topic(&self, tenant: &str, agent: &str) -> String {
+        format!(
+            "{}/{tenant}/agents/{agent}/events",
+            self.config.mqtt.topic_prefix
+        )
+    }
+
+    /// Starts the engine in this process; stop it with [`Running::stop`].
+    pub async fn start(&self) -> Running {
+        let stats = Arc::new(Stats::default());
+        let cancel = CancellationToken::new();
+        let handle = actix_rt::spawn(engine::run(
+            self.config.clone(),
+            stats.clone(),
+            cancel.clone(),
+        ));
+        let running = Running {
+            stats,
+            cancel,
+            handle,
+        };
+        running.wait_ready().await;
+        running
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Polls `sql` (a count) until it reaches `want` or `timeout` passes; returns the last value.
+    pub async fn wait_count(&self, sql: &str, want: i64, timeout: Duration) -> i64 {
+        let until = Instant::now() + timeout;
+        loop {
+            let n = self.count(sql).await;
+            if n >= want || Instant::now() > until {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn produce(&self, messages: &[(&str, Vec<u8>)]) {
+        portcullis::kafka::ensure_topic(
+            &self.config.kafka,
+            &self.config.kafka.topic,
+            self.config.kafka.topic_partitions,
+        )
+        .await
+        .unwrap();
+        let producer: FutureProducer = portcullis::kafka::client_config(&self.config.kafka)
+            .create()
+            .unwrap();
+        for (key, payload) in messages {
+            producer
+                .send(
+                    FutureRecord::to(&self.config.kafka.topic)
+                        .key(*key)
+                        .payload(payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("produce");
+        }
+    }
+
+    /// Publishes with QoS 1 and waits for every PUBACK.
+    pub async fn publish(&self, messages: &[(String, Vec<u8>)]) {
+        let id = format!("pc-test-pub-{}", uuid::Uuid::new_v4().simple());
+        let opts = MqttOptions::new(id, &self.config.mqtt.host, self.config.mqtt.port);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        for (topic, payload) in messages {
+            client
+                .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+                .await
+                .unwrap();
+        }
+        let mut acked = 0;
+        let until = Instant::now() + Duration::from_secs(20);
+        while acked < messages.len() {
+            assert!(Instant::now() < until, "mqtt publish not acknowledged");
+            match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("mqtt publisher: {e}"),
+                Err(_) => {}
+            }
+        }
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    }
+
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        let base = base_url();
+        if let Ok(admin) = sqlx::PgPool::connect(&base).await {
+            let db = self
+                .config
+                .postgres
+                .url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
+        }
+    }
+}
+
+pub struct Running {
+    pub stats: Arc<Stats>,
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn wait_ready(&self) {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !self
+            .stats
+            .mqtt_subscribed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            assert!(!self.handle.is_finished(), "engine exited during start-up");
+            assert!(
+                Instant::now() < until,
+                "engine did not subscribe to MQTT within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Graceful stop; returns the engine's own result.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.handle)
+            .await
+            .expect("engine stops within 20 s")?
+    }
+}
+
+pub fn cloudtrail(event_id: &str, name: &str, mfa: Option<&str>) -> serde_json::Value {
+    let mut rec = serde_json::json!({
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACME_ACCOUNT}:user/alice"),
+                         "accountId": ACME_ACCOUNT, "userName": "alice"},
+        "eventTime": chrono::Utc::now().to_rfc3339(),
+        "eventSource": if name == "ConsoleLogin" { "signin.amazonaws.com" } else { "s3.amazonaws.com" },
+        "eventName": name,
+        "sourceIPAddress": "203.0.113.9",
+        "eventID": event_id,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": ACME_ACCOUNT,
+    });
+    if let Some(m) = mfa {
+        rec["additionalEventData"] = serde_json::json!({"MFAUsed": m});
+    }
+    rec
+}

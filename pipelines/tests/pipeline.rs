@@ -1,0 +1,228 @@
+//! The walking skeleton end to end on real services: Kafka (tansu) and MQTT (Mosquitto) in,
+//! tenant actors and Rego in the middle, Postgres out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cloudtrail, TestEnv, ACME_ACCOUNT};
+use portcullis::runtime::block_on;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn kafka_records_become_events_decisions_and_dead_letters() {
+    block_on(async {
+        let env = TestEnv::new("kafka").await;
+        let engine = env.start().await;
+
+        let single = cloudtrail("ct-single-1", "ConsoleLogin", Some("No"));
+        let file = json!({"Records": [
+            cloudtrail("ct-file-1", "GetObject", None),
+            cloudtrail("ct-file-2", "ConsoleLogin", Some("Yes")),
+            {"eventName": "GetObject", "recipientAccountId": ACME_ACCOUNT}, // no eventTime/eventSource
+        ]});
+        env.produce(&[
+            (ACME_ACCOUNT, serde_json::to_vec(&single).unwrap()),
+            (ACME_ACCOUNT, serde_json::to_vec(&file).unwrap()),
+            ("junk", b"{this is not json".to_vec()),
+        ])
+        .await;
+
+        let events = env.wait_count("SELECT count(*) FROM events", 3, WAIT).await;
+        let dead = env
+            .wait_count("SELECT count(*) FROM dead_letters", 2, WAIT)
+            .await;
+        assert_eq!((events, dead), (3, 2));
+        assert_eq!(env.count("SELECT count(*) FROM decisions").await, 3);
+
+        let (outcome, reasons, revision, source): (String, serde_json::Value, String, String) = sqlx::query_as(
+            "SELECT outcome, reasons, bundle_revision, source FROM decision_log WHERE event_id = 'ct-single-1'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(outcome, "deny");
+        assert_eq!(reasons, json!(["console login without MFA (CIS 4.2)"]));
+        assert_eq!(revision, "acme-2026.11.1");
+        assert_eq!(source, "kafka");
+        let allowed: Vec<(String,)> = sqlx::query_as(
+            "SELECT event_id FROM decision_log WHERE outcome = 'allow' ORDER BY event_id",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            allowed,
+            vec![("ct-file-1".to_owned(),), ("ct-file-2".to_owned(),)]
+        );
+
+        // The bad record inside the log file is dead-lettered alone, with its index and a reason.
+        let (index, reason, tenant): (Option<i32>, String, Option<String>) = sqlx::query_as(
+            "SELECT record_index, reason, tenant_hint FROM dead_letters WHERE record_index IS NOT NULL",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(index, Some(2));
+        assert_eq!(reason, "missing required field \"eventTime\"");
+        assert_eq!(tenant.as_deref(), Some("acme"));
+        // The garbage message keeps its bytes and exact Kafka coordinates.
+        let (payload, reason, partition, offset): (Vec<u8>, String, Option<i32>, Option<i64>) = sqlx::query_as(
+            "SELECT payload, reason, kafka_partition, kafka_offset FROM dead_letters WHERE record_index IS NULL",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(payload, b"{this is not json");
+        assert!(
+            reason.starts_with("payload is not valid UTF-8 JSON"),
+            "{reason}"
+        );
+        assert!(partition.is_some() && offset.is_some());
+
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn mqtt_events_become_events_decisions_and_dead_letters() {
+    block_on(async {
+        let env = TestEnv::new("mqtt").await;
+        let engine = env.start().await;
+        let topic = env.device_topic("acme", "laptop-1");
+        env.publish(&[
+            (topic.clone(), serde_json::to_vec(&json!({
+                "id": "m1", "user": "alice", "action": "read", "resource": {"type": "hr_files", "region": "EU"}
+            })).unwrap()),
+            (topic.clone(), serde_json::to_vec(&json!({
+                "id": "m2", "user": "mallory", "action": "delete", "resource": {"type": "hr_files", "region": "US"}
+            })).unwrap()),
+            (topic.clone(), b"not json at all".to_vec()),
+            (env.device_topic("umbrella", "x"), br#"{"action":"read"}"#.to_vec()),
+        ])
+        .await;
+
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM decisions", 2, WAIT)
+                .await,
+            2
+        );
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM dead_letters", 2, WAIT)
+                .await,
+            2
+        );
+        let rows: Vec<(String, String, String, serde_json::Value)> = sqlx::query_as(
+            "SELECT event_id, source, outcome, reasons FROM decision_log ORDER BY event_id",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            rows[0],
+            (
+                "laptop-1/m1".into(),
+                "mqtt".into(),
+                "allow".into(),
+                json!([])
+            )
+        );
+        assert_eq!(rows[1].2, "deny");
+        assert_eq!(
+            rows[1].3,
+            json!([
+                "data residency: US is not an allowed region",
+                "mallory may not delete hr_files"
+            ])
+        );
+        let reasons: Vec<(String, String)> =
+            sqlx::query_as("SELECT topic, reason FROM dead_letters ORDER BY reason")
+                .fetch_all(&env.pool)
+                .await
+                .unwrap();
+        assert!(
+            reasons[0].1.starts_with("payload is not valid UTF-8 JSON"),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons[1].0, env.device_topic("umbrella", "x"));
+        assert!(
+            reasons[1]
+                .1
+                .contains("tenant \"umbrella\" is not registered"),
+            "{reasons:?}"
+        );
+
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_session() {
+    block_on(async {
+        let env = TestEnv::new("restart").await;
+        let batch = |from: usize, to: usize| -> Vec<(&str, Vec<u8>)> {
+            (from..to)
+                .map(|i| {
+                    (
+                        ACME_ACCOUNT,
+                        serde_json::to_vec(&cloudtrail(&format!("r-{i}"), "GetObject", None))
+                            .unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let engine = env.start().await;
+        env.produce(&batch(0, 20)).await;
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM events", 20, WAIT)
+                .await,
+            20
+        );
+        engine.stop().await.expect("clean stop");
+
+        // While the engine is down: more CloudTrail on Kafka, and agent events over MQTT, which
+        // the broker must queue for our persistent session.
+        env.produce(&batch(20, 35)).await;
+        let topic = env.device_topic("acme", "offline-agent");
+        let device: Vec<(String, Vec<u8>)> = (0..5)
+            .map(|i| {
+                (
+                    topic.clone(),
+                    format!(r#"{{"id":"o{i}","user":"alice","action":"read"}}"#).into_bytes(),
+                )
+            })
+            .collect();
+        env.publish(&device).await;
+
+        let engine = env.start().await;
+        assert_eq!(
+            env.wait_count(
+                "SELECT count(*) FROM events WHERE source = 'kafka'",
+                35,
+                WAIT
+            )
+            .await,
+            35
+        );
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM events WHERE source = 'mqtt'", 5, WAIT)
+                .await,
+            5
+        );
+        // The second run resumed where the first committed: it consumed only the 15 new Kafka
+        // messages and the 5 queued MQTT ones, not the first 20 again.
+        assert_eq!(portcullis::stats::Stats::get(&engine.stats.messages_committed), 20);
+        // Nothing is judged twice: one decision per event.
+        assert_eq!(env.count("SELECT count(*) FROM decisions").await, 40);
+        assert_eq!(
+            env.count("SELECT count(*) FROM (SELECT event_id FROM decisions GROUP BY event_id HAVING count(*) > 1) d").await,
+            0
+        );
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}

@@ -1,0 +1,99 @@
+# Policy of tenant acme.
+#
+# Every event is judged by `decision`, which must be {"allow": bool, "reasons": [...]}:
+# allow is true when no reason to deny was found. The input is documented in docs/policy-input.md:
+#   input.event    normalized fields (kind, action, principal, resource, ...)
+#   input.raw      the original CloudTrail record or agent payload
+#   input.context  protection level, anomaly score, principal trust, time
+package tenants.acme
+
+import rego.v1
+
+decision := {"allow": count(reasons) == 0, "reasons": sort([r | some r in reasons])}
+
+# --- CloudTrail: CIS AWS Foundations monitoring controls (section 4) ---------------------------
+
+cloudtrail if input.event.kind == "cloudtrail"
+
+reasons contains "unauthorized API call (CIS 4.1)" if {
+	cloudtrail
+	unauthorized(input.raw.errorCode)
+}
+
+unauthorized(code) if endswith(code, "UnauthorizedOperation")
+
+unauthorized(code) if startswith(code, "AccessDenied")
+
+reasons contains "console login without MFA (CIS 4.2)" if {
+	cloudtrail
+	input.raw.eventName == "ConsoleLogin"
+	not input.raw.additionalEventData.MFAUsed == "Yes"
+}
+
+reasons contains "root account used (CIS 4.3)" if {
+	cloudtrail
+	input.raw.userIdentity.type == "Root"
+	not input.raw.userIdentity.invokedBy
+	input.raw.eventType != "AwsServiceEvent"
+}
+
+reasons contains "IAM policy changed (CIS 4.4)" if {
+	cloudtrail
+	input.raw.eventSource == "iam.amazonaws.com"
+	input.raw.eventName in {
+		"DeleteGroupPolicy", "DeleteRolePolicy", "DeleteUserPolicy", "PutGroupPolicy", "PutRolePolicy",
+		"PutUserPolicy", "CreatePolicy", "DeletePolicy", "CreatePolicyVersion", "DeletePolicyVersion",
+		"AttachRolePolicy", "DetachRolePolicy", "AttachUserPolicy", "DetachUserPolicy",
+		"AttachGroupPolicy", "DetachGroupPolicy",
+	}
+}
+
+reasons contains "CloudTrail configuration changed (CIS 4.5)" if {
+	cloudtrail
+	input.raw.eventName in {"CreateTrail", "UpdateTrail", "DeleteTrail", "StartLogging", "StopLogging"}
+}
+
+reasons contains "KMS key disabled or scheduled for deletion (CIS 4.7)" if {
+	cloudtrail
+	input.raw.eventSource == "kms.amazonaws.com"
+	input.raw.eventName in {"DisableKey", "ScheduleKeyDeletion"}
+}
+
+reasons contains "S3 bucket policy changed (CIS 4.8)" if {
+	cloudtrail
+	input.raw.eventSource == "s3.amazonaws.com"
+	input.raw.eventName in {
+		"PutBucketAcl", "PutBucketPolicy", "PutBucketCors", "PutBucketLifecycle", "PutBucketReplication",
+		"DeleteBucketPolicy", "DeleteBucketCors", "DeleteBucketLifecycle", "DeleteBucketReplication",
+	}
+}
+
+reasons contains "security group opened to the internet (CIS 4.10)" if {
+	cloudtrail
+	input.raw.eventName == "AuthorizeSecurityGroupIngress"
+	some perm in input.raw.requestParameters.ipPermissions.items
+	some range in perm.ipRanges.items
+	range.cidrIp == "0.0.0.0/0"
+}
+
+# --- Device events from agents: attribute-based access control (seed 001) ---------------------
+
+device if input.event.kind == "device"
+
+reasons contains sprintf("data residency: %s is not an allowed region", [region]) if {
+	device
+	region := input.raw.resource.region
+	not region in data.tenants.acme.allowed_regions
+}
+
+reasons contains sprintf("%s may not %s %s", [input.event.principal, input.event.action, input.event.resource]) if {
+	device
+	input.event.action in {"write", "delete"}
+	not input.event.principal in data.tenants.acme.writers
+}
+
+reasons contains "removable media is blocked" if {
+	device
+	input.event.action == "usb_insert"
+	not data.tenants.acme.allow_removable_media
+}
