@@ -161,7 +161,7 @@ pub struct TelemetryConfig {
 impl Default for TelemetryConfig {
     fn default() -> Self {
         Self {
-            log: "info".into(),
+            log: "info,sqlx=warn".into(),
             otlp_endpoint: None,
             service_name: "portcullis".into(),
         }
@@ -285,6 +285,14 @@ mod tests {
         assert!(c.kafka.brokers.starts_with("127.0.0.1"));
         assert_eq!(c.mqtt.host, "127.0.0.1");
         assert!(c.postgres.url.contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn the_example_file_documents_exactly_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../portcullis.example.toml");
+        let loaded = Config::load(Some(&example)).unwrap();
+        let show = |c: &Config| toml::to_string(c).unwrap();
+        assert_eq!(show(&loaded), show(&Config::default()));
     }
 
     #[test]

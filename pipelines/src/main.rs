@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portcullis::config::Config;
+use portcullis::config::{Config, TelemetryConfig};
 use portcullis::demo::{run_demo, DemoOptions};
 use portcullis::stats::Stats;
 use portcullis::{engine, postgres, runtime, services, telemetry};
@@ -153,7 +153,8 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             let mut tcfg = config.telemetry.clone();
-            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == "info" {
+            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == TelemetryConfig::default().log
+            {
                 tcfg.log = "warn".into(); // keep the progress bar readable
             }
             let _t = telemetry::init(&tcfg)?;
@@ -164,7 +165,13 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 timeout: Duration::from_secs(args.timeout),
                 seed: args.seed,
             };
-            let url = engine::redact(&config.postgres.url);
+            // The built-in URL's password is a documented development default: show it whole so
+            // the hint can be pasted. Any other URL keeps its password hidden.
+            let url = if config.postgres.url == Config::default().postgres.url {
+                config.postgres.url.clone()
+            } else {
+                engine::redact(&config.postgres.url)
+            };
             let s = runtime::block_on(run_demo(config, opts))?;
             let secs = s.elapsed.as_secs_f64().max(1e-9);
             println!();

@@ -76,3 +76,71 @@ fn tenant_add_refuses_hostile_ids_before_touching_the_database() {
     assert_eq!(code, 1);
     assert!(err.contains("tenant id"), "{err}");
 }
+
+#[test]
+fn run_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let base = portcullis::config::Config::default().postgres.url;
+    let db_url = format!(
+        "{}/pc_test_sigterm_{}",
+        base.rsplit_once('/').unwrap().0,
+        &suffix[..12]
+    );
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tenants");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("run")
+        .env("PORTCULLIS_POSTGRES__URL", &db_url)
+        .env("PORTCULLIS_KAFKA__TOPIC", format!("ct_sigterm_{suffix}"))
+        .env("PORTCULLIS_KAFKA__GROUP_ID", format!("g_sigterm_{suffix}"))
+        .env("PORTCULLIS_MQTT__CLIENT_ID", format!("pc-sigterm-{suffix}"))
+        .env("PORTCULLIS_MQTT__TOPIC_PREFIX", format!("pctest/{suffix}"))
+        .env("PORTCULLIS_POLICY__BUNDLES_DIR", policies)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if log.contains("engine running") && log.contains("mqtt connected") {
+            break;
+        }
+    }
+    assert!(
+        log.contains("engine running"),
+        "engine did not start:\n{log}"
+    );
+    let stopped_at = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::spawn(move || lines.for_each(drop)); // keep draining stderr
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(10),
+            "did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    portcullis::runtime::block_on(async {
+        let admin = sqlx::PgPool::connect(&base).await.unwrap();
+        let db = db_url.rsplit('/').next().unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+    });
+}

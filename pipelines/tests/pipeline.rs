@@ -215,7 +215,10 @@ fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_ses
         );
         // The second run resumed where the first committed: it consumed only the 15 new Kafka
         // messages and the 5 queued MQTT ones, not the first 20 again.
-        assert_eq!(portcullis::stats::Stats::get(&engine.stats.messages_committed), 20);
+        assert_eq!(
+            portcullis::stats::Stats::get(&engine.stats.messages_committed),
+            20
+        );
         // Nothing is judged twice: one decision per event.
         assert_eq!(env.count("SELECT count(*) FROM decisions").await, 40);
         assert_eq!(

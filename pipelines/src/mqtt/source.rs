@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use portcullis_engine::decode::device_topic_filter;
 use portcullis_engine::Origin;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,7 @@ pub async fn run_source(
     let poll_client = client.clone();
     let poll_stats = stats.clone();
     let poll_filter = filter.clone();
-    let poller = tokio::spawn(async move {
+    let mut poller = tokio::spawn(async move {
         loop {
             let ev = tokio::select! {
                 _ = poll_cancel.cancelled() => break,
@@ -70,6 +70,8 @@ pub async fn run_source(
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     poll_stats.mqtt_subscribed.store(true, Ordering::Relaxed);
                 }
+                // Our own DISCONNECT went out, after every ack queued before it: done.
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                 Ok(_) => {}
                 Err(e) => {
                     warn!(error = %e, "mqtt connection error; reconnecting");
@@ -121,12 +123,16 @@ pub async fn run_source(
             }
         }
     }
-    // Acks and the disconnect are queued behind each other; give the event loop a moment to send
-    // them. An ack that does not make it only means a redelivery, which the rows absorb.
+    // The DISCONNECT is queued behind the last acks, so the event loop sends them first and then
+    // stops. If that takes too long, an unsent ack only means a redelivery, which the rows absorb.
     let _ = client.disconnect().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop_poller.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
+    if tokio::time::timeout(Duration::from_secs(2), &mut poller)
+        .await
+        .is_err()
+    {
+        stop_poller.cancel();
+        let _ = poller.await;
+    }
     info!("mqtt source stopped");
     Ok(())
 }
