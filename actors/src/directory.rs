@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Addr, Arbiter, Supervisor};
-use portcullis_engine::{TenantId, TenantPolicy};
+use portcullis_engine::TenantId;
 use tracing::info;
 
+use crate::load::load_policy;
 use crate::{BundleSource, TenantActor};
 
 /// How long a failed activation is remembered before the bundle is read again. Keeps a tenant
@@ -73,13 +74,7 @@ impl TenantDirectory {
                 });
             }
         }
-        let compiled = self
-            .source
-            .load(tenant)
-            .map_err(|e| e.to_string())
-            .and_then(|bundle| {
-                TenantPolicy::compile(&bundle, &self.rule).map_err(|e| e.to_string())
-            });
+        let compiled = load_policy(self.source.as_ref(), tenant, &self.rule);
         let policy = match compiled {
             Ok(p) => p,
             Err(reason) => {

@@ -7,6 +7,7 @@
 
 mod bundle_source;
 mod directory;
+mod load;
 mod messages;
 mod tenant;
 

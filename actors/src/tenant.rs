@@ -6,6 +6,7 @@ use portcullis_engine::policy::PolicyContext;
 use portcullis_engine::{Event, TenantPolicy};
 use tracing::{error, info, warn};
 
+use crate::load::load_policy;
 use crate::{BundleSource, Evaluate, Outcome};
 
 /// Owns one tenant's compiled policy and judges that tenant's events.
@@ -34,12 +35,7 @@ impl TenantActor {
     /// Rebuilds the policy from its source; on failure the current one keeps serving.
     fn reload(&mut self) {
         let tenant = self.policy.tenant().clone();
-        match self
-            .source
-            .load(&tenant)
-            .map_err(|e| e.to_string())
-            .and_then(|b| TenantPolicy::compile(&b, &self.rule).map_err(|e| e.to_string()))
-        {
+        match load_policy(self.source.as_ref(), &tenant, &self.rule) {
             Ok(p) => {
                 info!(%tenant, revision = p.revision(), "tenant policy reloaded");
                 self.policy = p;
@@ -68,35 +64,25 @@ impl Supervised for TenantActor {
 impl Handler<Evaluate> for TenantActor {
     type Result = Vec<(Event, Outcome)>;
 
-    fn handle(&mut self, msg: Evaluate, ctx: &mut Context<Self>) -> Vec<(Event, Outcome)> {
+    fn handle(&mut self, msg: Evaluate, _ctx: &mut Context<Self>) -> Vec<(Event, Outcome)> {
         let context = PolicyContext::neutral(msg.now);
         let mut out = Vec::with_capacity(msg.events.len());
-        let mut poisoned = false;
         for event in msg.events {
-            if poisoned {
-                out.push((
-                    event,
-                    Err("not evaluated: the tenant actor is restarting after a panic".into()),
-                ));
-                continue;
-            }
-            // actix does not catch panics in handlers; a panic here would take the arbiter
-            // thread, and every tenant on it, down with it.
+            // actix does not catch panics in handlers: one would end this actor's task, and its
+            // Supervisor with it, so the tenant would stop being judged at all.
             let outcome = catch_unwind(AssertUnwindSafe(|| self.policy.evaluate(&event, &context)));
             match outcome {
                 Ok(Ok(decision)) => out.push((event, Ok(decision))),
                 Ok(Err(e)) => out.push((event, Err(e.to_string()))),
                 Err(_) => {
                     error!(tenant = %self.policy.tenant(), event_id = %event.event_id,
-                        "policy evaluation panicked; restarting the tenant actor");
+                        "policy evaluation panicked; reloading the tenant policy");
                     out.push((event, Err("policy evaluation panicked".into())));
-                    poisoned = true;
+                    // The engine may be in any state after a panic: start again from the bundle,
+                    // and go on with the rest of the batch.
+                    self.reload();
                 }
             }
-        }
-        if poisoned {
-            use actix::ActorContext;
-            ctx.stop(); // the Supervisor restarts us through `restarting`
         }
         out
     }

@@ -28,6 +28,7 @@ impl MemorySource {
 impl BundleSource for MemorySource {
     fn load(&self, tenant: &TenantId) -> Result<Bundle, LoadError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
+        assert_ne!(tenant.as_str(), "explodes", "a bundle source that panics");
         let src = self.bundles.lock().unwrap().get(tenant.as_str()).cloned();
         let src = src.ok_or_else(|| LoadError::NotFound(tenant.to_string()))?;
         Ok(Bundle {
@@ -120,4 +121,26 @@ async fn a_tenant_without_a_usable_bundle_is_an_error_and_is_not_retried_per_eve
         2,
         "failed activation is cached briefly"
     );
+}
+
+#[actix_rt::test]
+async fn a_panic_while_loading_a_bundle_is_that_tenants_error_only() {
+    let source = Arc::new(MemorySource::default().with("acme", ALLOW_READS));
+    let dir = TenantDirectory::new(1, source, "decision", 16);
+    let err = dir
+        .get(&TenantId::parse("explodes").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("panicked"), "{err}");
+    // The directory, and other tenants, are unaffected.
+    let out = dir
+        .get(&TenantId::parse("acme").unwrap())
+        .unwrap()
+        .send(Evaluate {
+            events: vec![event("acme", "1", "read")],
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert!(out[0].1.as_ref().unwrap().allowed);
 }

@@ -65,8 +65,14 @@ impl DeadLetter {
                 Some(i) => format!("kafka:{topic}:{partition}:{offset}:{i}"),
                 None => format!("kafka:{topic}:{partition}:{offset}"),
             },
-            // MQTT has no offsets; the topic plus a content hash identifies a redelivery.
-            Origin::Mqtt { topic } => format!("mqtt:{topic}:{}", ids::content_hash(payload)),
+            // MQTT has no offsets; a hash of topic and payload identifies a redelivery. The topic
+            // is hashed, not embedded, so a hostile topic cannot make the key too long to index.
+            Origin::Mqtt { topic } => {
+                let mut keyed = topic.as_bytes().to_vec();
+                keyed.push(0);
+                keyed.extend_from_slice(payload);
+                format!("mqtt:{}", ids::content_hash(&keyed))
+            }
         };
         let payload = if payload.len() > MAX_DEAD_LETTER_PAYLOAD {
             reason.push_str(&format!(
@@ -115,6 +121,25 @@ mod tests {
         let a = DeadLetter::new(m.clone(), None, b"x", "r");
         assert_eq!(a.id, DeadLetter::new(m.clone(), None, b"x", "other").id);
         assert_ne!(a.id, DeadLetter::new(m, None, b"y", "r").id);
+        let other_topic = DeadLetter::new(
+            Origin::Mqtt {
+                topic: "p/b".into(),
+            },
+            None,
+            b"x",
+            "r",
+        );
+        assert_ne!(a.id, other_topic.id);
+        // A hostile topic cannot make the key long: it is always `mqtt:` + 64 hex digits.
+        let long = DeadLetter::new(
+            Origin::Mqtt {
+                topic: "t".repeat(10_000),
+            },
+            None,
+            b"x",
+            "r",
+        );
+        assert_eq!(long.id.len(), 5 + 64);
     }
 
     #[test]

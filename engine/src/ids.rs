@@ -1,5 +1,6 @@
 //! Stable identifiers, so that a redelivered message produces the same rows.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -18,9 +19,16 @@ pub fn short_digest(bytes: &[u8]) -> String {
 }
 
 /// Deterministic decision id: the same event judged by the same rule of the same tenant always
-/// gets the same id, so a re-evaluation after redelivery collides instead of duplicating.
-pub fn decision_id(tenant: &str, event_id: &str, rule_path: &str) -> Uuid {
-    let name = format!("{tenant}\u{1f}{event_id}\u{1f}{rule_path}");
+/// gets the same id, so a re-evaluation after redelivery collides instead of duplicating. The
+/// event time is part of it because it is part of the event's key.
+pub fn decision_id(
+    tenant: &str,
+    event_id: &str,
+    event_time: DateTime<Utc>,
+    rule_path: &str,
+) -> Uuid {
+    let time = event_time.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    let name = format!("{tenant}\u{1f}{event_id}\u{1f}{time}\u{1f}{rule_path}");
     Uuid::new_v5(&NAMESPACE, name.as_bytes())
 }
 
@@ -30,10 +38,17 @@ mod tests {
 
     #[test]
     fn decision_id_is_stable_and_distinct() {
-        let a = decision_id("acme", "e1", "data.tenants.acme.decision");
-        assert_eq!(a, decision_id("acme", "e1", "data.tenants.acme.decision"));
-        assert_ne!(a, decision_id("acme", "e2", "data.tenants.acme.decision"));
-        assert_ne!(a, decision_id("globex", "e1", "data.tenants.acme.decision"));
+        let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 22, 10, 0, 0).unwrap();
+        let rule = "data.tenants.acme.decision";
+        let a = decision_id("acme", "e1", t, rule);
+        assert_eq!(a, decision_id("acme", "e1", t, rule));
+        assert_ne!(a, decision_id("acme", "e2", t, rule));
+        assert_ne!(a, decision_id("globex", "e1", t, rule));
+        assert_ne!(
+            a,
+            decision_id("acme", "e1", t + chrono::Duration::seconds(1), rule)
+        );
+        assert_ne!(a, decision_id("acme", "e1", t, "data.tenants.acme.other"));
     }
 
     #[test]

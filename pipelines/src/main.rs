@@ -263,4 +263,11 @@ async fn stop_on_signal(cancel: CancellationToken) {
     }
     tracing::info!("stopping: draining in-flight work");
     cancel.cancel();
+    // Draining takes well under a second; if something hangs, exit anyway. Nothing uncommitted
+    // was acknowledged, so it is redelivered on the next start.
+    tokio::time::sleep(SHUTDOWN_DEADLINE).await;
+    tracing::error!("shutdown did not finish within {SHUTDOWN_DEADLINE:?}; exiting");
+    std::process::exit(1);
 }
+
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::future::join_all;
 use portcullis_actors::{Evaluate, TenantDirectory};
 use portcullis_engine::decode::{decode_cloudtrail, decode_device, Rejected};
@@ -22,7 +22,6 @@ use crate::stats::Stats;
 pub struct Inbound {
     pub origin: Origin,
     pub payload: Vec<u8>,
-    pub received: DateTime<Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,8 +97,49 @@ impl Processor {
         }
     }
 
-    /// One attempt: decode, judge, write.
+    /// One attempt: decode, judge, write. A write refused for what the rows contain, rather than
+    /// because Postgres is unavailable, would be refused on every retry and stall the source; the
+    /// batch is then taken apart so that only the offending message is set aside, as a dead
+    /// letter that carries the database's reason.
     pub async fn process(&self, batch: &[Inbound]) -> Result<WriteCounts, ProcessError> {
+        match self.process_once(batch).await {
+            Err(ProcessError::Write(e)) if refused_for_content(&e) => {
+                warn!(error = %e, messages = batch.len(),
+                      "Postgres refused rows of this batch; writing its messages one at a time");
+                let mut total = WriteCounts::default();
+                for msg in batch {
+                    let counts = match self.process_once(std::slice::from_ref(msg)).await {
+                        Err(ProcessError::Write(e)) if refused_for_content(&e) => {
+                            self.set_aside(msg, &e).await?
+                        }
+                        other => other?,
+                    };
+                    total.add(counts);
+                }
+                Ok(total)
+            }
+            other => other,
+        }
+    }
+
+    /// Stores a message whose rows Postgres refuses as a dead letter saying why.
+    async fn set_aside(&self, msg: &Inbound, e: &sqlx::Error) -> Result<WriteCounts, ProcessError> {
+        let reason = format!("its rows could not be stored in Postgres: {e}");
+        let dead = DeadLetter::new(msg.origin.clone(), None, &msg.payload, reason);
+        let counts = self
+            .writer
+            .write(&RowBatch {
+                dead_letters: vec![dead],
+                ..Default::default()
+            })
+            .await?;
+        Stats::add(&self.stats.dead_letters, 1);
+        Stats::add(&self.stats.records_committed, 1);
+        Stats::add(&self.stats.messages_committed, 1);
+        Ok(counts)
+    }
+
+    async fn process_once(&self, batch: &[Inbound]) -> Result<WriteCounts, ProcessError> {
         let (events, mut dead) = self.decode(batch);
         let mut rows = self.judge(events, &mut dead).await?;
         rows.dead_letters = dead;
@@ -150,7 +190,6 @@ impl Processor {
                     &self.limits.mqtt_prefix,
                     topic,
                     &msg.payload,
-                    msg.received,
                     &registry,
                     self.limits.mqtt_max_bytes,
                 ) {
@@ -211,6 +250,14 @@ impl Processor {
         }
         Ok(rows)
     }
+}
+
+/// Errors Postgres raises for the data itself (data exceptions, constraint violations, program
+/// limits such as an index row too large): retrying the same rows cannot succeed.
+fn refused_for_content(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c == "54000")
 }
 
 /// A decoded event that could not be judged: kept whole, with the tenant named.

@@ -95,10 +95,10 @@ fn mqtt_events_become_events_decisions_and_dead_letters() {
         let topic = env.device_topic("acme", "laptop-1");
         env.publish(&[
             (topic.clone(), serde_json::to_vec(&json!({
-                "id": "m1", "user": "alice", "action": "read", "resource": {"type": "hr_files", "region": "EU"}
+                "id": "m1", "time": "2026-11-22T10:00:00Z", "user": "alice", "action": "read", "resource": {"type": "hr_files", "region": "EU"}
             })).unwrap()),
             (topic.clone(), serde_json::to_vec(&json!({
-                "id": "m2", "user": "mallory", "action": "delete", "resource": {"type": "hr_files", "region": "US"}
+                "id": "m2", "time": "2026-11-22T10:00:01Z", "user": "mallory", "action": "delete", "resource": {"type": "hr_files", "region": "US"}
             })).unwrap()),
             (topic.clone(), b"not json at all".to_vec()),
             (env.device_topic("umbrella", "x"), br#"{"action":"read"}"#.to_vec()),
@@ -192,7 +192,7 @@ fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_ses
             .map(|i| {
                 (
                     topic.clone(),
-                    format!(r#"{{"id":"o{i}","user":"alice","action":"read"}}"#).into_bytes(),
+                    format!(r#"{{"id":"o{i}","time":"2026-11-22T10:00:0{i}Z","user":"alice","action":"read"}}"#).into_bytes(),
                 )
             })
             .collect();
@@ -224,6 +224,90 @@ fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_ses
         assert_eq!(
             env.count("SELECT count(*) FROM (SELECT event_id FROM decisions GROUP BY event_id HAVING count(*) > 1) d").await,
             0
+        );
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn rows_postgres_refuses_are_set_aside_without_stalling_the_partition() {
+    block_on(async {
+        let env = TestEnv::new("refused").await;
+        // A constraint the shipped schema does not have stands in for any content Postgres
+        // refuses (a value too large to index, an encoding it rejects, ...).
+        sqlx::query(
+            "ALTER TABLE events ADD CONSTRAINT no_mallory CHECK (principal NOT LIKE '%mallory%')",
+        )
+        .execute(&env.pool)
+        .await
+        .unwrap();
+        let engine = env.start().await;
+        let mut bad = cloudtrail("refused-1", "GetObject", None);
+        bad["userIdentity"]["arn"] = json!(format!("arn:aws:iam::{ACME_ACCOUNT}:user/mallory"));
+        let msgs: Vec<(&str, Vec<u8>)> = vec![
+            (
+                ACME_ACCOUNT,
+                serde_json::to_vec(&cloudtrail("ok-1", "GetObject", None)).unwrap(),
+            ),
+            (ACME_ACCOUNT, serde_json::to_vec(&bad).unwrap()),
+            (
+                ACME_ACCOUNT,
+                serde_json::to_vec(&cloudtrail("ok-2", "GetObject", None)).unwrap(),
+            ),
+        ];
+        env.produce(&msgs).await;
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM events", 2, WAIT).await,
+            2
+        );
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM dead_letters", 1, WAIT)
+                .await,
+            1
+        );
+        let reason: String = sqlx::query_scalar("SELECT reason FROM dead_letters")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert!(
+            reason.contains("could not be stored in Postgres") && reason.contains("no_mallory"),
+            "{reason}"
+        );
+        // The partition keeps moving: later messages still arrive.
+        env.produce(&[(
+            ACME_ACCOUNT,
+            serde_json::to_vec(&cloudtrail("ok-3", "GetObject", None)).unwrap(),
+        )])
+        .await;
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM events", 3, WAIT).await,
+            3
+        );
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_mqtt_burst_larger_than_the_in_flight_window_all_arrives() {
+    block_on(async {
+        let env = TestEnv::new("burst").await;
+        let engine = env.start().await;
+        // More than the broker's in-flight window (1000) and several batches deep: the engine
+        // must keep acknowledging and pinging while the burst is queued.
+        let n = 4000;
+        let topic = env.device_topic("acme", "burst-agent");
+        let msgs: Vec<(String, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let body = json!({"id": format!("b{i}"), "time": "2026-11-22T10:00:00Z", "user": "alice", "action": "read"});
+                (topic.clone(), serde_json::to_vec(&body).unwrap())
+            })
+            .collect();
+        env.publish(&msgs).await;
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM events", n, WAIT).await,
+            n
         );
         engine.stop().await.expect("clean stop");
         env.cleanup().await;

@@ -39,13 +39,13 @@ fn ct(account: &str, fields: Value) -> Event {
         .unwrap()
 }
 
-fn device(tenant: &str, payload: Value) -> Event {
+fn device(tenant: &str, mut payload: Value) -> Event {
     let topic = format!("portcullis/{tenant}/agents/a1/events");
+    payload["time"] = json!("2026-11-22T10:00:00Z");
     decode_device(
         "portcullis",
         &topic,
         &serde_json::to_vec(&payload).unwrap(),
-        Utc::now(),
         &registry(),
         1 << 16,
     )

@@ -31,9 +31,11 @@ fn decision(e: &Event) -> Decision {
         decision_id: portcullis_engine::ids::decision_id(
             "acme",
             &e.event_id,
+            e.event_time,
             "data.tenants.acme.decision",
         ),
         event_id: e.event_id.clone(),
+        event_time: e.event_time,
         tenant_id: e.tenant_id.clone(),
         rule_path: "data.tenants.acme.decision".into(),
         allowed: false,

@@ -1,6 +1,5 @@
 //! Device events published by edge agents on `{prefix}/{tenant}/agents/{agent}/events`.
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::error::json_type_name;
@@ -55,24 +54,22 @@ fn valid_agent_id(id: &str) -> bool {
 
 /// Decodes one MQTT message from an agent.
 ///
-/// Payload: a JSON object with `action` (required), and optionally `id` (the agent's message id),
-/// `time` (RFC 3339), `user`, `resource` (string or object with `id`/`type`), `source_ip`.
-/// Without `id`, the event id is a hash of topic and payload; without `time`, `received` is used.
+/// Payload: a JSON object with `action` and `time` (RFC 3339), and optionally `id` (the agent's
+/// message id), `user`, `resource` (string or object with `id`/`type`), `source_ip`.
+/// Without `id`, the event id is a hash of topic and payload. `time` is required because it is
+/// part of the row's key: a receive time would differ on redelivery and store the event twice.
 pub fn decode_device(
     prefix: &str,
     topic: &str,
     payload: &[u8],
-    received: DateTime<Utc>,
     registry: &TenantRegistry,
     max_bytes: usize,
 ) -> Result<Event, Rejected> {
     let parsed = DeviceTopic::parse(prefix, topic).map_err(|e| Rejected::whole(payload, e))?;
     let hint = parsed.tenant.to_string();
-    decode_payload(&parsed, topic, payload, received, registry, max_bytes).map_err(|error| {
-        Rejected {
-            tenant_hint: Some(hint),
-            ..Rejected::whole(payload, error)
-        }
+    decode_payload(&parsed, topic, payload, registry, max_bytes).map_err(|error| Rejected {
+        tenant_hint: Some(hint),
+        ..Rejected::whole(payload, error)
     })
 }
 
@@ -80,7 +77,6 @@ fn decode_payload(
     topic: &DeviceTopic,
     raw_topic: &str,
     payload: &[u8],
-    received: DateTime<Utc>,
     registry: &TenantRegistry,
     max_bytes: usize,
 ) -> Result<Event, DecodeError> {
@@ -93,10 +89,7 @@ fn decode_payload(
     };
     reject_nul(&root)?;
     let action = req_str(obj, "action")?.to_owned();
-    let event_time = match opt_str(obj, "time")? {
-        Some(t) => parse_time("time", t)?,
-        None => received,
-    };
+    let event_time = parse_time("time", req_str(obj, "time")?)?;
     // Message ids are only unique per agent, so the agent id is part of the event id.
     let event_id = match opt_str(obj, "id")? {
         Some(id) => format!("{}/{id}", topic.agent),
@@ -151,15 +144,11 @@ mod tests {
         r
     }
 
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
+    fn decode(topic: &str, payload: &[u8]) -> Result<Event, Rejected> {
+        decode_device("portcullis", topic, payload, &registry(), LIMIT)
     }
 
-    fn decode(topic: &str, payload: &[u8]) -> Result<Event, Rejected> {
-        decode_device("portcullis", topic, payload, now(), &registry(), LIMIT)
-    }
+    const T: &str = r#""time":"2026-11-22T12:00:00Z""#;
 
     const TOPIC: &str = "portcullis/acme/agents/laptop-7/events";
 
@@ -182,20 +171,31 @@ mod tests {
     }
 
     #[test]
-    fn defaults_time_principal_and_hashes_the_id() {
-        let e = decode(TOPIC, br#"{"action":"usb_insert"}"#).unwrap();
-        assert_eq!(e.event_time, now());
+    fn defaults_principal_and_hashes_the_id() {
+        let payload = format!(r#"{{"action":"usb_insert",{T}}}"#);
+        let e = decode(TOPIC, payload.as_bytes()).unwrap();
+        assert_eq!(e.event_time.to_rfc3339(), "2026-11-22T12:00:00+00:00");
         assert_eq!(e.principal, "laptop-7");
         assert_eq!(e.event_id.len(), 64);
-        let other_agent = decode(
-            "portcullis/acme/agents/laptop-8/events",
-            br#"{"action":"usb_insert"}"#,
-        )
-        .unwrap();
+        let again = decode(TOPIC, payload.as_bytes()).unwrap();
+        assert_eq!(again.event_id, e.event_id, "a redelivery keeps its id");
+        let other_agent =
+            decode("portcullis/acme/agents/laptop-8/events", payload.as_bytes()).unwrap();
         assert_ne!(
             e.event_id, other_agent.event_id,
-            "same payload from two agents must not collide"
+            "same payload, two agents: two events"
         );
+    }
+
+    #[test]
+    fn time_is_required_so_a_redelivery_keeps_its_key() {
+        let err = decode(TOPIC, br#"{"id":"1","action":"read"}"#).unwrap_err();
+        assert_eq!(err.error, DecodeError::MissingField("time"));
+        let bad = decode(TOPIC, br#"{"action":"read","time":"noon"}"#).unwrap_err();
+        assert!(matches!(
+            bad.error,
+            DecodeError::BadTime { field: "time", .. }
+        ));
     }
 
     #[test]
@@ -236,9 +236,12 @@ mod tests {
             DecodeError::NotAnObject("a string")
         );
         assert!(matches!(
-            decode(TOPIC, br#"{"action":"x","resource":[1]}"#)
-                .unwrap_err()
-                .error,
+            decode(
+                TOPIC,
+                format!(r#"{{"action":"x","resource":[1],{T}}}"#).as_bytes()
+            )
+            .unwrap_err()
+            .error,
             DecodeError::WrongType {
                 field: "resource",
                 ..

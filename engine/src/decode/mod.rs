@@ -3,7 +3,7 @@
 mod cloudtrail;
 mod device;
 mod error;
-mod fields;
+pub(crate) mod fields;
 
 pub use cloudtrail::decode_cloudtrail;
 pub use device::{decode_device, device_topic_filter, DeviceTopic};

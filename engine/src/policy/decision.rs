@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -8,6 +9,8 @@ use crate::TenantId;
 pub struct Decision {
     pub decision_id: Uuid,
     pub event_id: String,
+    /// Time of the event judged; decisions are stored in the event's time partition.
+    pub event_time: DateTime<Utc>,
     pub tenant_id: TenantId,
     /// Full rule path, e.g. `data.tenants.acme.decision`.
     pub rule_path: String,

@@ -7,6 +7,7 @@ use serde_json::{json, Value as Json};
 use super::decision::allowed_by;
 use super::input::event_input;
 use super::{Bundle, Decision, PolicyContext, PolicyError};
+use crate::decode::fields::reject_nul;
 use crate::{ids, Event, TenantId};
 
 pub struct TenantPolicy {
@@ -115,8 +116,14 @@ impl TenantPolicy {
         let result = self.eval_input(input)?;
         let eval_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(Decision {
-            decision_id: ids::decision_id(self.tenant.as_str(), &event.event_id, &self.rule_path),
+            decision_id: ids::decision_id(
+                self.tenant.as_str(),
+                &event.event_id,
+                event.event_time,
+                &self.rule_path,
+            ),
             event_id: event.event_id.clone(),
+            event_time: event.event_time,
             tenant_id: self.tenant.clone(),
             rule_path: self.rule_path.clone(),
             allowed: allowed_by(&result),
@@ -136,7 +143,13 @@ impl TenantPolicy {
         if value == regorus::Value::Undefined {
             return Ok(Json::Null);
         }
-        serde_json::to_value(&value).map_err(|e| PolicyError::Eval(e.to_string()))
+        let json = serde_json::to_value(&value).map_err(|e| PolicyError::Eval(e.to_string()))?;
+        // Postgres cannot store U+0000; a result carrying one is this event's failure, not a
+        // batch-wide write error.
+        reject_nul(&json).map_err(|_| {
+            PolicyError::Eval("the rule's value contains a NUL character (U+0000)".into())
+        })?;
+        Ok(json)
     }
 }
 
@@ -246,6 +259,17 @@ mod tests {
                 .unwrap()
                 .allowed
         );
+    }
+
+    #[test]
+    fn a_result_postgres_cannot_store_is_an_evaluation_error() {
+        let src =
+            "package tenants.acme\nimport rego.v1\ndecision := {\"reasons\": [input.raw.note]}";
+        let mut p = TenantPolicy::compile(&bundle("acme", src), "decision").unwrap();
+        let err = p
+            .evaluate(&event("acme", "x", json!({"note": "a\u{0}b"})), &ctx())
+            .unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
         if clock.elapsed() > opts.timeout {
             bar.abandon_with_message("timed out");
             cancel.cancel();
-            let _ = engine.await;
+            let _ = tokio::time::timeout(Duration::from_secs(15), engine).await;
             bail!(
                 "only {done} of {total} records committed within {:?}",
                 opts.timeout

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use portcullis_engine::Origin;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -100,7 +99,6 @@ fn to_inbound(m: &OwnedMessage) -> Inbound {
             offset: m.offset(),
         },
         payload: m.payload().unwrap_or_default().to_vec(),
-        received: Utc::now(),
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use portcullis_engine::decode::device_topic_filter;
 use portcullis_engine::Origin;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS};
@@ -18,10 +17,10 @@ use crate::config::MqttConfig;
 use crate::processor::{Inbound, Processor};
 use crate::stats::Stats;
 
-/// Largest packet the client accepts from the broker. Well above `max_payload_bytes`, so that an
-/// oversized message reaches us and becomes a dead letter instead of breaking the connection
-/// (which would make the broker redeliver it forever).
-const MAX_INCOMING_PACKET: usize = 64 * 1024 * 1024;
+/// Largest packet the client accepts: the MQTT maximum. A larger limit on our side than the
+/// broker's means an oversized message always reaches us and becomes a dead letter; a smaller one
+/// would make rumqttc drop the connection and the broker redeliver the message forever.
+const MAX_INCOMING_PACKET: usize = 268_435_460;
 
 pub async fn run_source(
     cfg: MqttConfig,
@@ -37,7 +36,11 @@ pub async fn run_source(
     // Room for a whole batch of acks plus subscriptions, so acking never waits on the event loop.
     let (client, mut eventloop) = AsyncClient::new(opts, cfg.batch_max_messages * 2 + 16);
     let filter = device_topic_filter(&cfg.topic_prefix);
-    let (tx, mut rx) = mpsc::channel::<Publish>(cfg.batch_max_messages.max(16));
+    // Unbounded on purpose: the poller must never wait, or it stops draining our acks from the
+    // request queue and stops sending keep-alives (a deadlock seen under load). The channel is
+    // bounded all the same, by the broker: we ack only after commit, so at most the broker's
+    // in-flight window (`max_inflight_messages`) of unacknowledged messages is ever in it.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Publish>();
 
     // The event loop must be polled continuously: it sends our acks and keeps the connection.
     // It has its own token so that it outlives the batch loop long enough to flush the last acks.
@@ -54,7 +57,7 @@ pub async fn run_source(
             };
             match ev {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(p).await.is_err() {
+                    if tx.send(p).is_err() {
                         break;
                     }
                 }
@@ -99,7 +102,6 @@ pub async fn run_source(
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        let received = Utc::now();
         let inbound: Vec<Inbound> = batch
             .iter()
             .map(|p| Inbound {
@@ -107,7 +109,6 @@ pub async fn run_source(
                     topic: p.topic.clone(),
                 },
                 payload: p.payload.to_vec(),
-                received,
             })
             .collect();
         if processor

@@ -28,6 +28,14 @@ pub struct WriteCounts {
     pub dead_letters: u64,
 }
 
+impl WriteCounts {
+    pub fn add(&mut self, other: WriteCounts) {
+        self.events += other.events;
+        self.decisions += other.decisions;
+        self.dead_letters += other.dead_letters;
+    }
+}
+
 #[derive(Clone)]
 pub struct PgWriter {
     pool: PgPool,
@@ -48,7 +56,7 @@ impl PgWriter {
         }
         let mut tx = self.pool.begin().await?;
         let events = insert_events(&mut tx, &batch.events).await?;
-        let decisions = insert_decisions(&mut tx, &batch.decisions, &batch.events).await?;
+        let decisions = insert_decisions(&mut tx, &batch.decisions).await?;
         let dead_letters = insert_dead_letters(&mut tx, &batch.dead_letters).await?;
         tx.commit().await?;
         Ok(WriteCounts {
@@ -94,25 +102,11 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<u64, sqlx::E
     Ok(done.rows_affected())
 }
 
-async fn insert_decisions(
-    tx: &mut Tx<'_>,
-    decisions: &[Decision],
-    events: &[Event],
-) -> Result<u64, sqlx::Error> {
+/// Decisions are partitioned like events, by the time of the event they judged.
+async fn insert_decisions(tx: &mut Tx<'_>, decisions: &[Decision]) -> Result<u64, sqlx::Error> {
     if decisions.is_empty() {
         return Ok(0);
     }
-    // Decisions are partitioned like events, by the time of the event they judged.
-    let times: std::collections::HashMap<(&str, &str), DateTime<Utc>> = events
-        .iter()
-        .map(|e| ((e.tenant_id.as_str(), e.event_id.as_str()), e.event_time))
-        .collect();
-    let event_time = |d: &Decision| {
-        times
-            .get(&(d.tenant_id.as_str(), d.event_id.as_str()))
-            .copied()
-            .unwrap_or_else(Utc::now)
-    };
     let done = sqlx::query(
         "INSERT INTO decisions (decision_id, tenant_id, event_id, event_time, rule_path, allowed,
                                 result, bundle_revision, eval_micros)
@@ -140,7 +134,7 @@ async fn insert_decisions(
             .map(|d| d.event_id.clone())
             .collect::<Vec<_>>(),
     )
-    .bind(decisions.iter().map(event_time).collect::<Vec<_>>())
+    .bind(decisions.iter().map(|d| d.event_time).collect::<Vec<_>>())
     .bind(
         decisions
             .iter()

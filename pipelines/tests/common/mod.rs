@@ -162,28 +162,48 @@ impl TestEnv {
         let id = format!("pc-test-pub-{}", uuid::Uuid::new_v4().simple());
         let opts = MqttOptions::new(id, &self.config.mqtt.host, self.config.mqtt.port);
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let expected = messages.len();
+        // The event loop must run while we publish: it is what drains the request queue.
+        let poller = tokio::spawn(async move {
+            let mut acked = 0;
+            while acked < expected {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                    Ok(_) => {}
+                    Err(e) => panic!("mqtt publisher: {e}"),
+                }
+            }
+        });
         for (topic, payload) in messages {
             client
                 .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
                 .await
                 .unwrap();
         }
-        let mut acked = 0;
-        let until = Instant::now() + Duration::from_secs(20);
-        while acked < messages.len() {
-            assert!(Instant::now() < until, "mqtt publish not acknowledged");
-            match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
-                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => panic!("mqtt publisher: {e}"),
-                Err(_) => {}
-            }
-        }
-        let _ = client.disconnect().await;
-        let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+        tokio::time::timeout(Duration::from_secs(60), poller)
+            .await
+            .expect("mqtt publishes acknowledged within 60 s")
+            .unwrap();
     }
 
     pub async fn cleanup(self) {
+        // Discard the engine's persistent MQTT session so the broker does not keep one per test.
+        let mut opts = MqttOptions::new(
+            &self.config.mqtt.client_id,
+            &self.config.mqtt.host,
+            self.config.mqtt.port,
+        );
+        opts.set_clean_session(true);
+        let (client, mut eventloop) = AsyncClient::new(opts, 4);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while !matches!(
+                eventloop.poll().await,
+                Ok(Event::Incoming(Packet::ConnAck(_))) | Err(_)
+            ) {}
+        })
+        .await;
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
         self.pool.close().await;
         let base = base_url();
         if let Ok(admin) = sqlx::PgPool::connect(&base).await {
