@@ -7,14 +7,13 @@ use futures::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use portcullis_engine::TenantId;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio_util::sync::CancellationToken;
 
 use super::generator::{Generator, Traffic};
 use super::tenants::DEMO_TENANTS;
 use crate::config::Config;
 use crate::stats::Stats;
-use crate::{engine, kafka, postgres, services};
+use crate::{engine, kafka, mqtt, postgres, services};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -187,37 +186,13 @@ async fn send_kafka(config: &Config, msgs: Vec<Traffic>) -> anyhow::Result<()> {
 }
 
 async fn send_mqtt(config: &Config, msgs: Vec<Traffic>, run: &str) -> anyhow::Result<()> {
-    if msgs.is_empty() {
-        return Ok(());
-    }
-    let mut opts = MqttOptions::new(
-        format!("portcullis-demo-{run}"),
-        &config.mqtt.host,
-        config.mqtt.port,
-    );
-    opts.set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut eventloop) = AsyncClient::new(opts, 256);
-    let expected = msgs.len();
-    let poller = tokio::spawn(async move {
-        let mut acked = 0;
-        while acked < expected {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-                Ok(_) => {}
-                Err(e) => return Err(anyhow::anyhow!("mqtt publish connection failed: {e}")),
-            }
-        }
-        Ok(())
-    });
-    for t in msgs {
-        if let Traffic::Mqtt { topic, payload, .. } = t {
-            client
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .await?;
-        }
-    }
-    poller.await??;
-    let _ = client.disconnect().await;
+    let messages = msgs
+        .into_iter()
+        .filter_map(|t| match t {
+            Traffic::Mqtt { topic, payload, .. } => Some((topic, payload)),
+            Traffic::Kafka { .. } => None,
+        })
+        .collect();
+    mqtt::publish_all(&config.mqtt, &format!("portcullis-demo-{run}"), messages).await?;
     Ok(())
 }

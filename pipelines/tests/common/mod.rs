@@ -12,7 +12,7 @@ use portcullis::stats::Stats;
 use portcullis::{engine, postgres};
 use portcullis_engine::TenantId;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -160,30 +160,11 @@ impl TestEnv {
     /// Publishes with QoS 1 and waits for every PUBACK.
     pub async fn publish(&self, messages: &[(String, Vec<u8>)]) {
         let id = format!("pc-test-pub-{}", uuid::Uuid::new_v4().simple());
-        let opts = MqttOptions::new(id, &self.config.mqtt.host, self.config.mqtt.port);
-        let (client, mut eventloop) = AsyncClient::new(opts, 64);
-        let expected = messages.len();
-        // The event loop must run while we publish: it is what drains the request queue.
-        let poller = tokio::spawn(async move {
-            let mut acked = 0;
-            while acked < expected {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-                    Ok(_) => {}
-                    Err(e) => panic!("mqtt publisher: {e}"),
-                }
-            }
-        });
-        for (topic, payload) in messages {
-            client
-                .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
-                .await
-                .unwrap();
-        }
-        tokio::time::timeout(Duration::from_secs(60), poller)
+        let publish = portcullis::mqtt::publish_all(&self.config.mqtt, &id, messages.to_vec());
+        tokio::time::timeout(Duration::from_secs(60), publish)
             .await
             .expect("mqtt publishes acknowledged within 60 s")
-            .unwrap();
+            .expect("mqtt publish");
     }
 
     pub async fn cleanup(self) {
