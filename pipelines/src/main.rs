@@ -129,8 +129,9 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Config(ConfigCommand::Check { connect }) => config_check(&config, connect),
         Command::Migrate => {
-            let _t = telemetry::init(&config.telemetry)?;
             runtime::block_on(async {
+                // Inside the runtime: the OTLP exporter needs one to exist when it is built.
+                let _t = telemetry::init(&config.telemetry)?;
                 let pool = postgres::migrate(&config.postgres).await.with_context(|| {
                     format!("cannot migrate {}", engine::redact(&config.postgres.url))
                 })?;
@@ -144,8 +145,9 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             })
         }
         Command::Run => {
-            let _t = telemetry::init(&config.telemetry)?;
             runtime::block_on(async {
+                // Inside the runtime: the OTLP exporter needs one to exist when it is built.
+                let _t = telemetry::init(&config.telemetry)?;
                 let cancel = CancellationToken::new();
                 tokio::spawn(stop_on_signal(cancel.clone()));
                 engine::run(config, Arc::new(Stats::default()), cancel).await
@@ -157,7 +159,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             {
                 tcfg.log = "warn".into(); // keep the progress bar readable
             }
-            let _t = telemetry::init(&tcfg)?;
+
             let opts = DemoOptions {
                 cloudtrail_records: args.events,
                 device_events: args.device_events,
@@ -172,7 +174,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             } else {
                 engine::redact(&config.postgres.url)
             };
-            let s = runtime::block_on(run_demo(config, opts))?;
+            let s = runtime::block_on(async {
+                let _t = telemetry::init(&tcfg)?;
+                run_demo(config, opts).await
+            })?;
             let secs = s.elapsed.as_secs_f64().max(1e-9);
             println!();
             println!(
@@ -199,8 +204,9 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             if let TenantCommand::Add { id, .. } = &cmd {
                 TenantId::parse(id)?;
             }
-            let _t = telemetry::init(&config.telemetry)?;
             runtime::block_on(async {
+                // Inside the runtime: the OTLP exporter needs one to exist when it is built.
+                let _t = telemetry::init(&config.telemetry)?;
                 let pool = postgres::migrate(&config.postgres).await?;
                 match cmd {
                     TenantCommand::Add { id, name, accounts } => {

@@ -12,7 +12,7 @@ use portcullis_actors::{Evaluate, TenantDirectory};
 use portcullis_engine::decode::{decode_cloudtrail, decode_device, Rejected};
 use portcullis_engine::{DeadLetter, Event, Origin, TenantId, TenantRegistry};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{instrument, warn, Instrument};
 
 use crate::postgres::{PgWriter, RowBatch, WriteCounts};
 use crate::stats::Stats;
@@ -139,11 +139,19 @@ impl Processor {
         Ok(counts)
     }
 
+    #[instrument(name = "batch", skip_all, fields(messages = batch.len(), events, dead_letters))]
     async fn process_once(&self, batch: &[Inbound]) -> Result<WriteCounts, ProcessError> {
         let (events, mut dead) = self.decode(batch);
         let mut rows = self.judge(events, &mut dead).await?;
         rows.dead_letters = dead;
-        let counts = self.writer.write(&rows).await?;
+        let span = tracing::Span::current();
+        span.record("events", rows.events.len());
+        span.record("dead_letters", rows.dead_letters.len());
+        let counts = self
+            .writer
+            .write(&rows)
+            .instrument(tracing::info_span!("postgres.write"))
+            .await?;
         let allow = rows.decisions.iter().filter(|d| d.allowed).count() as u64;
         Stats::add(&self.stats.decisions_allow, allow);
         Stats::add(
@@ -202,6 +210,7 @@ impl Processor {
     }
 
     /// Sends each tenant's events to its actor (tenants in parallel, each tenant in order).
+    #[instrument(skip_all, fields(events = events.len()))]
     async fn judge(
         &self,
         events: Vec<(Event, Origin)>,
