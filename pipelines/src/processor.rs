@@ -3,6 +3,7 @@
 //! is acknowledged only once everything it produced is durable.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -82,8 +83,14 @@ impl Processor {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.process(batch).await {
-                Ok(counts) => return Ok(counts),
+                Ok(counts) => {
+                    self.stats.postgres_ok.store(true, Ordering::Relaxed);
+                    return Ok(counts);
+                }
                 Err(e) => {
+                    if matches!(e, ProcessError::Write(_)) {
+                        self.stats.postgres_ok.store(false, Ordering::Relaxed);
+                    }
                     Stats::add(&self.stats.retries, 1);
                     warn!(error = %e, messages = batch.len(), retry_in_ms = backoff.as_millis() as u64,
                           "batch not committed; retrying");

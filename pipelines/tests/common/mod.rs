@@ -113,6 +113,18 @@ impl TestEnv {
         running
     }
 
+    /// Starts the real `portcullis run` binary on this environment's settings.
+    pub fn spawn_binary(&self) -> std::process::Child {
+        let file = self._bundles.path().join("portcullis.toml");
+        std::fs::write(&file, toml::to_string(&self.config).unwrap()).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["--config", file.to_str().unwrap(), "run"])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start portcullis run")
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.pool)
@@ -129,6 +141,34 @@ impl TestEnv {
                 return n;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Produces concurrently (many in flight), for large volumes.
+    pub async fn produce_many(&self, messages: Vec<(String, Vec<u8>)>) {
+        portcullis::kafka::ensure_topic(
+            &self.config.kafka,
+            &self.config.kafka.topic,
+            self.config.kafka.topic_partitions,
+        )
+        .await
+        .unwrap();
+        let producer: FutureProducer = portcullis::kafka::client_config(&self.config.kafka)
+            .set("linger.ms", "10")
+            .create()
+            .unwrap();
+        for chunk in messages.chunks(5000) {
+            let sends = chunk.iter().map(|(key, payload)| {
+                producer.send(
+                    FutureRecord::to(&self.config.kafka.topic)
+                        .key(key)
+                        .payload(payload),
+                    Duration::from_secs(30),
+                )
+            });
+            for r in futures::future::join_all(sends).await {
+                r.map_err(|(e, _)| e).expect("produce");
+            }
         }
     }
 
