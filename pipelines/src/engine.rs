@@ -15,21 +15,21 @@ use crate::processor::{DecodeLimits, Processor, SharedRegistry};
 use crate::stats::Stats;
 use crate::{kafka, mqtt};
 
-/// Runs the engine until `cancel` fires, then drains: each source finishes (or abandons, to be
-/// redelivered) its batch in hand, stores its offsets or acks, and returns.
-/// Must be called inside [`crate::runtime::block_on`] (the actix system).
-pub async fn run(
-    config: Config,
+/// The processing core without its sources: what `run` feeds, and what `dlq replay` re-drives.
+pub struct Parts {
+    pub processor: Arc<Processor>,
+    pub directory: Arc<TenantDirectory>,
+    pub registry: SharedRegistry,
+}
+
+/// Loads the tenant registry and assembles directory and processor. Must be called inside
+/// [`crate::runtime::block_on`]: it starts the arbiters.
+pub async fn build(
+    config: &Config,
+    pool: &sqlx::PgPool,
     stats: Arc<Stats>,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    let pool = postgres::migrate(&config.postgres).await.with_context(|| {
-        format!(
-            "cannot prepare Postgres at {}",
-            redact(&config.postgres.url)
-        )
-    })?;
-    let registry = postgres::load_registry(&pool)
+) -> anyhow::Result<Parts> {
+    let registry = postgres::load_registry(pool)
         .await
         .context("cannot read the tenant registry")?;
     info!(
@@ -60,6 +60,33 @@ pub async fn run(
         },
         stats.clone(),
     ));
+
+    Ok(Parts {
+        processor,
+        directory,
+        registry,
+    })
+}
+
+/// Runs the engine until `cancel` fires, then drains: each source finishes (or abandons, to be
+/// redelivered) its batch in hand, stores its offsets or acks, and returns.
+/// Must be called inside [`crate::runtime::block_on`] (the actix system).
+pub async fn run(
+    config: Config,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = postgres::migrate(&config.postgres).await.with_context(|| {
+        format!(
+            "cannot prepare Postgres at {}",
+            redact(&config.postgres.url)
+        )
+    })?;
+    let Parts {
+        processor,
+        directory,
+        registry,
+    } = build(&config, &pool, stats.clone()).await?;
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(refresh_registry(

@@ -3,6 +3,7 @@
 pub mod bundles;
 pub mod config;
 pub mod demo;
+pub mod dlq;
 pub mod engine;
 pub mod kafka;
 pub mod mqtt;

@@ -8,8 +8,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use portcullis::config::{Config, TelemetryConfig};
 use portcullis::demo::{run_demo, DemoOptions};
+use portcullis::postgres::{DeadLetterFilter, DeadLetterRow};
+use portcullis::processor::Replayed;
 use portcullis::stats::Stats;
-use portcullis::{engine, postgres, runtime, services, telemetry};
+use portcullis::{dlq, engine, postgres, runtime, services, telemetry};
 use portcullis_engine::TenantId;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +59,63 @@ enum Command {
     /// Manage tenants and the AWS accounts mapped to them.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Inspect dead letters and re-drive them after fixing their cause.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters, oldest first (unresolved ones unless --all).
+    List(DlqSelect),
+    /// Re-drive dead letters through decoding, policy and storage.
+    ///
+    /// Use it after fixing what the reason says: map the account (`tenant add --account`),
+    /// register the tenant, repair its bundle. A dead letter that now goes through is stored and
+    /// marked resolved in one transaction; one that still fails keeps its row with the new reason.
+    /// Replaying is idempotent: events already stored are not stored twice.
+    Replay {
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Only list what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Args)]
+struct DlqSelect {
+    /// Only this dead letter (repeatable).
+    #[arg(long = "id", value_name = "DEAD_LETTER_ID")]
+    ids: Vec<String>,
+    /// Only dead letters from this source.
+    #[arg(long, value_parser = ["kafka", "mqtt"])]
+    source: Option<String>,
+    /// Only dead letters of this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only dead letters whose reason contains this text, e.g. "not mapped".
+    #[arg(long, value_name = "TEXT")]
+    reason_contains: Option<String>,
+    /// Include dead letters already resolved by a replay.
+    #[arg(long)]
+    all: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+}
+
+impl DlqSelect {
+    fn filter(self) -> DeadLetterFilter {
+        DeadLetterFilter {
+            ids: self.ids,
+            source: self.source,
+            tenant: self.tenant,
+            reason_contains: self.reason_contains,
+            include_resolved: self.all,
+            limit: self.limit.max(0),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -199,6 +258,49 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");
             Ok(())
         }
+        Command::Dlq(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&config.telemetry)?;
+            match cmd {
+                DlqCommand::List(select) => {
+                    let rows = dlq::list(&config, &select.filter()).await?;
+                    print_dead_letters(&rows);
+                }
+                DlqCommand::Replay {
+                    select,
+                    dry_run: true,
+                } => {
+                    let rows = dlq::list(&config, &select.filter()).await?;
+                    print_dead_letters(&rows);
+                    println!("dry run: {} dead letters would be replayed", rows.len());
+                }
+                DlqCommand::Replay {
+                    select,
+                    dry_run: false,
+                } => {
+                    let done = dlq::replay(&config, &select.filter()).await?;
+                    let stored = done
+                        .iter()
+                        .filter(|(_, r)| matches!(r, Replayed::Stored { .. }))
+                        .count();
+                    for (id, outcome) in &done {
+                        match outcome {
+                            Replayed::Stored { events, .. } => {
+                                println!("stored        {id} ({events} events)")
+                            }
+                            Replayed::StillFailing(reason) => {
+                                println!("still failing {id}: {reason}")
+                            }
+                        }
+                    }
+                    println!(
+                        "replayed {}: {stored} stored, {} still failing",
+                        done.len(),
+                        done.len() - stored
+                    );
+                }
+            }
+            Ok(())
+        }),
         Command::Tenant(cmd) => {
             // Refuse a bad id before touching the database.
             if let TenantCommand::Add { id, .. } = &cmd {
@@ -235,6 +337,26 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 Ok(())
             })
         }
+    }
+}
+
+fn print_dead_letters(rows: &[DeadLetterRow]) {
+    for r in rows {
+        let reason: String = r.reason.chars().take(120).collect();
+        let state = if r.resolved_at.is_some() {
+            "resolved"
+        } else {
+            "open"
+        };
+        println!(
+            "{}  {:<8} {:<8} {:<10} {}  {}",
+            r.failed_at.format("%Y-%m-%d %H:%M:%S"),
+            state,
+            r.source,
+            r.tenant_hint.as_deref().unwrap_or("-"),
+            r.dead_letter_id,
+            reason
+        );
     }
 }
 

@@ -37,6 +37,15 @@ pub enum ProcessError {
 #[error("shutting down before the batch was committed; it will be redelivered")]
 pub struct Cancelled;
 
+/// What replaying one dead letter did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// Its events were judged and stored (`new_rows` of them were not stored already).
+    Stored { events: usize, new_rows: u64 },
+    /// It still cannot be processed, for this reason.
+    StillFailing(String),
+}
+
 /// Limits and names the decoders need.
 #[derive(Debug, Clone)]
 pub struct DecodeLimits {
@@ -144,6 +153,33 @@ impl Processor {
         Stats::add(&self.stats.records_committed, 1);
         Stats::add(&self.stats.messages_committed, 1);
         Ok(counts)
+    }
+
+    /// Re-drives one dead letter: if its payload now decodes and is judged, its rows are stored
+    /// and the dead letter marked resolved in one transaction; otherwise the new reason is kept.
+    pub async fn replay(
+        &self,
+        dead_letter_id: &str,
+        msg: &Inbound,
+    ) -> Result<Replayed, ProcessError> {
+        let (events, mut dead) = self.decode(std::slice::from_ref(msg));
+        let mut rows = self.judge(events, &mut dead).await?;
+        if !dead.is_empty() {
+            let reason = dead
+                .iter()
+                .map(|d| d.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            crate::postgres::note_replay_failure(self.writer.pool(), dead_letter_id, &reason)
+                .await?;
+            return Ok(Replayed::StillFailing(reason));
+        }
+        rows.resolves.push(dead_letter_id.to_owned());
+        let counts = self.writer.write(&rows).await?;
+        Ok(Replayed::Stored {
+            events: rows.events.len(),
+            new_rows: counts.events,
+        })
     }
 
     #[instrument(name = "batch", skip_all, fields(messages = batch.len(), events, dead_letters))]

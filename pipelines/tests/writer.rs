@@ -64,6 +64,7 @@ fn writing_the_same_batch_twice_leaves_the_same_rows() {
                 &[0xff, 0x00, 0x01],
                 "bad bytes",
             )],
+            resolves: Vec::new(),
         };
         let first = writer.write(&batch).await.unwrap();
         assert_eq!(

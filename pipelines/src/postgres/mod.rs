@@ -1,5 +1,6 @@
 //! Postgres: the system of record. Connection, migrations, the batched writer, the tenant registry.
 
+mod dead_letters;
 mod registry;
 mod writer;
 
@@ -9,6 +10,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
+pub use dead_letters::{list_dead_letters, note_replay_failure, DeadLetterFilter, DeadLetterRow};
 pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};
 pub use writer::{PgWriter, RowBatch, WriteCounts};
 

@@ -12,11 +12,16 @@ pub struct RowBatch {
     pub events: Vec<Event>,
     pub decisions: Vec<Decision>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Dead letters that these rows finally resolve (a replay): marked in the same transaction.
+    pub resolves: Vec<String>,
 }
 
 impl RowBatch {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.decisions.is_empty() && self.dead_letters.is_empty()
+        self.events.is_empty()
+            && self.decisions.is_empty()
+            && self.dead_letters.is_empty()
+            && self.resolves.is_empty()
     }
 }
 
@@ -58,6 +63,16 @@ impl PgWriter {
         let events = insert_events(&mut tx, &batch.events).await?;
         let decisions = insert_decisions(&mut tx, &batch.decisions).await?;
         let dead_letters = insert_dead_letters(&mut tx, &batch.dead_letters).await?;
+        if !batch.resolves.is_empty() {
+            sqlx::query(
+                "UPDATE dead_letters SET resolved_at = now(), replay_attempts = replay_attempts + 1,
+                        last_replayed_at = now()
+                 WHERE dead_letter_id = ANY($1)",
+            )
+            .bind(&batch.resolves)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(WriteCounts {
             events,
