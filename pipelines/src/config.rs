@@ -20,7 +20,25 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub policy: PolicyConfig,
     pub engine: EngineConfig,
+    pub http: HttpConfig,
     pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    /// Address of /healthz, /readyz and /metrics. Port 0 picks a free one.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8181".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,6 +264,12 @@ impl Config {
             if v == 0 {
                 p.push(format!("{name} must be at least 1"));
             }
+        }
+        if self.http.enabled && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!(
+                "http.listen {:?} must be an address such as 127.0.0.1:8181",
+                self.http.listen
+            ));
         }
         let rule_ok = !self.policy.rule.is_empty()
             && self.policy.rule.split('.').all(|s| {

@@ -38,6 +38,7 @@ pub async fn replay(
         let inbound = Inbound {
             origin: row.origin(),
             payload: row.payload.clone(),
+            received: std::time::Instant::now(),
         };
         let outcome = parts
             .processor

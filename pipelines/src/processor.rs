@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::future::join_all;
@@ -23,6 +23,8 @@ use crate::stats::Stats;
 pub struct Inbound {
     pub origin: Origin,
     pub payload: Vec<u8>,
+    /// When it arrived, for end-to-end latency.
+    pub received: Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +91,28 @@ impl Processor {
         batch: &[Inbound],
         cancel: &CancellationToken,
     ) -> Result<WriteCounts, Cancelled> {
+        let m = &self.stats.metrics;
+        if let Some(first) = batch.first() {
+            let source = first.origin.source().as_str();
+            m.received_messages
+                .with_label_values(&[source])
+                .inc_by(batch.len() as u64);
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.process(batch).await {
                 Ok(counts) => {
                     self.stats.postgres_ok.store(true, Ordering::Relaxed);
+                    for msg in batch {
+                        m.end_to_end_seconds
+                            .with_label_values(&[msg.origin.source().as_str()])
+                            .observe(msg.received.elapsed().as_secs_f64());
+                    }
+                    if let Some(first) = batch.first() {
+                        m.batch_messages
+                            .with_label_values(&[first.origin.source().as_str()])
+                            .observe(batch.len() as f64);
+                    }
                     return Ok(counts);
                 }
                 Err(e) => {
@@ -101,6 +120,7 @@ impl Processor {
                         self.stats.postgres_ok.store(false, Ordering::Relaxed);
                     }
                     Stats::add(&self.stats.retries, 1);
+                    m.batch_retries.inc();
                     warn!(error = %e, messages = batch.len(), retry_in_ms = backoff.as_millis() as u64,
                           "batch not committed; retrying");
                 }
@@ -150,6 +170,11 @@ impl Processor {
             })
             .await?;
         Stats::add(&self.stats.dead_letters, 1);
+        self.stats
+            .metrics
+            .dead_letters
+            .with_label_values(&[msg.origin.source().as_str()])
+            .inc();
         Stats::add(&self.stats.records_committed, 1);
         Stats::add(&self.stats.messages_committed, 1);
         Ok(counts)
@@ -190,11 +215,31 @@ impl Processor {
         let span = tracing::Span::current();
         span.record("events", rows.events.len());
         span.record("dead_letters", rows.dead_letters.len());
+        let started = Instant::now();
         let counts = self
             .writer
             .write(&rows)
             .instrument(tracing::info_span!("postgres.write"))
             .await?;
+        let m = &self.stats.metrics;
+        m.write_seconds.observe(started.elapsed().as_secs_f64());
+        m.events_stored.inc_by(counts.events);
+        for e in &rows.events {
+            m.events
+                .with_label_values(&[e.source.as_str(), e.tenant_id.as_str()])
+                .inc();
+        }
+        for d in &rows.decisions {
+            let outcome = if d.allowed { "allow" } else { "deny" };
+            m.decisions
+                .with_label_values(&[d.tenant_id.as_str(), outcome])
+                .inc();
+        }
+        for d in &rows.dead_letters {
+            m.dead_letters
+                .with_label_values(&[d.origin.source().as_str()])
+                .inc();
+        }
         let allow = rows.decisions.iter().filter(|d| d.allowed).count() as u64;
         Stats::add(&self.stats.decisions_allow, allow);
         Stats::add(

@@ -1,6 +1,10 @@
-//! Counters the engine keeps about itself (exported as metrics in a later slice; read by `demo`).
+//! What the engine knows about itself: counters read by `demo` and tests, health flags read by
+//! `/readyz`, and the Prometheus metrics served at `/metrics`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use crate::metrics::Metrics;
 
 #[derive(Debug)]
 pub struct Stats {
@@ -14,10 +18,15 @@ pub struct Stats {
     pub dead_letters: AtomicU64,
     /// Batches that had to be retried (Postgres unavailable, tenant actor restarting, ...).
     pub retries: AtomicU64,
+    /// The MQTT source holds its subscription (false while disconnected).
     pub mqtt_subscribed: AtomicBool,
     /// False from a failed write until the next successful one (what `/readyz` will report).
     pub postgres_ok: AtomicBool,
-    pub kafka_assigned: AtomicBool,
+    /// The Kafka source reached the brokers and subscribed.
+    pub kafka_connected: AtomicBool,
+    /// Where the HTTP server listens, once it does.
+    pub http_addr: OnceLock<std::net::SocketAddr>,
+    pub metrics: Metrics,
 }
 
 impl Stats {
@@ -42,7 +51,9 @@ impl Default for Stats {
             retries: AtomicU64::new(0),
             mqtt_subscribed: AtomicBool::new(false),
             postgres_ok: AtomicBool::new(true),
-            kafka_assigned: AtomicBool::new(false),
+            kafka_connected: AtomicBool::new(false),
+            http_addr: OnceLock::new(),
+            metrics: Metrics::new(),
         }
     }
 }

@@ -98,6 +98,7 @@ fn run_stops_cleanly_on_sigterm() {
         .env("PORTCULLIS_MQTT__CLIENT_ID", format!("pc-sigterm-{suffix}"))
         .env("PORTCULLIS_MQTT__TOPIC_PREFIX", format!("pctest/{suffix}"))
         .env("PORTCULLIS_POLICY__BUNDLES_DIR", policies)
+        .env("PORTCULLIS_HTTP__LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -129,6 +129,9 @@ fn a_postgres_outage_mid_stream_loses_nothing_and_the_engine_recovers_by_itself(
             noticed,
             "the engine must report Postgres as unavailable during the outage"
         );
+        let (status, body) = common::http_get(engine.http_addr(), "/readyz").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains(r#""postgres":"unavailable""#), "{body}");
         sqlx::query(outage(true)).execute(&admin).await.unwrap();
 
         // The test's own pool lost its connections too; it reconnects on demand.
@@ -146,6 +149,8 @@ fn a_postgres_outage_mid_stream_loses_nothing_and_the_engine_recovers_by_itself(
             engine.stats.postgres_ok.load(Ordering::Relaxed),
             "recovered by itself"
         );
+        let (status, body) = common::http_get(engine.http_addr(), "/readyz").await;
+        assert_eq!(status, 200, "{body}");
         assert!(portcullis::stats::Stats::get(&engine.stats.retries) > 0);
         engine.stop().await.expect("clean stop");
         env.cleanup().await;

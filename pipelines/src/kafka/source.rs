@@ -42,6 +42,17 @@ pub async fn run_source(
         )
         .create()?;
     consumer.subscribe(&[&cfg.topic])?;
+    // Readiness reports whether the brokers answer; partitions may be assigned later, or never
+    // (more members than partitions), which is no reason to be unready.
+    let metadata = tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(10))
+    });
+    match metadata {
+        Ok(_) => stats.kafka_connected.store(true, Ordering::Relaxed),
+        Err(e) => {
+            warn!(error = %e, "kafka brokers did not answer yet; consuming will start when they do")
+        }
+    }
     info!(topic = %cfg.topic, group = %cfg.group_id, brokers = %cfg.brokers, "kafka source started");
     let linger = Duration::from_millis(cfg.batch_linger_ms);
 
@@ -52,25 +63,24 @@ pub async fn run_source(
         };
         let mut batch = Vec::with_capacity(cfg.batch_max_messages);
         match first {
-            Ok(m) => batch.push(m.detach()),
+            Ok(m) => batch.push((m.detach(), Instant::now())),
             Err(e) => {
                 warn!(error = %e, "kafka receive error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         }
-        stats.kafka_assigned.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + linger;
         while batch.len() < cfg.batch_max_messages {
             tokio::select! {
                 m = consumer.recv() => match m {
-                    Ok(m) => batch.push(m.detach()),
+                    Ok(m) => batch.push((m.detach(), Instant::now())),
                     Err(e) => { warn!(error = %e, "kafka receive error"); break; }
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        let inbound: Vec<Inbound> = batch.iter().map(to_inbound).collect();
+        let inbound: Vec<Inbound> = batch.iter().map(|(m, at)| to_inbound(m, *at)).collect();
         if processor
             .process_until_committed(&inbound, &cancel)
             .await
@@ -78,7 +88,7 @@ pub async fn run_source(
         {
             break 'outer;
         }
-        store_offsets(&consumer, &batch);
+        store_offsets(&consumer, batch.iter().map(|(m, _)| m));
     }
     // Commit what was stored; anything after it is redelivered to whoever owns the partition next.
     match consumer.commit_consumer_state(CommitMode::Sync) {
@@ -91,7 +101,7 @@ pub async fn run_source(
     Ok(())
 }
 
-fn to_inbound(m: &OwnedMessage) -> Inbound {
+fn to_inbound(m: &OwnedMessage, received: Instant) -> Inbound {
     Inbound {
         origin: Origin::Kafka {
             topic: m.topic().to_owned(),
@@ -99,12 +109,13 @@ fn to_inbound(m: &OwnedMessage) -> Inbound {
             offset: m.offset(),
         },
         payload: m.payload().unwrap_or_default().to_vec(),
+        received: received.into_std(),
     }
 }
 
 /// Stores, per partition, the offset after the last message of the batch. Messages of one
 /// partition arrive in order, so this never skips an unprocessed message.
-fn store_offsets(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
+fn store_offsets<'a>(consumer: &StreamConsumer, batch: impl Iterator<Item = &'a OwnedMessage>) {
     let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for m in batch {
         let slot = last.entry((m.topic(), m.partition())).or_insert(m.offset());

@@ -40,7 +40,7 @@ pub async fn run_source(
     // request queue and stops sending keep-alives (a deadlock seen under load). The channel is
     // bounded all the same, by the broker: we ack only after commit, so at most the broker's
     // in-flight window (`max_inflight_messages`) of unacknowledged messages is ever in it.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Publish>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Publish, Instant)>();
 
     // The event loop must be polled continuously: it sends our acks and keeps the connection.
     // It has its own token so that it outlives the batch loop long enough to flush the last acks.
@@ -57,7 +57,7 @@ pub async fn run_source(
             };
             match ev {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send(p).is_err() {
+                    if tx.send((p, Instant::now())).is_err() {
                         break;
                     }
                 }
@@ -77,6 +77,7 @@ pub async fn run_source(
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                 Ok(_) => {}
                 Err(e) => {
+                    poll_stats.mqtt_subscribed.store(false, Ordering::Relaxed);
                     warn!(error = %e, "mqtt connection error; reconnecting");
                     tokio::select! {
                         _ = poll_cancel.cancelled() => break,
@@ -104,11 +105,12 @@ pub async fn run_source(
         }
         let inbound: Vec<Inbound> = batch
             .iter()
-            .map(|p| Inbound {
+            .map(|(p, received)| Inbound {
                 origin: Origin::Mqtt {
                     topic: p.topic.clone(),
                 },
                 payload: p.payload.to_vec(),
+                received: received.into_std(),
             })
             .collect();
         if processor
@@ -118,7 +120,7 @@ pub async fn run_source(
         {
             break;
         }
-        for p in &batch {
+        for (p, _) in &batch {
             if let Err(e) = client.ack(p).await {
                 warn!(error = %e, "mqtt ack not sent; the broker will redeliver (rows are idempotent)");
             }

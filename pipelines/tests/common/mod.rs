@@ -61,6 +61,7 @@ impl TestEnv {
         config.mqtt.topic_prefix = format!("pctest/{suffix}");
         config.engine.workers = 2;
         config.engine.registry_refresh_secs = 1;
+        config.http.listen = "127.0.0.1:0".into(); // tests run in parallel: any free port
         let bundles = tempfile::tempdir().unwrap();
         copy_dir(&repo_policies(), bundles.path());
         config.policy.bundles_dir = bundles.path().to_owned();
@@ -245,6 +246,28 @@ impl TestEnv {
     }
 }
 
+/// A plain HTTP/1.1 GET on loopback: `(status, body)`.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the engine's HTTP port");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("HTTP status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 pub struct Running {
     pub stats: Arc<Stats>,
     cancel: CancellationToken,
@@ -252,6 +275,10 @@ pub struct Running {
 }
 
 impl Running {
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        *self.stats.http_addr.get().expect("http server listening")
+    }
+
     async fn wait_ready(&self) {
         let until = Instant::now() + Duration::from_secs(30);
         while !self

@@ -1,0 +1,165 @@
+//! Prometheus metrics, served at `/metrics`. Names follow Vector's component metrics where one
+//! exists, prefixed `portcullis_`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Messages taken from a source (before decoding), by source.
+    pub received_messages: IntCounterVec,
+    /// Events judged and committed, by source and tenant (a redelivered event counts again).
+    pub events: IntCounterVec,
+    /// New event rows stored (redelivered duplicates excluded).
+    pub events_stored: IntCounter,
+    /// Decisions made, by tenant and outcome.
+    pub decisions: IntCounterVec,
+    /// Dead letters written, by source. (Not by tenant: a dead letter's tenant is unverified input.)
+    pub dead_letters: IntCounterVec,
+    /// Batches that failed and were retried.
+    pub batch_retries: IntCounter,
+    /// Messages per committed batch, by source.
+    pub batch_messages: HistogramVec,
+    /// Time to write one batch to Postgres.
+    pub write_seconds: Histogram,
+    /// From a message's arrival to the commit of its rows, by source.
+    pub end_to_end_seconds: HistogramVec,
+}
+
+const SOURCE: &[&str] = &["source"];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("portcullis".into()), None).expect("registry");
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
+            registry.register(Box::new(c.clone())).expect("register");
+            c
+        };
+        let received_messages = counter(
+            "component_received_messages_total",
+            "Messages taken from a source.",
+            SOURCE,
+        );
+        let events = counter(
+            "events_total",
+            "Events judged and committed.",
+            &["source", "tenant"],
+        );
+        let events_stored =
+            IntCounter::new("events_stored_total", "New event rows stored.").expect("metric");
+        registry
+            .register(Box::new(events_stored.clone()))
+            .expect("register");
+        let decisions = counter(
+            "decisions_total",
+            "Policy decisions made.",
+            &["tenant", "outcome"],
+        );
+        let dead_letters = counter("dead_letters_total", "Dead letters written.", SOURCE);
+        let batch_retries =
+            IntCounter::new("batch_retries_total", "Batches retried after a failure.")
+                .expect("metric");
+        registry
+            .register(Box::new(batch_retries.clone()))
+            .expect("register");
+        let batch_messages = HistogramVec::new(
+            HistogramOpts::new("batch_messages", "Messages per committed batch.").buckets(vec![
+                1.0, 5.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0,
+            ]),
+            SOURCE,
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(batch_messages.clone()))
+            .expect("register");
+        let write_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "postgres_write_seconds",
+                "Time to write one batch to Postgres.",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("buckets")),
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(write_seconds.clone()))
+            .expect("register");
+        let end_to_end_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "end_to_end_seconds",
+                "From a message's arrival to the commit of its rows.",
+            )
+            .buckets(prometheus::exponential_buckets(0.001, 2.0, 14).expect("buckets")),
+            SOURCE,
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(end_to_end_seconds.clone()))
+            .expect("register");
+        // Resident memory, CPU and file descriptors of this process.
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("register");
+        Self {
+            registry,
+            received_messages,
+            events,
+            events_stored,
+            decisions,
+            dead_letters,
+            batch_retries,
+            batch_messages,
+            write_seconds,
+            end_to_end_seconds,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_labelled_metrics() {
+        let m = Metrics::new();
+        m.events.with_label_values(&["kafka", "acme"]).inc_by(3);
+        m.dead_letters.with_label_values(&["mqtt"]).inc();
+        m.write_seconds.observe(0.002);
+        let text = m.render();
+        assert!(
+            text.contains(r#"portcullis_events_total{source="kafka",tenant="acme"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"portcullis_dead_letters_total{source="mqtt"} 1"#));
+        assert!(text.contains("portcullis_postgres_write_seconds_count 1"));
+        assert!(
+            text.contains("process_resident_memory_bytes"),
+            "process metrics are exported"
+        );
+    }
+}
