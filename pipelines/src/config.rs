@@ -76,6 +76,8 @@ pub struct KafkaConfig {
     pub batch_max_messages: usize,
     /// How long a batch waits to fill before it is written anyway.
     pub batch_linger_ms: u64,
+    /// How often librdkafka reports statistics (consumer lag for `/metrics`).
+    pub statistics_interval_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -90,6 +92,7 @@ impl Default for KafkaConfig {
             max_message_bytes: 8 * 1024 * 1024,
             batch_max_messages: 1000,
             batch_linger_ms: 20,
+            statistics_interval_ms: 5000,
         }
     }
 }
@@ -106,6 +109,9 @@ pub struct MqttConfig {
     pub topic_prefix: String,
     /// Payloads larger than this become dead letters.
     pub max_payload_bytes: usize,
+    /// With several engine processes: the name of an MQTT shared subscription (`$share/{group}/…`)
+    /// they all join, so the broker splits agents' events between them. Unset: one engine.
+    pub shared_group: Option<String>,
     pub keep_alive_secs: u64,
     pub batch_max_messages: usize,
     pub batch_linger_ms: u64,
@@ -120,6 +126,7 @@ impl Default for MqttConfig {
             client_id: "portcullis-engine".into(),
             topic_prefix: "portcullis".into(),
             max_payload_bytes: 256 * 1024,
+            shared_group: None,
             keep_alive_secs: 30,
             batch_max_messages: 500,
             batch_linger_ms: 20,
@@ -248,6 +255,13 @@ impl Config {
         if self.mqtt.enabled {
             if self.mqtt.client_id.is_empty() {
                 p.push("mqtt.client_id must be set (a persistent session needs a fixed id)".into());
+            }
+            if let Some(g) = &self.mqtt.shared_group {
+                if g.is_empty() || g.contains(['/', '+', '#']) {
+                    p.push(format!(
+                        "mqtt.shared_group {g:?} must be non-empty, without '/', '+' or '#'"
+                    ));
+                }
             }
             let prefix = &self.mqtt.topic_prefix;
             if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/') {

@@ -2,8 +2,8 @@
 //! exists, prefixed `portcullis_`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -26,6 +26,8 @@ pub struct Metrics {
     pub write_seconds: Histogram,
     /// From a message's arrival to the commit of its rows, by source.
     pub end_to_end_seconds: HistogramVec,
+    /// Messages between this consumer's position and the end of each assigned partition.
+    pub kafka_consumer_lag: IntGaugeVec,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -98,6 +100,17 @@ impl Metrics {
         registry
             .register(Box::new(end_to_end_seconds.clone()))
             .expect("register");
+        let kafka_consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "kafka_consumer_lag",
+                "Messages behind the end of each assigned partition.",
+            ),
+            &["topic", "partition"],
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(kafka_consumer_lag.clone()))
+            .expect("register");
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -115,6 +128,7 @@ impl Metrics {
             batch_messages,
             write_seconds,
             end_to_end_seconds,
+            kafka_consumer_lag,
         }
     }
 

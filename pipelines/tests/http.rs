@@ -54,7 +54,9 @@ fn health_readiness_and_metrics_answer_as_documented() {
         let mut text = String::new();
         for _ in 0..50 {
             text = http_get(addr, "/metrics").await.1;
-            if text.contains("portcullis_dead_letters_total{source=\"kafka\"} 1") {
+            if text.contains("portcullis_dead_letters_total{source=\"kafka\"} 1")
+                && caught_up(&text, &env.config.kafka.topic)
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -71,9 +73,23 @@ fn health_readiness_and_metrics_answer_as_documented() {
         ] {
             assert!(text.contains(expected), "missing {expected} in:\n{text}");
         }
+        // Both messages share a key, so one partition carried them; it is consumed to its end.
+        assert!(
+            caught_up(&text, &env.config.kafka.topic),
+            "no partition with lag 0:\n{text}"
+        );
         let (status, _) = http_get(addr, "/nope").await;
         assert_eq!(status, 404);
         engine.stop().await.unwrap();
         env.cleanup().await;
     });
+}
+
+/// Some partition of `topic` reports a consumer lag of 0.
+fn caught_up(metrics: &str, topic: &str) -> bool {
+    metrics.lines().any(|l| {
+        l.starts_with("portcullis_kafka_consumer_lag{")
+            && l.contains(&format!("topic=\"{topic}\""))
+            && l.ends_with("} 0")
+    })
 }

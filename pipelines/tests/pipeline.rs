@@ -313,3 +313,46 @@ fn an_mqtt_burst_larger_than_the_in_flight_window_all_arrives() {
         env.cleanup().await;
     });
 }
+
+#[test]
+fn two_engines_in_one_shared_subscription_split_agent_events_without_loss() {
+    block_on(async {
+        let mut env = TestEnv::new("shared").await;
+        env.config.mqtt.shared_group = Some(format!("g{}", env.suffix));
+        env.config.kafka.enabled = false;
+        let mut second = env.config.clone();
+        second.mqtt.client_id = format!("{}-b", env.config.mqtt.client_id);
+        let a = env.start().await;
+        let b = env.start_with(second.clone()).await;
+        let topic = env.device_topic("acme", "fleet");
+        let n = 300;
+        let msgs: Vec<(String, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let body = json!({"id": format!("s{i}"), "time": "2026-11-22T10:00:00Z", "user": "alice", "action": "read"});
+                (topic.clone(), serde_json::to_vec(&body).unwrap())
+            })
+            .collect();
+        env.publish(&msgs).await;
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM events", n, WAIT).await,
+            n
+        );
+        let (got_a, got_b) = (
+            portcullis::stats::Stats::get(&a.stats.messages_committed),
+            portcullis::stats::Stats::get(&b.stats.messages_committed),
+        );
+        assert_eq!(
+            got_a + got_b,
+            n as u64,
+            "each event delivered to exactly one engine"
+        );
+        assert!(
+            got_a > 0 && got_b > 0,
+            "the broker splits the load: {got_a} / {got_b}"
+        );
+        a.stop().await.unwrap();
+        b.stop().await.unwrap();
+        env.discard_mqtt_session(&second.mqtt.client_id).await;
+        env.cleanup().await;
+    });
+}

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_engine::Origin;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -19,13 +21,36 @@ use crate::config::KafkaConfig;
 use crate::processor::{Inbound, Processor};
 use crate::stats::Stats;
 
+/// Receives librdkafka's periodic statistics and publishes each partition's consumer lag.
+struct LagReporter {
+    stats: Arc<Stats>,
+}
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        let lag = &self.stats.metrics.kafka_consumer_lag;
+        lag.reset(); // partitions revoked since the last report disappear
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // Partition -1 is librdkafka's internal bookkeeping; -1 lag means "not known yet".
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    lag.with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagReporter {}
+
 pub async fn run_source(
     cfg: KafkaConfig,
     processor: Arc<Processor>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> Result<(), KafkaError> {
-    let consumer: StreamConsumer = client_config(&cfg)
+    let consumer: StreamConsumer<LagReporter> = client_config(&cfg)
         .set("group.id", &cfg.group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
@@ -40,7 +65,13 @@ pub async fn run_source(
             "message.max.bytes",
             (cfg.max_message_bytes.max(1 << 20) * 2).to_string(),
         )
-        .create()?;
+        .set(
+            "statistics.interval.ms",
+            cfg.statistics_interval_ms.to_string(),
+        )
+        .create_with_context(LagReporter {
+            stats: stats.clone(),
+        })?;
     consumer.subscribe(&[&cfg.topic])?;
     // Readiness reports whether the brokers answer; partitions may be assigned later, or never
     // (more members than partitions), which is no reason to be unready.
@@ -115,7 +146,10 @@ fn to_inbound(m: &OwnedMessage, received: Instant) -> Inbound {
 
 /// Stores, per partition, the offset after the last message of the batch. Messages of one
 /// partition arrive in order, so this never skips an unprocessed message.
-fn store_offsets<'a>(consumer: &StreamConsumer, batch: impl Iterator<Item = &'a OwnedMessage>) {
+fn store_offsets<'a>(
+    consumer: &StreamConsumer<LagReporter>,
+    batch: impl Iterator<Item = &'a OwnedMessage>,
+) {
     let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for m in batch {
         let slot = last.entry((m.topic(), m.partition())).or_insert(m.offset());

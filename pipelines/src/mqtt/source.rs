@@ -35,7 +35,10 @@ pub async fn run_source(
         .set_max_packet_size(MAX_INCOMING_PACKET, 1024 * 1024);
     // Room for a whole batch of acks plus subscriptions, so acking never waits on the event loop.
     let (client, mut eventloop) = AsyncClient::new(opts, cfg.batch_max_messages * 2 + 16);
-    let filter = device_topic_filter(&cfg.topic_prefix);
+    let filter = match &cfg.shared_group {
+        Some(group) => format!("$share/{group}/{}", device_topic_filter(&cfg.topic_prefix)),
+        None => device_topic_filter(&cfg.topic_prefix),
+    };
     // Unbounded on purpose: the poller must never wait, or it stops draining our acks from the
     // request queue and stops sending keep-alives (a deadlock seen under load). The channel is
     // bounded all the same, by the broker: we ack only after commit, so at most the broker's

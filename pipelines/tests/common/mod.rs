@@ -57,6 +57,7 @@ impl TestEnv {
         config.kafka.topic = format!("ct_{tag}_{suffix}");
         config.kafka.group_id = format!("g_{tag}_{suffix}");
         config.kafka.topic_partitions = 2;
+        config.kafka.statistics_interval_ms = 500;
         config.mqtt.client_id = format!("pc-test-{tag}-{suffix}");
         config.mqtt.topic_prefix = format!("pctest/{suffix}");
         config.engine.workers = 2;
@@ -98,13 +99,14 @@ impl TestEnv {
 
     /// Starts the engine in this process; stop it with [`Running::stop`].
     pub async fn start(&self) -> Running {
+        self.start_with(self.config.clone()).await
+    }
+
+    /// Starts an engine with other settings (e.g. a second member of a group).
+    pub async fn start_with(&self, config: Config) -> Running {
         let stats = Arc::new(Stats::default());
         let cancel = CancellationToken::new();
-        let handle = actix_rt::spawn(engine::run(
-            self.config.clone(),
-            stats.clone(),
-            cancel.clone(),
-        ));
+        let handle = actix_rt::spawn(engine::run(config, stats.clone(), cancel.clone()));
         let running = Running {
             stats,
             cancel,
@@ -208,13 +210,9 @@ impl TestEnv {
             .expect("mqtt publish");
     }
 
-    pub async fn cleanup(self) {
-        // Discard the engine's persistent MQTT session so the broker does not keep one per test.
-        let mut opts = MqttOptions::new(
-            &self.config.mqtt.client_id,
-            &self.config.mqtt.host,
-            self.config.mqtt.port,
-        );
+    /// Discards a persistent MQTT session so the broker does not keep one per test.
+    pub async fn discard_mqtt_session(&self, client_id: &str) {
+        let mut opts = MqttOptions::new(client_id, &self.config.mqtt.host, self.config.mqtt.port);
         opts.set_clean_session(true);
         let (client, mut eventloop) = AsyncClient::new(opts, 4);
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -226,6 +224,10 @@ impl TestEnv {
         .await;
         let _ = client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    }
+
+    pub async fn cleanup(self) {
+        self.discard_mqtt_session(&self.config.mqtt.client_id).await;
         self.pool.close().await;
         let base = base_url();
         if let Ok(admin) = sqlx::PgPool::connect(&base).await {
