@@ -1,5 +1,6 @@
 //! Portcullis pipelines: the edges (Kafka, MQTT, Postgres, files) and the `portcullis` binary.
 
+pub mod bench;
 pub mod bundles;
 pub mod config;
 pub mod demo;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use portcullis::bench::{run_pipeline_bench, BenchOptions};
 use portcullis::config::{Config, TelemetryConfig};
 use portcullis::demo::{run_demo, DemoOptions};
 use portcullis::postgres::{DeadLetterFilter, DeadLetterRow};
@@ -62,6 +63,31 @@ enum Command {
     /// Inspect dead letters and re-drive them after fixing their cause.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Measure throughput and latency on this machine's real services.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The pipeline end to end against its ceiling (Kafka → COPY, no actors, no policy), in one run.
+    ///
+    /// Uses a separate database, `{database}_bench`, and a fresh topic; your data is untouched.
+    /// Prints records/s for both, their ratio, and produce→commit latency p50/p99 at half the
+    /// measured pipeline rate. Run it on a release build: `cargo run --release -- bench pipeline`.
+    Pipeline {
+        /// CloudTrail records to push through.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Partitions of the benchmark topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Seconds of paced traffic for the latency measurement.
+        #[arg(long, default_value_t = 10)]
+        latency_secs: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +282,56 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             }
             println!();
             println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Pipeline {
+            events,
+            partitions,
+            latency_secs,
+            seed,
+        }) => {
+            let mut tcfg = config.telemetry.clone();
+            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == TelemetryConfig::default().log
+            {
+                tcfg.log = "warn".into();
+            }
+            let opts = BenchOptions {
+                records: events,
+                partitions,
+                latency_secs,
+                seed,
+            };
+            let r = runtime::block_on(async {
+                let _t = telemetry::init(&tcfg)?;
+                run_pipeline_bench(&config, &opts).await
+            })?;
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0);
+            println!("pipeline benchmark: {} CloudTrail records in {} messages, {partitions} partitions, {cores} cores", r.records, r.messages);
+            println!(
+                "  produce to Kafka          {:>10.0} records/s  ({:.1} s)",
+                r.records as f64 / r.produce_secs,
+                r.produce_secs
+            );
+            println!(
+                "  ceiling: Kafka → COPY     {:>10.0} records/s  ({:.1} s)",
+                r.ceiling_rate(),
+                r.ceiling_secs
+            );
+            println!(
+                "  pipeline: end to end      {:>10.0} records/s  ({:.1} s)",
+                r.pipeline_rate(),
+                r.pipeline_secs
+            );
+            println!(
+                "  ratio pipeline / ceiling  {:>10.2}",
+                r.pipeline_rate() / r.ceiling_rate()
+            );
+            println!(
+                "  produce→commit latency at {:.0} records/s ({} records): p50 {:.1} ms, p99 {:.1} ms",
+                r.latency_rate, r.latency_events, r.latency_p50_ms, r.latency_p99_ms
+            );
             Ok(())
         }
         Command::Dlq(cmd) => runtime::block_on(async {

@@ -3,10 +3,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use futures::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use portcullis_engine::TenantId;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::generator::{Generator, Traffic};
@@ -152,7 +150,14 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
 }
 
 async fn send_kafka(config: &Config, msgs: Vec<Traffic>) -> anyhow::Result<()> {
-    if msgs.is_empty() {
+    let messages: Vec<(String, Vec<u8>)> = msgs
+        .into_iter()
+        .filter_map(|t| match t {
+            Traffic::Kafka { key, payload, .. } => Some((key, payload)),
+            Traffic::Mqtt { .. } => None,
+        })
+        .collect();
+    if messages.is_empty() {
         return Ok(());
     }
     kafka::ensure_topic(
@@ -161,28 +166,10 @@ async fn send_kafka(config: &Config, msgs: Vec<Traffic>) -> anyhow::Result<()> {
         config.kafka.topic_partitions,
     )
     .await?;
-    let producer: FutureProducer = kafka::client_config(&config.kafka)
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .set("message.max.bytes", "10000000")
-        .create()?;
-    for chunk in msgs.chunks(2000) {
-        let deliveries = chunk.iter().filter_map(|t| match t {
-            Traffic::Kafka { key, payload, .. } => Some(
-                producer.send(
-                    FutureRecord::to(&config.kafka.topic)
-                        .key(key)
-                        .payload(payload),
-                    Duration::from_secs(30),
-                ),
-            ),
-            Traffic::Mqtt { .. } => None,
-        });
-        for r in join_all(deliveries).await {
-            r.map_err(|(e, _)| e).context("kafka produce failed")?;
-        }
-    }
-    Ok(())
+    let producer = kafka::producer(&config.kafka)?;
+    kafka::produce_all(&producer, &config.kafka.topic, &messages)
+        .await
+        .context("kafka produce failed")
 }
 
 async fn send_mqtt(config: &Config, msgs: Vec<Traffic>, run: &str) -> anyhow::Result<()> {

@@ -1,9 +1,11 @@
 //! Kafka: the CloudTrail source, topic administration, and a producer for `demo` and tests.
 
 mod admin;
+mod producer;
 mod source;
 
 pub use admin::ensure_topic;
+pub use producer::{produce_all, producer};
 pub use source::run_source;
 
 use rdkafka::ClientConfig;

@@ -149,30 +149,14 @@ impl TestEnv {
 
     /// Produces concurrently (many in flight), for large volumes.
     pub async fn produce_many(&self, messages: Vec<(String, Vec<u8>)>) {
-        portcullis::kafka::ensure_topic(
-            &self.config.kafka,
-            &self.config.kafka.topic,
-            self.config.kafka.topic_partitions,
-        )
-        .await
-        .unwrap();
-        let producer: FutureProducer = portcullis::kafka::client_config(&self.config.kafka)
-            .set("linger.ms", "10")
-            .create()
+        let k = &self.config.kafka;
+        portcullis::kafka::ensure_topic(k, &k.topic, k.topic_partitions)
+            .await
             .unwrap();
-        for chunk in messages.chunks(5000) {
-            let sends = chunk.iter().map(|(key, payload)| {
-                producer.send(
-                    FutureRecord::to(&self.config.kafka.topic)
-                        .key(key)
-                        .payload(payload),
-                    Duration::from_secs(30),
-                )
-            });
-            for r in futures::future::join_all(sends).await {
-                r.map_err(|(e, _)| e).expect("produce");
-            }
-        }
+        let producer = portcullis::kafka::producer(k).unwrap();
+        portcullis::kafka::produce_all(&producer, &k.topic, &messages)
+            .await
+            .expect("produce");
     }
 
     pub async fn produce(&self, messages: &[(&str, Vec<u8>)]) {

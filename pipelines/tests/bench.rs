@@ -1,0 +1,68 @@
+//! `portcullis bench pipeline` at a tiny size: every phase runs and the report adds up.
+//! (Figures themselves belong in docs/benchmarks.md, not in assertions.)
+
+mod common;
+
+use common::TestEnv;
+use portcullis::bench::{bench_url, run_pipeline_bench, BenchOptions};
+use portcullis::runtime::block_on;
+
+#[test]
+fn the_pipeline_benchmark_runs_every_phase_in_its_own_database() {
+    block_on(async {
+        let env = TestEnv::new("bench").await;
+        let opts = BenchOptions {
+            records: 400,
+            partitions: 2,
+            latency_secs: 1,
+            seed: 3,
+        };
+        let r = run_pipeline_bench(&env.config, &opts)
+            .await
+            .expect("benchmark runs");
+        assert_eq!(r.records, 400);
+        assert!(r.messages > 0 && r.messages <= 400);
+        assert!(r.ceiling_secs > 0.0 && r.pipeline_secs > 0.0 && r.produce_secs > 0.0);
+        assert!(r.latency_events > 0);
+        assert!(
+            r.latency_p50_ms > 0.0 && r.latency_p50_ms <= r.latency_p99_ms,
+            "{r:?}"
+        );
+
+        // It wrote to `{database}_bench`, not to the configured database.
+        assert_eq!(env.count("SELECT count(*) FROM events").await, 0);
+        let bench = sqlx::PgPool::connect(&bench_url(&env.config.postgres.url))
+            .await
+            .unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&bench)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows as u64,
+            400 + r.latency_events,
+            "pipeline phase plus latency probes, each once"
+        );
+        let decisions: i64 = sqlx::query_scalar("SELECT count(*) FROM decisions")
+            .fetch_one(&bench)
+            .await
+            .unwrap();
+        assert_eq!(decisions, rows);
+        bench.close().await;
+        let admin = sqlx::PgPool::connect(&portcullis::config::Config::default().postgres.url)
+            .await
+            .unwrap();
+        let db = bench_url(&env.config.postgres.url)
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        env.cleanup().await;
+    });
+}
