@@ -88,15 +88,6 @@ pub async fn run(
         registry,
     } = build(&config, &pool, stats.clone()).await?;
 
-    let http = if config.http.enabled {
-        let handle = crate::http::start(&config, stats.clone(), pool.clone(), cancel.clone())
-            .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
-        info!(listen = ?stats.http_addr.get(), "http endpoints up: /healthz /readyz /metrics");
-        Some(handle)
-    } else {
-        None
-    };
-
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(refresh_registry(
         pool.clone(),
@@ -144,6 +135,15 @@ pub async fn run(
                 .context("mqtt source failed")
         });
     }
+    let http = if config.http.enabled {
+        let handle = crate::http::start(&config, stats.clone(), pool.clone(), cancel.clone())
+            .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+        info!(listen = ?stats.http_addr.get(), "http endpoints up: /healthz /readyz /metrics");
+        Some(handle)
+    } else {
+        None
+    };
+
     info!(workers = config.workers(), "engine running");
 
     let mut result = Ok(());

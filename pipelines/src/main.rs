@@ -83,7 +83,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
         /// Seconds of paced traffic for the latency measurement.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         latency_secs: u64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -92,7 +92,7 @@ enum BenchCommand {
 
 #[derive(Subcommand)]
 enum DlqCommand {
-    /// List dead letters, oldest first (unresolved ones unless --all).
+    /// List dead letters, least-replayed then oldest first (unresolved ones unless --all).
     List(DlqSelect),
     /// Re-drive dead letters through decoding, policy and storage.
     ///

@@ -189,22 +189,32 @@ impl Processor {
     ) -> Result<Replayed, ProcessError> {
         let (events, mut dead) = self.decode(std::slice::from_ref(msg));
         let mut rows = self.judge(events, &mut dead).await?;
+        let still_failing = |reason: String| async move {
+            crate::postgres::note_replay_failure(self.writer.pool(), dead_letter_id, &reason)
+                .await?;
+            Ok(Replayed::StillFailing(reason))
+        };
         if !dead.is_empty() {
             let reason = dead
                 .iter()
                 .map(|d| d.reason.as_str())
                 .collect::<Vec<_>>()
                 .join("; ");
-            crate::postgres::note_replay_failure(self.writer.pool(), dead_letter_id, &reason)
-                .await?;
-            return Ok(Replayed::StillFailing(reason));
+            return still_failing(reason).await;
         }
         rows.resolves.push(dead_letter_id.to_owned());
-        let counts = self.writer.write(&rows).await?;
-        Ok(Replayed::Stored {
-            events: rows.events.len(),
-            new_rows: counts.events,
-        })
+        match self.writer.write(&rows).await {
+            Ok(counts) => Ok(Replayed::Stored {
+                events: rows.events.len(),
+                new_rows: counts.events,
+            }),
+            // Refused for its content again (e.g. a message set aside by `process`): record it and
+            // let the replay go on with the next dead letter.
+            Err(e) if refused_for_content(&e) => {
+                still_failing(format!("its rows could not be stored in Postgres: {e}")).await
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     #[instrument(name = "batch", skip_all, fields(messages = batch.len(), events, dead_letters))]

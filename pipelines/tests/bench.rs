@@ -49,20 +49,7 @@ fn the_pipeline_benchmark_runs_every_phase_in_its_own_database() {
             .unwrap();
         assert_eq!(decisions, rows);
         bench.close().await;
-        let admin = sqlx::PgPool::connect(&portcullis::config::Config::default().postgres.url)
-            .await
-            .unwrap();
-        let db = bench_url(&env.config.postgres.url)
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-        )))
-        .execute(&admin)
-        .await
-        .unwrap();
+        common::drop_database(&common::database_of(&bench_url(&env.config.postgres.url))).await;
         env.cleanup().await;
     });
 }

@@ -285,6 +285,24 @@ fn rows_postgres_refuses_are_set_aside_without_stalling_the_partition() {
             3
         );
         engine.stop().await.expect("clean stop");
+        // Replaying it while the cause persists reports it and goes on; it does not abort.
+        let open = portcullis::postgres::DeadLetterFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let replayed = portcullis::dlq::replay(&env.config, &open)
+            .await
+            .expect("replay runs");
+        assert_eq!(replayed.len(), 1);
+        assert!(
+            matches!(&replayed[0].1, portcullis::processor::Replayed::StillFailing(r) if r.contains("no_mallory")),
+            "{replayed:?}"
+        );
+        assert_eq!(
+            env.count("SELECT replay_attempts::int8 FROM dead_letters")
+                .await,
+            1
+        );
         env.cleanup().await;
     });
 }

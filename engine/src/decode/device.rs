@@ -94,9 +94,11 @@ fn decode_payload(
     let event_id = match opt_str(obj, "id")? {
         Some(id) => format!("{}/{id}", topic.agent),
         None => {
+            // Hash the parsed document, not the raw bytes: a dead letter keeps the parsed form,
+            // and its replay must produce the same id as the live message would have.
             let mut keyed = raw_topic.as_bytes().to_vec();
             keyed.push(0);
-            keyed.extend_from_slice(payload);
+            keyed.extend_from_slice(&serde_json::to_vec(&root).unwrap_or_default());
             ids::content_hash(&keyed)
         }
     };

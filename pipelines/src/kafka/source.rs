@@ -97,8 +97,12 @@ pub async fn run_source(
         };
         let mut batch = Vec::with_capacity(cfg.batch_max_messages);
         match first {
-            Ok(m) => batch.push((m.detach(), Instant::now())),
+            Ok(m) => {
+                stats.kafka_connected.store(true, Ordering::Relaxed);
+                batch.push((m.detach(), Instant::now()));
+            }
             Err(e) => {
+                stats.kafka_connected.store(false, Ordering::Relaxed);
                 warn!(error = %e, "kafka receive error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;

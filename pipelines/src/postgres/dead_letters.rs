@@ -60,7 +60,7 @@ pub async fn list_dead_letters(
            AND ($3::text IS NULL OR tenant_hint = $3)
            AND ($4::text IS NULL OR strpos(reason, $4) > 0)
            AND ($5 OR resolved_at IS NULL)
-         ORDER BY failed_at, dead_letter_id
+         ORDER BY replay_attempts, failed_at, dead_letter_id
          LIMIT $6",
     )
     .bind(&f.ids)

@@ -25,7 +25,7 @@ pub struct TestEnv {
     _bundles: tempfile::TempDir,
 }
 
-fn base_url() -> String {
+pub fn base_url() -> String {
     std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| Config::default().postgres.url)
 }
 
@@ -86,6 +86,11 @@ impl TestEnv {
         }
     }
 
+    /// This test's database name.
+    pub fn database(&self) -> String {
+        database_of(&self.config.postgres.url)
+    }
+
     pub fn bundles_dir(&self) -> &Path {
         &self.config.policy.bundles_dir
     }
@@ -116,16 +121,21 @@ impl TestEnv {
         running
     }
 
-    /// Starts the real `portcullis run` binary on this environment's settings.
-    pub fn spawn_binary(&self) -> std::process::Child {
-        let file = self._bundles.path().join("portcullis.toml");
-        std::fs::write(&file, toml::to_string(&self.config).unwrap()).unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    /// Starts the real `portcullis run` binary on `config`. The process is killed when the
+    /// returned guard drops, so a failing test cannot leave an engine running.
+    pub fn spawn_binary(&self, config: &Config) -> ChildGuard {
+        let file = self
+            ._bundles
+            .path()
+            .join(format!("portcullis-{}.toml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&file, toml::to_string(config).unwrap()).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["--config", file.to_str().unwrap(), "run"])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()
-            .expect("start portcullis run")
+            .expect("start portcullis run");
+        ChildGuard(child)
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -213,22 +223,30 @@ impl TestEnv {
     pub async fn cleanup(self) {
         self.discard_mqtt_session(&self.config.mqtt.client_id).await;
         self.pool.close().await;
-        let base = base_url();
-        if let Ok(admin) = sqlx::PgPool::connect(&base).await {
-            let db = self
-                .config
-                .postgres
-                .url
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned();
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-            )))
-            .execute(&admin)
-            .await;
-        }
+        drop_database(&self.database()).await;
+    }
+}
+
+/// The database name at the end of a Postgres URL.
+pub fn database_of(url: &str) -> String {
+    url.rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Drops a scratch database (best effort: connections are forced out).
+pub async fn drop_database(name: &str) {
+    if let Ok(admin) = sqlx::PgPool::connect(&base_url()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await;
+        admin.close().await;
     }
 }
 
@@ -252,6 +270,15 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 pub struct Running {
