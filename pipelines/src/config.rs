@@ -74,8 +74,17 @@ pub struct KafkaConfig {
     pub max_message_bytes: usize,
     /// Most messages judged and written in one batch.
     pub batch_max_messages: usize,
+    /// A batch closes once its payloads reach this many bytes (one larger message still makes a
+    /// batch of its own). With `prefetch_max_bytes`, this bounds the engine's memory.
+    pub batch_max_bytes: usize,
     /// How long a batch waits to fill before it is written anyway.
     pub batch_linger_ms: u64,
+    /// Batches judged and written at once (one is judged while the one before it is written).
+    /// Offsets are still stored in order.
+    pub max_in_flight_batches: usize,
+    /// Most bytes librdkafka fetches ahead of processing (`queued.max.messages.kbytes`). When the
+    /// sink is slow, consumption stops here instead of buffering the backlog in memory.
+    pub prefetch_max_bytes: usize,
     /// How often librdkafka reports statistics (consumer lag for `/metrics`).
     pub statistics_interval_ms: u64,
 }
@@ -91,7 +100,10 @@ impl Default for KafkaConfig {
             topic_partitions: 4,
             max_message_bytes: 8 * 1024 * 1024,
             batch_max_messages: 1000,
+            batch_max_bytes: 8 * 1024 * 1024,
             batch_linger_ms: 20,
+            max_in_flight_batches: 2,
+            prefetch_max_bytes: 32 * 1024 * 1024,
             statistics_interval_ms: 5000,
         }
     }
@@ -113,7 +125,11 @@ pub struct MqttConfig {
     /// they all join, so the broker splits agents' events between them. Unset: one engine.
     pub shared_group: Option<String>,
     pub keep_alive_secs: u64,
+    /// Most messages judged and written in one batch.
     pub batch_max_messages: usize,
+    /// A batch closes once its payloads reach this many bytes.
+    pub batch_max_bytes: usize,
+    /// How long a batch waits to fill before it is written anyway.
     pub batch_linger_ms: u64,
 }
 
@@ -129,6 +145,7 @@ impl Default for MqttConfig {
             shared_group: None,
             keep_alive_secs: 30,
             batch_max_messages: 500,
+            batch_max_bytes: 8 * 1024 * 1024,
             batch_linger_ms: 20,
         }
     }
@@ -271,6 +288,12 @@ impl Config {
         for (name, v) in [
             ("kafka.batch_max_messages", self.kafka.batch_max_messages),
             ("mqtt.batch_max_messages", self.mqtt.batch_max_messages),
+            ("kafka.batch_max_bytes", self.kafka.batch_max_bytes),
+            (
+                "kafka.max_in_flight_batches",
+                self.kafka.max_in_flight_batches,
+            ),
+            ("mqtt.batch_max_bytes", self.mqtt.batch_max_bytes),
             ("engine.tenant_mailbox", self.engine.tenant_mailbox),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes),
             ("mqtt.max_payload_bytes", self.mqtt.max_payload_bytes),

@@ -98,7 +98,8 @@ enum DlqCommand {
     ///
     /// Use it after fixing what the reason says: map the account (`tenant add --account`),
     /// register the tenant, repair its bundle. A dead letter that now goes through is stored and
-    /// marked resolved in one transaction; one that still fails keeps its row with the new reason.
+    /// marked resolved in one transaction; one that still fails keeps its original reason, and the
+    /// replay's error is recorded beside it (`last_replay_error`).
     /// Replaying is idempotent: events already stored are not stored twice.
     Replay {
         #[command(flatten)]
@@ -120,7 +121,7 @@ struct DlqSelect {
     /// Only dead letters of this tenant.
     #[arg(long)]
     tenant: Option<String>,
-    /// Only dead letters whose reason contains this text, e.g. "not mapped".
+    /// Only dead letters whose reason (or latest replay error) contains this text, e.g. "not mapped".
     #[arg(long, value_name = "TEXT")]
     reason_contains: Option<String>,
     /// Include dead letters already resolved by a replay.
@@ -418,7 +419,11 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
 
 fn print_dead_letters(rows: &[DeadLetterRow]) {
     for r in rows {
-        let reason: String = r.reason.chars().take(120).collect();
+        let mut reason: String = r.reason.chars().take(120).collect();
+        if let Some(e) = &r.last_replay_error {
+            reason.push_str(" | last replay: ");
+            reason.extend(e.chars().take(120));
+        }
         let state = if r.resolved_at.is_some() {
             "resolved"
         } else {

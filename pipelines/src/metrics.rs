@@ -1,15 +1,18 @@
 //! Prometheus metrics, served at `/metrics`. Names follow Vector's component metrics where one
 //! exists, prefixed `portcullis_`.
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
     registry: Registry,
     /// Messages taken from a source (before decoding), by source.
     pub received_messages: IntCounterVec,
+    /// Messages whose rows were all committed (and which were then acknowledged), by source.
+    pub messages_committed: IntCounterVec,
     /// Events judged and committed, by source and tenant (a redelivered event counts again).
     pub events: IntCounterVec,
     /// New event rows stored (redelivered duplicates excluded).
@@ -28,6 +31,8 @@ pub struct Metrics {
     pub end_to_end_seconds: HistogramVec,
     /// Messages between this consumer's position and the end of each assigned partition.
     pub kafka_consumer_lag: IntGaugeVec,
+    /// Partitions this consumer owns since the last rebalance.
+    pub kafka_assigned_partitions: IntGauge,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -43,6 +48,11 @@ impl Metrics {
         let received_messages = counter(
             "component_received_messages_total",
             "Messages taken from a source.",
+            SOURCE,
+        );
+        let messages_committed = counter(
+            "messages_committed_total",
+            "Messages whose rows were all committed, then acknowledged to their source.",
             SOURCE,
         );
         let events = counter(
@@ -111,6 +121,14 @@ impl Metrics {
         registry
             .register(Box::new(kafka_consumer_lag.clone()))
             .expect("register");
+        let kafka_assigned_partitions = IntGauge::new(
+            "kafka_assigned_partitions",
+            "Partitions assigned to this consumer since the last rebalance.",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(kafka_assigned_partitions.clone()))
+            .expect("register");
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -120,6 +138,7 @@ impl Metrics {
         Self {
             registry,
             received_messages,
+            messages_committed,
             events,
             events_stored,
             decisions,
@@ -129,6 +148,7 @@ impl Metrics {
             write_seconds,
             end_to_end_seconds,
             kafka_consumer_lag,
+            kafka_assigned_partitions,
         }
     }
 
@@ -140,6 +160,23 @@ impl Metrics {
             .expect("text encoding");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
+}
+
+/// The sum of a counter over the label sets that match every `(label, value)` in `filter`.
+pub fn sum(counter: &IntCounterVec, filter: &[(&str, &str)]) -> u64 {
+    counter
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .filter(|m| {
+            filter.iter().all(|(name, value)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *name && l.value() == *value)
+            })
+        })
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
 }
 
 impl Default for Metrics {
@@ -171,6 +208,16 @@ mod tests {
         );
         assert!(text.contains(r#"portcullis_dead_letters_total{source="mqtt"} 1"#));
         assert!(text.contains("portcullis_postgres_write_seconds_count 1"));
+        m.decisions.with_label_values(&["acme", "deny"]).inc_by(2);
+        m.decisions.with_label_values(&["globex", "deny"]).inc();
+        m.decisions.with_label_values(&["acme", "allow"]).inc_by(5);
+        assert_eq!(sum(&m.decisions, &[("outcome", "deny")]), 3);
+        assert_eq!(sum(&m.decisions, &[]), 8);
+        assert_eq!(
+            sum(&m.decisions, &[("tenant", "acme"), ("outcome", "allow")]),
+            5
+        );
+        assert_eq!(sum(&m.events, &[("tenant", "initech")]), 0);
         assert!(
             text.contains("process_resident_memory_bytes"),
             "process metrics are exported"

@@ -15,6 +15,7 @@ use portcullis_engine::{DeadLetter, Event, Origin, TenantId, TenantRegistry};
 use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn, Instrument};
 
+use crate::metrics::Metrics;
 use crate::postgres::{PgWriter, RowBatch, WriteCounts};
 use crate::stats::Stats;
 
@@ -91,35 +92,37 @@ impl Processor {
         batch: &[Inbound],
         cancel: &CancellationToken,
     ) -> Result<WriteCounts, Cancelled> {
+        let Some(first) = batch.first() else {
+            return Ok(WriteCounts::default());
+        };
         let m = &self.stats.metrics;
-        if let Some(first) = batch.first() {
-            let source = first.origin.source().as_str();
-            m.received_messages
-                .with_label_values(&[source])
-                .inc_by(batch.len() as u64);
-        }
+        let source = first.origin.source().as_str();
+        m.received_messages
+            .with_label_values(&[source])
+            .inc_by(batch.len() as u64);
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.process(batch).await {
-                Ok(counts) => {
+                Ok(tally) => {
                     self.stats.postgres_ok.store(true, Ordering::Relaxed);
+                    // Counted once the whole batch is committed, so a retried batch counts once.
+                    tally.record(m);
+                    m.messages_committed
+                        .with_label_values(&[source])
+                        .inc_by(batch.len() as u64);
+                    let end_to_end = m.end_to_end_seconds.with_label_values(&[source]);
                     for msg in batch {
-                        m.end_to_end_seconds
-                            .with_label_values(&[msg.origin.source().as_str()])
-                            .observe(msg.received.elapsed().as_secs_f64());
+                        end_to_end.observe(msg.received.elapsed().as_secs_f64());
                     }
-                    if let Some(first) = batch.first() {
-                        m.batch_messages
-                            .with_label_values(&[first.origin.source().as_str()])
-                            .observe(batch.len() as f64);
-                    }
-                    return Ok(counts);
+                    m.batch_messages
+                        .with_label_values(&[source])
+                        .observe(batch.len() as f64);
+                    return Ok(tally.stored);
                 }
                 Err(e) => {
                     if matches!(e, ProcessError::Write(_)) {
                         self.stats.postgres_ok.store(false, Ordering::Relaxed);
                     }
-                    Stats::add(&self.stats.retries, 1);
                     m.batch_retries.inc();
                     warn!(error = %e, messages = batch.len(), retry_in_ms = backoff.as_millis() as u64,
                           "batch not committed; retrying");
@@ -137,20 +140,20 @@ impl Processor {
     /// because Postgres is unavailable, would be refused on every retry and stall the source; the
     /// batch is then taken apart so that only the offending message is set aside, as a dead
     /// letter that carries the database's reason.
-    pub async fn process(&self, batch: &[Inbound]) -> Result<WriteCounts, ProcessError> {
+    pub async fn process(&self, batch: &[Inbound]) -> Result<Tally, ProcessError> {
         match self.process_once(batch).await {
             Err(ProcessError::Write(e)) if refused_for_content(&e) => {
                 warn!(error = %e, messages = batch.len(),
                       "Postgres refused rows of this batch; writing its messages one at a time");
-                let mut total = WriteCounts::default();
+                let mut total = Tally::default();
                 for msg in batch {
-                    let counts = match self.process_once(std::slice::from_ref(msg)).await {
+                    let tally = match self.process_once(std::slice::from_ref(msg)).await {
                         Err(ProcessError::Write(e)) if refused_for_content(&e) => {
                             self.set_aside(msg, &e).await?
                         }
                         other => other?,
                     };
-                    total.add(counts);
+                    total.merge(tally);
                 }
                 Ok(total)
             }
@@ -159,25 +162,15 @@ impl Processor {
     }
 
     /// Stores a message whose rows Postgres refuses as a dead letter saying why.
-    async fn set_aside(&self, msg: &Inbound, e: &sqlx::Error) -> Result<WriteCounts, ProcessError> {
+    async fn set_aside(&self, msg: &Inbound, e: &sqlx::Error) -> Result<Tally, ProcessError> {
         let reason = format!("its rows could not be stored in Postgres: {e}");
         let dead = DeadLetter::new(msg.origin.clone(), None, &msg.payload, reason);
-        let counts = self
-            .writer
-            .write(&RowBatch {
-                dead_letters: vec![dead],
-                ..Default::default()
-            })
-            .await?;
-        Stats::add(&self.stats.dead_letters, 1);
-        self.stats
-            .metrics
-            .dead_letters
-            .with_label_values(&[msg.origin.source().as_str()])
-            .inc();
-        Stats::add(&self.stats.records_committed, 1);
-        Stats::add(&self.stats.messages_committed, 1);
-        Ok(counts)
+        let rows = RowBatch {
+            dead_letters: vec![dead],
+            ..Default::default()
+        };
+        let stored = self.writer.write(&rows).await?;
+        Ok(Tally::of(&rows, stored))
     }
 
     /// Re-drives one dead letter: if its payload now decodes and is judged, its rows are stored
@@ -218,7 +211,7 @@ impl Processor {
     }
 
     #[instrument(name = "batch", skip_all, fields(messages = batch.len(), events, dead_letters))]
-    async fn process_once(&self, batch: &[Inbound]) -> Result<WriteCounts, ProcessError> {
+    async fn process_once(&self, batch: &[Inbound]) -> Result<Tally, ProcessError> {
         let (events, mut dead) = self.decode(batch);
         let mut rows = self.judge(events, &mut dead).await?;
         rows.dead_letters = dead;
@@ -232,38 +225,11 @@ impl Processor {
             .instrument(tracing::info_span!("postgres.write"))
             .await?;
         let m = &self.stats.metrics;
+        // Rows are facts of the database, counted as they commit (a batch retried after a
+        // partial commit does not store them twice); everything else waits for the whole batch.
         m.write_seconds.observe(started.elapsed().as_secs_f64());
         m.events_stored.inc_by(counts.events);
-        for e in &rows.events {
-            m.events
-                .with_label_values(&[e.source.as_str(), e.tenant_id.as_str()])
-                .inc();
-        }
-        for d in &rows.decisions {
-            let outcome = if d.allowed { "allow" } else { "deny" };
-            m.decisions
-                .with_label_values(&[d.tenant_id.as_str(), outcome])
-                .inc();
-        }
-        for d in &rows.dead_letters {
-            m.dead_letters
-                .with_label_values(&[d.origin.source().as_str()])
-                .inc();
-        }
-        let allow = rows.decisions.iter().filter(|d| d.allowed).count() as u64;
-        Stats::add(&self.stats.decisions_allow, allow);
-        Stats::add(
-            &self.stats.decisions_deny,
-            rows.decisions.len() as u64 - allow,
-        );
-        Stats::add(&self.stats.events_written, counts.events);
-        Stats::add(&self.stats.dead_letters, rows.dead_letters.len() as u64);
-        Stats::add(
-            &self.stats.records_committed,
-            (rows.events.len() + rows.dead_letters.len()) as u64,
-        );
-        Stats::add(&self.stats.messages_committed, batch.len() as u64);
-        Ok(counts)
+        Ok(Tally::of(&rows, counts))
     }
 
     fn decode(&self, batch: &[Inbound]) -> (Vec<(Event, Origin)>, Vec<DeadLetter>) {
@@ -356,6 +322,72 @@ impl Processor {
             }
         }
         Ok(rows)
+    }
+}
+
+/// What a committed batch did, counted per label so that the metrics are touched once per label
+/// and batch rather than once per event.
+#[derive(Debug, Default)]
+pub struct Tally {
+    events: HashMap<(&'static str, TenantId), u64>,
+    decisions: HashMap<(TenantId, &'static str), u64>,
+    dead_letters: HashMap<&'static str, u64>,
+    /// Rows newly inserted (duplicates from redelivery excluded).
+    pub stored: WriteCounts,
+}
+
+impl Tally {
+    fn of(rows: &RowBatch, stored: WriteCounts) -> Self {
+        let mut t = Tally {
+            stored,
+            ..Default::default()
+        };
+        for e in &rows.events {
+            *t.events
+                .entry((e.source.as_str(), e.tenant_id.clone()))
+                .or_default() += 1;
+        }
+        for d in &rows.decisions {
+            let outcome = if d.allowed { "allow" } else { "deny" };
+            *t.decisions
+                .entry((d.tenant_id.clone(), outcome))
+                .or_default() += 1;
+        }
+        for d in &rows.dead_letters {
+            *t.dead_letters
+                .entry(d.origin.source().as_str())
+                .or_default() += 1;
+        }
+        t
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (k, n) in other.events {
+            *self.events.entry(k).or_default() += n;
+        }
+        for (k, n) in other.decisions {
+            *self.decisions.entry(k).or_default() += n;
+        }
+        for (k, n) in other.dead_letters {
+            *self.dead_letters.entry(k).or_default() += n;
+        }
+        self.stored.add(other.stored);
+    }
+
+    fn record(&self, m: &Metrics) {
+        for ((source, tenant), n) in &self.events {
+            m.events
+                .with_label_values(&[*source, tenant.as_str()])
+                .inc_by(*n);
+        }
+        for ((tenant, outcome), n) in &self.decisions {
+            m.decisions
+                .with_label_values(&[tenant.as_str(), *outcome])
+                .inc_by(*n);
+        }
+        for (source, n) in &self.dead_letters {
+            m.dead_letters.with_label_values(&[*source]).inc_by(*n);
+        }
     }
 }
 

@@ -1,23 +1,14 @@
-//! What the engine knows about itself: counters read by `demo` and tests, health flags read by
-//! `/readyz`, and the Prometheus metrics served at `/metrics`.
+//! What the engine knows about itself: health flags read by `/readyz`, and the Prometheus
+//! metrics served at `/metrics`. The counters `demo`, `bench` and tests read are the metrics
+//! themselves, so the two can never disagree.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
-use crate::metrics::Metrics;
+use crate::metrics::{sum, Metrics};
 
 #[derive(Debug)]
 pub struct Stats {
-    /// Source messages acknowledged after their rows were committed.
-    pub messages_committed: AtomicU64,
-    /// Records fully handled (an event with its decision, or a dead letter), committed.
-    pub records_committed: AtomicU64,
-    pub events_written: AtomicU64,
-    pub decisions_allow: AtomicU64,
-    pub decisions_deny: AtomicU64,
-    pub dead_letters: AtomicU64,
-    /// Batches that had to be retried (Postgres unavailable, tenant actor restarting, ...).
-    pub retries: AtomicU64,
     /// The MQTT source holds its subscription (false while disconnected).
     pub mqtt_subscribed: AtomicBool,
     /// False from a failed write until the next successful one (what `/readyz` will report).
@@ -30,25 +21,43 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
+    /// Source messages acknowledged after their rows were committed.
+    pub fn messages_committed(&self) -> u64 {
+        sum(&self.metrics.messages_committed, &[])
     }
 
-    pub fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
+    /// Records fully handled (an event with its decision, or a dead letter), committed.
+    pub fn records_committed(&self) -> u64 {
+        self.events_judged() + self.dead_letters()
+    }
+
+    /// Events judged and committed (a redelivered event counts again).
+    pub fn events_judged(&self) -> u64 {
+        sum(&self.metrics.events, &[])
+    }
+
+    /// New event rows stored.
+    pub fn events_stored(&self) -> u64 {
+        self.metrics.events_stored.get()
+    }
+
+    pub fn decisions(&self, outcome: &str) -> u64 {
+        sum(&self.metrics.decisions, &[("outcome", outcome)])
+    }
+
+    pub fn dead_letters(&self) -> u64 {
+        sum(&self.metrics.dead_letters, &[])
+    }
+
+    /// Batches that had to be retried (Postgres unavailable, tenant actor restarting, ...).
+    pub fn retries(&self) -> u64 {
+        self.metrics.batch_retries.get()
     }
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Self {
-            messages_committed: AtomicU64::new(0),
-            records_committed: AtomicU64::new(0),
-            events_written: AtomicU64::new(0),
-            decisions_allow: AtomicU64::new(0),
-            decisions_deny: AtomicU64::new(0),
-            dead_letters: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
             mqtt_subscribed: AtomicBool::new(false),
             postgres_ok: AtomicBool::new(true),
             kafka_connected: AtomicBool::new(false),

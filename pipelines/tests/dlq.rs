@@ -68,6 +68,21 @@ fn replay_after_the_fix_stores_the_events_and_resolves_the_dead_letters() {
                 .await,
             1
         );
+        // The original reason stays; the replay's failure is kept beside it.
+        let after_failed = dlq::list(&env.config, &open).await.unwrap();
+        for row in &after_failed {
+            let first = listed
+                .iter()
+                .find(|l| l.dead_letter_id == row.dead_letter_id)
+                .unwrap();
+            assert_eq!(row.reason, first.reason);
+            assert!(
+                row.last_replay_error
+                    .as_deref()
+                    .is_some_and(|e| !e.is_empty()),
+                "{row:?}"
+            );
+        }
 
         // The fix: register the tenant with its account. Then replay.
         add_tenant(

@@ -153,7 +153,7 @@ fn a_postgres_outage_mid_stream_loses_nothing_and_the_engine_recovers_by_itself(
         );
         let (status, body) = common::http_get(engine.http_addr(), "/readyz").await;
         assert_eq!(status, 200, "{body}");
-        assert!(portcullis::stats::Stats::get(&engine.stats.retries) > 0);
+        assert!(engine.stats.retries() > 0);
         engine.stop().await.expect("clean stop");
         env.cleanup().await;
     });

@@ -215,10 +215,7 @@ fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_ses
         );
         // The second run resumed where the first committed: it consumed only the 15 new Kafka
         // messages and the 5 queued MQTT ones, not the first 20 again.
-        assert_eq!(
-            portcullis::stats::Stats::get(&engine.stats.messages_committed),
-            20
-        );
+        assert_eq!(engine.stats.messages_committed(), 20);
         // Nothing is judged twice: one decision per event.
         assert_eq!(env.count("SELECT count(*) FROM decisions").await, 40);
         assert_eq!(
@@ -355,10 +352,7 @@ fn two_engines_in_one_shared_subscription_split_agent_events_without_loss() {
             env.wait_count("SELECT count(*) FROM events", n, WAIT).await,
             n
         );
-        let (got_a, got_b) = (
-            portcullis::stats::Stats::get(&a.stats.messages_committed),
-            portcullis::stats::Stats::get(&b.stats.messages_committed),
-        );
+        let (got_a, got_b) = (a.stats.messages_committed(), b.stats.messages_committed());
         assert_eq!(
             got_a + got_b,
             n as u64,

@@ -186,7 +186,7 @@ async fn wait_for(
     let mut last = 0;
     let mut since = last_progress;
     loop {
-        let done = Stats::get(&stats.records_committed);
+        let done = stats.records_committed();
         if done >= records {
             return Ok(());
         }

@@ -102,7 +102,7 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
     tokio::pin!(send);
     let mut sent = false;
     loop {
-        let done = Stats::get(&stats.records_committed);
+        let done = stats.records_committed();
         bar.set_position(done.min(total));
         if sent && done >= total {
             break;
@@ -141,10 +141,10 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
     Ok(DemoSummary {
         elapsed,
         records: total,
-        events_written: Stats::get(&stats.events_written),
-        allow: Stats::get(&stats.decisions_allow),
-        deny: Stats::get(&stats.decisions_deny),
-        dead_letters: Stats::get(&stats.dead_letters),
+        events_written: stats.events_stored(),
+        allow: stats.decisions("allow"),
+        deny: stats.decisions("deny"),
+        dead_letters: stats.dead_letters(),
         top_deny_reasons,
     })
 }

@@ -101,6 +101,9 @@ async fn readyz(state: web::Data<State>) -> HttpResponse {
     let body = json!({
         "ready": ready,
         "checks": {"postgres": postgres, "kafka": kafka, "mqtt": mqtt, "draining": draining},
+        // Informational: owning no partition does not make an engine unready (it still serves
+        // MQTT and takes over partitions when a peer leaves), but an operator should see it.
+        "kafka_partitions": state.stats.metrics.kafka_assigned_partitions.get(),
     });
     if ready {
         HttpResponse::Ok().json(body)

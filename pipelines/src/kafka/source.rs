@@ -1,24 +1,27 @@
 //! The CloudTrail source: a consumer-group member that stores an offset only after every row its
 //! message produced is committed (at-least-once transport; idempotent rows make it exactly-once).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_engine::Origin;
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::client_config;
 use crate::config::KafkaConfig;
-use crate::processor::{Inbound, Processor};
+use crate::processor::{Cancelled, Inbound, Processor};
 use crate::stats::Stats;
 
 /// Receives librdkafka's periodic statistics and publishes each partition's consumer lag.
@@ -42,7 +45,18 @@ impl ClientContext for LagReporter {
     }
 }
 
-impl ConsumerContext for LagReporter {}
+impl ConsumerContext for LagReporter {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        // Zero partitions is legitimate (more members than partitions) but worth seeing: it is
+        // also what a group stuck on a dead member looks like (docs/operations.md).
+        let owned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        self.stats
+            .metrics
+            .kafka_assigned_partitions
+            .set(owned as i64);
+        info!(partitions = owned, "kafka partitions assigned");
+    }
+}
 
 pub async fn run_source(
     cfg: KafkaConfig,
@@ -68,6 +82,11 @@ pub async fn run_source(
             "message.max.bytes",
             (cfg.max_message_bytes.max(1 << 20) * 2).to_string(),
         )
+        // Bounded read-ahead: a slow sink slows consumption instead of growing memory.
+        .set(
+            "queued.max.messages.kbytes",
+            (cfg.prefetch_max_bytes / 1024).max(1).to_string(),
+        )
         .set(
             "statistics.interval.ms",
             cfg.statistics_interval_ms.to_string(),
@@ -90,16 +109,30 @@ pub async fn run_source(
     info!(topic = %cfg.topic, group = %cfg.group_id, brokers = %cfg.brokers, "kafka source started");
     let linger = Duration::from_millis(cfg.batch_linger_ms);
 
-    'outer: loop {
+    // Batches are processed by tasks of their own, up to `max_in_flight_batches` at once, so one
+    // batch is judged while the one before it is written. Offsets are stored strictly in batch
+    // order: a batch's offsets wait until every earlier batch has committed too.
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    loop {
         let first = tokio::select! {
             _ = cancel.cancelled() => break,
             m = consumer.recv() => m,
+            done = front(&mut in_flight), if !in_flight.is_empty() => {
+                let batch = in_flight.pop_front().expect("a front batch");
+                if !settle(&consumer, batch, done) {
+                    in_flight.clear(); // later batches must not store offsets past this one
+                    break;
+                }
+                continue;
+            }
         };
-        let mut batch = Vec::with_capacity(cfg.batch_max_messages);
+        let mut batch = Vec::with_capacity(cfg.batch_max_messages.min(1024));
+        let mut bytes = 0;
         match first {
             Ok(m) => {
                 stats.kafka_connected.store(true, Ordering::Relaxed);
-                batch.push((m.detach(), Instant::now()));
+                bytes += m.payload_len();
+                batch.push(to_inbound(&m));
             }
             Err(e) => {
                 stats.kafka_connected.store(false, Ordering::Relaxed);
@@ -109,25 +142,47 @@ pub async fn run_source(
             }
         }
         let deadline = Instant::now() + linger;
-        while batch.len() < cfg.batch_max_messages {
+        while batch.len() < cfg.batch_max_messages && bytes < cfg.batch_max_bytes {
             tokio::select! {
                 m = consumer.recv() => match m {
-                    Ok(m) => batch.push((m.detach(), Instant::now())),
+                    Ok(m) => {
+                        bytes += m.payload_len();
+                        batch.push(to_inbound(&m));
+                    }
                     Err(e) => { warn!(error = %e, "kafka receive error"); break; }
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        let inbound: Vec<Inbound> = batch.iter().map(|(m, at)| to_inbound(m, *at)).collect();
-        if processor
-            .process_until_committed(&inbound, &cancel)
-            .await
-            .is_err()
-        {
-            break 'outer;
+        // Memory stays bounded: no more than this many batches are held at once.
+        if in_flight.len() >= cfg.max_in_flight_batches.max(1) {
+            let mut oldest = in_flight.pop_front().expect("a front batch");
+            let done = (&mut oldest.task).await;
+            if !settle(&consumer, oldest, done) {
+                in_flight.clear(); // later batches must not store offsets past this one
+                break;
+            }
         }
-        store_offsets(&consumer, batch.iter().map(|(m, _)| m));
+        let offsets = last_offsets(&batch);
+        let (processor, cancel) = (processor.clone(), cancel.clone());
+        let task = tokio::spawn(async move {
+            processor
+                .process_until_committed(&batch, &cancel)
+                .await
+                .map(|_| ())
+        });
+        in_flight.push_back(InFlight { offsets, task });
     }
+    // Let batches in hand finish (they give up at their next retry once cancelled); store the
+    // offsets of those that committed, in order, up to the first that did not.
+    while let Some(mut batch) = in_flight.pop_front() {
+        let done = (&mut batch.task).await;
+        if !settle(&consumer, batch, done) {
+            break;
+        }
+    }
+    // Batches dropped from `in_flight` are not aborted: their tasks finish or give up on their
+    // own, and their messages are redelivered, which idempotent rows absorb.
     // Commit what was stored; anything after it is redelivered to whoever owns the partition next.
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
@@ -139,7 +194,39 @@ pub async fn run_source(
     Ok(())
 }
 
-fn to_inbound(m: &OwnedMessage, received: Instant) -> Inbound {
+/// A batch being judged and written by its own task, with the offsets to store once it commits.
+struct InFlight {
+    offsets: Vec<(String, i32, i64)>,
+    task: JoinHandle<Result<(), Cancelled>>,
+}
+
+type Done = Result<Result<(), Cancelled>, tokio::task::JoinError>;
+
+/// Waits for the oldest batch in flight without taking it out (cancel-safe inside `select!`).
+async fn front(in_flight: &mut VecDeque<InFlight>) -> Done {
+    match in_flight.front_mut() {
+        Some(batch) => (&mut batch.task).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Stores a finished batch's offsets if it committed. False when it did not (shutdown, or a bug
+/// that panicked the task): then no later offset may be stored either.
+fn settle(consumer: &StreamConsumer<LagReporter>, batch: InFlight, done: Done) -> bool {
+    match done {
+        Ok(Ok(())) => {
+            store_offsets(consumer, &batch.offsets);
+            true
+        }
+        Ok(Err(Cancelled)) => false,
+        Err(e) => {
+            error!(error = %e, "a batch task failed; its messages will be redelivered");
+            false
+        }
+    }
+}
+
+fn to_inbound(m: &BorrowedMessage<'_>) -> Inbound {
     Inbound {
         origin: Origin::Kafka {
             topic: m.topic().to_owned(),
@@ -147,24 +234,34 @@ fn to_inbound(m: &OwnedMessage, received: Instant) -> Inbound {
             offset: m.offset(),
         },
         payload: m.payload().unwrap_or_default().to_vec(),
-        received: received.into_std(),
+        received: std::time::Instant::now(),
     }
 }
 
-/// Stores, per partition, the offset after the last message of the batch. Messages of one
-/// partition arrive in order, so this never skips an unprocessed message.
-fn store_offsets<'a>(
-    consumer: &StreamConsumer<LagReporter>,
-    batch: impl Iterator<Item = &'a OwnedMessage>,
-) {
+/// The last offset of each partition in the batch. Messages of one partition arrive in order,
+/// so storing it never skips an unprocessed message.
+fn last_offsets(batch: &[Inbound]) -> Vec<(String, i32, i64)> {
     let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for m in batch {
-        let slot = last.entry((m.topic(), m.partition())).or_insert(m.offset());
-        *slot = (*slot).max(m.offset());
+        if let Origin::Kafka {
+            topic,
+            partition,
+            offset,
+        } = &m.origin
+        {
+            let slot = last.entry((topic, *partition)).or_insert(*offset);
+            *slot = (*slot).max(*offset);
+        }
     }
-    for ((topic, partition), offset) in last {
+    last.into_iter()
+        .map(|((t, p), o)| (t.to_owned(), p, o))
+        .collect()
+}
+
+fn store_offsets(consumer: &StreamConsumer<LagReporter>, offsets: &[(String, i32, i64)]) {
+    for (topic, partition, offset) in offsets {
         // rdkafka stores offset + 1: the next message to read.
-        if let Err(e) = consumer.store_offset(topic, partition, offset) {
+        if let Err(e) = consumer.store_offset(topic, *partition, *offset) {
             // The partition was revoked meanwhile: its new owner re-reads from the last commit,
             // and our rows are idempotent, so this costs a re-write, not correctness.
             debug!(error = %e, topic, partition, offset, "offset not stored");

@@ -98,11 +98,18 @@ pub async fn run_source(
             _ = cancel.cancelled() => break,
             p = rx.recv() => match p { Some(p) => p, None => break },
         };
+        let mut bytes = first.0.payload.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + linger;
-        while batch.len() < cfg.batch_max_messages {
+        while batch.len() < cfg.batch_max_messages && bytes < cfg.batch_max_bytes {
             tokio::select! {
-                p = rx.recv() => match p { Some(p) => batch.push(p), None => break },
+                p = rx.recv() => match p {
+                    Some(p) => {
+                        bytes += p.0.payload.len();
+                        batch.push(p);
+                    }
+                    None => break,
+                },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }

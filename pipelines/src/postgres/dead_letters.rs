@@ -25,7 +25,10 @@ pub struct DeadLetterRow {
     pub record_index: Option<i32>,
     pub tenant_hint: Option<String>,
     pub payload: Vec<u8>,
+    /// Why it was set aside in the first place.
     pub reason: String,
+    /// Why the latest replay failed, if it did.
+    pub last_replay_error: Option<String>,
     pub failed_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub replay_attempts: i32,
@@ -53,12 +56,13 @@ pub async fn list_dead_letters(
 ) -> Result<Vec<DeadLetterRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT dead_letter_id, source, topic, kafka_partition, kafka_offset, record_index, tenant_hint,
-                payload, reason, failed_at, resolved_at, replay_attempts
+                payload, reason, last_replay_error, failed_at, resolved_at, replay_attempts
          FROM dead_letters
          WHERE (cardinality($1::text[]) = 0 OR dead_letter_id = ANY($1))
            AND ($2::text IS NULL OR source = $2)
            AND ($3::text IS NULL OR tenant_hint = $3)
-           AND ($4::text IS NULL OR strpos(reason, $4) > 0)
+           AND ($4::text IS NULL OR strpos(reason, $4) > 0
+                OR strpos(coalesce(last_replay_error, ''), $4) > 0)
            AND ($5 OR resolved_at IS NULL)
          ORDER BY replay_attempts, failed_at, dead_letter_id
          LIMIT $6",
@@ -73,10 +77,10 @@ pub async fn list_dead_letters(
     .await
 }
 
-/// Records a replay that failed again, with the new reason.
+/// Records a replay that failed again, with its reason; the original reason is kept.
 pub async fn note_replay_failure(pool: &PgPool, id: &str, reason: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE dead_letters SET reason = $2, replay_attempts = replay_attempts + 1, last_replayed_at = now()
+        "UPDATE dead_letters SET last_replay_error = $2, replay_attempts = replay_attempts + 1, last_replayed_at = now()
          WHERE dead_letter_id = $1",
     )
     .bind(id)

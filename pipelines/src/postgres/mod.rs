@@ -1,5 +1,6 @@
 //! Postgres: the system of record. Connection, migrations, the batched writer, the tenant registry.
 
+pub mod csv;
 mod dead_letters;
 mod registry;
 mod writer;
@@ -12,7 +13,7 @@ use sqlx::Postgres;
 
 pub use dead_letters::{list_dead_letters, note_replay_failure, DeadLetterFilter, DeadLetterRow};
 pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};
-pub use writer::{PgWriter, RowBatch, WriteCounts};
+pub use writer::{PgWriter, RowBatch, WriteCounts, STAGING_TABLES};
 
 use crate::config::PostgresConfig;
 
@@ -23,6 +24,12 @@ pub async fn connect(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::raw_sql(STAGING_TABLES).execute(conn).await?;
+                Ok(())
+            })
+        })
         .connect(&cfg.url)
         .await
 }

@@ -1,10 +1,29 @@
 //! Batched, idempotent writes: one transaction per batch, `ON CONFLICT DO NOTHING` on stable keys,
 //! so a batch written twice (after a crash or a retry) leaves the same rows as once.
+//!
+//! Events and decisions are COPYed into per-connection staging tables, then moved with
+//! `INSERT … SELECT … ON CONFLICT DO NOTHING`: COPY is the fastest way in, and the INSERT keeps
+//! the idempotence COPY alone cannot give.
 
-use chrono::{DateTime, Utc};
+/// Created on every new connection (`after_connect`). Temporary tables are unlogged and private
+/// to their session, and `ON COMMIT DELETE ROWS` empties them at the end of each transaction,
+/// so a failed batch leaves nothing behind either. Column types mirror the target tables, so a
+/// value Postgres refuses is refused at the COPY, with the row's content in the error.
+pub const STAGING_TABLES: &str = "
+CREATE TEMPORARY TABLE IF NOT EXISTS staging_events (
+    tenant_id text, event_id text, event_time timestamptz, source text, kind text, account text,
+    principal text, action text, service text, resource text, source_ip text, raw jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS staging_decisions (
+    decision_id uuid, tenant_id text, event_id text, event_time timestamptz, rule_path text,
+    allowed boolean, result jsonb, bundle_revision text, eval_micros integer
+) ON COMMIT DELETE ROWS;
+";
+
 use portcullis_engine::{DeadLetter, Decision, Event, Origin};
-use sqlx::PgPool;
-use uuid::Uuid;
+use sqlx::{AssertSqlSafe, PgPool};
+
+use super::csv::{decisions_csv, events_csv, DECISION_COLUMNS, EVENT_COLUMNS};
 
 /// Everything one batch of input produced.
 #[derive(Debug, Default)]
@@ -66,7 +85,7 @@ impl PgWriter {
         if !batch.resolves.is_empty() {
             sqlx::query(
                 "UPDATE dead_letters SET resolved_at = now(), replay_attempts = replay_attempts + 1,
-                        last_replayed_at = now()
+                        last_replayed_at = now(), last_replay_error = NULL
                  WHERE dead_letter_id = ANY($1)",
             )
             .bind(&batch.resolves)
@@ -84,34 +103,32 @@ impl PgWriter {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
+/// COPYs `csv` into a staging table of this connection (see [`STAGING_TABLES`]).
+async fn copy_in(tx: &mut Tx<'_>, statement: &str, csv: Vec<u8>) -> Result<u64, sqlx::Error> {
+    let mut copy = tx.copy_in_raw(statement).await?;
+    if let Err(e) = copy.send(csv).await {
+        // The connection must not be left mid-COPY; the transaction then rolls back.
+        let _ = copy.abort(e.to_string()).await;
+        return Err(e);
+    }
+    copy.finish().await
+}
+
 async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<u64, sqlx::Error> {
     if events.is_empty() {
         return Ok(0);
     }
-    let col = |f: fn(&Event) -> String| events.iter().map(f).collect::<Vec<_>>();
-    let opt = |f: fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
-    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.event_time).collect();
-    let done = sqlx::query(
-        "INSERT INTO events (tenant_id, event_id, event_time, source, kind, account, principal,
-                             action, service, resource, source_ip, raw)
-         SELECT t, i, et, s, k, a, p, ac, sv, r, ip, raw::jsonb
-         FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-              AS u(t, i, et, s, k, a, p, ac, sv, r, ip, raw)
-         ON CONFLICT DO NOTHING",
+    copy_in(
+        tx,
+        &format!("COPY staging_events ({EVENT_COLUMNS}) FROM STDIN WITH (FORMAT csv)"),
+        events_csv(events),
     )
-    .bind(col(|e| e.tenant_id.to_string()))
-    .bind(col(|e| e.event_id.clone()))
-    .bind(times)
-    .bind(col(|e| e.source.as_str().to_owned()))
-    .bind(col(|e| e.kind.as_str().to_owned()))
-    .bind(col(|e| e.account.clone()))
-    .bind(col(|e| e.principal.clone()))
-    .bind(col(|e| e.action.clone()))
-    .bind(col(|e| e.service.clone()))
-    .bind(opt(|e| e.resource.clone()))
-    .bind(opt(|e| e.source_ip.clone()))
-    .bind(col(|e| e.raw.to_string()))
+    .await?;
+    // The SQL is built from constants only.
+    let done = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM staging_events
+         ON CONFLICT DO NOTHING"
+    )))
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())
@@ -122,59 +139,16 @@ async fn insert_decisions(tx: &mut Tx<'_>, decisions: &[Decision]) -> Result<u64
     if decisions.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
-        "INSERT INTO decisions (decision_id, tenant_id, event_id, event_time, rule_path, allowed,
-                                result, bundle_revision, eval_micros)
-         SELECT id, t, e, et, rp, al, res::jsonb, rev, us
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bool[],
-                     $7::text[], $8::text[], $9::int4[])
-              AS u(id, t, e, et, rp, al, res, rev, us)
-         ON CONFLICT DO NOTHING",
+    copy_in(
+        tx,
+        &format!("COPY staging_decisions ({DECISION_COLUMNS}) FROM STDIN WITH (FORMAT csv)"),
+        decisions_csv(decisions),
     )
-    .bind(
-        decisions
-            .iter()
-            .map(|d| d.decision_id)
-            .collect::<Vec<Uuid>>(),
-    )
-    .bind(
-        decisions
-            .iter()
-            .map(|d| d.tenant_id.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        decisions
-            .iter()
-            .map(|d| d.event_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(decisions.iter().map(|d| d.event_time).collect::<Vec<_>>())
-    .bind(
-        decisions
-            .iter()
-            .map(|d| d.rule_path.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(decisions.iter().map(|d| d.allowed).collect::<Vec<_>>())
-    .bind(
-        decisions
-            .iter()
-            .map(|d| (!d.result.is_null()).then(|| d.result.to_string()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        decisions
-            .iter()
-            .map(|d| d.bundle_revision.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        decisions
-            .iter()
-            .map(|d| i32::try_from(d.eval_micros).unwrap_or(i32::MAX))
-            .collect::<Vec<_>>(),
-    )
+    .await?;
+    let done = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO decisions ({DECISION_COLUMNS}) SELECT {DECISION_COLUMNS} FROM staging_decisions
+         ON CONFLICT DO NOTHING"
+    )))
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())

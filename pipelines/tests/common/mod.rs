@@ -252,24 +252,25 @@ pub async fn drop_database(name: &str) {
 
 /// A plain HTTP/1.1 GET on loopback: `(status, body)`.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    try_http_get(addr, path)
         .await
-        .expect("connect to the engine's HTTP port");
+        .expect("GET from the engine's HTTP port")
+}
+
+/// As [`http_get`], but `None` while nothing answers (a server still starting).
+pub async fn try_http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("HTTP status line");
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok())?;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Some((status, body))
 }
 
 pub struct ChildGuard(pub std::process::Child);
