@@ -16,6 +16,11 @@ use portcullis::{dlq, engine, postgres, runtime, services, telemetry};
 use portcullis_engine::TenantId;
 use tokio_util::sync::CancellationToken;
 
+// The hot path allocates and frees many small JSON and Rego values per event; under glibc's
+// allocator that was a third of the engine's CPU (perf, docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Real-time security policy enforcement: CloudTrail over Kafka and agent events over MQTT are
 /// judged by per-tenant Rego policies, and events, decisions and dead letters land in Postgres.
 ///

@@ -14,10 +14,10 @@ use portcullis::runtime::block_on;
 const MIB: u64 = 1024 * 1024;
 /// Log files of this many records, each record padded to about 4 KiB: 1 MiB per message.
 const RECORDS_PER_FILE: usize = 250;
-const FILES: usize = 256;
+const FILES: usize = 400;
 /// What the engine may hold, whatever the backlog: its own baseline, librdkafka's read-ahead
 /// (set to 8 MiB here, plus one fetch), one 2 MiB batch decoded, and allocator slack.
-const RSS_BOUND: u64 = 160 * MIB;
+const RSS_BOUND: u64 = 224 * MIB;
 
 /// Resident set of a process, from /proc.
 fn rss_bytes(pid: u32) -> Option<u64> {

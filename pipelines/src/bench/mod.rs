@@ -137,6 +137,18 @@ pub async fn run_pipeline_bench(
     let engine_task = actix_rt::spawn(engine::run(cfg.clone(), stats.clone(), cancel.clone()));
     wait_for(&stats, opts.records, &engine_task).await?;
     let pipeline_secs = t.elapsed().as_secs_f64();
+    if stats.dead_letters() > 0 {
+        cancel.cancel();
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY failed_at LIMIT 1")
+                .fetch_optional(&pool)
+                .await?;
+        bail!(
+            "{} records became dead letters, so the figures would mean nothing; the first says: {}",
+            stats.dead_letters(),
+            reason.unwrap_or_default()
+        );
+    }
 
     let latency_rate = (opts.records as f64 / pipeline_secs / 2.0).max(1.0);
     eprintln!(
@@ -155,7 +167,7 @@ pub async fn run_pipeline_bench(
     wait_for(&stats, opts.records + latency_events, &engine_task).await?;
     cancel.cancel();
     engine_task.await??;
-    let (p50, p99): (f64, f64) = sqlx::query_as(
+    let (p50, p99): (Option<f64>, Option<f64>) = sqlx::query_as(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)
          FROM (SELECT extract(epoch FROM ingested_at - event_time) * 1000 AS ms
                FROM events WHERE event_id LIKE $1) l",
@@ -164,6 +176,13 @@ pub async fn run_pipeline_bench(
     .fetch_one(&pool)
     .await?;
     pool.close().await;
+    let (Some(p50), Some(p99)) = (p50, p99) else {
+        bail!("no latency probe was stored; see dead_letters in the bench database");
+    };
+    // The run's topic is never read again; leave the broker as small as it was.
+    if let Err(e) = kafka::delete_topic(&cfg.kafka, &cfg.kafka.topic).await {
+        eprintln!("could not delete the bench topic {}: {e}", cfg.kafka.topic);
+    }
     Ok(BenchReport {
         records: opts.records,
         messages: messages.len(),
