@@ -179,10 +179,6 @@ pub async fn run_pipeline_bench(
     let (Some(p50), Some(p99)) = (p50, p99) else {
         bail!("no latency probe was stored; see dead_letters in the bench database");
     };
-    // The run's topic is never read again; leave the broker as small as it was.
-    if let Err(e) = kafka::delete_topic(&cfg.kafka, &cfg.kafka.topic).await {
-        eprintln!("could not delete the bench topic {}: {e}", cfg.kafka.topic);
-    }
     Ok(BenchReport {
         records: opts.records,
         messages: messages.len(),

@@ -29,16 +29,3 @@ pub async fn ensure_topic(
     }
     Ok(())
 }
-
-/// Deletes `topic` and its records; a topic that does not exist is not an error.
-pub async fn delete_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(cfg).create()?;
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for r in admin.delete_topics(&[topic], &opts).await? {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
-        }
-    }
-    Ok(())
-}

@@ -4,7 +4,7 @@ mod admin;
 mod producer;
 mod source;
 
-pub use admin::{delete_topic, ensure_topic};
+pub use admin::ensure_topic;
 pub use producer::{produce_all, producer};
 pub use source::run_source;
 

@@ -222,8 +222,6 @@ impl TestEnv {
 
     pub async fn cleanup(self) {
         self.discard_mqtt_session(&self.config.mqtt.client_id).await;
-        // Keeps the broker's storage from growing with every test run.
-        let _ = portcullis::kafka::delete_topic(&self.config.kafka, &self.config.kafka.topic).await;
         self.pool.close().await;
         drop_database(&self.database()).await;
     }
