@@ -118,20 +118,7 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<u64, sqlx::E
     if events.is_empty() {
         return Ok(0);
     }
-    copy_in(
-        tx,
-        &format!("COPY staging_events ({EVENT_COLUMNS}) FROM STDIN WITH (FORMAT csv)"),
-        events_csv(events),
-    )
-    .await?;
-    // The SQL is built from constants only.
-    let done = sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM staging_events
-         ON CONFLICT DO NOTHING"
-    )))
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected())
+    stage_and_insert(tx, "events", EVENT_COLUMNS, events_csv(events)).await
 }
 
 /// Decisions are partitioned like events, by the time of the event they judged.
@@ -139,14 +126,25 @@ async fn insert_decisions(tx: &mut Tx<'_>, decisions: &[Decision]) -> Result<u64
     if decisions.is_empty() {
         return Ok(0);
     }
+    stage_and_insert(tx, "decisions", DECISION_COLUMNS, decisions_csv(decisions)).await
+}
+
+/// COPYs `csv` into `staging_{table}` and moves it into `table`, skipping rows already stored.
+/// Returns the rows newly inserted. `table` and `columns` are constants of this module.
+async fn stage_and_insert(
+    tx: &mut Tx<'_>,
+    table: &str,
+    columns: &str,
+    csv: Vec<u8>,
+) -> Result<u64, sqlx::Error> {
     copy_in(
         tx,
-        &format!("COPY staging_decisions ({DECISION_COLUMNS}) FROM STDIN WITH (FORMAT csv)"),
-        decisions_csv(decisions),
+        &format!("COPY staging_{table} ({columns}) FROM STDIN WITH (FORMAT csv)"),
+        csv,
     )
     .await?;
     let done = sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO decisions ({DECISION_COLUMNS}) SELECT {DECISION_COLUMNS} FROM staging_decisions
+        "INSERT INTO {table} ({columns}) SELECT {columns} FROM staging_{table}
          ON CONFLICT DO NOTHING"
     )))
     .execute(&mut **tx)
