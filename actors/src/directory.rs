@@ -5,18 +5,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Addr, Arbiter, Supervisor};
-use portcullis_engine::TenantId;
-use tracing::info;
+use portcullis_engine::{TenantId, TenantPolicy};
+use tracing::{info, warn};
 
-use crate::load::load_policy;
-use crate::{BundleSource, TenantActor};
+use crate::load::ActivationError;
+use crate::messages::Install;
+use crate::{PolicyLoader, TenantActor};
 
 /// How long a failed activation is remembered before the bundle is read again. Keeps a tenant
-/// with a broken bundle from costing a disk read per event.
+/// with a broken bundle from costing a disk read per event (a hot reload retries at once).
 const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DirectoryError {
+    #[error("no policy bundle for tenant {0}")]
+    Unknown(TenantId),
     #[error("tenant {tenant} has no usable policy: {reason}")]
     NoPolicy { tenant: String, reason: String },
 }
@@ -24,8 +27,7 @@ pub enum DirectoryError {
 /// Finds or activates the tenant actor for a tenant id.
 pub struct TenantDirectory {
     arbiters: Vec<Arbiter>,
-    source: Arc<dyn BundleSource>,
-    rule: String,
+    loader: Arc<PolicyLoader>,
     mailbox: usize,
     state: Mutex<State>,
 }
@@ -33,29 +35,27 @@ pub struct TenantDirectory {
 #[derive(Default)]
 struct State {
     live: HashMap<TenantId, Addr<TenantActor>>,
-    failed: HashMap<TenantId, (Instant, String)>,
+    failed: HashMap<TenantId, (Instant, DirectoryError)>,
 }
 
 impl TenantDirectory {
     /// Starts `workers` arbiters (threads). Must be called inside a running actix `System`.
-    pub fn new(
-        workers: usize,
-        source: Arc<dyn BundleSource>,
-        rule: impl Into<String>,
-        mailbox: usize,
-    ) -> Self {
+    pub fn new(workers: usize, loader: Arc<PolicyLoader>, mailbox: usize) -> Self {
         let arbiters = (0..workers.max(1)).map(|_| Arbiter::new()).collect();
         Self {
             arbiters,
-            source,
-            rule: rule.into(),
+            loader,
             mailbox: mailbox.max(1),
             state: Mutex::default(),
         }
     }
 
     pub fn rule(&self) -> &str {
-        &self.rule
+        self.loader.rule()
+    }
+
+    pub fn loader(&self) -> &Arc<PolicyLoader> {
+        &self.loader
     }
 
     /// The live actor for `tenant`, activating it (load + compile) on first use.
@@ -66,36 +66,69 @@ impl TenantDirectory {
                 return Ok(addr.clone());
             }
         }
-        if let Some((at, reason)) = state.failed.get(tenant) {
+        if let Some((at, err)) = state.failed.get(tenant) {
             if at.elapsed() < RETRY_FAILED_AFTER {
-                return Err(DirectoryError::NoPolicy {
-                    tenant: tenant.to_string(),
-                    reason: reason.clone(),
-                });
+                return Err(err.clone());
             }
         }
-        let compiled = load_policy(self.source.as_ref(), tenant, &self.rule);
-        let policy = match compiled {
-            Ok(p) => p,
-            Err(reason) => {
+        match self.loader.load(tenant) {
+            Ok(policy) => {
+                state.failed.remove(tenant);
+                Ok(self.start(&mut state, policy))
+            }
+            Err(e) => {
+                let err = directory_error(tenant, e);
                 state
                     .failed
-                    .insert(tenant.clone(), (Instant::now(), reason.clone()));
-                return Err(DirectoryError::NoPolicy {
-                    tenant: tenant.to_string(),
-                    reason,
-                });
+                    .insert(tenant.clone(), (Instant::now(), err.clone()));
+                Err(err)
             }
-        };
-        state.failed.remove(tenant);
+        }
+    }
+
+    /// Reads `tenant`'s bundle again (hot reload). A valid one replaces the serving policy, or
+    /// activates the tenant; an invalid one is reported and the serving policy, if any, stays.
+    pub fn reload(&self, tenant: &TenantId) -> Result<(), DirectoryError> {
+        // Compile without holding the lock: other tenants' lookups go on meanwhile.
+        let loaded = self.loader.load(tenant);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match loaded {
+            Ok(policy) => {
+                state.failed.remove(tenant);
+                match state.live.get(tenant).filter(|a| a.connected()) {
+                    // `do_send`: an Install must not be lost to a full mailbox; there is one
+                    // per reload, so it cannot pile up.
+                    Some(addr) => addr.do_send(Install(policy)),
+                    None => {
+                        self.start(&mut state, policy);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let err = directory_error(tenant, e);
+                if state.live.contains_key(tenant) {
+                    warn!(%tenant, error = %err, "bundle refused; the previous revision keeps serving");
+                } else {
+                    state
+                        .failed
+                        .insert(tenant.clone(), (Instant::now(), err.clone()));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn start(&self, state: &mut State, policy: TenantPolicy) -> Addr<TenantActor> {
+        let tenant = policy.tenant().clone();
         info!(%tenant, revision = policy.revision(), rule = policy.rule_path(), "tenant actor activated");
-        let arbiter = &self.arbiters[self.placement(tenant)];
-        let (source, rule, mailbox) = (self.source.clone(), self.rule.clone(), self.mailbox);
+        let arbiter = &self.arbiters[self.placement(&tenant)];
+        let (loader, mailbox) = (self.loader.clone(), self.mailbox);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            TenantActor::new(policy, source, rule, mailbox)
+            TenantActor::new(policy, loader, mailbox)
         });
-        state.live.insert(tenant.clone(), addr.clone());
-        Ok(addr)
+        state.live.insert(tenant, addr.clone());
+        addr
     }
 
     /// Which arbiter a tenant lives on: stable for the life of the directory.
@@ -119,6 +152,16 @@ impl TenantDirectory {
         for a in &self.arbiters {
             a.stop();
         }
+    }
+}
+
+fn directory_error(tenant: &TenantId, e: ActivationError) -> DirectoryError {
+    match e {
+        ActivationError::NotFound(t) => DirectoryError::Unknown(t),
+        ActivationError::Invalid(reason) => DirectoryError::NoPolicy {
+            tenant: tenant.to_string(),
+            reason,
+        },
     }
 }
 

@@ -13,5 +13,6 @@ mod tenant;
 
 pub use bundle_source::{BundleSource, LoadError};
 pub use directory::{DirectoryError, TenantDirectory};
-pub use messages::{Evaluate, Outcome};
+pub use load::{Activation, ActivationError, ActivationObserver, BundleStatus, PolicyLoader};
+pub use messages::{Evaluate, Install, Outcome, Query, QueryReply};
 pub use tenant::TenantActor;

@@ -1,20 +1,168 @@
+//! Reading and compiling tenant bundles, and keeping each tenant's bundle status: the revision
+//! that serves and the last error, if the newest bundle on disk could not be activated.
+
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use portcullis_engine::policy::DEFAULT_EVAL_TIMEOUT;
 use portcullis_engine::{TenantId, TenantPolicy};
+use serde::Serialize;
 
-use crate::BundleSource;
+use crate::{BundleSource, LoadError};
 
-/// Reads and compiles a tenant's bundle. A panic anywhere in that (the Rego compiler meeting
-/// hostile or unusual input, a bundle source bug) is reported as an error for this tenant instead
-/// of unwinding into the caller, which may be a source task serving every tenant.
-pub(crate) fn load_policy(
-    source: &dyn BundleSource,
-    tenant: &TenantId,
-    rule: &str,
-) -> Result<TenantPolicy, String> {
-    catch_unwind(AssertUnwindSafe(|| {
-        let bundle = source.load(tenant).map_err(|e| e.to_string())?;
-        TenantPolicy::compile(&bundle, rule).map_err(|e| e.to_string())
-    }))
-    .unwrap_or_else(|_| Err(format!("loading the policy of tenant {tenant} panicked")))
+/// A bundle that became the serving policy of its tenant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Activation {
+    pub tenant: TenantId,
+    pub revision: String,
+    pub digest: String,
+    pub activated_at: DateTime<Utc>,
+}
+
+/// What an operator wants to know about one tenant's bundle.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BundleStatus {
+    /// The serving bundle, if one was ever activated.
+    pub active: Option<Activation>,
+    /// Why the newest bundle was refused (the active one, if any, keeps serving); `None` once a
+    /// load succeeds again.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// Told of every activation and every refused bundle (the pipelines record them in Postgres
+/// and metrics). Called on the loading thread: implementations must not block.
+pub trait ActivationObserver: Send + Sync + 'static {
+    fn activated(&self, activation: &Activation);
+    fn rejected(&self, tenant: &TenantId, error: &str);
+}
+
+struct Ignore;
+
+impl ActivationObserver for Ignore {
+    fn activated(&self, _: &Activation) {}
+    fn rejected(&self, _: &TenantId, _: &str) {}
+}
+
+/// Why a tenant has no new policy.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ActivationError {
+    #[error("no policy bundle for tenant {0}")]
+    NotFound(TenantId),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Loads tenant bundles from a [`BundleSource`] and compiles them with one rule and one
+/// evaluation time limit. Shared by the directory and every tenant actor.
+pub struct PolicyLoader {
+    source: Arc<dyn BundleSource>,
+    rule: String,
+    eval_timeout: Duration,
+    observer: Arc<dyn ActivationObserver>,
+    status: Mutex<HashMap<TenantId, BundleStatus>>,
+}
+
+impl PolicyLoader {
+    pub fn new(source: Arc<dyn BundleSource>, rule: impl Into<String>) -> Self {
+        Self {
+            source,
+            rule: rule.into(),
+            eval_timeout: DEFAULT_EVAL_TIMEOUT,
+            observer: Arc::new(Ignore),
+            status: Mutex::default(),
+        }
+    }
+
+    /// The guard rail: how long one evaluation may run before it is stopped with an error.
+    pub fn with_eval_timeout(mut self, limit: Duration) -> Self {
+        self.eval_timeout = limit;
+        self
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn ActivationObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// Reads and compiles `tenant`'s bundle and records the outcome in its status. A panic in
+    /// there (the Rego compiler meeting hostile or unusual input, a bundle source bug) is this
+    /// tenant's error instead of unwinding into the caller, which may serve every tenant.
+    pub fn load(&self, tenant: &TenantId) -> Result<TenantPolicy, ActivationError> {
+        let compiled = catch_unwind(AssertUnwindSafe(|| {
+            let bundle = self.source.load(tenant).map_err(|e| match e {
+                LoadError::NotFound(_) => ActivationError::NotFound(tenant.clone()),
+                other => ActivationError::Invalid(other.to_string()),
+            })?;
+            let mut policy = TenantPolicy::compile(&bundle, &self.rule)
+                .map_err(|e| ActivationError::Invalid(format!("tenant {tenant}: {e}")))?;
+            policy.set_eval_timeout(self.eval_timeout);
+            Ok(policy)
+        }))
+        .unwrap_or_else(|_| {
+            Err(ActivationError::Invalid(format!(
+                "loading the policy of tenant {tenant} panicked"
+            )))
+        });
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        match &compiled {
+            Ok(policy) => {
+                let entry = status.entry(tenant.clone()).or_default();
+                entry.last_error = None;
+                entry.last_error_at = None;
+                let new = entry
+                    .active
+                    .as_ref()
+                    .is_none_or(|a| a.digest != policy.digest() || a.revision != policy.revision());
+                if new {
+                    let activation = Activation {
+                        tenant: tenant.clone(),
+                        revision: policy.revision().to_owned(),
+                        digest: policy.digest().to_owned(),
+                        activated_at: Utc::now(),
+                    };
+                    self.observer.activated(&activation);
+                    entry.active = Some(activation);
+                }
+            }
+            Err(e) => {
+                // A tenant that never had a bundle has no status to report.
+                if status.contains_key(tenant) || matches!(e, ActivationError::Invalid(_)) {
+                    let entry = status.entry(tenant.clone()).or_default();
+                    entry.last_error = Some(e.to_string());
+                    entry.last_error_at = Some(Utc::now());
+                    self.observer.rejected(tenant, &e.to_string());
+                }
+            }
+        }
+        compiled
+    }
+
+    pub fn status(&self, tenant: &TenantId) -> Option<BundleStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    /// Every tenant with a status, by tenant id.
+    pub fn statuses(&self) -> Vec<(TenantId, BundleStatus)> {
+        let mut all: Vec<_> = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(t, s)| (t.clone(), s.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
 }

@@ -3,31 +3,24 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Supervised};
 use portcullis_engine::policy::PolicyContext;
-use portcullis_engine::{Event, TenantPolicy};
+use portcullis_engine::{Event, PolicyError, TenantPolicy};
 use tracing::{error, info, warn};
 
-use crate::load::load_policy;
-use crate::{BundleSource, Evaluate, Outcome};
+use crate::messages::{Install, Query, QueryReply};
+use crate::{Evaluate, Outcome, PolicyLoader};
 
-/// Owns one tenant's compiled policy and judges that tenant's events.
+/// Owns one tenant's compiled policy; judges that tenant's events and answers its queries.
 pub struct TenantActor {
     policy: TenantPolicy,
-    source: Arc<dyn BundleSource>,
-    rule: String,
+    loader: Arc<PolicyLoader>,
     mailbox: usize,
 }
 
 impl TenantActor {
-    pub fn new(
-        policy: TenantPolicy,
-        source: Arc<dyn BundleSource>,
-        rule: String,
-        mailbox: usize,
-    ) -> Self {
+    pub fn new(policy: TenantPolicy, loader: Arc<PolicyLoader>, mailbox: usize) -> Self {
         Self {
             policy,
-            source,
-            rule,
+            loader,
             mailbox,
         }
     }
@@ -35,7 +28,7 @@ impl TenantActor {
     /// Rebuilds the policy from its source; on failure the current one keeps serving.
     fn reload(&mut self) {
         let tenant = self.policy.tenant().clone();
-        match load_policy(self.source.as_ref(), &tenant, &self.rule) {
+        match self.loader.load(&tenant) {
             Ok(p) => {
                 info!(%tenant, revision = p.revision(), "tenant policy reloaded");
                 self.policy = p;
@@ -85,5 +78,45 @@ impl Handler<Evaluate> for TenantActor {
             }
         }
         out
+    }
+}
+
+impl Handler<Query> for TenantActor {
+    type Result = Result<QueryReply, PolicyError>;
+
+    fn handle(&mut self, msg: Query, _ctx: &mut Context<Self>) -> Self::Result {
+        let context = PolicyContext::neutral(msg.now);
+        let mut logged_input = msg.input.clone();
+        let mut erased = Vec::new();
+        if let Some(input) = logged_input.as_mut() {
+            if !self.policy.mask().is_empty() {
+                erased = self.policy.mask().erased(input);
+                self.policy.mask().apply(input);
+            }
+        }
+        let answer = catch_unwind(AssertUnwindSafe(|| {
+            self.policy.query(&msg.path, msg.input, &context)
+        }));
+        match answer {
+            Ok(answer) => Ok(QueryReply {
+                answer: answer?,
+                logged_input,
+                erased,
+            }),
+            Err(_) => {
+                error!(tenant = %self.policy.tenant(), "policy query panicked; reloading the tenant policy");
+                self.reload();
+                Err(PolicyError::Eval("policy evaluation panicked".into()))
+            }
+        }
+    }
+}
+
+impl Handler<Install> for TenantActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Install, _ctx: &mut Context<Self>) {
+        info!(tenant = %msg.0.tenant(), revision = msg.0.revision(), "tenant policy replaced");
+        self.policy = msg.0;
     }
 }

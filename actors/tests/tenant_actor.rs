@@ -5,13 +5,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
-use portcullis_actors::{BundleSource, Evaluate, LoadError, TenantDirectory};
+use portcullis_actors::{
+    Activation, ActivationObserver, BundleSource, Evaluate, LoadError, PolicyLoader, Query,
+    TenantDirectory,
+};
+use portcullis_engine::policy::RulePath;
 use portcullis_engine::{Bundle, Event, EventKind, Source, TenantId};
 use serde_json::json;
 
 #[derive(Default)]
 struct MemorySource {
     bundles: Mutex<HashMap<String, String>>,
+    masks: Mutex<HashMap<String, Vec<String>>>,
     loads: AtomicUsize,
 }
 
@@ -36,6 +41,13 @@ impl BundleSource for MemorySource {
             modules: vec![("p.rego".into(), src)],
             data: None,
             revision: None,
+            mask: self
+                .masks
+                .lock()
+                .unwrap()
+                .get(tenant.as_str())
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 }
@@ -66,7 +78,11 @@ async fn evaluates_in_order_and_each_tenant_only_with_its_own_policy() {
         "globex",
         "package tenants.globex\nimport rego.v1\ndecision := true",
     ));
-    let dir = TenantDirectory::new(2, source.clone(), "decision", 16);
+    let dir = TenantDirectory::new(
+        2,
+        Arc::new(PolicyLoader::new(source.clone(), "decision")),
+        16,
+    );
     let acme = TenantId::parse("acme").unwrap();
     let events = vec![event("acme", "1", "read"), event("acme", "2", "write")];
     let out = dir
@@ -104,7 +120,11 @@ async fn evaluates_in_order_and_each_tenant_only_with_its_own_policy() {
 async fn a_tenant_without_a_usable_bundle_is_an_error_and_is_not_retried_per_event() {
     let source =
         Arc::new(MemorySource::default().with("broken", "package tenants.broken\ndecision := {"));
-    let dir = TenantDirectory::new(1, source.clone(), "decision", 16);
+    let dir = TenantDirectory::new(
+        1,
+        Arc::new(PolicyLoader::new(source.clone(), "decision")),
+        16,
+    );
     let missing = dir.get(&TenantId::parse("nobody").unwrap()).unwrap_err();
     assert!(
         missing
@@ -126,7 +146,7 @@ async fn a_tenant_without_a_usable_bundle_is_an_error_and_is_not_retried_per_eve
 #[actix_rt::test]
 async fn a_panic_while_loading_a_bundle_is_that_tenants_error_only() {
     let source = Arc::new(MemorySource::default().with("acme", ALLOW_READS));
-    let dir = TenantDirectory::new(1, source, "decision", 16);
+    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
     let err = dir
         .get(&TenantId::parse("explodes").unwrap())
         .unwrap_err()
@@ -143,4 +163,154 @@ async fn a_panic_while_loading_a_bundle_is_that_tenants_error_only() {
         .await
         .unwrap();
     assert!(out[0].1.as_ref().unwrap().allowed);
+}
+
+#[derive(Default)]
+struct Recorder {
+    activated: Mutex<Vec<Activation>>,
+    rejected: Mutex<Vec<String>>,
+}
+
+impl ActivationObserver for Recorder {
+    fn activated(&self, a: &Activation) {
+        self.activated.lock().unwrap().push(a.clone());
+    }
+    fn rejected(&self, _tenant: &TenantId, error: &str) {
+        self.rejected.lock().unwrap().push(error.to_owned());
+    }
+}
+
+async fn ask(dir: &TenantDirectory, tenant: &str, rule: &str) -> Option<serde_json::Value> {
+    dir.get(&TenantId::parse(tenant).unwrap())
+        .unwrap()
+        .send(Query {
+            path: RulePath::from_url(rule).unwrap(),
+            input: Some(json!({"user": "alice", "password": "hunter2"})),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .answer
+        .result
+}
+
+#[actix_rt::test]
+async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
+    let source = Arc::new(MemorySource::default().with(
+        "acme",
+        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1",
+    ));
+    let recorder = Arc::new(Recorder::default());
+    let loader = PolicyLoader::new(source.clone(), "decision").with_observer(recorder.clone());
+    let dir = TenantDirectory::new(1, Arc::new(loader), 16);
+    let acme = TenantId::parse("acme").unwrap();
+    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
+
+    // A valid change: live at once, recorded as a new activation.
+    source.bundles.lock().unwrap().insert(
+        "acme".into(),
+        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2".into(),
+    );
+    dir.reload(&acme).unwrap();
+    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
+    let activations = recorder.activated.lock().unwrap().clone();
+    assert_eq!(activations.len(), 2);
+    assert_ne!(activations[0].digest, activations[1].digest);
+
+    // A broken change: refused, reported, and version 2 keeps serving.
+    source
+        .bundles
+        .lock()
+        .unwrap()
+        .insert("acme".into(), "package tenants.acme\nversion := {".into());
+    let err = dir.reload(&acme).unwrap_err().to_string();
+    assert!(err.contains("p.rego"), "{err}");
+    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
+    let status = dir.loader().status(&acme).unwrap();
+    assert_eq!(status.active.unwrap().digest, activations[1].digest);
+    assert!(status.last_error.unwrap().contains("p.rego"));
+    assert_eq!(recorder.rejected.lock().unwrap().len(), 1);
+    assert_eq!(
+        recorder.activated.lock().unwrap().len(),
+        2,
+        "no activation for a refused bundle"
+    );
+
+    // Reloading an unchanged bundle is not a new activation, and clears the error.
+    source.bundles.lock().unwrap().insert(
+        "acme".into(),
+        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2".into(),
+    );
+    dir.reload(&acme).unwrap();
+    assert_eq!(recorder.activated.lock().unwrap().len(), 2);
+    assert_eq!(dir.loader().status(&acme).unwrap().last_error, None);
+
+    // A tenant appearing on disk is activated by a reload, without waiting for traffic.
+    source.bundles.lock().unwrap().insert(
+        "globex".into(),
+        "package tenants.globex\nimport rego.v1\ndecision := 2".into(),
+    );
+    let globex = TenantId::parse("globex").unwrap();
+    dir.reload(&globex).unwrap();
+    assert_eq!(dir.active_tenants(), 2);
+}
+
+#[actix_rt::test]
+async fn queries_answer_with_the_masked_input_for_the_log() {
+    let source = Arc::new(MemorySource::default().with(
+        "acme",
+        "package tenants.acme\nimport rego.v1\ndecision := 1\nwho := input.user",
+    ));
+    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
+    let reply = dir
+        .get(&TenantId::parse("acme").unwrap())
+        .unwrap()
+        .send(Query {
+            path: RulePath::from_url("who").unwrap(),
+            input: Some(json!({"user": "alice", "password": "hunter2"})),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.answer.result, Some(json!("alice")));
+    assert_eq!(reply.answer.path, "data.tenants.acme.who");
+    // No mask configured: logged as given (without the engine's context).
+    assert_eq!(
+        reply.logged_input,
+        Some(json!({"user": "alice", "password": "hunter2"}))
+    );
+}
+
+#[actix_rt::test]
+async fn a_tenants_mask_removes_fields_from_the_logged_input_only() {
+    let source = Arc::new(MemorySource::default().with(
+        "acme",
+        "package tenants.acme\nimport rego.v1\ndecision := 1\npw := input.password",
+    ));
+    source
+        .masks
+        .lock()
+        .unwrap()
+        .insert("acme".into(), vec!["/input/password".into()]);
+    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
+    let reply = dir
+        .get(&TenantId::parse("acme").unwrap())
+        .unwrap()
+        .send(Query {
+            path: RulePath::from_url("pw").unwrap(),
+            input: Some(json!({"user": "alice", "password": "hunter2"})),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reply.answer.result,
+        Some(json!("hunter2")),
+        "the policy sees it"
+    );
+    assert_eq!(reply.logged_input, Some(json!({"user": "alice"})));
+    assert_eq!(reply.erased, ["/input/password"]);
 }

@@ -64,20 +64,41 @@ impl BundleSource for FsBundleSource {
             modules.push((name, read_text(&path).map_err(unreadable)?));
         }
         let data = read_json(&dir.join("data.json")).map_err(unreadable)?;
-        let revision = read_json(&dir.join("metadata.json"))
-            .map_err(unreadable)?
-            .and_then(|m| {
-                m.get("revision")
-                    .and_then(|r| r.as_str())
-                    .map(str::to_owned)
-            });
+        let metadata = read_json(&dir.join("metadata.json")).map_err(unreadable)?;
+        let (revision, mask) = match metadata {
+            Some(m) => parse_metadata(&m).map_err(|e| unreadable(format!("metadata.json: {e}")))?,
+            None => (None, Vec::new()),
+        };
         Ok(Bundle {
             tenant: tenant.clone(),
             modules,
             data,
             revision,
+            mask,
         })
     }
+}
+
+/// `{"revision": "…", "decision_log": {"mask": ["/input/password", …]}}`, every key optional.
+fn parse_metadata(m: &serde_json::Value) -> Result<(Option<String>, Vec<String>), String> {
+    let revision = match m.get("revision") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(r)) => Some(r.clone()),
+        Some(other) => return Err(format!("revision must be a string, not {other}")),
+    };
+    let mask = match m.pointer("/decision_log/mask") {
+        None => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("decision_log.mask entries must be strings, not {i}"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(format!("decision_log.mask must be a list, not {other}")),
+    };
+    Ok((revision, mask))
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
@@ -116,7 +137,11 @@ mod tests {
         std::fs::write(t.join("a.rego"), "package tenants.acme\ny := 1").unwrap();
         std::fs::write(t.join("README.md"), "ignored").unwrap();
         std::fs::write(t.join("data.json"), r#"{"k": 1}"#).unwrap();
-        std::fs::write(t.join("metadata.json"), r#"{"revision": "r7"}"#).unwrap();
+        std::fs::write(
+            t.join("metadata.json"),
+            r#"{"revision": "r7", "decision_log": {"mask": ["/input/password"]}}"#,
+        )
+        .unwrap();
         std::fs::create_dir(dir.path().join("Not-A-Tenant")).unwrap();
         let src = FsBundleSource::new(dir.path());
         let b = src.load(&TenantId::parse("acme").unwrap()).unwrap();
@@ -124,6 +149,7 @@ mod tests {
         assert_eq!(names, ["a.rego", "b.rego"]);
         assert_eq!(b.data, Some(serde_json::json!({"k": 1})));
         assert_eq!(b.revision.as_deref(), Some("r7"));
+        assert_eq!(b.mask, ["/input/password"]);
         assert_eq!(
             src.tenants().unwrap(),
             vec![TenantId::parse("acme").unwrap()]
@@ -143,5 +169,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("data.json: invalid JSON"), "{err}");
+        std::fs::remove_file(dir.path().join("acme/data.json")).unwrap();
+        std::fs::write(dir.path().join("acme/metadata.json"), r#"{"revision": 7}"#).unwrap();
+        let err = src
+            .load(&TenantId::parse("acme").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("revision must be a string"), "{err}");
     }
 }

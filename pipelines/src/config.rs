@@ -28,8 +28,15 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub enabled: bool,
-    /// Address of /healthz, /readyz and /metrics. Port 0 picks a free one.
+    /// Address of the decision API, /healthz, /readyz and /metrics. Port 0 picks a free one.
     pub listen: String,
+    /// Largest decision API request body; a larger one is answered 413.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Decision API decisions waiting to be written to Postgres. When the log falls this far
+    /// behind, queries are answered 503 rather than left unlogged.
+    pub decision_log_queue: usize,
 }
 
 impl Default for HttpConfig {
@@ -37,6 +44,9 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             listen: "127.0.0.1:8181".into(),
+            max_body_bytes: 1024 * 1024,
+            workers: 0,
+            decision_log_queue: 10_000,
         }
     }
 }
@@ -131,6 +141,11 @@ pub struct MqttConfig {
     pub batch_max_bytes: usize,
     /// How long a batch waits to fill before it is written anyway.
     pub batch_linger_ms: u64,
+    /// Payload bytes of QoS 0 messages held between the broker and their commit. QoS 0 is not
+    /// paced by the broker (nothing is acknowledged), so past this budget they are dropped and
+    /// counted in `portcullis_mqtt_qos0_dropped_total`. QoS 1 never is: the broker's in-flight
+    /// window bounds it.
+    pub qos0_buffer_bytes: usize,
 }
 
 impl Default for MqttConfig {
@@ -147,6 +162,7 @@ impl Default for MqttConfig {
             batch_max_messages: 500,
             batch_max_bytes: 8 * 1024 * 1024,
             batch_linger_ms: 20,
+            qos0_buffer_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -158,6 +174,13 @@ pub struct PolicyConfig {
     pub bundles_dir: PathBuf,
     /// Rule evaluated for every event, relative to the tenant package (`data.tenants.{tenant}.{rule}`).
     pub rule: String,
+    /// Longest one evaluation may run before it is stopped with an error (loops, explosive
+    /// comprehensions). The event becomes a dead letter; an API query gets a 500.
+    pub eval_timeout_ms: u64,
+    /// Watch `bundles_dir` and activate changed bundles while running (hot reload).
+    pub watch: bool,
+    /// Quiet time after the last file change before a bundle is reloaded (editors write in steps).
+    pub reload_debounce_ms: u64,
 }
 
 impl Default for PolicyConfig {
@@ -165,6 +188,9 @@ impl Default for PolicyConfig {
         Self {
             bundles_dir: "policies/tenants".into(),
             rule: "decision".into(),
+            eval_timeout_ms: 100,
+            watch: true,
+            reload_debounce_ms: 150,
         }
     }
 }
@@ -297,6 +323,13 @@ impl Config {
             ("engine.tenant_mailbox", self.engine.tenant_mailbox),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes),
             ("mqtt.max_payload_bytes", self.mqtt.max_payload_bytes),
+            ("mqtt.qos0_buffer_bytes", self.mqtt.qos0_buffer_bytes),
+            ("http.max_body_bytes", self.http.max_body_bytes),
+            ("http.decision_log_queue", self.http.decision_log_queue),
+            (
+                "policy.eval_timeout_ms",
+                self.policy.eval_timeout_ms as usize,
+            ),
         ] {
             if v == 0 {
                 p.push(format!("{name} must be at least 1"));

@@ -4,12 +4,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use portcullis_actors::TenantDirectory;
+use portcullis_actors::{Activation, PolicyLoader, TenantDirectory};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::bundles::FsBundleSource;
 use crate::config::Config;
+use crate::policy_service::{self, ActivationRecorder, DecisionLog};
 use crate::postgres::{self, PgWriter};
 use crate::processor::{DecodeLimits, Processor, SharedRegistry};
 use crate::stats::Stats;
@@ -20,6 +21,8 @@ pub struct Parts {
     pub processor: Arc<Processor>,
     pub directory: Arc<TenantDirectory>,
     pub registry: SharedRegistry,
+    /// Bundle activations, for `run` to record (others may drop it).
+    pub activations: tokio::sync::mpsc::UnboundedReceiver<Activation>,
 }
 
 /// Loads the tenant registry and assembles directory and processor. Must be called inside
@@ -43,10 +46,13 @@ pub async fn build(
     let registry: SharedRegistry = Arc::new(RwLock::new(Arc::new(registry)));
 
     let bundles = Arc::new(FsBundleSource::new(&config.policy.bundles_dir));
+    let (recorder, activations) = ActivationRecorder::new(stats.clone());
+    let loader = PolicyLoader::new(bundles, config.policy.rule.clone())
+        .with_eval_timeout(Duration::from_millis(config.policy.eval_timeout_ms))
+        .with_observer(Arc::new(recorder));
     let directory = Arc::new(TenantDirectory::new(
         config.workers(),
-        bundles,
-        config.policy.rule.clone(),
+        Arc::new(loader),
         config.engine.tenant_mailbox,
     ));
     let processor = Arc::new(Processor::new(
@@ -65,6 +71,7 @@ pub async fn build(
         processor,
         directory,
         registry,
+        activations,
     })
 }
 
@@ -86,7 +93,50 @@ pub async fn run(
         processor,
         directory,
         registry,
+        activations,
     } = build(&config, &pool, stats.clone()).await?;
+
+    // Bundles: activations recorded as they happen; every bundle on disk activated now, so a
+    // broken one shows at start-up; then watched for changes.
+    let recorder = tokio::spawn(policy_service::record_activations(
+        pool.clone(),
+        activations,
+        policy_service::engine_name(),
+        cancel.clone(),
+    ));
+    let refused = {
+        let (dir, directory) = (config.policy.bundles_dir.clone(), directory.clone());
+        tokio::task::spawn_blocking(move || policy_service::activate_all(&dir, &directory))
+            .await
+            .context("activating bundles panicked")?
+    };
+    if refused > 0 {
+        warn!(refused, "some tenant bundles were refused; see /v1/bundles");
+    }
+    let _watcher = if config.policy.watch {
+        Some(
+            policy_service::watch_bundles(
+                &config.policy.bundles_dir,
+                directory.clone(),
+                Duration::from_millis(config.policy.reload_debounce_ms),
+            )
+            .with_context(|| {
+                format!(
+                    "cannot watch {} for bundle changes (policy.watch)",
+                    config.policy.bundles_dir.display()
+                )
+            })?,
+        )
+    } else {
+        None
+    };
+    let (decision_log, decision_rx) = DecisionLog::new(config.http.decision_log_queue);
+    let decision_writer = tokio::spawn(policy_service::run_decision_log(
+        pool.clone(),
+        decision_rx,
+        stats.clone(),
+        cancel.clone(),
+    ));
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(refresh_registry(
@@ -136,9 +186,16 @@ pub async fn run(
         });
     }
     let http = if config.http.enabled {
-        let handle = crate::http::start(&config, stats.clone(), pool.clone(), cancel.clone())
+        let services = crate::http::Services {
+            stats: stats.clone(),
+            pool: pool.clone(),
+            cancel: cancel.clone(),
+            directory: directory.clone(),
+            decision_log,
+        };
+        let handle = crate::http::start(&config, services)
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
-        info!(listen = ?stats.http_addr.get(), "http endpoints up: /healthz /readyz /metrics");
+        info!(listen = ?stats.http_addr.get(), "http up: /v1/data /v1/bundles /healthz /readyz /metrics");
         Some(handle)
     } else {
         None
@@ -157,10 +214,14 @@ pub async fn run(
             }
         }
     }
-    directory.shutdown();
     if let Some(http) = http {
         http.stop(true).await;
     }
+    drop(_watcher);
+    directory.shutdown();
+    // Every answered query is logged before the pool closes.
+    let _ = decision_writer.await;
+    let _ = recorder.await;
     pool.close().await;
     info!("engine stopped");
     result

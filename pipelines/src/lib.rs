@@ -10,6 +10,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod mqtt;
+pub mod policy_service;
 pub mod postgres;
 pub mod processor;
 pub mod runtime;

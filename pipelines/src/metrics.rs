@@ -33,6 +33,20 @@ pub struct Metrics {
     pub kafka_consumer_lag: IntGaugeVec,
     /// Partitions this consumer owns since the last rebalance.
     pub kafka_assigned_partitions: IntGauge,
+    /// QoS 0 MQTT messages dropped because `mqtt.qos0_buffer_bytes` was full.
+    pub mqtt_qos0_dropped: IntCounter,
+    /// Bundles that became a tenant's serving policy, by tenant.
+    pub bundle_activations: IntCounterVec,
+    /// Bundles refused (syntax error, wrong package, bad JSON, ...), by tenant.
+    pub bundle_rejections: IntCounterVec,
+    /// 1 while a tenant's newest bundle is the one serving; 0 after a refused one.
+    pub bundle_healthy: IntGaugeVec,
+    /// Decision API queries answered, by tenant and status (`defined`, `undefined`, `error`).
+    pub api_decisions: IntCounterVec,
+    /// Decision API decisions written to `api_decisions`.
+    pub api_decisions_logged: IntCounter,
+    /// Time to answer a decision API query, from request to response body (excluding network).
+    pub api_seconds: Histogram,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -129,6 +143,60 @@ impl Metrics {
         registry
             .register(Box::new(kafka_assigned_partitions.clone()))
             .expect("register");
+        let mqtt_qos0_dropped = IntCounter::new(
+            "mqtt_qos0_dropped_total",
+            "QoS 0 MQTT messages dropped because the QoS 0 buffer (mqtt.qos0_buffer_bytes) was full.",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(mqtt_qos0_dropped.clone()))
+            .expect("register");
+        let tenant = &["tenant"];
+        let bundle_activations = counter(
+            "bundle_activations_total",
+            "Policy bundles that became a tenant's serving policy.",
+            tenant,
+        );
+        let bundle_rejections = counter(
+            "bundle_rejections_total",
+            "Policy bundles refused; the previous revision, if any, keeps serving.",
+            tenant,
+        );
+        let bundle_healthy = IntGaugeVec::new(
+            Opts::new(
+                "bundle_healthy",
+                "1 while the tenant's newest bundle is serving, 0 after a refused one.",
+            ),
+            tenant,
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(bundle_healthy.clone()))
+            .expect("register");
+        let api_decisions = counter(
+            "api_decisions_total",
+            "Decision API queries answered.",
+            &["tenant", "status"],
+        );
+        let api_decisions_logged = IntCounter::new(
+            "api_decisions_logged_total",
+            "Decision API decisions written to the decision log.",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(api_decisions_logged.clone()))
+            .expect("register");
+        let api_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "api_decision_seconds",
+                "Time to answer a decision API query inside the engine.",
+            )
+            .buckets(prometheus::exponential_buckets(0.000_025, 2.0, 14).expect("buckets")),
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(api_seconds.clone()))
+            .expect("register");
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -149,6 +217,13 @@ impl Metrics {
             end_to_end_seconds,
             kafka_consumer_lag,
             kafka_assigned_partitions,
+            mqtt_qos0_dropped,
+            bundle_activations,
+            bundle_rejections,
+            bundle_healthy,
+            api_decisions,
+            api_decisions_logged,
+            api_seconds,
         }
     }
 

@@ -330,6 +330,82 @@ fn an_mqtt_burst_larger_than_the_in_flight_window_all_arrives() {
 }
 
 #[test]
+fn qos0_messages_beyond_their_buffer_are_dropped_and_counted_while_the_sink_stalls() {
+    block_on(async {
+        let mut env = TestEnv::new("qos0").await;
+        env.config.kafka.enabled = false;
+        env.config.mqtt.qos0_buffer_bytes = 16 * 1024;
+        let engine = env.start().await;
+
+        // Stall the sink, so the first batch holds its budget until the lock goes.
+        let mut lock = env.pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        let topic = env.device_topic("acme", "chatty");
+        let n = 400;
+        let pad = "x".repeat(1024);
+        let msgs: Vec<(String, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let body = json!({"id": format!("q{i}"), "time": "2026-11-22T10:00:00Z", "action": "read", "pad": pad});
+                (topic.clone(), serde_json::to_vec(&body).unwrap())
+            })
+            .collect();
+        let size = msgs[0].1.len() as u64;
+        env.publish_qos0(&msgs).await;
+
+        // At most the budget's worth is held (in the stalled batch or queued behind it); the
+        // rest is dropped and counted rather than piling up in memory.
+        let held = 16 * 1024 / size;
+        let until = std::time::Instant::now() + WAIT;
+        while engine.stats.metrics.mqtt_qos0_dropped.get() < n as u64 - held {
+            assert!(
+                std::time::Instant::now() < until,
+                "only {} of {n} QoS 0 messages dropped with room for {held}",
+                engine.stats.metrics.mqtt_qos0_dropped.get()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await; // any stragglers
+        lock.rollback().await.unwrap();
+        let dropped = engine.stats.metrics.mqtt_qos0_dropped.get();
+        assert!(
+            dropped < n as u64,
+            "the budget admits messages while there is room"
+        );
+        let stored = env
+            .wait_count("SELECT count(*) FROM events", n - dropped as i64, WAIT)
+            .await;
+        assert_eq!(
+            stored,
+            n - dropped as i64,
+            "whatever was not dropped is stored"
+        );
+
+        // Once the sink moves again, the budget is free: QoS 0 flows.
+        let more: Vec<(String, Vec<u8>)> = (0..5)
+            .map(|i| {
+                let body = json!({"id": format!("after{i}"), "time": "2026-11-22T10:00:00Z", "action": "read"});
+                (topic.clone(), serde_json::to_vec(&body).unwrap())
+            })
+            .collect();
+        env.publish_qos0(&more).await;
+        assert_eq!(
+            env.wait_count(
+                "SELECT count(*) FROM events WHERE raw->>'id' LIKE 'after%'",
+                5,
+                WAIT
+            )
+            .await,
+            5
+        );
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
 fn two_engines_in_one_shared_subscription_split_agent_events_without_loss() {
     block_on(async {
         let mut env = TestEnv::new("shared").await;

@@ -13,6 +13,8 @@ pub struct Bundle {
     pub data: Option<serde_json::Value>,
     /// Revision from `metadata.json`, if the author set one.
     pub revision: Option<String>,
+    /// `metadata.json` `decision_log.mask`: JSON pointers (`/input/...`) removed from logged inputs.
+    pub mask: Vec<String>,
 }
 
 impl Bundle {
@@ -27,6 +29,10 @@ impl Bundle {
         }
         if let Some(data) = &self.data {
             h.update(data.to_string().as_bytes());
+        }
+        for m in &self.mask {
+            h.update([1]);
+            h.update(m.as_bytes());
         }
         format!("sha256:{}", hex::encode(h.finalize()))
     }

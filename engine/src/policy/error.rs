@@ -18,4 +18,20 @@ pub enum PolicyError {
     RuleUnusable { rule: String, message: String },
     #[error("evaluation failed: {0}")]
     Eval(String),
+    #[error("evaluation stopped: {0}")]
+    LimitExceeded(String),
+    #[error(
+        "decision_log mask {0:?} must be a JSON pointer below /input/, e.g. \"/input/password\""
+    )]
+    BadMask(String),
+}
+
+impl PolicyError {
+    /// Sorts a regorus evaluation error: a guard-rail stop is told apart from a policy error.
+    pub(crate) fn from_eval(e: anyhow::Error) -> Self {
+        match e.downcast_ref::<regorus::LimitError>() {
+            Some(limit) => Self::LimitExceeded(limit.to_string()),
+            None => Self::Eval(e.to_string()),
+        }
+    }
 }

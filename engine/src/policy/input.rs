@@ -38,6 +38,29 @@ impl PolicyContext {
     }
 }
 
+/// A decision API caller's input with the engine's `context` set on it. The caller cannot supply
+/// its own `context`: protection level and trust are the engine's to say. A missing input
+/// becomes `{"context": …}`; a non-object input is passed as it is (there is nowhere to put it).
+pub(crate) fn with_context(input: Option<Value>, ctx: &PolicyContext) -> Value {
+    match input {
+        None => json!({ "context": context_json(ctx) }),
+        Some(Value::Object(mut o)) => {
+            o.insert("context".into(), context_json(ctx));
+            Value::Object(o)
+        }
+        Some(other) => other,
+    }
+}
+
+fn context_json(ctx: &PolicyContext) -> Value {
+    json!({
+        "protection_level": ctx.protection_level,
+        "anomaly_score": ctx.anomaly_score,
+        "principal_trust": ctx.principal_trust,
+        "time": ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true),
+    })
+}
+
 /// `{"event": normalized fields, "raw": original record, "context": engine context}`.
 pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> Value {
     json!({
@@ -55,11 +78,6 @@ pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> Value {
             "account": event.account,
         },
         "raw": event.raw,
-        "context": {
-            "protection_level": ctx.protection_level,
-            "anomaly_score": ctx.anomaly_score,
-            "principal_trust": ctx.principal_trust,
-            "time": ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        },
+        "context": context_json(ctx),
     })
 }

@@ -4,10 +4,16 @@ mod bundle;
 mod decision;
 mod error;
 mod input;
+mod mask;
+mod path;
+mod query;
 mod tenant_policy;
 
 pub use bundle::Bundle;
 pub use decision::Decision;
 pub use error::PolicyError;
 pub use input::{PolicyContext, ProtectionLevel};
-pub use tenant_policy::TenantPolicy;
+pub use mask::InputMask;
+pub use path::RulePath;
+pub use query::Answer;
+pub use tenant_policy::{TenantPolicy, DEFAULT_EVAL_TIMEOUT};

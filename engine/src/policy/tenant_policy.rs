@@ -1,20 +1,30 @@
 //! One tenant's compiled policy: its own regorus engine, nothing shared with other tenants.
 
-use std::time::Instant;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
+use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::{json, Value as Json};
 
 use super::decision::allowed_by;
 use super::input::event_input;
-use super::{Bundle, Decision, PolicyContext, PolicyError};
+use super::query::KnownRules;
+use super::{Bundle, Decision, InputMask, PolicyContext, PolicyError, RulePath};
 use crate::decode::fields::reject_nul;
 use crate::{ids, Event, TenantId};
 
+/// How long one evaluation may run before it is stopped (guard rail against loops and
+/// exploding comprehensions); see [`TenantPolicy::set_eval_timeout`].
+pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_millis(100);
+
 pub struct TenantPolicy {
-    tenant: TenantId,
-    engine: regorus::Engine,
+    pub(crate) tenant: TenantId,
+    pub(crate) engine: regorus::Engine,
     rule_path: String,
-    revision: String,
+    pub(crate) revision: String,
+    digest: String,
+    mask: InputMask,
+    pub(crate) known_rules: KnownRules,
 }
 
 impl std::fmt::Debug for TenantPolicy {
@@ -35,11 +45,11 @@ impl TenantPolicy {
         if bundle.modules.is_empty() {
             return Err(PolicyError::NoModules(bundle.tenant.to_string()));
         }
-        if !valid_rule(rule) {
-            return Err(PolicyError::BadRulePath(rule.to_owned()));
-        }
+        let rule = RulePath::from_dotted(rule)?;
+        let mask = InputMask::parse(&bundle.mask)?;
         let expected = format!("data.{}", bundle.tenant.rego_package());
         let mut engine = regorus::Engine::new();
+        engine.set_execution_timer_config(timer(DEFAULT_EVAL_TIMEOUT));
         for (file, src) in &bundle.modules {
             let package =
                 engine
@@ -76,8 +86,11 @@ impl TenantPolicy {
         let mut policy = Self {
             tenant: bundle.tenant.clone(),
             engine,
-            rule_path: format!("{expected}.{rule}"),
+            rule_path: rule.under(&bundle.tenant.rego_package()),
             revision: bundle.effective_revision(),
+            digest: bundle.digest(),
+            mask,
+            known_rules: KnownRules::default(),
         };
         // Probe once so that a missing rule or a compile-time error is a load error, not a
         // dead letter for every event that follows.
@@ -92,8 +105,23 @@ impl TenantPolicy {
         Ok(policy)
     }
 
+    /// Replaces the evaluation time limit (the default is [`DEFAULT_EVAL_TIMEOUT`]).
+    pub fn set_eval_timeout(&mut self, limit: Duration) {
+        self.engine.set_execution_timer_config(timer(limit));
+    }
+
     pub fn tenant(&self) -> &TenantId {
         &self.tenant
+    }
+
+    /// Content digest of the bundle this was compiled from.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Input fields removed before a decision is logged or streamed.
+    pub fn mask(&self) -> &InputMask {
+        &self.mask
     }
 
     pub fn revision(&self) -> &str {
@@ -139,28 +167,32 @@ impl TenantPolicy {
         let value = self
             .engine
             .eval_rule(self.rule_path.clone())
-            .map_err(|e| PolicyError::Eval(e.to_string()))?;
-        if value == regorus::Value::Undefined {
-            return Ok(Json::Null);
-        }
-        let json = serde_json::to_value(&value).map_err(|e| PolicyError::Eval(e.to_string()))?;
-        // Postgres cannot store U+0000; a result carrying one is this event's failure, not a
-        // batch-wide write error.
-        reject_nul(&json).map_err(|_| {
-            PolicyError::Eval("the rule's value contains a NUL character (U+0000)".into())
-        })?;
-        Ok(json)
+            .map_err(PolicyError::from_eval)?;
+        Ok(to_json(value)?.unwrap_or(Json::Null))
     }
 }
 
-fn valid_rule(rule: &str) -> bool {
-    !rule.is_empty()
-        && rule.split('.').all(|seg| {
-            let mut c = seg.chars();
-            c.next()
-                .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
-                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-        })
+/// Checks for elapsed time every few work units: often enough to stop a runaway loop within
+/// about a millisecond of the limit, rarely enough to cost nothing measurable.
+fn timer(limit: Duration) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::new(64).expect("non-zero"),
+    }
+}
+
+/// A rule value as JSON; `None` when undefined.
+pub(crate) fn to_json(value: regorus::Value) -> Result<Option<Json>, PolicyError> {
+    if value == regorus::Value::Undefined {
+        return Ok(None);
+    }
+    let json = serde_json::to_value(&value).map_err(|e| PolicyError::Eval(e.to_string()))?;
+    // Postgres cannot store U+0000; a result carrying one is this event's failure, not a
+    // batch-wide write error.
+    reject_nul(&json).map_err(|_| {
+        PolicyError::Eval("the rule's value contains a NUL character (U+0000)".into())
+    })?;
+    Ok(Some(json))
 }
 
 #[cfg(test)]
@@ -181,6 +213,7 @@ mod tests {
             modules: vec![("policy.rego".into(), src.into())],
             data: None,
             revision: None,
+            mask: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use portcullis_engine::decode::device_topic_filter;
 use portcullis_engine::Origin;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -21,6 +21,14 @@ use crate::stats::Stats;
 /// broker's means an oversized message always reaches us and becomes a dead letter; a smaller one
 /// would make rumqttc drop the connection and the broker redeliver the message forever.
 const MAX_INCOMING_PACKET: usize = 268_435_460;
+
+/// A message on its way from the event loop to its batch.
+struct Received {
+    publish: Publish,
+    at: Instant,
+    /// QoS 0 only: its share of `mqtt.qos0_buffer_bytes`, given back when the batch is dropped.
+    _qos0_permit: Option<OwnedSemaphorePermit>,
+}
 
 pub async fn run_source(
     cfg: MqttConfig,
@@ -41,9 +49,12 @@ pub async fn run_source(
     };
     // Unbounded on purpose: the poller must never wait, or it stops draining our acks from the
     // request queue and stops sending keep-alives (a deadlock seen under load). The channel is
-    // bounded all the same, by the broker: we ack only after commit, so at most the broker's
-    // in-flight window (`max_inflight_messages`) of unacknowledged messages is ever in it.
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Publish, Instant)>();
+    // bounded all the same. QoS 1 by the broker: we ack only after commit, so at most the
+    // broker's in-flight window (`max_inflight_messages`) of unacknowledged messages is in it.
+    // QoS 0 by us: each message holds permits for its bytes until its batch is done, and one
+    // that finds the budget spent is dropped and counted, since nothing would pace it.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Received>();
+    let qos0_budget = Arc::new(Semaphore::new(cfg.qos0_buffer_bytes.min(u32::MAX as usize)));
 
     // The event loop must be polled continuously: it sends our acks and keeps the connection.
     // It has its own token so that it outlives the batch loop long enough to flush the last acks.
@@ -52,7 +63,10 @@ pub async fn run_source(
     let poll_client = client.clone();
     let poll_stats = stats.clone();
     let poll_filter = filter.clone();
+    let budget_bytes = cfg.qos0_buffer_bytes.min(u32::MAX as usize);
     let mut poller = tokio::spawn(async move {
+        let mut dropped_since_warn = 0u64;
+        let mut last_warn = Instant::now() - Duration::from_secs(60);
         loop {
             let ev = tokio::select! {
                 _ = poll_cancel.cancelled() => break,
@@ -60,7 +74,35 @@ pub async fn run_source(
             };
             match ev {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send((p, Instant::now())).is_err() {
+                    let permit = if p.qos == QoS::AtMostOnce {
+                        // A message larger than the whole budget takes all of it, so it still
+                        // passes when nothing else is waiting.
+                        let want = p.payload.len().clamp(1, budget_bytes) as u32;
+                        match qos0_budget.clone().try_acquire_many_owned(want) {
+                            Ok(permit) => Some(permit),
+                            Err(_) => {
+                                poll_stats.metrics.mqtt_qos0_dropped.inc();
+                                dropped_since_warn += 1;
+                                if last_warn.elapsed() >= Duration::from_secs(10) {
+                                    warn!(
+                                        dropped = dropped_since_warn,
+                                        "mqtt QoS 0 buffer full; dropping QoS 0 messages (agents should publish with QoS 1)"
+                                    );
+                                    dropped_since_warn = 0;
+                                    last_warn = Instant::now();
+                                }
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    let received = Received {
+                        publish: p,
+                        at: Instant::now(),
+                        _qos0_permit: permit,
+                    };
+                    if tx.send(received).is_err() {
                         break;
                     }
                 }
@@ -98,14 +140,14 @@ pub async fn run_source(
             _ = cancel.cancelled() => break,
             p = rx.recv() => match p { Some(p) => p, None => break },
         };
-        let mut bytes = first.0.payload.len();
+        let mut bytes = first.publish.payload.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + linger;
         while batch.len() < cfg.batch_max_messages && bytes < cfg.batch_max_bytes {
             tokio::select! {
                 p = rx.recv() => match p {
                     Some(p) => {
-                        bytes += p.0.payload.len();
+                        bytes += p.publish.payload.len();
                         batch.push(p);
                     }
                     None => break,
@@ -115,12 +157,12 @@ pub async fn run_source(
         }
         let inbound: Vec<Inbound> = batch
             .iter()
-            .map(|(p, received)| Inbound {
+            .map(|r| Inbound {
                 origin: Origin::Mqtt {
-                    topic: p.topic.clone(),
+                    topic: r.publish.topic.clone(),
                 },
-                payload: p.payload.to_vec(),
-                received: received.into_std(),
+                payload: r.publish.payload.to_vec(),
+                received: r.at.into_std(),
             })
             .collect();
         if processor
@@ -130,8 +172,8 @@ pub async fn run_source(
         {
             break;
         }
-        for (p, _) in &batch {
-            if let Err(e) = client.ack(p).await {
+        for r in &batch {
+            if let Err(e) = client.ack(&r.publish).await {
                 warn!(error = %e, "mqtt ack not sent; the broker will redeliver (rows are idempotent)");
             }
         }

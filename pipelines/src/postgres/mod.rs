@@ -1,5 +1,7 @@
 //! Postgres: the system of record. Connection, migrations, the batched writer, the tenant registry.
 
+mod activations;
+mod api_decisions;
 pub mod csv;
 mod dead_letters;
 mod registry;
@@ -11,6 +13,8 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
+pub use activations::insert_activation;
+pub use api_decisions::{insert_api_decisions, ApiDecisionRow};
 pub use dead_letters::{list_dead_letters, note_replay_failure, DeadLetterFilter, DeadLetterRow};
 pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};
 pub use writer::{PgWriter, RowBatch, WriteCounts, STAGING_TABLES};
@@ -48,7 +52,7 @@ pub async fn migrate(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
 
 /// Monthly partitions from last month to three months ahead.
 pub async fn ensure_partitions(pool: &PgPool) -> Result<(), sqlx::Error> {
-    for table in ["events", "decisions"] {
+    for table in ["events", "decisions", "api_decisions"] {
         sqlx::query(
             "SELECT portcullis_ensure_partitions($1::regclass, now() - interval '1 month', 5)",
         )

@@ -204,6 +204,38 @@ impl TestEnv {
             .expect("mqtt publish");
     }
 
+    /// Publishes with QoS 0 (fire and forget) and returns once every message has left.
+    pub async fn publish_qos0(&self, messages: &[(String, Vec<u8>)]) {
+        let id = format!("pc-test-pub0-{}", uuid::Uuid::new_v4().simple());
+        let mut opts = MqttOptions::new(id, &self.config.mqtt.host, self.config.mqtt.port);
+        opts.set_max_packet_size(64 * 1024, 16 * 1024 * 1024);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let expected = messages.len();
+        let poller = tokio::spawn(async move {
+            let mut sent = 0;
+            loop {
+                match eventloop.poll().await.expect("mqtt connection") {
+                    Event::Outgoing(rumqttc::Outgoing::Publish(_)) => sent += 1,
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => return sent,
+                    _ => {}
+                }
+                let _ = expected;
+            }
+        });
+        for (topic, payload) in messages {
+            client
+                .publish(topic, rumqttc::QoS::AtMostOnce, false, payload.clone())
+                .await
+                .unwrap();
+        }
+        client.disconnect().await.unwrap();
+        let sent = tokio::time::timeout(Duration::from_secs(60), poller)
+            .await
+            .expect("QoS 0 publishes sent within 60 s")
+            .unwrap();
+        assert_eq!(sent, expected, "every QoS 0 message written to the broker");
+    }
+
     /// Discards a persistent MQTT session so the broker does not keep one per test.
     pub async fn discard_mqtt_session(&self, client_id: &str) {
         let mut opts = MqttOptions::new(client_id, &self.config.mqtt.host, self.config.mqtt.port);
@@ -271,6 +303,46 @@ pub async fn try_http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// A plain HTTP/1.1 POST of a JSON body on loopback: `(status, body)`.
+pub async fn http_post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the engine's HTTP port");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (413) and close before reading a large body: not an error here.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `http_post` of a JSON value, answered with JSON: `(status, body)`.
+pub async fn post_json(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let (status, text) = http_post(addr, path, &serde_json::to_vec(body).unwrap()).await;
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{path}: answer is not JSON ({e}): {text:?}"));
+    (status, json)
 }
 
 pub struct ChildGuard(pub std::process::Child);

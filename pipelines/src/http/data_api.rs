@@ -1,0 +1,231 @@
+//! The decision API, shaped like OPA's Data API:
+//! `POST /v1/data/tenants/{tenant}/{rule path}` with `{"input": …}` →
+//! `{"decision_id": …, "result": …}` (no `result` when undefined), `metrics` with `?metrics=true`,
+//! `provenance` with `?provenance=true`. Answered by the tenant's own actor.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use futures::StreamExt;
+use portcullis_actors::{DirectoryError, Query};
+use portcullis_engine::policy::RulePath;
+use portcullis_engine::{PolicyError, TenantId};
+use serde_json::{json, Map, Value as Json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::State;
+use crate::postgres::ApiDecisionRow;
+
+type Params = web::Query<HashMap<String, String>>;
+
+/// `POST /v1/data/tenants/{tenant}`: the tenant's whole package document.
+pub(super) async fn decide_package(
+    state: web::Data<State>,
+    tenant: web::Path<String>,
+    params: Params,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    answer(&state, &tenant, "", &params, &req, body).await
+}
+
+/// `POST /v1/data/tenants/{tenant}/{rule path}`.
+pub(super) async fn decide(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+    params: Params,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    let (tenant, rule) = path.into_inner();
+    answer(&state, &tenant, &rule, &params, &req, body).await
+}
+
+/// Anything under `/v1/data` that is not a tenant's document.
+pub(super) async fn outside_tenants() -> HttpResponse {
+    ApiError::not_found(
+        "only tenant documents are served: POST /v1/data/tenants/{tenant}/{rule path}",
+    )
+    .response()
+}
+
+async fn answer(
+    state: &State,
+    tenant: &str,
+    rule: &str,
+    params: &Params,
+    req: &HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    let started = Instant::now();
+    let outcome = evaluate(state, tenant, rule, params, req, body).await;
+    let m = &state.stats.metrics;
+    m.api_seconds.observe(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok((response, status)) => {
+            m.api_decisions.with_label_values(&[tenant, status]).inc();
+            response
+        }
+        Err(e) => {
+            // Only a valid tenant id becomes a label: hostile ids must not grow the metric.
+            if TenantId::parse(tenant).is_ok() && e.status != StatusCode::NOT_FOUND {
+                m.api_decisions.with_label_values(&[tenant, "error"]).inc();
+            }
+            e.response()
+        }
+    }
+}
+
+async fn evaluate(
+    state: &State,
+    tenant: &str,
+    rule: &str,
+    params: &Params,
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(HttpResponse, &'static str), ApiError> {
+    let tenant = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let path = RulePath::from_url(rule).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let input = read_input(req, body, state.max_body_bytes).await?;
+    let actor = state.directory.get(&tenant).map_err(|e| match e {
+        DirectoryError::Unknown(_) => ApiError::not_found(e.to_string()),
+        DirectoryError::NoPolicy { .. } => {
+            ApiError::unavailable("policy_unavailable", e.to_string())
+        }
+    })?;
+    let now = Utc::now();
+    let reply = actor
+        .send(Query { path, input, now })
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(
+                "policy_unavailable",
+                format!("tenant {tenant} cannot answer now: {e}"),
+            )
+        })?
+        .map_err(|e| match e {
+            PolicyError::LimitExceeded(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "evaluation_limit",
+                e.to_string(),
+            ),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "evaluation_error",
+                other.to_string(),
+            ),
+        })?;
+    let answer = reply.answer;
+    let decision_id = Uuid::new_v4();
+    state
+        .decision_log
+        .try_log(ApiDecisionRow {
+            decision_id,
+            tenant_id: tenant.to_string(),
+            path: answer.path.clone(),
+            input: reply.logged_input,
+            erased: reply.erased,
+            result: answer.result.clone(),
+            bundle_revision: answer.revision.clone(),
+            eval_micros: answer.eval_micros,
+            decided_at: now,
+        })
+        .map_err(|e| ApiError::unavailable("decision_log_unavailable", e.to_string()))?;
+
+    let status = if answer.result.is_some() {
+        "defined"
+    } else {
+        "undefined"
+    };
+    let mut body = Map::new();
+    body.insert("decision_id".into(), json!(decision_id));
+    if let Some(result) = answer.result {
+        body.insert("result".into(), result);
+    }
+    if flag(params, "metrics") {
+        body.insert(
+            "metrics".into(),
+            json!({
+                "eval_duration_micros": answer.eval_micros,
+                "timer_rego_query_eval_ns": answer.eval_micros.saturating_mul(1000),
+                "tenant_id": tenant,
+            }),
+        );
+    }
+    if flag(params, "provenance") {
+        body.insert(
+            "provenance".into(),
+            json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "bundles": {tenant.as_str(): {"revision": answer.revision}},
+            }),
+        );
+    }
+    Ok((HttpResponse::Ok().json(Json::Object(body)), status))
+}
+
+/// `?metrics`, `?metrics=true` (OPA accepts both).
+fn flag(params: &Params, name: &str) -> bool {
+    params
+        .get(name)
+        .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
+}
+
+/// The request's `input`: absent when the body is empty or has no `input` key.
+async fn read_input(
+    req: &HttpRequest,
+    mut body: web::Payload,
+    limit: usize,
+) -> Result<Option<Json>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            format!("request body exceeds {limit} bytes (http.max_body_bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let doc: Json = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    match doc {
+        Json::Object(mut o) => Ok(o.remove("input")),
+        other => Err(ApiError::bad_request(format!(
+            "request body must be a JSON object such as {{\"input\": {{...}}}}, not {}",
+            kind(&other)
+        ))),
+    }
+}
+
+fn kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}

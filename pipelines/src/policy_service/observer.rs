@@ -1,0 +1,87 @@
+//! Activations and refusals become metrics at once and `bundle_activations` rows soon after.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_actors::{Activation, ActivationObserver};
+use portcullis_engine::TenantId;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::postgres::insert_activation;
+use crate::stats::Stats;
+
+pub struct ActivationRecorder {
+    stats: Arc<Stats>,
+    // Unbounded: activations are rare (one per bundle change), and the loader must not block.
+    tx: mpsc::UnboundedSender<Activation>,
+}
+
+impl ActivationRecorder {
+    pub fn new(stats: Arc<Stats>) -> (Self, mpsc::UnboundedReceiver<Activation>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { stats, tx }, rx)
+    }
+}
+
+impl ActivationObserver for ActivationRecorder {
+    fn activated(&self, a: &Activation) {
+        info!(tenant = %a.tenant, revision = %a.revision, digest = %a.digest, "bundle activated");
+        let t = a.tenant.as_str();
+        self.stats
+            .metrics
+            .bundle_activations
+            .with_label_values(&[t])
+            .inc();
+        self.stats
+            .metrics
+            .bundle_healthy
+            .with_label_values(&[t])
+            .set(1);
+        let _ = self.tx.send(a.clone());
+    }
+
+    fn rejected(&self, tenant: &TenantId, error: &str) {
+        warn!(%tenant, %error, "bundle refused; the last good revision, if any, keeps serving");
+        let t = tenant.as_str();
+        self.stats
+            .metrics
+            .bundle_rejections
+            .with_label_values(&[t])
+            .inc();
+        self.stats
+            .metrics
+            .bundle_healthy
+            .with_label_values(&[t])
+            .set(0);
+    }
+}
+
+/// Writes activations to Postgres in order, retrying while it is unavailable. On shutdown,
+/// what is already queued is still written (briefly; the engine's exit waits for it).
+pub async fn record_activations(
+    pool: PgPool,
+    mut rx: mpsc::UnboundedReceiver<Activation>,
+    engine: String,
+    cancel: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            a = rx.recv() => a,
+            _ = cancel.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(activation) = next else { return };
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = insert_activation(&pool, &activation, &engine).await {
+            if cancel.is_cancelled() {
+                warn!(tenant = %activation.tenant, error = %e, "activation not recorded: shutting down");
+                break;
+            }
+            warn!(tenant = %activation.tenant, error = %e, "cannot record a bundle activation; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}

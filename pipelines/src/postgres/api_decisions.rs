@@ -1,0 +1,69 @@
+//! The decision API's decision log: `api_decisions`, written in batches.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One answered decision API query, as logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiDecisionRow {
+    pub decision_id: Uuid,
+    pub tenant_id: String,
+    pub path: String,
+    /// The caller's input with the tenant's mask applied.
+    pub input: Option<Json>,
+    pub erased: Vec<String>,
+    pub result: Option<Json>,
+    pub bundle_revision: String,
+    pub eval_micros: u64,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Inserts `rows` in one statement; a decision already logged (same id) is skipped.
+pub async fn insert_api_decisions(
+    pool: &PgPool,
+    rows: &[ApiDecisionRow],
+) -> Result<u64, sqlx::Error> {
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut tenants = Vec::with_capacity(rows.len());
+    let mut paths = Vec::with_capacity(rows.len());
+    let mut inputs = Vec::with_capacity(rows.len());
+    let mut erased = Vec::with_capacity(rows.len());
+    let mut results = Vec::with_capacity(rows.len());
+    let mut revisions = Vec::with_capacity(rows.len());
+    let mut micros = Vec::with_capacity(rows.len());
+    let mut times = Vec::with_capacity(rows.len());
+    for r in rows {
+        ids.push(r.decision_id);
+        tenants.push(r.tenant_id.as_str());
+        paths.push(r.path.as_str());
+        // Absent (NULL) and JSON null differ: the text form keeps that apart through UNNEST.
+        inputs.push(r.input.as_ref().map(Json::to_string));
+        erased.push(Json::from(r.erased.clone()).to_string());
+        results.push(r.result.as_ref().map(Json::to_string));
+        revisions.push(r.bundle_revision.as_str());
+        micros.push(i32::try_from(r.eval_micros).unwrap_or(i32::MAX));
+        times.push(r.decided_at);
+    }
+    let done = sqlx::query(
+        "INSERT INTO api_decisions
+             (decision_id, tenant_id, path, input, erased, result, bundle_revision, eval_micros, decided_at)
+         SELECT d, t, p, i::jsonb, ARRAY(SELECT jsonb_array_elements_text(e::jsonb)), r::jsonb, v, m, at
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::int4[], $9::timestamptz[]) AS x(d, t, p, i, e, r, v, m, at)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&tenants)
+    .bind(&paths)
+    .bind(&inputs)
+    .bind(&erased)
+    .bind(&results)
+    .bind(&revisions)
+    .bind(&micros)
+    .bind(&times)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,426 @@
+//! The multi-tenant policy service against the running engine: the OPA-shaped decision API and
+//! its decision log, hot reload, tenant isolation and guard rails.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{http_get, http_post, post_json, TestEnv};
+use portcullis::runtime::block_on;
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn abac(action: &str, region: &str) -> Value {
+    json!({"input": {
+        "subject": {"tenant_id": "acme", "user_id": "alice", "token": "s3cret"},
+        "action": action,
+        "resource": {"type": "sensor_data", "region": region},
+        "environment": {"time": "2026-11-22T10:00:00Z"}
+    }})
+}
+
+async fn policy_env(tag: &str) -> TestEnv {
+    let mut env = TestEnv::new(tag).await;
+    env.config.kafka.enabled = false;
+    env
+}
+
+fn write(dir: &Path, tenant: &str, file: &str, text: &str) {
+    let d = dir.join(tenant);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join(file), text).unwrap();
+}
+
+#[test]
+fn the_decision_api_answers_like_opa_and_logs_every_decision() {
+    block_on(async {
+        let mut env = policy_env("api").await;
+        env.config.http.max_body_bytes = 4096;
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+
+        let (status, body) =
+            post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["result"],
+            json!({"allow": true, "reason": "Allowed by data residency policy", "redact": ["pii.email"]})
+        );
+        assert!(uuid::Uuid::parse_str(body["decision_id"].as_str().unwrap()).is_ok());
+        assert!(body.get("metrics").is_none(), "metrics only when asked");
+
+        let (status, body) = post_json(
+            addr,
+            "/v1/data/tenants/acme/allow?metrics=true&provenance=true",
+            &abac("read", "US"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["result"]["allow"], json!(false));
+        assert!(body["metrics"]["eval_duration_micros"].is_u64(), "{body}");
+        assert_eq!(body["metrics"]["tenant_id"], "acme");
+        assert_eq!(
+            body["provenance"]["bundles"]["acme"]["revision"],
+            "acme-2026.11.1"
+        );
+
+        // Undefined: 200 without `result`, as OPA answers.
+        let (status, body) = post_json(
+            addr,
+            "/v1/data/tenants/acme/no_such_rule",
+            &json!({"input": {}}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(body.get("result").is_none(), "{body}");
+        assert!(body["decision_id"].is_string());
+        // The package document, and an empty body (no input).
+        let (status, text) = http_post(addr, "/v1/data/tenants/acme", b"").await;
+        assert_eq!(status, 200, "{text}");
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["result"]["allowed_regions"], json!(["EU"]));
+        assert_eq!(doc["result"]["allow"]["allow"], json!(false));
+
+        // Errors: clear words, OPA's {"code", "message"} shape, no crash.
+        let (status, body) =
+            post_json(addr, "/v1/data/tenants/umbrella/allow", &abac("read", "EU")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("resource_not_found"))
+        );
+        assert!(body["message"].as_str().unwrap().contains("umbrella"));
+        for hostile in ["Acme", "ac.me", "a%2F..%2Fb", &"x".repeat(100)] {
+            let (status, body) = post_json(
+                addr,
+                &format!("/v1/data/tenants/{hostile}/allow"),
+                &json!({}),
+            )
+            .await;
+            assert_eq!(status, 400, "{hostile}: {body}");
+            assert_eq!(body["code"], "invalid_parameter");
+        }
+        let (status, body) = post_json(addr, "/v1/data/tenants/acme/a..b", &json!({})).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", b"{\"input\": ").await;
+        assert_eq!(status, 400);
+        assert!(text.contains("not valid JSON"), "{text}");
+        let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", b"[1, 2]").await;
+        assert_eq!(status, 400);
+        assert!(text.contains("must be a JSON object"), "{text}");
+        let big = serde_json::to_vec(&json!({"input": {"pad": "x".repeat(8000)}})).unwrap();
+        let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", &big).await;
+        assert_eq!(status, 413, "{text}");
+        assert!(text.contains("http.max_body_bytes"), "{text}");
+        let (status, _) = post_json(addr, "/v1/data/system/main", &json!({})).await;
+        assert_eq!(status, 404);
+
+        // Every answered query is in the decision log, with the tenant's mask applied.
+        let answered = 4;
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM api_decisions", answered, WAIT)
+                .await,
+            answered
+        );
+        let (input, erased, path, revision): (Value, Vec<String>, String, String) = sqlx::query_as(
+            "SELECT input, erased, path, bundle_revision FROM api_decisions
+             WHERE result->>'allow' = 'true'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(input["subject"]["user_id"], "alice");
+        assert!(input["subject"].get("token").is_none(), "masked: {input}");
+        assert_eq!(erased, ["/input/subject/token"]);
+        assert_eq!(path, "data.tenants.acme.allow");
+        assert_eq!(revision, "acme-2026.11.1");
+        let undefined = env
+            .count("SELECT count(*) FROM api_decisions WHERE result IS NULL AND path LIKE '%no_such_rule'")
+            .await;
+        assert_eq!(undefined, 1);
+
+        let (_, metrics) = http_get(addr, "/metrics").await;
+        assert!(
+            metrics.contains(r#"portcullis_api_decisions_total{status="defined",tenant="acme"} 3"#),
+            "{metrics}"
+        );
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+/// Polls `rule` of acme until its result is `want`; returns how long that took.
+async fn until_answer(addr: std::net::SocketAddr, rule: &str, want: &Value) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (_, body) = post_json(addr, &format!("/v1/data/tenants/acme/{rule}"), &json!({})).await;
+        if body.get("result") == Some(want) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{rule} never became {want}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn bundle_status(addr: std::net::SocketAddr, tenant: &str) -> Value {
+    let (status, text) = http_get(addr, &format!("/v1/bundles/{tenant}")).await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str::<Value>(&text).unwrap()["result"].clone()
+}
+
+/// Polls the bundle status of `tenant` until `done` holds.
+async fn until_status(
+    addr: std::net::SocketAddr,
+    tenant: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let s = bundle_status(addr, tenant).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "bundle status of {tenant} stuck at {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
+    block_on(async {
+        let env = policy_env("reload").await;
+        let dir = env.bundles_dir().to_owned();
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+        let first = bundle_status(addr, "acme").await;
+        assert_eq!(first["revision"], "acme-2026.11.1");
+        assert_eq!(first["healthy"], true);
+
+        // A valid change: a new rule and a new revision, live within a second.
+        write(
+            &dir,
+            "acme",
+            "version.rego",
+            "package tenants.acme\nimport rego.v1\nversion := 2\n",
+        );
+        write(
+            &dir,
+            "acme",
+            "metadata.json",
+            r#"{"revision": "acme-2026.11.2"}"#,
+        );
+        let took = until_answer(addr, "version", &json!(2)).await;
+        assert!(took < Duration::from_secs(3), "reload took {took:?}");
+        until_status(addr, "acme", |s| s["revision"] == "acme-2026.11.2").await;
+        let revisions: Vec<String> = sqlx::query_scalar(
+            "SELECT revision FROM bundle_activations WHERE tenant_id = 'acme' ORDER BY activation_id",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            revisions.first().map(String::as_str),
+            Some("acme-2026.11.1")
+        );
+        assert_eq!(revisions.last().map(String::as_str), Some("acme-2026.11.2"));
+
+        // Broken changes are refused with the error exposed; version 2 keeps serving.
+        for (file, text, expect) in [
+            (
+                "broken.rego",
+                "package tenants.acme\nversion := {",
+                "broken.rego",
+            ),
+            (
+                "broken.rego",
+                "package tenants.globex\nimport rego.v1\nx := 1",
+                "outside the tenant's namespace",
+            ),
+            ("data.json", "{\"allowed_regions\": [", "invalid JSON"),
+        ] {
+            write(&dir, "acme", file, text);
+            let s = until_status(addr, "acme", |s| {
+                s["last_error"].as_str().is_some_and(|e| e.contains(expect))
+            })
+            .await;
+            assert_eq!(s["healthy"], false);
+            assert_eq!(
+                s["revision"], "acme-2026.11.2",
+                "the last good revision serves"
+            );
+            until_answer(addr, "version", &json!(2)).await;
+            let (_, metrics) = http_get(addr, "/metrics").await;
+            assert!(
+                metrics.contains(r#"portcullis_bundle_healthy{tenant="acme"} 0"#),
+                "{metrics}"
+            );
+            if file == "broken.rego" {
+                std::fs::remove_file(dir.join("acme").join(file)).unwrap();
+            }
+        }
+        // Fixed: healthy again and serving the new content.
+        write(
+            &dir,
+            "acme",
+            "data.json",
+            r#"{"allowed_regions": ["EU", "US"], "writers": [], "redact": {}}"#,
+        );
+        write(
+            &dir,
+            "acme",
+            "version.rego",
+            "package tenants.acme\nimport rego.v1\nversion := 3\n",
+        );
+        until_answer(addr, "version", &json!(3)).await;
+        until_status(addr, "acme", |s| s["healthy"] == true).await;
+        let (_, metrics) = http_get(addr, "/metrics").await;
+        assert!(metrics.contains(r#"portcullis_bundle_healthy{tenant="acme"} 1"#));
+
+        // A tenant created while running is served without a restart.
+        write(
+            &dir,
+            "newco",
+            "policy.rego",
+            "package tenants.newco\nimport rego.v1\ndecision := true\nhello := \"world\"\n",
+        );
+        let started = Instant::now();
+        loop {
+            let (status, body) = post_json(addr, "/v1/data/tenants/newco/hello", &json!({})).await;
+            if status == 200 {
+                assert_eq!(body["result"], "world");
+                break;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "new tenant never served: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn a_tenant_sees_only_its_own_rules_and_data() {
+    block_on(async {
+        let env = policy_env("isolation").await;
+        let dir = env.bundles_dir().to_owned();
+        write(
+            &dir,
+            "spy",
+            "policy.rego",
+            r#"package tenants.spy
+import rego.v1
+decision := true
+regions := data.tenants.acme.allowed_regions
+their_rule := data.tenants.acme.allow
+everything := data
+"#,
+        );
+        write(&dir, "spy", "data.json", r#"{"own": 1}"#);
+        // A bundle that claims another tenant's package is refused outright.
+        write(
+            &dir,
+            "mallory",
+            "policy.rego",
+            "package tenants.acme\nimport rego.v1\ndecision := true\nallow := true\n",
+        );
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+
+        for rule in ["regions", "their_rule"] {
+            let (status, body) = post_json(
+                addr,
+                &format!("/v1/data/tenants/spy/{rule}"),
+                &abac("read", "EU"),
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert!(
+                body.get("result").is_none(),
+                "spy read acme's {rule}: {body}"
+            );
+        }
+        let (_, body) = post_json(addr, "/v1/data/tenants/spy/everything", &json!({})).await;
+        let tenants: Vec<&String> = body["result"]["tenants"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{body}"))
+            .keys()
+            .collect();
+        assert_eq!(tenants, ["spy"], "{body}");
+
+        let mallory = bundle_status(addr, "mallory").await;
+        assert!(
+            mallory["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("outside the tenant's namespace"),
+            "{mallory}"
+        );
+        let (status, body) = post_json(addr, "/v1/data/tenants/mallory/allow", &json!({})).await;
+        assert_eq!(status, 503, "{body}");
+        // And acme is untouched by mallory's attempt.
+        let (_, body) = post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+        assert_eq!(body["result"]["allow"], true);
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn a_runaway_policy_is_stopped_without_stalling_other_tenants() {
+    block_on(async {
+        let mut env = policy_env("guard").await;
+        env.config.policy.eval_timeout_ms = 200;
+        let dir = env.bundles_dir().to_owned();
+        write(
+            &dir,
+            "loopy",
+            "policy.rego",
+            r#"package tenants.loopy
+import rego.v1
+decision := true
+explode := count([x | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000); x := i * j])
+"#,
+        );
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+
+        let runaway = tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = post_json(addr, "/v1/data/tenants/loopy/explode", &json!({})).await;
+            (answer, started.elapsed())
+        });
+        // Meanwhile other tenants are answered.
+        let mut answered = 0;
+        let started = Instant::now();
+        while !runaway.is_finished() && started.elapsed() < WAIT {
+            let (status, _) =
+                post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+            assert_eq!(status, 200);
+            answered += 1;
+        }
+        let ((status, body), took) = runaway.await.unwrap();
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(body["code"], "evaluation_limit");
+        assert!(
+            body["message"].as_str().unwrap().contains("limit"),
+            "{body}"
+        );
+        assert!(took < Duration::from_secs(5), "stopped only after {took:?}");
+        assert!(answered >= 1, "acme was answered while loopy ran");
+        // loopy itself still answers what is cheap.
+        let (status, body) = post_json(addr, "/v1/data/tenants/loopy/decision", &json!({})).await;
+        assert_eq!((status, &body["result"]), (200, &json!(true)));
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
