@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use portcullis_engine::policy::DEFAULT_EVAL_TIMEOUT;
+use portcullis_engine::policy::{InputMask, DEFAULT_EVAL_TIMEOUT};
 use portcullis_engine::{TenantId, TenantPolicy};
 use serde::Serialize;
 
@@ -31,6 +31,9 @@ pub struct BundleStatus {
     /// load succeeds again.
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// The serving bundle's decision-log mask.
+    #[serde(skip)]
+    pub mask: InputMask,
 }
 
 /// Told of every activation and every refused bundle (the pipelines record them in Postgres
@@ -117,6 +120,7 @@ impl PolicyLoader {
                 let entry = status.entry(tenant.clone()).or_default();
                 entry.last_error = None;
                 entry.last_error_at = None;
+                entry.mask = policy.mask().clone();
                 let new = entry
                     .active
                     .as_ref()
@@ -151,6 +155,16 @@ impl PolicyLoader {
             .unwrap_or_else(|p| p.into_inner())
             .get(tenant)
             .cloned()
+    }
+
+    /// The serving bundle's decision-log mask (empty for a tenant never activated).
+    pub fn mask(&self, tenant: &TenantId) -> InputMask {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .map(|s| s.mask.clone())
+            .unwrap_or_default()
     }
 
     /// Every tenant with a status, by tenant id.

@@ -37,6 +37,9 @@ pub struct HttpConfig {
     /// Decision API decisions waiting to be written to Postgres. When the log falls this far
     /// behind, queries are answered 503 rather than left unlogged.
     pub decision_log_queue: usize,
+    /// Decisions buffered per decision-stream channel; a subscriber further behind is sent a
+    /// `lagged` message with the number it missed.
+    pub stream_buffer: usize,
 }
 
 impl Default for HttpConfig {
@@ -47,6 +50,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             workers: 0,
             decision_log_queue: 10_000,
+            stream_buffer: 1024,
         }
     }
 }
@@ -326,6 +330,7 @@ impl Config {
             ("mqtt.qos0_buffer_bytes", self.mqtt.qos0_buffer_bytes),
             ("http.max_body_bytes", self.http.max_body_bytes),
             ("http.decision_log_queue", self.http.decision_log_queue),
+            ("http.stream_buffer", self.http.stream_buffer),
             (
                 "policy.eval_timeout_ms",
                 self.policy.eval_timeout_ms as usize,

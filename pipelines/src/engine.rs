@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::bundles::FsBundleSource;
 use crate::config::Config;
-use crate::policy_service::{self, ActivationRecorder, DecisionLog};
+use crate::policy_service::{self, ActivationRecorder, DecisionBus, DecisionLog};
 use crate::postgres::{self, PgWriter};
 use crate::processor::{DecodeLimits, Processor, SharedRegistry};
 use crate::stats::Stats;
@@ -21,6 +21,8 @@ pub struct Parts {
     pub processor: Arc<Processor>,
     pub directory: Arc<TenantDirectory>,
     pub registry: SharedRegistry,
+    /// Where committed and API decisions are shown live.
+    pub bus: Arc<DecisionBus>,
     /// Bundle activations, for `run` to record (others may drop it).
     pub activations: tokio::sync::mpsc::UnboundedReceiver<Activation>,
 }
@@ -55,6 +57,7 @@ pub async fn build(
         Arc::new(loader),
         config.engine.tenant_mailbox,
     ));
+    let bus = Arc::new(DecisionBus::new(config.http.stream_buffer));
     let processor = Arc::new(Processor::new(
         directory.clone(),
         registry.clone(),
@@ -65,12 +68,14 @@ pub async fn build(
             mqtt_prefix: config.mqtt.topic_prefix.clone(),
         },
         stats.clone(),
+        bus.clone(),
     ));
 
     Ok(Parts {
         processor,
         directory,
         registry,
+        bus,
         activations,
     })
 }
@@ -93,6 +98,7 @@ pub async fn run(
         processor,
         directory,
         registry,
+        bus,
         activations,
     } = build(&config, &pool, stats.clone()).await?;
 
@@ -192,6 +198,7 @@ pub async fn run(
             cancel: cancel.clone(),
             directory: directory.clone(),
             decision_log,
+            bus,
         };
         let handle = crate::http::start(&config, services)
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;

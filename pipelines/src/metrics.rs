@@ -47,6 +47,10 @@ pub struct Metrics {
     pub api_decisions_logged: IntCounter,
     /// Time to answer a decision API query, from request to response body (excluding network).
     pub api_seconds: Histogram,
+    /// Open WebSocket decision-stream connections.
+    pub stream_subscribers: IntGauge,
+    /// Decisions skipped for decision-stream subscribers too slow to keep up (each was told).
+    pub stream_lagged_messages: IntCounter,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -197,6 +201,22 @@ impl Metrics {
         registry
             .register(Box::new(api_seconds.clone()))
             .expect("register");
+        let stream_subscribers = IntGauge::new(
+            "stream_subscribers",
+            "Open WebSocket decision-stream connections.",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(stream_subscribers.clone()))
+            .expect("register");
+        let stream_lagged_messages = IntCounter::new(
+            "stream_lagged_messages_total",
+            "Decisions skipped for stream subscribers too slow to keep up (each was sent a lagged message).",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(stream_lagged_messages.clone()))
+            .expect("register");
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -224,6 +244,8 @@ impl Metrics {
             api_decisions,
             api_decisions_logged,
             api_seconds,
+            stream_subscribers,
+            stream_lagged_messages,
         }
     }
 

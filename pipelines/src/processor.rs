@@ -11,11 +11,13 @@ use chrono::Utc;
 use futures::future::join_all;
 use portcullis_actors::{Evaluate, TenantDirectory};
 use portcullis_engine::decode::{decode_cloudtrail, decode_device, Rejected};
+use portcullis_engine::policy::{event_document, InputMask};
 use portcullis_engine::{DeadLetter, Event, Origin, TenantId, TenantRegistry};
 use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn, Instrument};
 
 use crate::metrics::Metrics;
+use crate::policy_service::{DecisionBus, StreamedDecision};
 use crate::postgres::{PgWriter, RowBatch, WriteCounts};
 use crate::stats::Stats;
 
@@ -65,6 +67,7 @@ pub struct Processor {
     writer: PgWriter,
     limits: DecodeLimits,
     stats: Arc<Stats>,
+    bus: Arc<DecisionBus>,
 }
 
 impl Processor {
@@ -74,6 +77,7 @@ impl Processor {
         writer: PgWriter,
         limits: DecodeLimits,
         stats: Arc<Stats>,
+        bus: Arc<DecisionBus>,
     ) -> Self {
         Self {
             directory,
@@ -81,6 +85,7 @@ impl Processor {
             writer,
             limits,
             stats,
+            bus,
         }
     }
 
@@ -229,7 +234,38 @@ impl Processor {
         // partial commit does not store them twice); everything else waits for the whole batch.
         m.write_seconds.observe(started.elapsed().as_secs_f64());
         m.events_stored.inc_by(counts.events);
+        if self.bus.has_subscribers() {
+            self.stream(&rows);
+        }
         Ok(Tally::of(&rows, counts))
+    }
+
+    /// Shows committed decisions to decision-stream subscribers. A batch redelivered after a
+    /// crash is shown again: the stream is at least once; `decision_id` tells repeats apart.
+    fn stream(&self, rows: &RowBatch) {
+        let mut masks: HashMap<&TenantId, InputMask> = HashMap::new();
+        for (event, d) in rows.events.iter().zip(&rows.decisions) {
+            if !self.bus.wants(&d.tenant_id) {
+                continue;
+            }
+            let mask = masks
+                .entry(&d.tenant_id)
+                .or_insert_with(|| self.directory.loader().mask(&d.tenant_id));
+            let mut input = event_document(event);
+            mask.apply(&mut input);
+            self.bus.publish(&StreamedDecision {
+                event_id: &event.event_id,
+                decision_id: d.decision_id,
+                tenant: &d.tenant_id,
+                decided_at: Utc::now(),
+                source: event.source.as_str(),
+                path: &d.rule_path,
+                revision: &d.bundle_revision,
+                result: Some(&d.result).filter(|r| !r.is_null()),
+                input: Some(&input),
+                eval_micros: d.eval_micros,
+            });
+        }
     }
 
     fn decode(&self, batch: &[Inbound]) -> (Vec<(Event, Origin)>, Vec<DeadLetter>) {

@@ -424,3 +424,154 @@ explode := count([x | some i in numbers.range(1, 100000); some j in numbers.rang
         env.cleanup().await;
     });
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(addr: std::net::SocketAddr, query: &str) -> Ws {
+    let url = format!("ws://{addr}/v1/stream/decisions{query}");
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket upgrade");
+    ws
+}
+
+/// The next text message, as JSON.
+async fn next_message(ws: &mut Ws) -> Value {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a stream message within the wait")
+            .expect("stream open")
+            .expect("stream message");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
+    block_on(async {
+        let env = policy_env("stream").await;
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+        let mut acme = subscribe(addr, "?tenant_id=acme").await;
+        let hello = next_message(&mut acme).await;
+        assert_eq!(hello["type"], "connected");
+        assert_eq!(hello["tenant_id"], "acme");
+        let mut everyone = subscribe(addr, "").await;
+        assert_eq!(next_message(&mut everyone).await["type"], "connected");
+
+        let (_, globex) = post_json(
+            addr,
+            "/v1/data/tenants/globex/decision",
+            &json!({"input": {}}),
+        )
+        .await;
+        let (_, answer) = post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+        let d = next_message(&mut acme).await;
+        assert_eq!(d["type"], "decision");
+        let data = &d["data"];
+        assert_eq!(
+            data["tenant_id"], "acme",
+            "globex's decision is not on acme's stream"
+        );
+        assert_eq!(data["decision_id"], answer["decision_id"]);
+        assert_eq!(data["event_id"], answer["decision_id"]);
+        assert_eq!(data["source"], "api");
+        assert_eq!(data["decision"]["allow"], true);
+        assert_eq!(data["input"]["action"], "read");
+        assert!(
+            data["input"]["subject"].get("token").is_none(),
+            "masked like the log: {data}"
+        );
+        assert!(data["metrics"]["eval_duration_micros"].is_u64());
+        assert!(chrono::DateTime::parse_from_rfc3339(data["timestamp"].as_str().unwrap()).is_ok());
+        // The unfiltered stream has both, in order.
+        assert_eq!(
+            next_message(&mut everyone).await["data"]["decision_id"],
+            globex["decision_id"]
+        );
+        assert_eq!(
+            next_message(&mut everyone).await["data"]["decision_id"],
+            answer["decision_id"]
+        );
+
+        // A device event, once committed, is streamed too.
+        let event = json!({"id": "ws-1", "time": "2026-11-22T10:00:00Z", "user": "mallory",
+                           "action": "delete", "resource": {"id": "db-1", "region": "EU"}});
+        env.publish(&[(
+            env.device_topic("acme", "laptop-9"),
+            serde_json::to_vec(&event).unwrap(),
+        )])
+        .await;
+        let d = next_message(&mut acme).await;
+        assert_eq!(d["data"]["source"], "mqtt");
+        assert_eq!(d["data"]["event_id"], "laptop-9/ws-1");
+        assert_eq!(d["data"]["decision"]["allow"], false);
+        assert_eq!(d["data"]["input"]["event"]["principal"], "mallory");
+        assert_eq!(d["data"]["path"], "data.tenants.acme.decision");
+
+        let (status, _) = http_get(addr, "/v1/stream/decisions?tenant_id=Not..Valid").await;
+        assert_eq!(status, 400);
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn a_slow_stream_subscriber_is_told_exactly_how_many_decisions_it_missed() {
+    block_on(async {
+        let mut env = policy_env("lagged").await;
+        env.config.http.stream_buffer = 8;
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+        let mut slow = subscribe(addr, "?tenant_id=acme").await;
+        assert_eq!(next_message(&mut slow).await["type"], "connected");
+
+        // Large inputs fill the socket buffers quickly while the subscriber does not read.
+        let n = 300;
+        let mut request = abac("read", "EU");
+        request["input"]["pad"] = json!("x".repeat(64 * 1024));
+        for _ in 0..n {
+            let (status, _) = post_json(addr, "/v1/data/tenants/acme/allow", &request).await;
+            assert_eq!(status, 200);
+        }
+        let (mut decisions, mut missed, mut lagged_notes) = (0u64, 0u64, 0);
+        while decisions + missed < n {
+            let m = next_message(&mut slow).await;
+            match m["type"].as_str() {
+                Some("decision") => decisions += 1,
+                Some("lagged") => {
+                    missed += m["missed"].as_u64().unwrap();
+                    lagged_notes += 1;
+                }
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+        assert_eq!(
+            decisions + missed,
+            n,
+            "every decision is either delivered or counted"
+        );
+        assert!(
+            lagged_notes >= 1 && missed > 0,
+            "the subscriber fell behind: {decisions} delivered"
+        );
+        let (_, metrics) = http_get(addr, "/metrics").await;
+        assert!(
+            metrics.contains(&format!("portcullis_stream_lagged_messages_total {missed}")),
+            "{metrics}"
+        );
+        // All of them are in the decision log regardless.
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM api_decisions", n as i64, WAIT)
+                .await,
+            n as i64
+        );
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}

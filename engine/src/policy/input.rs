@@ -61,8 +61,9 @@ fn context_json(ctx: &PolicyContext) -> Value {
     })
 }
 
-/// `{"event": normalized fields, "raw": original record, "context": engine context}`.
-pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> Value {
+/// `{"event": normalized fields, "raw": original record}`: what a policy sees of an event, and
+/// what the decision stream shows as its input.
+pub fn event_document(event: &Event) -> Value {
     json!({
         "event": {
             "id": event.event_id,
@@ -78,6 +79,14 @@ pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> Value {
             "account": event.account,
         },
         "raw": event.raw,
-        "context": context_json(ctx),
     })
+}
+
+/// The event document with the engine's `context`: the `input` of an event's evaluation.
+pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> Value {
+    let mut input = event_document(event);
+    if let Value::Object(o) = &mut input {
+        o.insert("context".into(), context_json(ctx));
+    }
+    input
 }

@@ -12,7 +12,7 @@ mod tenant_policy;
 pub use bundle::Bundle;
 pub use decision::Decision;
 pub use error::PolicyError;
-pub use input::{PolicyContext, ProtectionLevel};
+pub use input::{event_document, PolicyContext, ProtectionLevel};
 pub use mask::InputMask;
 pub use path::RulePath;
 pub use query::Answer;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::State;
+use crate::policy_service::StreamedDecision;
 use crate::postgres::ApiDecisionRow;
 
 type Params = web::Query<HashMap<String, String>>;
@@ -121,20 +122,38 @@ async fn evaluate(
         })?;
     let answer = reply.answer;
     let decision_id = Uuid::new_v4();
+    let row = ApiDecisionRow {
+        decision_id,
+        tenant_id: tenant.to_string(),
+        path: answer.path.clone(),
+        input: reply.logged_input,
+        erased: reply.erased,
+        result: answer.result.clone(),
+        bundle_revision: answer.revision.clone(),
+        eval_micros: answer.eval_micros,
+        decided_at: now,
+    };
+    let id_text = decision_id.to_string();
+    let streamed = state.bus.prepare(&StreamedDecision {
+        event_id: &id_text,
+        decision_id,
+        tenant: &tenant,
+        decided_at: now,
+        source: "api",
+        path: &row.path,
+        revision: &row.bundle_revision,
+        result: row.result.as_ref(),
+        input: row.input.as_ref(),
+        eval_micros: row.eval_micros,
+    });
+    // Queued for the log first: a decision is served (and streamed) only once it will be logged.
     state
         .decision_log
-        .try_log(ApiDecisionRow {
-            decision_id,
-            tenant_id: tenant.to_string(),
-            path: answer.path.clone(),
-            input: reply.logged_input,
-            erased: reply.erased,
-            result: answer.result.clone(),
-            bundle_revision: answer.revision.clone(),
-            eval_micros: answer.eval_micros,
-            decided_at: now,
-        })
+        .try_log(row)
         .map_err(|e| ApiError::unavailable("decision_log_unavailable", e.to_string()))?;
+    if let Some(message) = streamed {
+        state.bus.send(&tenant, message);
+    }
 
     let status = if answer.result.is_some() {
         "defined"

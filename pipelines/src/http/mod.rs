@@ -4,6 +4,7 @@ mod bundles_api;
 mod data_api;
 mod error;
 mod health;
+mod stream_api;
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::policy_service::DecisionLog;
+use crate::policy_service::{DecisionBus, DecisionLog};
 use crate::stats::Stats;
 
 pub(crate) struct State {
@@ -25,6 +26,7 @@ pub(crate) struct State {
     mqtt: bool,
     directory: Arc<TenantDirectory>,
     decision_log: DecisionLog,
+    bus: Arc<DecisionBus>,
     max_body_bytes: usize,
 }
 
@@ -35,6 +37,7 @@ pub struct Services {
     pub cancel: CancellationToken,
     pub directory: Arc<TenantDirectory>,
     pub decision_log: DecisionLog,
+    pub bus: Arc<DecisionBus>,
 }
 
 /// Binds `config.http.listen` and serves until the returned handle is stopped. Records the bound
@@ -49,6 +52,7 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         mqtt: config.mqtt.enabled,
         directory: services.directory,
         decision_log: services.decision_log,
+        bus: services.bus,
         max_body_bytes: config.http.max_body_bytes,
     });
     let workers = match config.http.workers {
@@ -75,6 +79,7 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                 "/v1/data/{rest:.*}",
                 web::route().to(data_api::outside_tenants),
             )
+            .route("/v1/stream/decisions", web::get().to(stream_api::decisions))
             .route("/v1/bundles", web::get().to(bundles_api::list))
             .route("/v1/bundles/{tenant}", web::get().to(bundles_api::one))
     })

@@ -3,10 +3,12 @@
 
 mod decision_log;
 mod observer;
+mod stream;
 mod watch;
 
 pub use decision_log::{run_decision_log, DecisionLog, DecisionLogFull};
 pub use observer::{record_activations, ActivationRecorder};
+pub use stream::{DecisionBus, StreamedDecision};
 pub use watch::{activate_all, watch_bundles};
 
 /// This engine process, as recorded with each activation: `host:pid`.
