@@ -8,11 +8,15 @@
 mod bundle_source;
 mod directory;
 mod load;
+mod local_query;
 mod messages;
 mod tenant;
 
 pub use bundle_source::{BundleSource, LoadError};
 pub use directory::{DirectoryError, TenantDirectory};
-pub use load::{Activation, ActivationError, ActivationObserver, BundleStatus, PolicyLoader};
+pub use load::{
+    Activation, ActivationError, ActivationObserver, BundleStatus, PolicyLoader, Serving,
+};
+pub use local_query::QueryError;
 pub use messages::{Evaluate, Install, Outcome, Query, QueryReply};
 pub use tenant::TenantActor;

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,8 @@ use portcullis_engine::{TenantId, TenantPolicy};
 use serde::Serialize;
 
 use crate::{BundleSource, LoadError};
+
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// A bundle that became the serving policy of its tenant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -67,6 +70,16 @@ pub struct PolicyLoader {
     eval_timeout: Duration,
     observer: Arc<dyn ActivationObserver>,
     status: Mutex<HashMap<TenantId, BundleStatus>>,
+    serving: RwLock<HashMap<TenantId, Serving>>,
+}
+
+/// The policy a tenant serves, published for readers that evaluate on their own thread (the
+/// decision API) instead of asking the tenant's actor. `generation` changes with every
+/// activation, so a reader's private clone knows when it is stale.
+#[derive(Clone)]
+pub struct Serving {
+    pub generation: u64,
+    pub policy: Arc<TenantPolicy>,
 }
 
 impl PolicyLoader {
@@ -77,6 +90,7 @@ impl PolicyLoader {
             eval_timeout: DEFAULT_EVAL_TIMEOUT,
             observer: Arc::new(Ignore),
             status: Mutex::default(),
+            serving: RwLock::default(),
         }
     }
 
@@ -117,6 +131,19 @@ impl PolicyLoader {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         match &compiled {
             Ok(policy) => {
+                // Every successful load is installed by its caller (activation, hot reload, or
+                // an actor restarting), so this is what the tenant serves from now on.
+                let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+                self.serving
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        tenant.clone(),
+                        Serving {
+                            generation,
+                            policy: Arc::new(policy.clone()),
+                        },
+                    );
                 let entry = status.entry(tenant.clone()).or_default();
                 entry.last_error = None;
                 entry.last_error_at = None;
@@ -152,6 +179,15 @@ impl PolicyLoader {
     pub fn status(&self, tenant: &TenantId) -> Option<BundleStatus> {
         self.status
             .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    /// The policy `tenant` serves, if it was ever activated.
+    pub fn serving(&self, tenant: &TenantId) -> Option<Serving> {
+        self.serving
+            .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(tenant)
             .cloned()

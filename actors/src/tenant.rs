@@ -6,6 +6,7 @@ use portcullis_engine::policy::PolicyContext;
 use portcullis_engine::{Event, PolicyError, TenantPolicy};
 use tracing::{error, info, warn};
 
+use crate::local_query::answer;
 use crate::messages::{Install, Query, QueryReply};
 use crate::{Evaluate, Outcome, PolicyLoader};
 
@@ -85,24 +86,8 @@ impl Handler<Query> for TenantActor {
     type Result = Result<QueryReply, PolicyError>;
 
     fn handle(&mut self, msg: Query, _ctx: &mut Context<Self>) -> Self::Result {
-        let context = PolicyContext::neutral(msg.now);
-        let mut logged_input = msg.input.clone();
-        let mut erased = Vec::new();
-        if let Some(input) = logged_input.as_mut() {
-            if !self.policy.mask().is_empty() {
-                erased = self.policy.mask().erased(input);
-                self.policy.mask().apply(input);
-            }
-        }
-        let answer = catch_unwind(AssertUnwindSafe(|| {
-            self.policy.query(&msg.path, msg.input, &context)
-        }));
-        match answer {
-            Ok(answer) => Ok(QueryReply {
-                answer: answer?,
-                logged_input,
-                erased,
-            }),
+        match catch_unwind(AssertUnwindSafe(|| answer(&mut self.policy, msg))) {
+            Ok(reply) => reply,
             Err(_) => {
                 error!(tenant = %self.policy.tenant(), "policy query panicked; reloading the tenant policy");
                 self.reload();

@@ -314,3 +314,58 @@ async fn a_tenants_mask_removes_fields_from_the_logged_input_only() {
     assert_eq!(reply.logged_input, Some(json!({"user": "alice"})));
     assert_eq!(reply.erased, ["/input/password"]);
 }
+
+#[actix_rt::test]
+async fn queries_on_the_callers_thread_follow_reloads_and_report_unknown_tenants() {
+    let source = Arc::new(MemorySource::default().with(
+        "acme",
+        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1",
+    ));
+    let dir = TenantDirectory::new(
+        1,
+        Arc::new(PolicyLoader::new(source.clone(), "decision")),
+        16,
+    );
+    let acme = TenantId::parse("acme").unwrap();
+    let version = |dir: &TenantDirectory| {
+        dir.query_here(
+            &acme,
+            Query {
+                path: RulePath::from_url("version").unwrap(),
+                input: None,
+                now: Utc::now(),
+            },
+        )
+        .unwrap()
+        .answer
+        .result
+    };
+    assert_eq!(version(&dir), Some(json!(1)), "activated on first use");
+    source.bundles.lock().unwrap().insert(
+        "acme".into(),
+        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2".into(),
+    );
+    dir.reload(&acme).unwrap();
+    assert_eq!(
+        version(&dir),
+        Some(json!(2)),
+        "this thread's copy was refreshed"
+    );
+    let err = dir
+        .query_here(
+            &TenantId::parse("nobody").unwrap(),
+            Query {
+                path: RulePath::from_url("x").unwrap(),
+                input: None,
+                now: Utc::now(),
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            portcullis_actors::QueryError::Directory(portcullis_actors::DirectoryError::Unknown(_))
+        ),
+        "{err}"
+    );
+}

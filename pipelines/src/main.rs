@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portcullis::bench::{run_pipeline_bench, BenchOptions};
+use portcullis::bench::{run_pipeline_bench, run_policy_bench, BenchOptions, PolicyBenchOptions};
 use portcullis::config::{Config, TelemetryConfig};
 use portcullis::demo::{run_demo, DemoOptions};
 use portcullis::postgres::{DeadLetterFilter, DeadLetterRow};
@@ -90,6 +90,23 @@ enum BenchCommand {
         /// Seconds of paced traffic for the latency measurement.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         latency_secs: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// In-process decision latency: seed 001's ABAC policy and the 15-rule CloudTrail pack.
+    ///
+    /// Times single evaluations (p50/p99/p999): the ABAC rule as the decision API evaluates it,
+    /// directly and through the tenant actor; the CIS CloudTrail pack (policies/packs/) on
+    /// realistic events as the stream evaluates them, then grown to more rules to show how cost
+    /// follows the rule count. Needs no services. Run it on a release build:
+    /// `cargo run --release -- bench policy`. HTTP figures: `scripts/bench-http`.
+    Policy {
+        /// Evaluations timed per case (after as many again to warm up).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+        iterations: u64,
+        /// Total rule counts for the grown pack, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "60,240")]
+        grown: Vec<usize>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
@@ -288,6 +305,27 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             }
             println!();
             println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Policy {
+            iterations,
+            grown,
+            seed,
+        }) => {
+            let opts = PolicyBenchOptions {
+                iterations: iterations as usize,
+                grown,
+                seed,
+            };
+            let cases = runtime::block_on(run_policy_bench(&config, &opts))?;
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0);
+            println!("policy benchmark: single evaluations, {cores} cores");
+            println!("{}", portcullis::bench::POLICY_HEADER);
+            for c in cases {
+                println!("{c}");
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Pipeline {

@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::rego_value::{object, opt_str, to_rego};
 use crate::Event;
 
 /// A tenant's protection level (seed 002). Constant `Permissive` until protection levels land.
@@ -13,6 +14,16 @@ pub enum ProtectionLevel {
     Permissive,
     RequireApproval,
     ReadOnly,
+}
+
+impl ProtectionLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Permissive => "permissive",
+            Self::RequireApproval => "require_approval",
+            Self::ReadOnly => "read_only",
+        }
+    }
 }
 
 /// What the engine knows besides the event itself; policies read it as `input.context`.
@@ -41,24 +52,32 @@ impl PolicyContext {
 /// A decision API caller's input with the engine's `context` set on it. The caller cannot supply
 /// its own `context`: protection level and trust are the engine's to say. A missing input
 /// becomes `{"context": …}`; a non-object input is passed as it is (there is nowhere to put it).
-pub(crate) fn with_context(input: Option<Value>, ctx: &PolicyContext) -> Value {
+pub(crate) fn with_context(input: Option<&Value>, ctx: &PolicyContext) -> regorus::Value {
     match input {
-        None => json!({ "context": context_json(ctx) }),
-        Some(Value::Object(mut o)) => {
-            o.insert("context".into(), context_json(ctx));
-            Value::Object(o)
-        }
-        Some(other) => other,
+        None => object([("context", context_rego(ctx))]),
+        Some(Value::Object(o)) => object(
+            o.iter()
+                .filter(|(k, _)| k.as_str() != "context")
+                .map(|(k, v)| (k.as_str(), to_rego(v)))
+                .chain([("context", context_rego(ctx))]),
+        ),
+        Some(other) => to_rego(other),
     }
 }
 
-fn context_json(ctx: &PolicyContext) -> Value {
-    json!({
-        "protection_level": ctx.protection_level,
-        "anomaly_score": ctx.anomaly_score,
-        "principal_trust": ctx.principal_trust,
-        "time": ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true),
-    })
+fn context_rego(ctx: &PolicyContext) -> regorus::Value {
+    object([
+        (
+            "protection_level",
+            regorus::Value::from(ctx.protection_level.as_str()),
+        ),
+        ("anomaly_score", regorus::Value::from(ctx.anomaly_score)),
+        ("principal_trust", regorus::Value::from(ctx.principal_trust)),
+        (
+            "time",
+            regorus::Value::from(ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        ),
+    ])
 }
 
 /// `{"event": normalized fields, "raw": original record}`: what a policy sees of an event, and
@@ -82,11 +101,87 @@ pub fn event_document(event: &Event) -> Value {
     })
 }
 
-/// The event document with the engine's `context`: the `input` of an event's evaluation.
-pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> Value {
-    let mut input = event_document(event);
-    if let Value::Object(o) = &mut input {
-        o.insert("context".into(), context_json(ctx));
+/// The event document with the engine's `context`: the `input` of an event's evaluation, built
+/// straight into the engine's values (this runs for every event).
+pub(crate) fn event_input(event: &Event, ctx: &PolicyContext) -> regorus::Value {
+    let fields = object([
+        ("id", regorus::Value::from(event.event_id.as_str())),
+        ("tenant_id", regorus::Value::from(event.tenant_id.as_str())),
+        ("source", regorus::Value::from(event.source.as_str())),
+        ("kind", regorus::Value::from(event.kind.as_str())),
+        (
+            "time",
+            regorus::Value::from(
+                event
+                    .event_time
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
+            ),
+        ),
+        ("principal", regorus::Value::from(event.principal.as_str())),
+        ("action", regorus::Value::from(event.action.as_str())),
+        ("service", regorus::Value::from(event.service.as_str())),
+        ("resource", opt_str(event.resource.as_deref())),
+        ("source_ip", opt_str(event.source_ip.as_deref())),
+        ("account", regorus::Value::from(event.account.as_str())),
+    ]);
+    object([
+        ("event", fields),
+        ("raw", to_rego(&event.raw)),
+        ("context", context_rego(ctx)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{EventKind, Source, TenantId};
+
+    #[test]
+    fn inputs_built_directly_match_their_json_form() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 1).unwrap();
+        let ctx = PolicyContext {
+            protection_level: ProtectionLevel::RequireApproval,
+            ..PolicyContext::neutral(now)
+        };
+        let event = Event {
+            event_id: "e-1".into(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            source: Source::Kafka,
+            kind: EventKind::Cloudtrail,
+            event_time: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
+            principal: "arn:aws:iam::1:user/alice".into(),
+            action: "ConsoleLogin".into(),
+            service: "signin.amazonaws.com".into(),
+            resource: None,
+            source_ip: Some("203.0.113.9".into()),
+            account: "1".into(),
+            raw: json!({"eventName": "ConsoleLogin", "n": [1, 2.5]}),
+        };
+        let context = json!({
+            "protection_level": ctx.protection_level,
+            "anomaly_score": ctx.anomaly_score,
+            "principal_trust": ctx.principal_trust,
+            "time": "2026-11-22T10:00:01.000Z",
+        });
+        let mut want = event_document(&event);
+        want["context"] = context.clone();
+        assert_eq!(event_input(&event, &ctx), regorus::Value::from(want));
+
+        let caller = json!({"user": "bob", "context": {"protection_level": "permissive"}});
+        assert_eq!(
+            with_context(Some(&caller), &ctx),
+            regorus::Value::from(json!({"user": "bob", "context": context}))
+        );
+        assert_eq!(
+            with_context(None, &ctx),
+            regorus::Value::from(json!({ "context": context }))
+        );
+        assert_eq!(
+            with_context(Some(&json!([1])), &ctx),
+            regorus::Value::from(json!([1]))
+        );
     }
-    input
 }

@@ -7,6 +7,7 @@ mod input;
 mod mask;
 mod path;
 mod query;
+mod rego_value;
 mod tenant_policy;
 
 pub use bundle::Bundle;

@@ -24,7 +24,7 @@ pub struct Answer {
 }
 
 /// Paths known to name a rule, so the fast `eval_rule` can be tried first.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct KnownRules(HashSet<String>);
 
 impl TenantPolicy {
@@ -33,13 +33,12 @@ impl TenantPolicy {
     pub fn query(
         &mut self,
         path: &RulePath,
-        input: Option<Json>,
+        input: Option<&Json>,
         ctx: &PolicyContext,
     ) -> Result<Answer, PolicyError> {
         let full = path.under(&self.tenant.rego_package());
-        let input = with_context(input, ctx);
         let started = Instant::now();
-        self.engine.set_input(regorus::Value::from(input));
+        self.engine.set_input(with_context(input, ctx));
         let value = if path.is_package() {
             self.eval_as_query(&full)?
         } else if self.known_rules.0.contains(&full) {
@@ -126,7 +125,7 @@ mod tests {
     fn rules_packages_and_undefined_paths_answer_like_opa() {
         let mut p = policy(SRC, Some(json!({"admins": ["alice"]})));
         let a = p
-            .query(&path("authz"), Some(json!({"user": "alice"})), &ctx())
+            .query(&path("authz"), Some(&json!({"user": "alice"})), &ctx())
             .unwrap();
         assert_eq!(a.path, "data.tenants.acme.authz");
         assert_eq!(
@@ -136,12 +135,12 @@ mod tests {
         assert_eq!(a.revision, "r1");
         // Second call takes the remembered-rule path and agrees.
         let b = p
-            .query(&path("authz"), Some(json!({"user": "bob"})), &ctx())
+            .query(&path("authz"), Some(&json!({"user": "bob"})), &ctx())
             .unwrap();
         assert_eq!(b.result.unwrap()["allow"], json!(false));
 
         let whole = p
-            .query(&path(""), Some(json!({"user": "alice"})), &ctx())
+            .query(&path(""), Some(&json!({"user": "alice"})), &ctx())
             .unwrap();
         assert_eq!(whole.result.as_ref().unwrap()["decision"], json!(true));
         assert_eq!(whole.result.unwrap()["admins"], json!(["alice"]));
@@ -156,7 +155,7 @@ mod tests {
         let a = p
             .query(
                 &path("authz"),
-                Some(json!({"user": "x", "context": {"protection_level": "read_only"}})),
+                Some(&json!({"user": "x", "context": {"protection_level": "read_only"}})),
                 &ctx(),
             )
             .unwrap();

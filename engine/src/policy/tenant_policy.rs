@@ -17,6 +17,9 @@ use crate::{ids, Event, TenantId};
 /// exploding comprehensions); see [`TenantPolicy::set_eval_timeout`].
 pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// Cloning is cheap (the compiled modules are shared) and gives an independent evaluator: how
+/// several threads answer one tenant's queries at once.
+#[derive(Clone)]
 pub struct TenantPolicy {
     pub(crate) tenant: TenantId,
     pub(crate) engine: regorus::Engine,
@@ -139,9 +142,8 @@ impl TenantPolicy {
         ctx: &PolicyContext,
     ) -> Result<Decision, PolicyError> {
         debug_assert_eq!(event.tenant_id, self.tenant);
-        let input = event_input(event, ctx);
         let started = Instant::now();
-        let result = self.eval_input(input)?;
+        let result = self.eval_value(event_input(event, ctx))?;
         let eval_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(Decision {
             decision_id: ids::decision_id(
@@ -161,9 +163,9 @@ impl TenantPolicy {
         })
     }
 
-    /// Evaluates the tenant rule on an arbitrary input; `null` when the rule is undefined.
-    pub fn eval_input(&mut self, input: Json) -> Result<Json, PolicyError> {
-        self.engine.set_input(regorus::Value::from(input));
+    /// Evaluates the tenant rule on `input`; `null` when the rule is undefined.
+    fn eval_value(&mut self, input: regorus::Value) -> Result<Json, PolicyError> {
+        self.engine.set_input(input);
         let value = self
             .engine
             .eval_rule(self.rule_path.clone())

@@ -1,7 +1,7 @@
 //! The decision API, shaped like OPA's Data API:
 //! `POST /v1/data/tenants/{tenant}/{rule path}` with `{"input": …}` →
 //! `{"decision_id": …, "result": …}` (no `result` when undefined), `metrics` with `?metrics=true`,
-//! `provenance` with `?provenance=true`. Answered by the tenant's own actor.
+//! `provenance` with `?provenance=true`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
-use portcullis_actors::{DirectoryError, Query};
+use portcullis_actors::{DirectoryError, Query, QueryError};
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::{PolicyError, TenantId};
 use serde_json::{json, Map, Value as Json};
@@ -92,32 +92,26 @@ async fn evaluate(
     let tenant = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let path = RulePath::from_url(rule).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let input = read_input(req, body, state.max_body_bytes).await?;
-    let actor = state.directory.get(&tenant).map_err(|e| match e {
-        DirectoryError::Unknown(_) => ApiError::not_found(e.to_string()),
-        DirectoryError::NoPolicy { .. } => {
-            ApiError::unavailable("policy_unavailable", e.to_string())
-        }
-    })?;
     let now = Utc::now();
-    let reply = actor
-        .send(Query { path, input, now })
-        .await
-        .map_err(|e| {
-            ApiError::unavailable(
-                "policy_unavailable",
-                format!("tenant {tenant} cannot answer now: {e}"),
-            )
-        })?
+    // Evaluated here, on this HTTP worker, with its own copy of the tenant's serving policy:
+    // no hop to the tenant's actor thread (docs/decisions/0006).
+    let reply = state
+        .directory
+        .query_here(&tenant, Query { path, input, now })
         .map_err(|e| match e {
-            PolicyError::LimitExceeded(_) => ApiError::new(
+            QueryError::Directory(e @ DirectoryError::Unknown(_)) => {
+                ApiError::not_found(e.to_string())
+            }
+            QueryError::Directory(e) => ApiError::unavailable("policy_unavailable", e.to_string()),
+            QueryError::Policy(e @ PolicyError::LimitExceeded(_)) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "evaluation_limit",
                 e.to_string(),
             ),
-            other => ApiError::new(
+            QueryError::Policy(e) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "evaluation_error",
-                other.to_string(),
+                e.to_string(),
             ),
         })?;
     let answer = reply.answer;

@@ -1,0 +1,90 @@
+//! Decision API queries answered on the caller's own thread.
+//!
+//! Asking the tenant's actor costs a cross-thread wake-up per query, several times the cost of
+//! the evaluation itself (docs/benchmarks.md). Queries do not change a policy, so each calling
+//! thread keeps its own clone of every tenant's *serving* policy (published by the loader on each
+//! activation) and evaluates locally. The actor stays the owner: it judges the tenant's events
+//! and is what reloads replace; a clone is dropped as soon as a newer activation is published.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use portcullis_engine::policy::PolicyContext;
+use portcullis_engine::{PolicyError, TenantId, TenantPolicy};
+use tracing::error;
+
+use crate::messages::{Query, QueryReply};
+use crate::{DirectoryError, TenantDirectory};
+
+thread_local! {
+    /// `(generation, private clone)` per tenant, for this thread.
+    static LOCAL: RefCell<HashMap<TenantId, (u64, TenantPolicy)>> = RefCell::default();
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+impl TenantDirectory {
+    /// Answers `q` for `tenant` on this thread (activating the tenant on first use).
+    pub fn query_here(&self, tenant: &TenantId, q: Query) -> Result<QueryReply, QueryError> {
+        let serving = match self.loader().serving(tenant) {
+            Some(s) => s,
+            None => {
+                self.get(tenant)?;
+                self.loader()
+                    .serving(tenant)
+                    .ok_or_else(|| DirectoryError::NoPolicy {
+                        tenant: tenant.to_string(),
+                        reason: "activated, but no serving policy was published".into(),
+                    })?
+            }
+        };
+        LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            let fresh = local
+                .get(tenant)
+                .is_some_and(|(generation, _)| *generation == serving.generation);
+            if !fresh {
+                local.insert(
+                    tenant.clone(),
+                    (serving.generation, TenantPolicy::clone(&serving.policy)),
+                );
+            }
+            let (_, policy) = local.get_mut(tenant).expect("just inserted");
+            match catch_unwind(AssertUnwindSafe(|| answer(policy, q))) {
+                Ok(reply) => Ok(reply?),
+                Err(_) => {
+                    // The clone may be in any state: forget it, the next query clones afresh.
+                    error!(%tenant, "policy query panicked; dropping this thread's copy");
+                    local.remove(tenant);
+                    Err(PolicyError::Eval("policy evaluation panicked".into()).into())
+                }
+            }
+        })
+    }
+}
+
+/// Evaluates `q`; the input comes back as it may be logged (the tenant's mask applied).
+pub(crate) fn answer(policy: &mut TenantPolicy, q: Query) -> Result<QueryReply, PolicyError> {
+    let context = PolicyContext::neutral(q.now);
+    let answer = policy.query(&q.path, q.input.as_ref(), &context)?;
+    let mut logged_input = q.input;
+    let mut erased = Vec::new();
+    if let Some(input) = logged_input.as_mut() {
+        if !policy.mask().is_empty() {
+            erased = policy.mask().erased(input);
+            policy.mask().apply(input);
+        }
+    }
+    Ok(QueryReply {
+        answer,
+        logged_input,
+        erased,
+    })
+}
