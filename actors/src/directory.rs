@@ -78,6 +78,11 @@ impl TenantDirectory {
             }
             Err(e) => {
                 let err = directory_error(tenant, e);
+                // Tenant ids come from requests too: forget what has expired, so the cache
+                // holds at most the ids seen in the last few seconds.
+                state
+                    .failed
+                    .retain(|_, (at, _)| at.elapsed() < RETRY_FAILED_AFTER);
                 state
                     .failed
                     .insert(tenant.clone(), (Instant::now(), err.clone()));

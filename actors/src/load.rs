@@ -43,7 +43,11 @@ pub struct BundleStatus {
 /// and metrics). Called on the loading thread: implementations must not block.
 pub trait ActivationObserver: Send + Sync + 'static {
     fn activated(&self, activation: &Activation);
+    /// A bundle was refused (told once per distinct error, not once per retry).
     fn rejected(&self, tenant: &TenantId, error: &str);
+    /// After a refusal, the bundle on disk loads again and is the one already serving (a change
+    /// reverted): healthy again without a new activation.
+    fn recovered(&self, tenant: &TenantId);
 }
 
 struct Ignore;
@@ -51,6 +55,7 @@ struct Ignore;
 impl ActivationObserver for Ignore {
     fn activated(&self, _: &Activation) {}
     fn rejected(&self, _: &TenantId, _: &str) {}
+    fn recovered(&self, _: &TenantId) {}
 }
 
 /// Why a tenant has no new policy.
@@ -118,10 +123,8 @@ impl PolicyLoader {
                 LoadError::NotFound(_) => ActivationError::NotFound(tenant.clone()),
                 other => ActivationError::Invalid(other.to_string()),
             })?;
-            let mut policy = TenantPolicy::compile(&bundle, &self.rule)
-                .map_err(|e| ActivationError::Invalid(format!("tenant {tenant}: {e}")))?;
-            policy.set_eval_timeout(self.eval_timeout);
-            Ok(policy)
+            TenantPolicy::compile_with_timeout(&bundle, &self.rule, self.eval_timeout)
+                .map_err(|e| ActivationError::Invalid(format!("tenant {tenant}: {e}")))
         }))
         .unwrap_or_else(|_| {
             Err(ActivationError::Invalid(format!(
@@ -145,7 +148,7 @@ impl PolicyLoader {
                         },
                     );
                 let entry = status.entry(tenant.clone()).or_default();
-                entry.last_error = None;
+                let was_refused = entry.last_error.take().is_some();
                 entry.last_error_at = None;
                 entry.mask = policy.mask().clone();
                 let new = entry
@@ -161,15 +164,21 @@ impl PolicyLoader {
                     };
                     self.observer.activated(&activation);
                     entry.active = Some(activation);
+                } else if was_refused {
+                    self.observer.recovered(tenant);
                 }
             }
             Err(e) => {
                 // A tenant that never had a bundle has no status to report.
                 if status.contains_key(tenant) || matches!(e, ActivationError::Invalid(_)) {
                     let entry = status.entry(tenant.clone()).or_default();
-                    entry.last_error = Some(e.to_string());
-                    entry.last_error_at = Some(Utc::now());
-                    self.observer.rejected(tenant, &e.to_string());
+                    let error = e.to_string();
+                    // A broken bundle is retried on traffic (every few seconds): report it once.
+                    if entry.last_error.as_deref() != Some(error.as_str()) {
+                        self.observer.rejected(tenant, &error);
+                        entry.last_error_at = Some(Utc::now());
+                    }
+                    entry.last_error = Some(error);
                 }
             }
         }

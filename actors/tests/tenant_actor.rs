@@ -178,6 +178,12 @@ impl ActivationObserver for Recorder {
     fn rejected(&self, _tenant: &TenantId, error: &str) {
         self.rejected.lock().unwrap().push(error.to_owned());
     }
+    fn recovered(&self, tenant: &TenantId) {
+        self.rejected
+            .lock()
+            .unwrap()
+            .push(format!("{tenant} recovered"));
+    }
 }
 
 async fn ask(dir: &TenantDirectory, tenant: &str, rule: &str) -> Option<serde_json::Value> {
@@ -226,6 +232,7 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
         .insert("acme".into(), "package tenants.acme\nversion := {".into());
     let err = dir.reload(&acme).unwrap_err().to_string();
     assert!(err.contains("p.rego"), "{err}");
+    dir.reload(&acme).unwrap_err();
     assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
     let status = dir.loader().status(&acme).unwrap();
     assert_eq!(status.active.unwrap().digest, activations[1].digest);
@@ -245,6 +252,11 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
     dir.reload(&acme).unwrap();
     assert_eq!(recorder.activated.lock().unwrap().len(), 2);
     assert_eq!(dir.loader().status(&acme).unwrap().last_error, None);
+    assert_eq!(
+        recorder.rejected.lock().unwrap().last().map(String::as_str),
+        Some("acme recovered"),
+        "observers learn that the tenant is healthy again"
+    );
 
     // A tenant appearing on disk is activated by a reload, without waiting for traffic.
     source.bundles.lock().unwrap().insert(

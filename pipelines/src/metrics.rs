@@ -45,6 +45,8 @@ pub struct Metrics {
     pub api_decisions: IntCounterVec,
     /// Decision API decisions written to `api_decisions`.
     pub api_decisions_logged: IntCounter,
+    /// Decision API decisions Postgres refused to store (each logged as an error).
+    pub api_decision_log_refused: IntCounter,
     /// Time to answer a decision API query, from request to response body (excluding network).
     pub api_seconds: Histogram,
     /// Open WebSocket decision-stream connections.
@@ -190,6 +192,14 @@ impl Metrics {
         registry
             .register(Box::new(api_decisions_logged.clone()))
             .expect("register");
+        let api_decision_log_refused = IntCounter::new(
+            "api_decision_log_refused_total",
+            "Decision API decisions Postgres refused to store (each is logged as an error).",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(api_decision_log_refused.clone()))
+            .expect("register");
         let api_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "api_decision_seconds",
@@ -243,6 +253,7 @@ impl Metrics {
             bundle_healthy,
             api_decisions,
             api_decisions_logged,
+            api_decision_log_refused,
             api_seconds,
             stream_subscribers,
             stream_lagged_messages,

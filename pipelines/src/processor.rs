@@ -18,7 +18,7 @@ use tracing::{instrument, warn, Instrument};
 
 use crate::metrics::Metrics;
 use crate::policy_service::{DecisionBus, StreamedDecision};
-use crate::postgres::{PgWriter, RowBatch, WriteCounts};
+use crate::postgres::{refused_for_content, PgWriter, RowBatch, WriteCounts};
 use crate::stats::Stats;
 
 /// One message as it arrived, kept until its rows are committed.
@@ -425,14 +425,6 @@ impl Tally {
             m.dead_letters.with_label_values(&[*source]).inc_by(*n);
         }
     }
-}
-
-/// Errors Postgres raises for the data itself (data exceptions, constraint violations, program
-/// limits such as an index row too large): retrying the same rows cannot succeed.
-fn refused_for_content(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c == "54000")
 }
 
 /// A decoded event that could not be judged: kept whole, with the tenant named.

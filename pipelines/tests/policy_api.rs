@@ -106,6 +106,14 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", b"{\"input\": ").await;
         assert_eq!(status, 400);
         assert!(text.contains("not valid JSON"), "{text}");
+        let (status, text) = http_post(
+            addr,
+            "/v1/data/tenants/acme/allow",
+            br#"{"input": {"user": "a\u0000b"}}"#,
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(text.contains("U+0000"), "{text}");
         let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", b"[1, 2]").await;
         assert_eq!(status, 400);
         assert!(text.contains("must be a JSON object"), "{text}");
@@ -262,7 +270,14 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
                 "{metrics}"
             );
             if file == "broken.rego" {
+                // Reverted: the serving bundle is the newest again, and the gauge says so.
                 std::fs::remove_file(dir.join("acme").join(file)).unwrap();
+                until_status(addr, "acme", |s| s["healthy"] == true).await;
+                let (_, metrics) = http_get(addr, "/metrics").await;
+                assert!(
+                    metrics.contains(r#"portcullis_bundle_healthy{tenant="acme"} 1"#),
+                    "{metrics}"
+                );
             }
         }
         // Fixed: healthy again and serving the new content.

@@ -31,3 +31,8 @@ impl Rejected {
         }
     }
 }
+
+/// Whether a JSON value holds U+0000 anywhere (Postgres stores no NUL in text or jsonb).
+pub fn contains_nul(v: &serde_json::Value) -> bool {
+    fields::reject_nul(v).is_err()
+}

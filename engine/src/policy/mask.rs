@@ -7,7 +7,15 @@ use super::PolicyError;
 
 /// JSON pointers into a decision, each starting with `/input/` (e.g. `/input/user/password`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct InputMask(Vec<Vec<String>>);
+pub struct InputMask(Vec<Pointer>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pointer {
+    /// As written, for the log's `erased` list.
+    text: String,
+    /// Below `/input`, unescaped.
+    path: Vec<String>,
+}
 
 impl InputMask {
     pub fn parse(pointers: &[String]) -> Result<Self, PolicyError> {
@@ -18,11 +26,13 @@ impl InputMask {
                 .filter(|r| !r.is_empty())
                 .ok_or_else(|| PolicyError::BadMask(p.clone()))?;
             // RFC 6901 escapes: ~1 is '/', ~0 is '~'.
-            out.push(
-                rest.split('/')
+            out.push(Pointer {
+                text: p.clone(),
+                path: rest
+                    .split('/')
                     .map(|s| s.replace("~1", "/").replace("~0", "~"))
                     .collect(),
-            );
+            });
         }
         Ok(Self(out))
     }
@@ -33,8 +43,8 @@ impl InputMask {
 
     /// Removes every masked field present in `input`; absent ones are ignored.
     pub fn apply(&self, input: &mut Value) {
-        for path in &self.0 {
-            remove(input, path);
+        for p in &self.0 {
+            remove(input, &p.path);
         }
     }
 
@@ -42,9 +52,20 @@ impl InputMask {
     pub fn erased(&self, input: &Value) -> Vec<String> {
         self.0
             .iter()
-            .filter(|p| lookup(input, p).is_some())
-            .map(|p| format!("/input/{}", p.join("/")))
+            .filter(|p| lookup(input, &p.path).is_some())
+            .map(|p| p.text.clone())
             .collect()
+    }
+}
+
+/// An array index as RFC 6901 writes one: `0`, or digits without a leading zero.
+fn index(seg: &str) -> Option<usize> {
+    let digits = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+    let canonical = seg == "0" || !seg.starts_with('0');
+    if digits && canonical {
+        seg.parse().ok()
+    } else {
+        None
     }
 }
 
@@ -52,7 +73,7 @@ fn lookup<'a>(mut v: &'a Value, path: &[String]) -> Option<&'a Value> {
     for seg in path {
         v = match v {
             Value::Object(o) => o.get(seg)?,
-            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            Value::Array(a) => a.get(index(seg)?)?,
             _ => return None,
         };
     }
@@ -70,7 +91,7 @@ fn remove(v: &mut Value, path: &[String]) {
                 Some(next) => next,
                 None => return,
             },
-            Value::Array(a) => match seg.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+            Value::Array(a) => match index(seg).and_then(|i| a.get_mut(i)) {
                 Some(next) => next,
                 None => return,
             },
@@ -83,7 +104,7 @@ fn remove(v: &mut Value, path: &[String]) {
         }
         // Removing from an array would shift its other items: blank the item instead.
         Value::Array(a) => {
-            if let Some(item) = last.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+            if let Some(item) = index(last).and_then(|i| a.get_mut(i)) {
                 *item = Value::Null;
             }
         }
@@ -112,8 +133,14 @@ mod tests {
 
     #[test]
     fn array_items_are_blanked_and_escapes_work() {
-        let m = mask(&["/input/cards/1", "/input/a~1b"]);
+        let m = mask(&[
+            "/input/cards/1",
+            "/input/a~1b",
+            "/input/cards/+2",
+            "/input/cards/02",
+        ]);
         let mut input = json!({"cards": ["x", "y", "z"], "a/b": 1});
+        assert_eq!(m.erased(&input), ["/input/cards/1", "/input/a~1b"]);
         m.apply(&mut input);
         assert_eq!(input, json!({"cards": ["x", null, "z"]}));
     }

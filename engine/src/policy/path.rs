@@ -56,7 +56,16 @@ impl RulePath {
     }
 }
 
+/// Rego keywords cannot be reference segments: `data.x.with` does not parse.
+const KEYWORDS: &[&str] = &[
+    "as", "contains", "default", "else", "every", "false", "if", "import", "in", "not", "null",
+    "package", "some", "true", "with",
+];
+
 fn identifier(s: &str) -> bool {
+    if KEYWORDS.contains(&s) {
+        return false;
+    }
     let mut c = s.chars();
     c.next()
         .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
@@ -88,6 +97,8 @@ mod tests {
             "a/b[0]",
             "a.b",
             "x/y%2f",
+            "a/with",
+            "not",
         ] {
             assert!(RulePath::from_url(p).is_err(), "{p}");
         }

@@ -45,6 +45,16 @@ impl TenantPolicy {
     /// can be evaluated. Every module must declare package `tenants.{tenant}` or one below it, so
     /// a tenant can never define, or read, rules in another tenant's namespace.
     pub fn compile(bundle: &Bundle, rule: &str) -> Result<Self, PolicyError> {
+        Self::compile_with_timeout(bundle, rule, DEFAULT_EVAL_TIMEOUT)
+    }
+
+    /// As [`Self::compile`], with `eval_timeout` as the time limit of every evaluation, the
+    /// load-time probe of `rule` included.
+    pub fn compile_with_timeout(
+        bundle: &Bundle,
+        rule: &str,
+        eval_timeout: Duration,
+    ) -> Result<Self, PolicyError> {
         if bundle.modules.is_empty() {
             return Err(PolicyError::NoModules(bundle.tenant.to_string()));
         }
@@ -52,7 +62,7 @@ impl TenantPolicy {
         let mask = InputMask::parse(&bundle.mask)?;
         let expected = format!("data.{}", bundle.tenant.rego_package());
         let mut engine = regorus::Engine::new();
-        engine.set_execution_timer_config(timer(DEFAULT_EVAL_TIMEOUT));
+        engine.set_execution_timer_config(timer(eval_timeout));
         for (file, src) in &bundle.modules {
             let package =
                 engine

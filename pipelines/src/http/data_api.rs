@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
 use portcullis_actors::{DirectoryError, Query, QueryError};
+use portcullis_engine::decode::contains_nul;
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::{PolicyError, TenantId};
 use serde_json::{json, Map, Value as Json};
@@ -72,8 +73,11 @@ async fn answer(
             response
         }
         Err(e) => {
-            // Only a valid tenant id becomes a label: hostile ids must not grow the metric.
-            if TenantId::parse(tenant).is_ok() && e.status != StatusCode::NOT_FOUND {
+            // Only a tenant the engine knows becomes a label: ids from requests must not grow
+            // the metric.
+            let known = TenantId::parse(tenant)
+                .is_ok_and(|t| state.directory.loader().status(&t).is_some());
+            if known {
                 m.api_decisions.with_label_values(&[tenant, "error"]).inc();
             }
             e.response()
@@ -91,7 +95,7 @@ async fn evaluate(
 ) -> Result<(HttpResponse, &'static str), ApiError> {
     let tenant = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let path = RulePath::from_url(rule).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let input = read_input(req, body, state.max_body_bytes).await?;
+    let (input, body_bytes) = read_input(req, body, state.max_body_bytes).await?;
     let now = Utc::now();
     // Evaluated here, on this HTTP worker, with its own copy of the tenant's serving policy:
     // no hop to the tenant's actor thread (docs/decisions/0006).
@@ -126,6 +130,7 @@ async fn evaluate(
         bundle_revision: answer.revision.clone(),
         eval_micros: answer.eval_micros,
         decided_at: now,
+        size_hint: body_bytes + 256,
     };
     let id_text = decision_id.to_string();
     let streamed = state.bus.prepare(&StreamedDecision {
@@ -188,12 +193,13 @@ fn flag(params: &Params, name: &str) -> bool {
         .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
 }
 
-/// The request's `input`: absent when the body is empty or has no `input` key.
+/// The request's `input` (absent when the body is empty or has no `input` key), and the body's
+/// size.
 async fn read_input(
     req: &HttpRequest,
     mut body: web::Payload,
     limit: usize,
-) -> Result<Option<Json>, ApiError> {
+) -> Result<(Option<Json>, usize), ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -219,12 +225,18 @@ async fn read_input(
         bytes.extend_from_slice(&chunk);
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok((None, 0));
     }
     let doc: Json = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    // The input is logged, and Postgres stores no NUL: refuse it here rather than fail the log.
+    if contains_nul(&doc) {
+        return Err(ApiError::bad_request(
+            "request body contains U+0000 (NUL), which cannot be logged",
+        ));
+    }
     match doc {
-        Json::Object(mut o) => Ok(o.remove("input")),
+        Json::Object(mut o) => Ok((o.remove("input"), bytes.len())),
         other => Err(ApiError::bad_request(format!(
             "request body must be a JSON object such as {{\"input\": {{...}}}}, not {}",
             kind(&other)

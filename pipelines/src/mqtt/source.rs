@@ -22,12 +22,16 @@ use crate::stats::Stats;
 /// would make rumqttc drop the connection and the broker redeliver the message forever.
 const MAX_INCOMING_PACKET: usize = 268_435_460;
 
+/// What a received message costs in memory besides its payload and topic (the `Publish`, its
+/// place in the channel and the batch), charged against `mqtt.qos0_buffer_bytes`.
+const MESSAGE_OVERHEAD: usize = 192;
+
 /// A message on its way from the event loop to its batch.
 struct Received {
     publish: Publish,
     at: Instant,
     /// QoS 0 only: its share of `mqtt.qos0_buffer_bytes`, given back when the batch is dropped.
-    _qos0_permit: Option<OwnedSemaphorePermit>,
+    qos0_permit: Option<OwnedSemaphorePermit>,
 }
 
 pub async fn run_source(
@@ -75,9 +79,11 @@ pub async fn run_source(
             match ev {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let permit = if p.qos == QoS::AtMostOnce {
-                        // A message larger than the whole budget takes all of it, so it still
-                        // passes when nothing else is waiting.
-                        let want = p.payload.len().clamp(1, budget_bytes) as u32;
+                        // Charged for what it holds in memory, not just its payload (an empty
+                        // message is not free). One larger than the whole budget takes all of
+                        // it, so it still passes when nothing else is waiting.
+                        let size = p.payload.len() + p.topic.len() + MESSAGE_OVERHEAD;
+                        let want = size.min(budget_bytes) as u32;
                         match qos0_budget.clone().try_acquire_many_owned(want) {
                             Ok(permit) => Some(permit),
                             Err(_) => {
@@ -100,7 +106,7 @@ pub async fn run_source(
                     let received = Received {
                         publish: p,
                         at: Instant::now(),
-                        _qos0_permit: permit,
+                        qos0_permit: permit,
                     };
                     if tx.send(received).is_err() {
                         break;
@@ -135,6 +141,7 @@ pub async fn run_source(
     info!(filter = %filter, client_id = %cfg.client_id, "mqtt source started");
 
     let linger = Duration::from_millis(cfg.batch_linger_ms);
+    let mut batch_in_hand_qos0 = 0u64;
     loop {
         let first = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -170,6 +177,7 @@ pub async fn run_source(
             .await
             .is_err()
         {
+            batch_in_hand_qos0 = batch.iter().filter(|r| r.qos0_permit.is_some()).count() as u64;
             break;
         }
         for r in &batch {
@@ -177,6 +185,19 @@ pub async fn run_source(
                 warn!(error = %e, "mqtt ack not sent; the broker will redeliver (rows are idempotent)");
             }
         }
+    }
+    // QoS 0 messages still held when we stop are lost (the broker will not send them again):
+    // count them with the dropped ones, so that no loss goes unrecorded.
+    let mut lost_qos0 = batch_in_hand_qos0;
+    while let Ok(r) = rx.try_recv() {
+        lost_qos0 += u64::from(r.qos0_permit.is_some());
+    }
+    if lost_qos0 > 0 {
+        stats.metrics.mqtt_qos0_dropped.inc_by(lost_qos0);
+        warn!(
+            lost_qos0,
+            "QoS 0 messages not committed before shutdown were dropped"
+        );
     }
     // The DISCONNECT is queued behind the last acks, so the event loop sends them first and then
     // stops. If that takes too long, an unsent ack only means a redelivery, which the rows absorb.

@@ -10,11 +10,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use crate::postgres::{insert_api_decisions, ApiDecisionRow};
+use crate::postgres::{insert_api_decisions, refused_for_content, ApiDecisionRow};
 use crate::stats::Stats;
 
-/// Most decisions written in one statement.
+/// Most decisions written in one statement, and most bytes (request bodies can be large).
 const BATCH_MAX: usize = 1000;
+const BATCH_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// How long a shutting-down engine keeps trying to write its last decisions.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -42,7 +43,8 @@ impl DecisionLog {
     }
 }
 
-/// Writes queued decisions until `cancel`; then refuses new ones and writes what is queued.
+/// Writes queued decisions until `cancel`; then refuses new ones and writes what is queued,
+/// for at most [`DRAIN_DEADLINE`] if Postgres is unavailable (what is left then is reported).
 pub async fn run_decision_log(
     pool: PgPool,
     mut rx: mpsc::Receiver<ApiDecisionRow>,
@@ -50,21 +52,28 @@ pub async fn run_decision_log(
     cancel: CancellationToken,
 ) {
     let mut drain_until: Option<Instant> = None;
+    // From the cancel on, senders get `Closed` (a 503) and recv() ends after the backlog.
+    let mut start_draining = |rx: &mut mpsc::Receiver<ApiDecisionRow>| {
+        rx.close();
+        *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_DEADLINE)
+    };
     loop {
         let first = tokio::select! {
             r = rx.recv() => r,
             _ = cancel.cancelled() => {
-                // From here on senders get `Closed` (a 503), and recv() ends after the backlog.
-                rx.close();
-                drain_until.get_or_insert_with(|| Instant::now() + DRAIN_DEADLINE);
+                start_draining(&mut rx);
                 rx.recv().await
             }
         };
         let Some(first) = first else { return };
+        let mut bytes = first.size_hint;
         let mut batch = vec![first];
-        while batch.len() < BATCH_MAX {
+        while batch.len() < BATCH_MAX && bytes < BATCH_MAX_BYTES {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(r) => {
+                    bytes += r.size_hint;
+                    batch.push(r);
+                }
                 Err(_) => break,
             }
         }
@@ -78,18 +87,36 @@ pub async fn run_decision_log(
                         .inc_by(batch.len() as u64);
                     break;
                 }
-                Err(e) if drain_until.is_some_and(|d| Instant::now() > d) => {
-                    error!(error = %e, lost = batch.len() + rx.len(), "decision log not written before shutdown");
-                    return;
+                Err(e) if refused_for_content(&e) => {
+                    // Retrying cannot help: write row by row so only the refused ones are lost,
+                    // each reported.
+                    write_one_by_one(&pool, &batch, &stats).await;
+                    break;
                 }
                 Err(e) => {
+                    let deadline = cancel.is_cancelled().then(|| start_draining(&mut rx));
+                    if deadline.is_some_and(|d| Instant::now() > d) {
+                        error!(error = %e, lost = batch.len() + rx.len(),
+                               "decision log not written before shutdown");
+                        return;
+                    }
                     warn!(error = %e, rows = batch.len(), "cannot write the decision log; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
-                    if cancel.is_cancelled() {
-                        drain_until.get_or_insert_with(|| Instant::now() + DRAIN_DEADLINE);
-                    }
                 }
+            }
+        }
+    }
+}
+
+async fn write_one_by_one(pool: &PgPool, batch: &[ApiDecisionRow], stats: &Stats) {
+    for row in batch {
+        match insert_api_decisions(pool, std::slice::from_ref(row)).await {
+            Ok(_) => stats.metrics.api_decisions_logged.inc(),
+            Err(e) => {
+                stats.metrics.api_decision_log_refused.inc();
+                error!(decision_id = %row.decision_id, tenant = %row.tenant_id, error = %e,
+                       "Postgres refused a decision log row; it is not logged");
             }
         }
     }

@@ -43,6 +43,16 @@ impl ActivationObserver for ActivationRecorder {
         let _ = self.tx.send(a.clone());
     }
 
+    fn recovered(&self, tenant: &TenantId) {
+        info!(%tenant, "bundle healthy again (the refused change was reverted)");
+        let t = tenant.as_str();
+        self.stats
+            .metrics
+            .bundle_healthy
+            .with_label_values(&[t])
+            .set(1);
+    }
+
     fn rejected(&self, tenant: &TenantId, error: &str) {
         warn!(%tenant, %error, "bundle refused; the last good revision, if any, keeps serving");
         let t = tenant.as_str();

@@ -18,6 +18,8 @@ pub struct ApiDecisionRow {
     pub bundle_revision: String,
     pub eval_micros: u64,
     pub decided_at: DateTime<Utc>,
+    /// Not a column: about how large the row is (its request body), to bound batches.
+    pub size_hint: usize,
 }
 
 /// Inserts `rows` in one statement; a decision already logged (same id) is skipped.

@@ -21,6 +21,14 @@ pub use writer::{PgWriter, RowBatch, WriteCounts, STAGING_TABLES};
 
 use crate::config::PostgresConfig;
 
+/// Errors Postgres raises for the data itself (data exceptions, constraint violations, program
+/// limits such as an index row too large): retrying the same rows cannot succeed.
+pub fn refused_for_content(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c == "54000")
+}
+
 /// The schema, embedded in the binary: `portcullis migrate` needs no source tree.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
