@@ -71,10 +71,10 @@ impl TenantDirectory {
                 return Err(err.clone());
             }
         }
-        match self.loader.load(tenant) {
-            Ok(policy) => {
+        match self.loader.load_numbered(tenant) {
+            Ok((policy, generation)) => {
                 state.failed.remove(tenant);
-                Ok(self.start(&mut state, policy))
+                Ok(self.start(&mut state, policy, generation))
             }
             Err(e) => {
                 let err = directory_error(tenant, e);
@@ -95,17 +95,17 @@ impl TenantDirectory {
     /// activates the tenant; an invalid one is reported and the serving policy, if any, stays.
     pub fn reload(&self, tenant: &TenantId) -> Result<(), DirectoryError> {
         // Compile without holding the lock: other tenants' lookups go on meanwhile.
-        let loaded = self.loader.load(tenant);
+        let loaded = self.loader.load_numbered(tenant);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match loaded {
-            Ok(policy) => {
+            Ok((policy, generation)) => {
                 state.failed.remove(tenant);
                 match state.live.get(tenant).filter(|a| a.connected()) {
                     // `do_send`: an Install must not be lost to a full mailbox; there is one
                     // per reload, so it cannot pile up.
-                    Some(addr) => addr.do_send(Install(policy)),
+                    Some(addr) => addr.do_send(Install { policy, generation }),
                     None => {
-                        self.start(&mut state, policy);
+                        self.start(&mut state, policy, generation);
                     }
                 }
                 Ok(())
@@ -124,13 +124,13 @@ impl TenantDirectory {
         }
     }
 
-    fn start(&self, state: &mut State, policy: TenantPolicy) -> Addr<TenantActor> {
+    fn start(&self, state: &mut State, policy: TenantPolicy, generation: u64) -> Addr<TenantActor> {
         let tenant = policy.tenant().clone();
         info!(%tenant, revision = policy.revision(), rule = policy.rule_path(), "tenant actor activated");
         let arbiter = &self.arbiters[self.placement(&tenant)];
         let (loader, mailbox) = (self.loader.clone(), self.mailbox);
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            TenantActor::new(policy, loader, mailbox)
+            TenantActor::new(policy, generation, loader, mailbox)
         });
         state.live.insert(tenant, addr.clone());
         addr

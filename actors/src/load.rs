@@ -118,6 +118,15 @@ impl PolicyLoader {
     /// there (the Rego compiler meeting hostile or unusual input, a bundle source bug) is this
     /// tenant's error instead of unwinding into the caller, which may serve every tenant.
     pub fn load(&self, tenant: &TenantId) -> Result<TenantPolicy, ActivationError> {
+        self.load_numbered(tenant).map(|(policy, _)| policy)
+    }
+
+    /// As [`Self::load`], with the generation the policy was published under: installs compare
+    /// generations, so a slow load cannot replace a newer policy with an older one.
+    pub(crate) fn load_numbered(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(TenantPolicy, u64), ActivationError> {
         let compiled = catch_unwind(AssertUnwindSafe(|| {
             let bundle = self.source.load(tenant).map_err(|e| match e {
                 LoadError::NotFound(_) => ActivationError::NotFound(tenant.clone()),
@@ -132,11 +141,12 @@ impl PolicyLoader {
             )))
         });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut generation = 0;
         match &compiled {
             Ok(policy) => {
                 // Every successful load is installed by its caller (activation, hot reload, or
                 // an actor restarting), so this is what the tenant serves from now on.
-                let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+                generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
                 self.serving
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
@@ -182,7 +192,7 @@ impl PolicyLoader {
                 }
             }
         }
-        compiled
+        compiled.map(|policy| (policy, generation))
     }
 
     pub fn status(&self, tenant: &TenantId) -> Option<BundleStatus> {

@@ -37,8 +37,12 @@ impl Message for Query {
     type Result = Result<QueryReply, PolicyError>;
 }
 
-/// Serve this newly compiled policy from now on (hot reload).
-pub struct Install(pub TenantPolicy);
+/// Serve this newly compiled policy from now on (hot reload), unless the actor already serves a
+/// later generation.
+pub struct Install {
+    pub policy: TenantPolicy,
+    pub generation: u64,
+}
 
 impl Message for Install {
     type Result = ();

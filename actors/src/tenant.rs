@@ -13,14 +13,22 @@ use crate::{Evaluate, Outcome, PolicyLoader};
 /// Owns one tenant's compiled policy; judges that tenant's events and answers its queries.
 pub struct TenantActor {
     policy: TenantPolicy,
+    /// The loader's generation of `policy`.
+    generation: u64,
     loader: Arc<PolicyLoader>,
     mailbox: usize,
 }
 
 impl TenantActor {
-    pub fn new(policy: TenantPolicy, loader: Arc<PolicyLoader>, mailbox: usize) -> Self {
+    pub fn new(
+        policy: TenantPolicy,
+        generation: u64,
+        loader: Arc<PolicyLoader>,
+        mailbox: usize,
+    ) -> Self {
         Self {
             policy,
+            generation,
             loader,
             mailbox,
         }
@@ -29,10 +37,11 @@ impl TenantActor {
     /// Rebuilds the policy from its source; on failure the current one keeps serving.
     fn reload(&mut self) {
         let tenant = self.policy.tenant().clone();
-        match self.loader.load(&tenant) {
-            Ok(p) => {
+        match self.loader.load_numbered(&tenant) {
+            Ok((p, generation)) => {
                 info!(%tenant, revision = p.revision(), "tenant policy reloaded");
                 self.policy = p;
+                self.generation = generation;
             }
             Err(e) => warn!(%tenant, error = %e, "reload failed; keeping the previous policy"),
         }
@@ -101,7 +110,12 @@ impl Handler<Install> for TenantActor {
     type Result = ();
 
     fn handle(&mut self, msg: Install, _ctx: &mut Context<Self>) {
-        info!(tenant = %msg.0.tenant(), revision = msg.0.revision(), "tenant policy replaced");
-        self.policy = msg.0;
+        if msg.generation < self.generation {
+            // A concurrent activation already installed something newer.
+            return;
+        }
+        info!(tenant = %msg.policy.tenant(), revision = msg.policy.revision(), "tenant policy replaced");
+        self.policy = msg.policy;
+        self.generation = msg.generation;
     }
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use portcullis_actors::{
-    Activation, ActivationObserver, BundleSource, Evaluate, LoadError, PolicyLoader, Query,
-    TenantDirectory,
+    Activation, ActivationObserver, BundleSource, Evaluate, Install, LoadError, PolicyLoader,
+    Query, TenantDirectory,
 };
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::{Bundle, Event, EventKind, Source, TenantId};
@@ -379,5 +379,50 @@ async fn queries_on_the_callers_thread_follow_reloads_and_report_unknown_tenants
             portcullis_actors::QueryError::Directory(portcullis_actors::DirectoryError::Unknown(_))
         ),
         "{err}"
+    );
+}
+
+#[actix_rt::test]
+async fn an_install_older_than_the_serving_policy_is_ignored() {
+    let source = Arc::new(MemorySource::default().with(
+        "acme",
+        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2",
+    ));
+    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
+    let acme = TenantId::parse("acme").unwrap();
+    let addr = dir.get(&acme).unwrap();
+    let current = dir.loader().serving(&acme).unwrap().generation;
+    let stale = Bundle {
+        tenant: acme.clone(),
+        modules: vec![(
+            "p.rego".into(),
+            "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1".into(),
+        )],
+        data: None,
+        revision: None,
+        mask: Vec::new(),
+    };
+    let policy = portcullis_engine::TenantPolicy::compile(&stale, "decision").unwrap();
+    addr.send(Install {
+        policy: policy.clone(),
+        generation: current - 1,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ask(&dir, "acme", "version").await,
+        Some(json!(2)),
+        "older install ignored"
+    );
+    addr.send(Install {
+        policy,
+        generation: current + 1_000_000,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ask(&dir, "acme", "version").await,
+        Some(json!(1)),
+        "newer install applied"
     );
 }
