@@ -111,12 +111,25 @@ pub async fn run_decision_log(
 
 async fn write_one_by_one(pool: &PgPool, batch: &[ApiDecisionRow], stats: &Stats) {
     for row in batch {
-        match insert_api_decisions(pool, std::slice::from_ref(row)).await {
-            Ok(_) => stats.metrics.api_decisions_logged.inc(),
-            Err(e) => {
-                stats.metrics.api_decision_log_refused.inc();
-                error!(decision_id = %row.decision_id, tenant = %row.tenant_id, error = %e,
-                       "Postgres refused a decision log row; it is not logged");
+        // A row refused for its content is reported and skipped; any other failure (Postgres
+        // going away meanwhile) is retried a while, then reported as lost too.
+        let mut attempts = 0;
+        loop {
+            match insert_api_decisions(pool, std::slice::from_ref(row)).await {
+                Ok(_) => {
+                    stats.metrics.api_decisions_logged.inc();
+                    break;
+                }
+                Err(e) if refused_for_content(&e) || attempts >= 20 => {
+                    stats.metrics.api_decision_log_refused.inc();
+                    error!(decision_id = %row.decision_id, tenant = %row.tenant_id, error = %e,
+                           "a decision log row could not be stored; it is not logged");
+                    break;
+                }
+                Err(_) => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
         }
     }
