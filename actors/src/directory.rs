@@ -71,7 +71,7 @@ impl TenantDirectory {
                 return Err(err.clone());
             }
         }
-        match self.loader.load_numbered(tenant) {
+        match self.loader.load(tenant) {
             Ok((policy, generation)) => {
                 state.failed.remove(tenant);
                 Ok(self.start(&mut state, policy, generation))
@@ -95,7 +95,7 @@ impl TenantDirectory {
     /// activates the tenant; an invalid one is reported and the serving policy, if any, stays.
     pub fn reload(&self, tenant: &TenantId) -> Result<(), DirectoryError> {
         // Compile without holding the lock: other tenants' lookups go on meanwhile.
-        let loaded = self.loader.load_numbered(tenant);
+        let loaded = self.loader.load(tenant);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match loaded {
             Ok((policy, generation)) => {

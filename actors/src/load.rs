@@ -117,16 +117,9 @@ impl PolicyLoader {
     /// Reads and compiles `tenant`'s bundle and records the outcome in its status. A panic in
     /// there (the Rego compiler meeting hostile or unusual input, a bundle source bug) is this
     /// tenant's error instead of unwinding into the caller, which may serve every tenant.
-    pub fn load(&self, tenant: &TenantId) -> Result<TenantPolicy, ActivationError> {
-        self.load_numbered(tenant).map(|(policy, _)| policy)
-    }
-
-    /// As [`Self::load`], with the generation the policy was published under: installs compare
+    /// Returns the policy with the generation it was published under: installs compare
     /// generations, so a slow load cannot replace a newer policy with an older one.
-    pub(crate) fn load_numbered(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<(TenantPolicy, u64), ActivationError> {
+    pub fn load(&self, tenant: &TenantId) -> Result<(TenantPolicy, u64), ActivationError> {
         let compiled = catch_unwind(AssertUnwindSafe(|| {
             let bundle = self.source.load(tenant).map_err(|e| match e {
                 LoadError::NotFound(_) => ActivationError::NotFound(tenant.clone()),

@@ -37,7 +37,7 @@ impl TenantActor {
     /// Rebuilds the policy from its source; on failure the current one keeps serving.
     fn reload(&mut self) {
         let tenant = self.policy.tenant().clone();
-        match self.loader.load_numbered(&tenant) {
+        match self.loader.load(&tenant) {
             Ok((p, generation)) => {
                 info!(%tenant, revision = p.revision(), "tenant policy reloaded");
                 self.policy = p;

@@ -61,9 +61,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("portcullis".into()), None).expect("registry");
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric");
-            registry.register(Box::new(c.clone())).expect("register");
-            c
+            registered(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("metric"),
+            )
         };
         let received_messages = counter(
             "component_received_messages_total",
@@ -80,83 +81,77 @@ impl Metrics {
             "Events judged and committed.",
             &["source", "tenant"],
         );
-        let events_stored =
-            IntCounter::new("events_stored_total", "New event rows stored.").expect("metric");
-        registry
-            .register(Box::new(events_stored.clone()))
-            .expect("register");
+        let events_stored = registered(
+            &registry,
+            IntCounter::new("events_stored_total", "New event rows stored.").expect("metric"),
+        );
         let decisions = counter(
             "decisions_total",
             "Policy decisions made.",
             &["tenant", "outcome"],
         );
         let dead_letters = counter("dead_letters_total", "Dead letters written.", SOURCE);
-        let batch_retries =
+        let batch_retries = registered(
+            &registry,
             IntCounter::new("batch_retries_total", "Batches retried after a failure.")
-                .expect("metric");
-        registry
-            .register(Box::new(batch_retries.clone()))
-            .expect("register");
-        let batch_messages = HistogramVec::new(
-            HistogramOpts::new("batch_messages", "Messages per committed batch.").buckets(vec![
-                1.0, 5.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0,
-            ]),
-            SOURCE,
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(batch_messages.clone()))
-            .expect("register");
-        let write_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "postgres_write_seconds",
-                "Time to write one batch to Postgres.",
+                .expect("metric"),
+        );
+        let batch_messages = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new("batch_messages", "Messages per committed batch.").buckets(
+                    vec![1.0, 5.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0],
+                ),
+                SOURCE,
             )
-            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("buckets")),
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(write_seconds.clone()))
-            .expect("register");
-        let end_to_end_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "end_to_end_seconds",
-                "From a message's arrival to the commit of its rows.",
+            .expect("metric"),
+        );
+        let write_seconds = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "postgres_write_seconds",
+                    "Time to write one batch to Postgres.",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("buckets")),
             )
-            .buckets(prometheus::exponential_buckets(0.001, 2.0, 14).expect("buckets")),
-            SOURCE,
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(end_to_end_seconds.clone()))
-            .expect("register");
-        let kafka_consumer_lag = IntGaugeVec::new(
-            Opts::new(
-                "kafka_consumer_lag",
-                "Messages behind the end of each assigned partition.",
-            ),
-            &["topic", "partition"],
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(kafka_consumer_lag.clone()))
-            .expect("register");
-        let kafka_assigned_partitions = IntGauge::new(
-            "kafka_assigned_partitions",
-            "Partitions assigned to this consumer since the last rebalance.",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(kafka_assigned_partitions.clone()))
-            .expect("register");
-        let mqtt_qos0_dropped = IntCounter::new(
+            .expect("metric"),
+        );
+        let end_to_end_seconds = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "end_to_end_seconds",
+                    "From a message's arrival to the commit of its rows.",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 14).expect("buckets")),
+                SOURCE,
+            )
+            .expect("metric"),
+        );
+        let kafka_consumer_lag = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "kafka_consumer_lag",
+                    "Messages behind the end of each assigned partition.",
+                ),
+                &["topic", "partition"],
+            )
+            .expect("metric"),
+        );
+        let kafka_assigned_partitions = registered(
+            &registry,
+            IntGauge::new(
+                "kafka_assigned_partitions",
+                "Partitions assigned to this consumer since the last rebalance.",
+            )
+            .expect("metric"),
+        );
+        let mqtt_qos0_dropped = registered(&registry, IntCounter::new(
             "mqtt_qos0_dropped_total",
             "QoS 0 MQTT messages dropped because the QoS 0 buffer (mqtt.qos0_buffer_bytes) was full.",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(mqtt_qos0_dropped.clone()))
-            .expect("register");
+        ).expect("metric"));
         let tenant = &["tenant"];
         let bundle_activations = counter(
             "bundle_activations_total",
@@ -168,65 +163,65 @@ impl Metrics {
             "Policy bundles refused; the previous revision, if any, keeps serving.",
             tenant,
         );
-        let bundle_healthy = IntGaugeVec::new(
-            Opts::new(
-                "bundle_healthy",
-                "1 while the tenant's newest bundle is serving, 0 after a refused one.",
-            ),
-            tenant,
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(bundle_healthy.clone()))
-            .expect("register");
+        let bundle_healthy = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "bundle_healthy",
+                    "1 while the tenant's newest bundle is serving, 0 after a refused one.",
+                ),
+                tenant,
+            )
+            .expect("metric"),
+        );
         let api_decisions = counter(
             "api_decisions_total",
             "Decision API queries answered.",
             &["tenant", "status"],
         );
-        let api_decisions_logged = IntCounter::new(
-            "api_decisions_logged_total",
-            "Decision API decisions written to the decision log.",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(api_decisions_logged.clone()))
-            .expect("register");
-        let api_decision_log_refused = IntCounter::new(
-            "api_decision_log_refused_total",
-            "Decision API decisions Postgres refused to store (each is logged as an error).",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(api_decision_log_refused.clone()))
-            .expect("register");
-        let api_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "api_decision_seconds",
-                "Time to answer a decision API query inside the engine.",
+        let api_decisions_logged = registered(
+            &registry,
+            IntCounter::new(
+                "api_decisions_logged_total",
+                "Decision API decisions written to the decision log.",
             )
-            .buckets(prometheus::exponential_buckets(0.000_025, 2.0, 14).expect("buckets")),
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(api_seconds.clone()))
-            .expect("register");
-        let stream_subscribers = IntGauge::new(
-            "stream_subscribers",
-            "Open WebSocket decision-stream connections.",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(stream_subscribers.clone()))
-            .expect("register");
-        let stream_lagged_messages = IntCounter::new(
-            "stream_lagged_messages_total",
-            "Decisions skipped for stream subscribers too slow to keep up (each was sent a lagged message).",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(stream_lagged_messages.clone()))
-            .expect("register");
+            .expect("metric"),
+        );
+        let api_decision_log_refused = registered(
+            &registry,
+            IntCounter::new(
+                "api_decision_log_refused_total",
+                "Decision API decisions Postgres refused to store (each is logged as an error).",
+            )
+            .expect("metric"),
+        );
+        let api_seconds = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "api_decision_seconds",
+                    "Time to answer a decision API query inside the engine.",
+                )
+                .buckets(prometheus::exponential_buckets(0.000_025, 2.0, 14).expect("buckets")),
+            )
+            .expect("metric"),
+        );
+        let stream_subscribers = registered(
+            &registry,
+            IntGauge::new(
+                "stream_subscribers",
+                "Open WebSocket decision-stream connections.",
+            )
+            .expect("metric"),
+        );
+        let stream_lagged_messages = registered(
+            &registry,
+            IntCounter::new(
+                "stream_lagged_messages_total",
+                "Decisions skipped for slow stream subscribers (each was told).",
+            )
+            .expect("metric"),
+        );
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -268,6 +263,12 @@ impl Metrics {
             .expect("text encoding");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
+}
+
+/// Registers `c` and returns it (collectors are handles: the clone and `c` are one metric).
+fn registered<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    registry.register(Box::new(c.clone())).expect("register");
+    c
 }
 
 /// The sum of a counter over the label sets that match every `(label, value)` in `filter`.

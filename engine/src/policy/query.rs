@@ -95,6 +95,10 @@ mod tests {
     use crate::{Bundle, TenantId};
 
     fn policy(src: &str, data: Option<Json>) -> TenantPolicy {
+        policy_limited(src, data, crate::policy::DEFAULT_EVAL_TIMEOUT)
+    }
+
+    fn policy_limited(src: &str, data: Option<Json>, limit: Duration) -> TenantPolicy {
         let bundle = Bundle {
             tenant: TenantId::parse("acme").unwrap(),
             modules: vec![("policy.rego".into(), src.into())],
@@ -102,7 +106,7 @@ mod tests {
             revision: Some("r1".into()),
             mask: Vec::new(),
         };
-        TenantPolicy::compile(&bundle, "decision").unwrap()
+        TenantPolicy::compile_with_timeout(&bundle, "decision", limit).unwrap()
     }
 
     fn ctx() -> PolicyContext {
@@ -195,8 +199,7 @@ mod tests {
             explode := count([x | some i in numbers.range(1, 3000); some j in numbers.range(1, 3000); x := i * j])
             deep := count({x | some a in numbers.range(1, 400); some b in numbers.range(1, 400); some c in numbers.range(1, 400); x := a + b + c})
         "#;
-        let mut p = policy(src, None);
-        p.set_eval_timeout(Duration::from_millis(50));
+        let mut p = policy_limited(src, None, Duration::from_millis(50));
         for rule in ["explode", "deep"] {
             let started = std::time::Instant::now();
             let err = p.query(&path(rule), None, &ctx()).unwrap_err();

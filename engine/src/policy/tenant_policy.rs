@@ -14,7 +14,7 @@ use crate::decode::fields::reject_nul;
 use crate::{ids, Event, TenantId};
 
 /// How long one evaluation may run before it is stopped (guard rail against loops and
-/// exploding comprehensions); see [`TenantPolicy::set_eval_timeout`].
+/// exploding comprehensions); see [`TenantPolicy::compile_with_timeout`].
 pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Cloning is cheap (the compiled modules are shared) and gives an independent evaluator: how
@@ -116,11 +116,6 @@ impl TenantPolicy {
                 message: e.to_string(),
             })?;
         Ok(policy)
-    }
-
-    /// Replaces the evaluation time limit (the default is [`DEFAULT_EVAL_TIMEOUT`]).
-    pub fn set_eval_timeout(&mut self, limit: Duration) {
-        self.engine.set_execution_timer_config(timer(limit));
     }
 
     pub fn tenant(&self) -> &TenantId {

@@ -26,46 +26,38 @@ impl ActivationRecorder {
     }
 }
 
+impl ActivationRecorder {
+    fn set_healthy(&self, tenant: &TenantId, healthy: bool) {
+        let gauge = &self.stats.metrics.bundle_healthy;
+        gauge
+            .with_label_values(&[tenant.as_str()])
+            .set(i64::from(healthy));
+    }
+}
+
 impl ActivationObserver for ActivationRecorder {
     fn activated(&self, a: &Activation) {
         info!(tenant = %a.tenant, revision = %a.revision, digest = %a.digest, "bundle activated");
-        let t = a.tenant.as_str();
-        self.stats
-            .metrics
-            .bundle_activations
-            .with_label_values(&[t])
+        let m = &self.stats.metrics;
+        m.bundle_activations
+            .with_label_values(&[a.tenant.as_str()])
             .inc();
-        self.stats
-            .metrics
-            .bundle_healthy
-            .with_label_values(&[t])
-            .set(1);
+        self.set_healthy(&a.tenant, true);
         let _ = self.tx.send(a.clone());
     }
 
     fn recovered(&self, tenant: &TenantId) {
         info!(%tenant, "bundle healthy again (the refused change was reverted)");
-        let t = tenant.as_str();
-        self.stats
-            .metrics
-            .bundle_healthy
-            .with_label_values(&[t])
-            .set(1);
+        self.set_healthy(tenant, true);
     }
 
     fn rejected(&self, tenant: &TenantId, error: &str) {
         warn!(%tenant, %error, "bundle refused; the last good revision, if any, keeps serving");
-        let t = tenant.as_str();
-        self.stats
-            .metrics
-            .bundle_rejections
-            .with_label_values(&[t])
+        let m = &self.stats.metrics;
+        m.bundle_rejections
+            .with_label_values(&[tenant.as_str()])
             .inc();
-        self.stats
-            .metrics
-            .bundle_healthy
-            .with_label_values(&[t])
-            .set(0);
+        self.set_healthy(tenant, false);
     }
 }
 
