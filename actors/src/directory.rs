@@ -36,6 +36,21 @@ pub struct TenantDirectory {
 struct State {
     live: HashMap<TenantId, Addr<TenantActor>>,
     failed: HashMap<TenantId, (Instant, DirectoryError)>,
+    /// One gate per tenant being activated by [`TenantDirectory::get`].
+    loading: HashMap<TenantId, Arc<Mutex<()>>>,
+}
+
+impl State {
+    /// The live actor, or the recent failure, if either is known.
+    fn known(&self, tenant: &TenantId) -> Option<Result<Addr<TenantActor>, DirectoryError>> {
+        if let Some(addr) = self.live.get(tenant).filter(|a| a.connected()) {
+            return Some(Ok(addr.clone()));
+        }
+        match self.failed.get(tenant) {
+            Some((at, err)) if at.elapsed() < RETRY_FAILED_AFTER => Some(Err(err.clone())),
+            _ => None,
+        }
+    }
 }
 
 impl TenantDirectory {
@@ -60,21 +75,35 @@ impl TenantDirectory {
 
     /// The live actor for `tenant`, activating it (load + compile) on first use.
     pub fn get(&self, tenant: &TenantId) -> Result<Addr<TenantActor>, DirectoryError> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(addr) = state.live.get(tenant) {
-            if addr.connected() {
-                return Ok(addr.clone());
+        let gate = {
+            let mut state = self.lock();
+            if let Some(known) = state.known(tenant) {
+                return known;
             }
+            state.loading.entry(tenant.clone()).or_default().clone()
+        };
+        // Compile outside the directory lock, so that other tenants' lookups go on meanwhile
+        // (a large bundle takes a while), and once per tenant: callers arriving during the
+        // load wait for its outcome instead of compiling the same bundle again.
+        let _one_load = gate.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = self.lock().known(tenant) {
+            return known;
         }
-        if let Some((at, err)) = state.failed.get(tenant) {
-            if at.elapsed() < RETRY_FAILED_AFTER {
-                return Err(err.clone());
-            }
-        }
-        match self.loader.load(tenant) {
+        let loaded = self.loader.load(tenant);
+        let mut state = self.lock();
+        state.loading.remove(tenant);
+        match loaded {
             Ok((policy, generation)) => {
                 state.failed.remove(tenant);
-                Ok(self.start(&mut state, policy, generation))
+                // A hot reload may have started the actor meanwhile; installs compare
+                // generations, so whichever policy is newer serves.
+                match state.live.get(tenant).filter(|a| a.connected()) {
+                    Some(addr) => {
+                        addr.do_send(Install { policy, generation });
+                        Ok(addr.clone())
+                    }
+                    None => Ok(self.start(&mut state, policy, generation)),
+                }
             }
             Err(e) => {
                 let err = directory_error(tenant, e);
@@ -91,12 +120,16 @@ impl TenantDirectory {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Reads `tenant`'s bundle again (hot reload). A valid one replaces the serving policy, or
     /// activates the tenant; an invalid one is reported and the serving policy, if any, stays.
     pub fn reload(&self, tenant: &TenantId) -> Result<(), DirectoryError> {
         // Compile without holding the lock: other tenants' lookups go on meanwhile.
         let loaded = self.loader.load(tenant);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         match loaded {
             Ok((policy, generation)) => {
                 state.failed.remove(tenant);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use portcullis_engine::policy::{InputMask, DEFAULT_EVAL_TIMEOUT};
+use portcullis_engine::policy::{CompileOptions, Evaluator, EvaluatorStatus, InputMask};
 use portcullis_engine::{TenantId, TenantPolicy};
 use serde::Serialize;
 
@@ -34,6 +34,8 @@ pub struct BundleStatus {
     /// load succeeds again.
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// How the serving bundle is evaluated.
+    pub evaluation: Option<EvaluatorStatus>,
     /// The serving bundle's decision-log mask.
     #[serde(skip)]
     pub mask: InputMask,
@@ -72,7 +74,7 @@ pub enum ActivationError {
 pub struct PolicyLoader {
     source: Arc<dyn BundleSource>,
     rule: String,
-    eval_timeout: Duration,
+    options: CompileOptions,
     observer: Arc<dyn ActivationObserver>,
     status: Mutex<HashMap<TenantId, BundleStatus>>,
     serving: RwLock<HashMap<TenantId, Serving>>,
@@ -92,7 +94,7 @@ impl PolicyLoader {
         Self {
             source,
             rule: rule.into(),
-            eval_timeout: DEFAULT_EVAL_TIMEOUT,
+            options: CompileOptions::default(),
             observer: Arc::new(Ignore),
             status: Mutex::default(),
             serving: RwLock::default(),
@@ -101,7 +103,13 @@ impl PolicyLoader {
 
     /// The guard rail: how long one evaluation may run before it is stopped with an error.
     pub fn with_eval_timeout(mut self, limit: Duration) -> Self {
-        self.eval_timeout = limit;
+        self.options.eval_timeout = limit;
+        self
+    }
+
+    /// Which regorus evaluator answers (the VM with event-name dispatch unless told otherwise).
+    pub fn with_evaluator(mut self, evaluator: Evaluator) -> Self {
+        self.options.evaluator = evaluator;
         self
     }
 
@@ -125,7 +133,7 @@ impl PolicyLoader {
                 LoadError::NotFound(_) => ActivationError::NotFound(tenant.clone()),
                 other => ActivationError::Invalid(other.to_string()),
             })?;
-            TenantPolicy::compile_with_timeout(&bundle, &self.rule, self.eval_timeout)
+            TenantPolicy::compile_with(&bundle, &self.rule, &self.options)
                 .map_err(|e| ActivationError::Invalid(format!("tenant {tenant}: {e}")))
         }))
         .unwrap_or_else(|_| {
@@ -154,6 +162,7 @@ impl PolicyLoader {
                 let was_refused = entry.last_error.take().is_some();
                 entry.last_error_at = None;
                 entry.mask = policy.mask().clone();
+                entry.evaluation = Some(policy.evaluator_status());
                 let new = entry
                     .active
                     .as_ref()

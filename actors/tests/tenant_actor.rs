@@ -34,6 +34,9 @@ impl BundleSource for MemorySource {
     fn load(&self, tenant: &TenantId) -> Result<Bundle, LoadError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         assert_ne!(tenant.as_str(), "explodes", "a bundle source that panics");
+        if tenant.as_str() == "slow" {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
         let src = self.bundles.lock().unwrap().get(tenant.as_str()).cloned();
         let src = src.ok_or_else(|| LoadError::NotFound(tenant.to_string()))?;
         Ok(Bundle {
@@ -141,6 +144,51 @@ async fn a_tenant_without_a_usable_bundle_is_an_error_and_is_not_retried_per_eve
         2,
         "failed activation is cached briefly"
     );
+}
+
+#[actix_rt::test]
+async fn a_first_activation_loads_once_and_does_not_hold_up_other_tenants() {
+    let slow_src = ALLOW_READS.replace("tenants.acme", "tenants.slow");
+    let source = Arc::new(
+        MemorySource::default()
+            .with("slow", &slow_src)
+            .with("acme", ALLOW_READS),
+    );
+    let dir = TenantDirectory::new(
+        1,
+        Arc::new(PolicyLoader::new(source.clone(), "decision")),
+        16,
+    );
+    let slow = TenantId::parse("slow").unwrap();
+    let slow_done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let waiting: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    let addr = dir.get(&slow).unwrap();
+                    slow_done.store(true, Ordering::SeqCst);
+                    addr
+                })
+            })
+            .collect();
+        // Once the slow bundle is being read, another tenant activates without waiting for it.
+        while source.loads.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        dir.get(&TenantId::parse("acme").unwrap()).unwrap();
+        assert!(
+            !slow_done.load(Ordering::SeqCst),
+            "acme waited for slow's compile"
+        );
+        let addrs: Vec<_> = waiting.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(addrs.windows(2).all(|w| w[0] == w[1]), "one actor for slow");
+    });
+    assert_eq!(
+        source.loads.load(Ordering::SeqCst),
+        2,
+        "slow was loaded once for six callers, acme once"
+    );
+    assert_eq!(dir.active_tenants(), 2);
 }
 
 #[actix_rt::test]

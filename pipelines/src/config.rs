@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use portcullis_engine::policy::Evaluator;
 use serde::{Deserialize, Serialize};
 
 /// File read when `--config` is not given, if it exists.
@@ -181,6 +182,10 @@ pub struct PolicyConfig {
     /// Longest one evaluation may run before it is stopped with an error (loops, explosive
     /// comprehensions). The event becomes a dead letter; an API query gets a 500.
     pub eval_timeout_ms: u64,
+    /// `dispatch` (default): regorus's VM, with the tenant rule compiled per CloudTrail event
+    /// name; `vm`: the VM on the whole bundle; `interpreter`: regorus's reference interpreter.
+    /// A bundle a faster evaluator cannot take falls back to a slower one (`GET /v1/bundles`).
+    pub evaluator: Evaluator,
     /// Watch `bundles_dir` and activate changed bundles while running (hot reload).
     pub watch: bool,
     /// Quiet time after the last file change before a bundle is reloaded (editors write in steps).
@@ -193,6 +198,7 @@ impl Default for PolicyConfig {
             bundles_dir: "policies/tenants".into(),
             rule: "decision".into(),
             eval_timeout_ms: 100,
+            evaluator: Evaluator::default(),
             watch: true,
             reload_debounce_ms: 150,
         }

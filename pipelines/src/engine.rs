@@ -51,6 +51,7 @@ pub async fn build(
     let (recorder, activations) = ActivationRecorder::new(stats.clone());
     let loader = PolicyLoader::new(bundles, config.policy.rule.clone())
         .with_eval_timeout(Duration::from_millis(config.policy.eval_timeout_ms))
+        .with_evaluator(config.policy.evaluator)
         .with_observer(Arc::new(recorder));
     let directory = Arc::new(TenantDirectory::new(
         config.workers(),

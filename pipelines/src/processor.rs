@@ -253,7 +253,9 @@ impl Processor {
                 .or_insert_with(|| self.directory.loader().mask(&d.tenant_id));
             let mut input = event_document(event);
             mask.apply(&mut input);
-            self.bus.publish(&StreamedDecision {
+            // `wants` was asked above: send directly rather than through `publish`, which
+            // would ask again.
+            let streamed = StreamedDecision {
                 event_id: &event.event_id,
                 decision_id: d.decision_id,
                 tenant: &d.tenant_id,
@@ -264,7 +266,8 @@ impl Processor {
                 result: Some(&d.result).filter(|r| !r.is_null()),
                 input: Some(&input),
                 eval_micros: d.eval_micros,
-            });
+            };
+            self.bus.send(&d.tenant_id, streamed.to_message().into());
         }
     }
 

@@ -210,6 +210,9 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
         let first = bundle_status(addr, "acme").await;
         assert_eq!(first["revision"], "acme-2026.11.1");
         assert_eq!(first["healthy"], true);
+        // The shipped bundle's rules test input.raw.eventName: the engine dispatches on it.
+        assert_eq!(first["evaluation"]["evaluator"], "dispatch", "{first}");
+        assert!(first["evaluation"]["dispatch_variants"].as_u64().unwrap() > 1);
 
         // A valid change: a new rule and a new revision, live within a second.
         write(

@@ -2,10 +2,14 @@
 
 mod bundle;
 mod decision;
+mod dispatch;
+mod dispatch_plan;
 mod error;
+mod evaluator;
 mod input;
 mod mask;
 mod path;
+mod program;
 mod query;
 mod rego_value;
 mod tenant_policy;
@@ -13,6 +17,7 @@ mod tenant_policy;
 pub use bundle::Bundle;
 pub use decision::Decision;
 pub use error::PolicyError;
+pub use evaluator::{CompileOptions, Evaluator, EvaluatorStatus};
 pub use input::{event_document, PolicyContext, ProtectionLevel};
 pub use mask::InputMask;
 pub use path::RulePath;

@@ -38,7 +38,24 @@ impl TenantPolicy {
     ) -> Result<Answer, PolicyError> {
         let full = path.under(&self.tenant.rego_package());
         let started = Instant::now();
-        self.engine.set_input(with_context(input, ctx));
+        let event_name = input
+            .and_then(|i| i.get("raw"))
+            .and_then(|r| r.get("eventName"))
+            .and_then(Json::as_str);
+        let input = with_context(input, ctx);
+        if full == self.rule_path() {
+            if let Some(dispatch) = &mut self.dispatch {
+                let value = dispatch.program_for(event_name).eval(&full, input)?;
+                return self.answer(full, value, started);
+            }
+        }
+        if !path.is_package() {
+            if let Some(program) = self.program.as_mut().filter(|p| p.has(&full)) {
+                let value = program.eval(&full, input)?;
+                return self.answer(full, value, started);
+            }
+        }
+        self.engine.set_input(input);
         let value = if path.is_package() {
             self.eval_as_query(&full)?
         } else if self.known_rules.0.contains(&full) {
@@ -60,9 +77,18 @@ impl TenantPolicy {
                 Err(_) => self.eval_as_query(&full)?,
             }
         };
+        self.answer(full, value, started)
+    }
+
+    fn answer(
+        &self,
+        path: String,
+        value: regorus::Value,
+        started: Instant,
+    ) -> Result<Answer, PolicyError> {
         let eval_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(Answer {
-            path: full,
+            path,
             result: super::tenant_policy::to_json(value)?,
             revision: self.revision.clone(),
             eval_micros,
@@ -106,7 +132,11 @@ mod tests {
             revision: Some("r1".into()),
             mask: Vec::new(),
         };
-        TenantPolicy::compile_with_timeout(&bundle, "decision", limit).unwrap()
+        let options = crate::policy::CompileOptions {
+            eval_timeout: limit,
+            ..Default::default()
+        };
+        TenantPolicy::compile_with(&bundle, "decision", &options).unwrap()
     }
 
     fn ctx() -> PolicyContext {

@@ -7,14 +7,19 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::{json, Value as Json};
 
 use super::decision::allowed_by;
+use super::dispatch::Dispatch;
 use super::input::event_input;
+use super::program::Program;
 use super::query::KnownRules;
-use super::{Bundle, Decision, InputMask, PolicyContext, PolicyError, RulePath};
+use super::{
+    Bundle, CompileOptions, Decision, Evaluator, EvaluatorStatus, InputMask, PolicyContext,
+    PolicyError, RulePath,
+};
 use crate::decode::fields::reject_nul;
 use crate::{ids, Event, TenantId};
 
 /// How long one evaluation may run before it is stopped (guard rail against loops and
-/// exploding comprehensions); see [`TenantPolicy::compile_with_timeout`].
+/// exploding comprehensions); see [`CompileOptions`].
 pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Cloning is cheap (the compiled modules are shared) and gives an independent evaluator: how
@@ -28,6 +33,12 @@ pub struct TenantPolicy {
     digest: String,
     mask: InputMask,
     pub(crate) known_rules: KnownRules,
+    /// The rules compiled to the VM; `None` when the VM could not take the tenant rule.
+    pub(crate) program: Option<Program>,
+    /// The tenant rule split by event name; `None` when the bundle does not lend itself.
+    pub(crate) dispatch: Option<Dispatch>,
+    /// Why a slower evaluator than the configured one answers, when one does.
+    fallback_reason: Option<String>,
 }
 
 impl std::fmt::Debug for TenantPolicy {
@@ -36,6 +47,8 @@ impl std::fmt::Debug for TenantPolicy {
             .field("tenant", &self.tenant)
             .field("rule_path", &self.rule_path)
             .field("revision", &self.revision)
+            .field("program", &self.program)
+            .field("dispatch", &self.dispatch)
             .finish_non_exhaustive()
     }
 }
@@ -45,15 +58,14 @@ impl TenantPolicy {
     /// can be evaluated. Every module must declare package `tenants.{tenant}` or one below it, so
     /// a tenant can never define, or read, rules in another tenant's namespace.
     pub fn compile(bundle: &Bundle, rule: &str) -> Result<Self, PolicyError> {
-        Self::compile_with_timeout(bundle, rule, DEFAULT_EVAL_TIMEOUT)
+        Self::compile_with(bundle, rule, &CompileOptions::default())
     }
 
-    /// As [`Self::compile`], with `eval_timeout` as the time limit of every evaluation, the
-    /// load-time probe of `rule` included.
-    pub fn compile_with_timeout(
+    /// As [`Self::compile`], with a chosen evaluator and evaluation time limit.
+    pub fn compile_with(
         bundle: &Bundle,
         rule: &str,
-        eval_timeout: Duration,
+        options: &CompileOptions,
     ) -> Result<Self, PolicyError> {
         if bundle.modules.is_empty() {
             return Err(PolicyError::NoModules(bundle.tenant.to_string()));
@@ -62,7 +74,8 @@ impl TenantPolicy {
         let mask = InputMask::parse(&bundle.mask)?;
         let expected = format!("data.{}", bundle.tenant.rego_package());
         let mut engine = regorus::Engine::new();
-        engine.set_execution_timer_config(timer(eval_timeout));
+        let timer = timer(options.eval_timeout);
+        engine.set_execution_timer_config(timer);
         for (file, src) in &bundle.modules {
             let package =
                 engine
@@ -83,18 +96,20 @@ impl TenantPolicy {
                 });
             }
         }
+        let mut mounted = None;
         if let Some(data) = &bundle.data {
             if !data.is_object() {
                 return Err(PolicyError::DataNotObject);
             }
             // Mounted where OPA would mount a bundle's data.json: under the tenant's own path.
-            let mounted = json!({"tenants": {bundle.tenant.as_str(): data}});
+            let value = regorus::Value::from(json!({"tenants": {bundle.tenant.as_str(): data}}));
             engine
-                .add_data(regorus::Value::from(mounted))
+                .add_data(value.clone())
                 .map_err(|e| PolicyError::Rego {
                     file: "data.json".into(),
                     message: e.to_string(),
                 })?;
+            mounted = Some(value);
         }
         let mut policy = Self {
             tenant: bundle.tenant.clone(),
@@ -104,18 +119,61 @@ impl TenantPolicy {
             digest: bundle.digest(),
             mask,
             known_rules: KnownRules::default(),
+            program: None,
+            dispatch: None,
+            fallback_reason: None,
         };
         // Probe once so that a missing rule or a compile-time error is a load error, not a
         // dead letter for every event that follows.
         policy.engine.set_input(regorus::Value::new_object());
-        policy
+        let probe = policy
             .engine
             .eval_rule(policy.rule_path.clone())
             .map_err(|e| PolicyError::RuleUnusable {
                 rule: policy.rule_path.clone(),
                 message: e.to_string(),
             })?;
+        if options.evaluator == Evaluator::Interpreter {
+            policy.fallback_reason = Some("configured (policy.evaluator)".into());
+            return Ok(policy);
+        }
+        match policy.compile_program(&expected, timer, &probe) {
+            Ok(program) => policy.program = Some(program),
+            Err(why) => policy.fallback_reason = Some(why),
+        }
+        // Only on the VM: it refuses `with`, which dispatch could not see through.
+        if policy.program.is_some() && options.evaluator == Evaluator::Dispatch {
+            policy.dispatch =
+                Dispatch::compile(&bundle.modules, mounted.as_ref(), &policy.rule_path, timer);
+            if policy.dispatch.is_none() {
+                policy.fallback_reason = Some(
+                    "no rule is gated on input.raw.eventName (or a variant did not compile): \
+                     every event runs the whole bundle on the VM"
+                        .into(),
+                );
+            }
+        }
         Ok(policy)
+    }
+
+    /// Compiles the rules for the VM and checks that it answers the load probe as the
+    /// interpreter did; any doubt leaves the interpreter in charge.
+    fn compile_program(
+        &mut self,
+        package: &str,
+        timer: ExecutionTimerConfig,
+        probe: &regorus::Value,
+    ) -> Result<Program, String> {
+        let mut program = Program::compile(&mut self.engine, package, &self.rule_path, timer)?;
+        let on_vm = program
+            .eval(&self.rule_path, regorus::Value::new_object())
+            .map_err(|e| e.to_string())?;
+        if &on_vm != probe {
+            return Err(format!(
+                "the VM answered the load probe with {on_vm} where the interpreter gave {probe}"
+            ));
+        }
+        Ok(program)
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -140,6 +198,31 @@ impl TenantPolicy {
         &self.rule_path
     }
 
+    /// The evaluator in use, and why not a faster one.
+    pub fn evaluator_status(&self) -> EvaluatorStatus {
+        let evaluator = match (&self.dispatch, &self.program) {
+            (Some(_), _) => Evaluator::Dispatch,
+            (None, Some(_)) => Evaluator::Vm,
+            (None, None) => Evaluator::Interpreter,
+        };
+        EvaluatorStatus {
+            evaluator,
+            dispatch_variants: self.dispatch_variants(),
+            fallback_reason: self.fallback_reason.clone(),
+        }
+    }
+
+    /// How many event-name variants the tenant rule was compiled into; 0 when every event runs
+    /// the whole bundle.
+    pub fn dispatch_variants(&self) -> usize {
+        self.dispatch.as_ref().map_or(0, Dispatch::variants)
+    }
+
+    /// Why rules are not evaluated by the fastest evaluator configured; `None` when they are.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
     /// Judges one event. The caller must pass only this tenant's events.
     pub fn evaluate(
         &mut self,
@@ -148,7 +231,8 @@ impl TenantPolicy {
     ) -> Result<Decision, PolicyError> {
         debug_assert_eq!(event.tenant_id, self.tenant);
         let started = Instant::now();
-        let result = self.eval_value(event_input(event, ctx))?;
+        let event_name = event.raw.get("eventName").and_then(Json::as_str);
+        let result = self.eval_value(event_input(event, ctx), event_name)?;
         let eval_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(Decision {
             decision_id: ids::decision_id(
@@ -169,12 +253,23 @@ impl TenantPolicy {
     }
 
     /// Evaluates the tenant rule on `input`; `null` when the rule is undefined.
-    fn eval_value(&mut self, input: regorus::Value) -> Result<Json, PolicyError> {
-        self.engine.set_input(input);
-        let value = self
-            .engine
-            .eval_rule(self.rule_path.clone())
-            .map_err(PolicyError::from_eval)?;
+    fn eval_value(
+        &mut self,
+        input: regorus::Value,
+        event_name: Option<&str>,
+    ) -> Result<Json, PolicyError> {
+        let value = match (&mut self.dispatch, &mut self.program) {
+            (Some(dispatch), _) => dispatch
+                .program_for(event_name)
+                .eval(&self.rule_path, input)?,
+            (None, Some(program)) => program.eval(&self.rule_path, input)?,
+            (None, None) => {
+                self.engine.set_input(input);
+                self.engine
+                    .eval_rule(self.rule_path.clone())
+                    .map_err(PolicyError::from_eval)?
+            }
+        };
         Ok(to_json(value)?.unwrap_or(Json::Null))
     }
 }
@@ -370,6 +465,23 @@ mod tests {
             TenantPolicy::compile(&b, "decision"),
             Err(PolicyError::NoModules(_))
         ));
+    }
+
+    #[test]
+    fn the_vm_evaluates_unless_it_disagrees_with_the_interpreter() {
+        let mut b = bundle("acme", ABAC);
+        b.data = Some(json!({"regions": ["EU"]}));
+        let p = TenantPolicy::compile(&b, "decision").unwrap();
+        assert_eq!(p.evaluator_status().evaluator, Evaluator::Vm);
+        // regorus 0.14's VM collects an undefined rule into a comprehension as "<undefined>";
+        // the load probe catches the disagreement and the interpreter answers instead.
+        let src = "package tenants.acme\nimport rego.v1\ndecision := [x | x := missing]\nmissing if input.nope";
+        let mut p = TenantPolicy::compile(&bundle("acme", src), "decision").unwrap();
+        assert_eq!(p.evaluator_status().evaluator, Evaluator::Interpreter);
+        let why = p.fallback_reason().expect("the VM was set aside");
+        assert!(why.contains("<undefined>"), "{why}");
+        let d = p.evaluate(&event("acme", "x", json!({})), &ctx()).unwrap();
+        assert_eq!(d.result, json!([]));
     }
 
     #[test]

@@ -18,6 +18,7 @@ fn status_json(tenant: &TenantId, s: &BundleStatus) -> Json {
         "healthy": s.last_error.is_none(),
         "last_error": s.last_error,
         "last_error_at": s.last_error_at,
+        "evaluation": s.evaluation,
     })
 }
 

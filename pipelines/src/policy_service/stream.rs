@@ -32,7 +32,7 @@ pub struct StreamedDecision<'a> {
 }
 
 impl StreamedDecision<'_> {
-    fn to_message(&self) -> String {
+    pub(crate) fn to_message(&self) -> String {
         json!({
             "type": "decision",
             "data": {
