@@ -91,7 +91,15 @@ impl TenantDirectory {
         }
         let loaded = self.loader.load(tenant);
         let mut state = self.lock();
-        state.loading.remove(tenant);
+        // Only this load's gate: a caller that found nothing known after waiting may have
+        // opened a newer one.
+        if state
+            .loading
+            .get(tenant)
+            .is_some_and(|g| Arc::ptr_eq(g, &gate))
+        {
+            state.loading.remove(tenant);
+        }
         match loaded {
             Ok((policy, generation)) => {
                 state.failed.remove(tenant);

@@ -128,6 +128,9 @@ impl PolicyLoader {
     /// Returns the policy with the generation it was published under: installs compare
     /// generations, so a slow load cannot replace a newer policy with an older one.
     pub fn load(&self, tenant: &TenantId) -> Result<(TenantPolicy, u64), ActivationError> {
+        // Numbered before the bundle is read: of two loads, the one that read later is newer,
+        // whichever finishes compiling first.
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
         let compiled = catch_unwind(AssertUnwindSafe(|| {
             let bundle = self.source.load(tenant).map_err(|e| match e {
                 LoadError::NotFound(_) => ActivationError::NotFound(tenant.clone()),
@@ -142,22 +145,26 @@ impl PolicyLoader {
             )))
         });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        let mut generation = 0;
         match &compiled {
             Ok(policy) => {
                 // Every successful load is installed by its caller (activation, hot reload, or
-                // an actor restarting), so this is what the tenant serves from now on.
-                generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
-                self.serving
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        tenant.clone(),
-                        Serving {
-                            generation,
-                            policy: Arc::new(policy.clone()),
-                        },
-                    );
+                // an actor restarting), so this is what the tenant serves from now on, unless a
+                // load that read the bundle later has already finished.
+                let mut serving = self.serving.write().unwrap_or_else(|p| p.into_inner());
+                if serving
+                    .get(tenant)
+                    .is_some_and(|s| s.generation > generation)
+                {
+                    return compiled.map(|policy| (policy, generation));
+                }
+                serving.insert(
+                    tenant.clone(),
+                    Serving {
+                        generation,
+                        policy: Arc::new(policy.clone()),
+                    },
+                );
+                drop(serving);
                 let entry = status.entry(tenant.clone()).or_default();
                 let was_refused = entry.last_error.take().is_some();
                 entry.last_error_at = None;

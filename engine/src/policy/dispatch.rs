@@ -14,6 +14,9 @@ pub(crate) struct Dispatch {
     by_name: Arc<HashMap<String, usize>>,
     other: usize,
     programs: Vec<Program>,
+    /// One event name per variant (`None` for the variant of other names), to check each
+    /// variant against the whole bundle at load.
+    probes: Arc<Vec<Option<String>>>,
 }
 
 impl Dispatch {
@@ -45,10 +48,17 @@ impl Dispatch {
                 Program::compile_rule(&mut engine, rule, timer).ok()
             })
             .collect::<Option<Vec<_>>>()?;
+        let mut probes = vec![None; programs.len()];
+        for (name, &at) in &by_name {
+            if probes[at].as_ref().is_none_or(|n: &String| name < n) {
+                probes[at] = Some(name.clone());
+            }
+        }
         Some(Self {
             by_name: Arc::new(by_name),
             other,
             programs,
+            probes: Arc::new(probes),
         })
     }
 
@@ -58,6 +68,11 @@ impl Dispatch {
             .and_then(|n| self.by_name.get(n).copied())
             .unwrap_or(self.other);
         &mut self.programs[at]
+    }
+
+    /// An event name that selects each variant (`None`: a name no gate mentions).
+    pub(crate) fn probe_names(&self) -> Arc<Vec<Option<String>>> {
+        self.probes.clone()
     }
 
     /// How many variants were compiled.
@@ -99,6 +114,11 @@ mod tests {
         # `r` is a local here, not the event: this rule runs for every event.
         hits contains "shadow" if {
             r := {"eventName": "Local"}
+            r.eventName == "Local"
+        }
+        # Destructuring declares `r` too.
+        hits contains "destructured" if {
+            [r, _] := [{"eventName": "Local"}, 1]
             r.eventName == "Local"
         }
         # Gated only under `not`: not a gate.
@@ -254,8 +274,51 @@ mod tests {
             .evaluate(&event(json!({"eventName": "DescribeInstances"})), &ctx())
             .unwrap()
             .result;
-        assert_eq!(shadow["hits"], json!(["not", "shadow"]));
+        assert_eq!(shadow["hits"], json!(["destructured", "not", "shadow"]));
         assert_eq!(shadow["kind"], json!("other"));
+    }
+
+    #[test]
+    fn modules_without_the_rego_v1_import_are_read_as_the_engine_reads_them() {
+        // Rego v1 is the engine's default: `contains` and `if` are keywords here too.
+        let src = r#"
+            package tenants.acme
+            decision := {"hits": hits}
+            hits contains "login" if {
+                input.raw.eventName == "ConsoleLogin"
+            }
+            hits contains "trail" if {
+                input.raw.eventName == "StopLogging"
+            }
+        "#;
+        let mut policy = compile(vec![("v.rego", src.to_owned())]);
+        assert_same_as_interpreter(&mut policy);
+        let d = policy
+            .evaluate(&event(json!({"eventName": "Other"})), &ctx())
+            .unwrap();
+        assert_eq!(d.result, json!({"hits": []}));
+    }
+
+    #[test]
+    fn each_variant_is_checked_against_the_interpreter_at_load() {
+        // regorus 0.14's VM gets this comprehension over an undefined rule wrong once the
+        // input has a `raw`: the load-time check of each variant sees it.
+        let src = r#"
+            package tenants.acme
+            import rego.v1
+            decision := [x | input.raw; x := login]
+            login if input.raw.eventName == "A"
+        "#;
+        let mut policy = compile(vec![("p.rego", src.to_owned())]);
+        let status = policy.evaluator_status();
+        assert_eq!(status.evaluator, crate::policy::Evaluator::Interpreter);
+        assert!(status.fallback_reason.unwrap().contains("disagree"));
+        for (name, want) in [("A", json!([true])), ("B", json!([]))] {
+            let d = policy
+                .evaluate(&event(json!({"eventName": name})), &ctx())
+                .unwrap();
+            assert_eq!(d.result, want, "{name}");
+        }
     }
 
     #[test]

@@ -51,21 +51,29 @@ pub(crate) fn plan(modules: &[(String, String)]) -> Option<Plan> {
         .iter()
         .map(|(file, src)| {
             let source = regorus::Source::from_contents(file.clone(), src.clone()).ok()?;
-            Parser::new(&source).ok()?.parse().ok()
+            // As `Engine::add_policy` parses: Rego v1 whether or not the module imports it.
+            let mut parser = Parser::new(&source).ok()?;
+            parser.enable_rego_v1().ok()?;
+            parser.parse().ok()
         })
         .collect::<Option<_>>()?;
-    let aliases = aliases(&parsed);
     let mut definitions: HashMap<String, usize> = HashMap::new();
+    for module in &parsed {
+        let package = module.package.refr.span().text();
+        for rule in &module.policy {
+            *definitions
+                .entry(format!("{package}:{}", head_text(rule)))
+                .or_default() += 1;
+        }
+    }
     let mut gates = Vec::new();
     for (m, module) in parsed.iter().enumerate() {
         let src = &modules[m].1;
         let package = module.package.refr.span().text().to_owned();
-        let no_aliases = HashSet::new();
-        let aliases = aliases.get(&package).unwrap_or(&no_aliases);
+        let aliases = aliases(&parsed, module, &definitions);
         for rule in &module.policy {
             let key = format!("{package}:{}", head_text(rule));
-            *definitions.entry(key.clone()).or_default() += 1;
-            if let Some((literal, names)) = gate(rule, aliases) {
+            if let Some((literal, names)) = gate(rule, &aliases) {
                 let span = rule.span();
                 gates.push(Gate {
                     module: m,
@@ -185,21 +193,32 @@ fn blank(src: &str, mut edits: Vec<((usize, usize), &str)>) -> String {
     out
 }
 
-/// Per package, the names bound to `input.raw`: rules `ct := input.raw` and
-/// `import input.raw [as ct]`.
-fn aliases(modules: &[Module]) -> HashMap<String, HashSet<String>> {
-    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
-    for module in modules {
-        let names = out
-            .entry(module.package.refr.span().text().to_owned())
-            .or_default();
-        for import in &module.imports {
-            if is_input_raw(&import.refr) {
-                let name = import.r#as.as_ref().map_or("raw", |s| s.text());
-                names.insert(name.to_owned());
-            }
+/// The names bound to `input.raw` in `module`: its own `import input.raw [as ct]`, and rules
+/// `ct := input.raw` of its package that are the only definition of their name (a `default` or
+/// a second definition could give `ct` another value) and that no import of `module` hides.
+fn aliases(
+    modules: &[Module],
+    module: &Module,
+    definitions: &HashMap<String, usize>,
+) -> HashSet<String> {
+    let package = module.package.refr.span().text();
+    let mut names = HashSet::new();
+    let mut imported = HashSet::new();
+    for import in &module.imports {
+        let name = match &import.r#as {
+            Some(span) => span.text(),
+            None => last_segment(&import.refr),
+        };
+        imported.insert(name);
+        if is_input_raw(&import.refr) {
+            names.insert(name.to_owned());
         }
-        for rule in &module.policy {
+    }
+    for other in modules
+        .iter()
+        .filter(|m| m.package.refr.span().text() == package)
+    {
+        for rule in &other.policy {
             if let Rule::Spec {
                 head:
                     RuleHead::Compr {
@@ -211,17 +230,29 @@ fn aliases(modules: &[Module]) -> HashMap<String, HashSet<String>> {
                 ..
             } = rule.as_ref()
             {
-                if let (Some(name), true, true) = (
-                    var_name(refr),
-                    bodies.is_empty(),
-                    is_input_raw(&assign.value),
-                ) {
+                let Some(name) = var_name(refr) else {
+                    continue;
+                };
+                let single = definitions.get(&format!("{package}:{name}")) == Some(&1);
+                if single
+                    && bodies.is_empty()
+                    && is_input_raw(&assign.value)
+                    && !imported.contains(name)
+                {
                     names.insert(name.to_owned());
                 }
             }
         }
     }
-    out
+    names
+}
+
+/// The name an import binds without `as`: its last path segment.
+fn last_segment(expr: &Expr) -> &str {
+    match field(expr) {
+        Some((_, name)) => name,
+        None => var_name(expr).unwrap_or_default(),
+    }
 }
 
 /// The gating literal of `rule` and the event names it lets through.
@@ -332,19 +363,34 @@ fn string(expr: &regorus::unstable::Ref<Expr>) -> Option<String> {
     string_ref(expr).map(str::to_owned)
 }
 
-/// Whether `stmt` declares a local variable `name` (`some`, `:=`, `every`).
+/// Whether `stmt` declares a local variable `name` (`some`, `:=`, `every`), destructuring
+/// patterns included.
 fn declares(stmt: &LiteralStmt, name: &str) -> bool {
-    let is = |e: &Expr| var_name(e) == Some(name);
     match &stmt.literal {
         Literal::SomeVars { vars, .. } => vars.iter().any(|v| v.text() == name),
-        Literal::SomeIn { key, value, .. } => key.as_ref().is_some_and(|k| is(k)) || is(value),
+        Literal::SomeIn { key, value, .. } => {
+            key.as_ref().is_some_and(|k| binds(k, name)) || binds(value, name)
+        }
         Literal::Every { key, value, .. } => {
             key.as_ref().is_some_and(|k| k.text() == name) || value.text() == name
         }
-        Literal::Expr { expr, .. } => {
-            matches!(expr.as_ref(), Expr::AssignExpr { lhs, .. } if is(lhs))
-        }
+        Literal::Expr { expr, .. } => match expr.as_ref() {
+            Expr::AssignExpr { lhs, .. } => binds(lhs, name),
+            _ => false,
+        },
         Literal::NotExpr { .. } => false,
+    }
+}
+
+/// Whether the pattern `expr` binds `name`: the variable itself, or inside an array or object.
+fn binds(expr: &Expr, name: &str) -> bool {
+    match expr {
+        Expr::Var { .. } => var_name(expr) == Some(name),
+        Expr::Array { items, .. } => items.iter().any(|i| binds(i, name)),
+        Expr::Object { fields, .. } => fields
+            .iter()
+            .any(|(_, k, v)| binds(k, name) || binds(v, name)),
+        _ => false,
     }
 }
 

@@ -118,6 +118,9 @@ impl Program {
         let mut vm = RegoVM::new_with_policy(policy.clone());
         vm.load_program(program.clone());
         vm.set_max_instructions(MAX_INSTRUCTIONS);
+        // OPA's default, and the interpreter's here: a builtin's error (`to_number("abc")`)
+        // makes its expression undefined rather than failing the whole evaluation.
+        vm.set_strict_builtin_errors(false);
         vm.set_execution_timer_config(Some(timer));
         // Already checked against the program in `compile`; a clone only shares it again.
         let _ = vm.set_data(data.clone());
@@ -147,7 +150,11 @@ impl Program {
             .map_err(|e| match e {
                 VmError::TimeLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
-                | VmError::MemoryLimitExceeded { .. } => PolicyError::LimitExceeded(e.to_string()),
+                | VmError::MemoryLimitExceeded { .. }
+                | VmError::MemoryBudgetExceeded { .. }
+                | VmError::RegexSizeLimitExceeded { .. } => {
+                    PolicyError::LimitExceeded(e.to_string())
+                }
                 e => PolicyError::Eval(e.to_string()),
             })
     }

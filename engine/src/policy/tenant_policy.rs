@@ -76,6 +76,9 @@ impl TenantPolicy {
         let mut engine = regorus::Engine::new();
         let timer = timer(options.eval_timeout);
         engine.set_execution_timer_config(timer);
+        // As OPA (without --strict-builtin-errors) and as regorus's VM: a builtin's error makes
+        // its expression undefined.
+        engine.set_strict_builtin_errors(false);
         for (file, src) in &bundle.modules {
             let package =
                 engine
@@ -145,6 +148,21 @@ impl TenantPolicy {
         if policy.program.is_some() && options.evaluator == Evaluator::Dispatch {
             policy.dispatch =
                 Dispatch::compile(&bundle.modules, mounted.as_ref(), &policy.rule_path, timer);
+            if let Some(names) = policy.dispatch.as_ref().map(Dispatch::probe_names) {
+                // One event per variant, judged by the interpreter on the whole bundle, by the
+                // VM on the whole bundle, and by the variant: any disagreement sets the faster
+                // evaluator aside.
+                for name in names.iter() {
+                    if let Err(why) = policy.agrees_on(name.as_deref()) {
+                        policy.dispatch = None;
+                        if why.starts_with("the VM") {
+                            policy.program = None;
+                        }
+                        policy.fallback_reason = Some(why);
+                        return Ok(policy);
+                    }
+                }
+            }
             if policy.dispatch.is_none() {
                 policy.fallback_reason = Some(
                     "no rule is gated on input.raw.eventName (or a variant did not compile): \
@@ -154,6 +172,40 @@ impl TenantPolicy {
             }
         }
         Ok(policy)
+    }
+
+    /// Whether the VM, and the dispatch variant for `event_name`, answer an event with that
+    /// name as the interpreter does on the whole bundle (the same value, or an error for all).
+    fn agrees_on(&mut self, event_name: Option<&str>) -> Result<(), String> {
+        let raw = event_name.map_or_else(|| json!({}), |n| json!({"eventName": n}));
+        let input = regorus::Value::from(json!({"raw": raw}));
+        self.engine.set_input(input.clone());
+        let reference = self.engine.eval_rule(self.rule_path.clone()).ok();
+        let same = |got: Result<regorus::Value, PolicyError>| match (&reference, got) {
+            (Some(want), Ok(got)) => &got == want,
+            (None, Err(_)) => true,
+            _ => false,
+        };
+        let on_vm = self
+            .program
+            .as_mut()
+            .map(|p| p.eval(&self.rule_path, input.clone()));
+        if on_vm.is_some_and(|got| !same(got)) {
+            return Err(format!(
+                "the VM and the interpreter disagree on an event named {event_name:?}"
+            ));
+        }
+        if let Some(dispatch) = &mut self.dispatch {
+            let got = dispatch
+                .program_for(event_name)
+                .eval(&self.rule_path, input);
+            if !same(got) {
+                return Err(format!(
+                    "dispatch and the whole bundle disagree on an event named {event_name:?}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Compiles the rules for the VM and checks that it answers the load probe as the
@@ -482,6 +534,28 @@ mod tests {
         assert!(why.contains("<undefined>"), "{why}");
         let d = p.evaluate(&event("acme", "x", json!({})), &ctx()).unwrap();
         assert_eq!(d.result, json!([]));
+    }
+
+    #[test]
+    fn builtin_errors_make_expressions_undefined_on_every_evaluator() {
+        let src = "package tenants.acme\nimport rego.v1\ndefault decision := \"nan\"\ndecision := to_number(input.raw.n)";
+        for evaluator in [Evaluator::Interpreter, Evaluator::Vm] {
+            let opts = CompileOptions {
+                evaluator,
+                ..Default::default()
+            };
+            let mut p =
+                TenantPolicy::compile_with(&bundle("acme", src), "decision", &opts).unwrap();
+            assert_eq!(p.evaluator_status().evaluator, evaluator);
+            let bad = p
+                .evaluate(&event("acme", "x", json!({"n": "abc"})), &ctx())
+                .unwrap();
+            assert_eq!(bad.result, json!("nan"), "{evaluator}");
+            let ok = p
+                .evaluate(&event("acme", "x", json!({"n": "42"})), &ctx())
+                .unwrap();
+            assert_eq!(ok.result, json!(42), "{evaluator}");
+        }
     }
 
     #[test]
