@@ -2,21 +2,28 @@
 //! once they have been quiet for the debounce time (editors and `cp -r` write in steps).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use portcullis_actors::TenantDirectory;
 use portcullis_engine::TenantId;
 use tracing::{info, warn};
 
 use crate::bundles::FsBundleSource;
 
+/// Longest a stream of changes postpones a reload: a bundle written to without pause is still
+/// picked up.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+
 /// Watching stops when this is dropped.
 pub struct BundleWatcher {
-    _debouncer: Debouncer<RecommendedWatcher>,
+    _watcher: RecommendedWatcher,
+    _thread: JoinHandle<()>,
 }
 
 /// Activates every tenant bundle on disk, so that errors show at start-up (and in
@@ -41,30 +48,84 @@ pub fn watch_bundles(
     dir: &Path,
     directory: Arc<TenantDirectory>,
     debounce: Duration,
-) -> notify_debouncer_mini::notify::Result<BundleWatcher> {
-    // Events carry paths under the directory as it was given to the watcher: make it absolute.
-    let root = std::fs::canonicalize(dir)?;
-    let base = root.clone();
-    let mut debouncer = new_debouncer(debounce, move |res: DebounceEventResult| match res {
-        Ok(events) => {
-            let changed = changed_tenants(&base, events.iter().map(|e| e.path.as_path()));
-            for tenant in changed.tenants {
-                match directory.reload(&tenant) {
-                    Ok(()) => info!(%tenant, "bundle reloaded"),
-                    Err(e) => warn!(%tenant, error = %e, "bundle reload refused"),
-                }
-            }
-            if changed.root {
-                activate_all(&base, &directory);
+) -> notify::Result<BundleWatcher> {
+    watch_changes(dir, debounce, move |root, changed| {
+        for tenant in &changed.tenants {
+            match directory.reload(tenant) {
+                Ok(()) => info!(%tenant, "bundle reloaded"),
+                Err(e) => warn!(%tenant, error = %e, "bundle reload refused"),
             }
         }
+        if changed.root {
+            activate_all(root, &directory);
+        }
+    })
+}
+
+/// Calls `on_change` with the tenants whose files changed, once they have been quiet for
+/// `debounce`.
+fn watch_changes(
+    dir: &Path,
+    debounce: Duration,
+    on_change: impl Fn(&Path, &Changed) + Send + 'static,
+) -> notify::Result<BundleWatcher> {
+    // Events carry paths under the directory as it was given to the watcher: make it absolute.
+    let root = std::fs::canonicalize(dir)?;
+    let (tx, rx) = channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| match res {
+        Ok(event) if is_change(&event.kind) => {
+            for path in event.paths {
+                // Fails only once the reloading thread is gone, i.e. while shutting down.
+                let _ = tx.send(path);
+            }
+        }
+        Ok(_) => {}
         Err(e) => warn!(error = %e, "bundle watcher error"),
     })?;
-    debouncer.watcher().watch(&root, RecursiveMode::Recursive)?;
+    watcher.watch(&root, RecursiveMode::Recursive)?;
+    let base = root.clone();
+    let thread = std::thread::Builder::new()
+        .name("bundle-watch".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut paths = vec![first];
+                let started = Instant::now();
+                let mut open = true;
+                while started.elapsed() < MAX_DEBOUNCE {
+                    match rx.recv_timeout(debounce) {
+                        Ok(path) => paths.push(path),
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    }
+                }
+                on_change(
+                    &base,
+                    &changed_tenants(&base, paths.iter().map(PathBuf::as_path)),
+                );
+                if !open {
+                    return;
+                }
+            }
+        })?;
     info!(dir = %root.display(), "watching tenant bundles for changes");
     Ok(BundleWatcher {
-        _debouncer: debouncer,
+        _watcher: watcher,
+        _thread: thread,
     })
+}
+
+/// Whether an event may have changed a bundle. Reading one is not a change: the engine reads
+/// bundles when it reloads them, and inotify reports every open, so counting opens would
+/// reload every bundle again and again.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -101,6 +162,34 @@ fn changed_tenants<'a>(root: &Path, paths: impl Iterator<Item = &'a Path>) -> Ch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_a_bundle_is_not_a_change_and_writing_one_is() {
+        let dir = std::env::temp_dir().join(format!("portcullis-watch-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("acme")).unwrap();
+        std::fs::write(dir.join("acme/policy.rego"), "package tenants.acme").unwrap();
+        let (tx, rx) = channel();
+        let _watcher = watch_changes(&dir, Duration::from_millis(50), move |_, c| {
+            let _ = tx.send(c.tenants.clone());
+        })
+        .unwrap();
+        for _ in 0..3 {
+            std::fs::read_to_string(dir.join("acme/policy.rego")).unwrap();
+        }
+        assert!(
+            rx.recv_timeout(Duration::from_millis(500)).is_err(),
+            "a read was taken for a change"
+        );
+        std::fs::write(dir.join("acme/policy.rego"), "package tenants.acme\nx := 1").unwrap();
+        let changed = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the write was seen");
+        assert_eq!(
+            changed.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            ["acme"]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn maps_changed_files_to_their_tenant() {
