@@ -133,6 +133,11 @@ impl Program {
         }
     }
 
+    /// The full rule paths compiled.
+    pub(crate) fn entry_points(&self) -> Vec<String> {
+        self.program.entry_points.keys().cloned().collect()
+    }
+
     /// Whether `path` (a full rule path) was compiled.
     pub(crate) fn has(&self, path: &str) -> bool {
         self.program.get_entry_point(path).is_some()

@@ -156,6 +156,17 @@ mod tests {
     "#;
 
     #[test]
+    fn a_rule_the_vm_answers_wrongly_is_queried_on_the_interpreter() {
+        // regorus 0.14's VM collects an undefined rule into a comprehension as "<undefined>".
+        let src = "package tenants.acme\nimport rego.v1\ndecision := true\nodd := [x | x := missing]\nmissing if input.nope";
+        let mut p = policy(src, None);
+        let program = p.program.as_ref().expect("the tenant rule runs on the VM");
+        assert!(!program.has("data.tenants.acme.odd"));
+        let a = p.query(&path("odd"), Some(&json!({})), &ctx()).unwrap();
+        assert_eq!(a.result, Some(json!([])));
+    }
+
+    #[test]
     fn rules_packages_and_undefined_paths_answer_like_opa() {
         let mut p = policy(SRC, Some(json!({"admins": ["alice"]})));
         let a = p

@@ -225,6 +225,19 @@ impl TenantPolicy {
                 "the VM answered the load probe with {on_vm} where the interpreter gave {probe}"
             ));
         }
+        // The other rules, for decision API queries: one that the VM answers differently from
+        // the interpreter on an empty input leaves the VM with the tenant rule alone.
+        for path in program.entry_points() {
+            if path == self.rule_path {
+                continue;
+            }
+            self.engine.set_input(regorus::Value::new_object());
+            let want = self.engine.eval_rule(path.clone()).ok();
+            let got = program.eval(&path, regorus::Value::new_object()).ok();
+            if want != got {
+                return Program::compile_rule(&mut self.engine, &self.rule_path, timer);
+            }
+        }
         Ok(program)
     }
 
