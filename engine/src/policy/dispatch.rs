@@ -14,9 +14,6 @@ pub(crate) struct Dispatch {
     by_name: Arc<HashMap<String, usize>>,
     other: usize,
     programs: Vec<Program>,
-    /// One event name per variant (`None` for the variant of other names), to check each
-    /// variant against the whole bundle at load.
-    probes: Arc<Vec<Option<String>>>,
 }
 
 impl Dispatch {
@@ -45,20 +42,13 @@ impl Dispatch {
                 if let Some(data) = data {
                     engine.add_data(data.clone()).ok()?;
                 }
-                Program::compile_rule(&mut engine, rule, timer).ok()
+                Program::compile(&mut engine, rule, None, timer).ok()
             })
             .collect::<Option<Vec<_>>>()?;
-        let mut probes = vec![None; programs.len()];
-        for (name, &at) in &by_name {
-            if probes[at].as_ref().is_none_or(|n: &String| name < n) {
-                probes[at] = Some(name.clone());
-            }
-        }
         Some(Self {
             by_name: Arc::new(by_name),
             other,
             programs,
-            probes: Arc::new(probes),
         })
     }
 
@@ -70,9 +60,16 @@ impl Dispatch {
         &mut self.programs[at]
     }
 
-    /// An event name that selects each variant (`None`: a name no gate mentions).
-    pub(crate) fn probe_names(&self) -> Arc<Vec<Option<String>>> {
-        self.probes.clone()
+    /// An event name that selects each variant (`None`: a name no gate mentions), to check
+    /// each variant against the whole bundle at load.
+    pub(crate) fn probe_names(&self) -> Vec<Option<String>> {
+        let mut probes: Vec<Option<String>> = vec![None; self.programs.len()];
+        for (name, &at) in self.by_name.iter() {
+            if probes[at].as_ref().is_none_or(|n| name < n) {
+                probes[at] = Some(name.clone());
+            }
+        }
+        probes
     }
 
     /// How many variants were compiled.

@@ -48,48 +48,41 @@ impl Clone for Program {
 }
 
 impl Program {
-    /// Compiles `rule` (a full rule path such as `data.tenants.acme.decision`) and, when the VM
-    /// takes them all, every other rule under `package` too, so that decision API queries of
-    /// any rule run on the VM. Returns why not when the VM cannot take even `rule`.
+    /// Compiles `rule` (a full rule path such as `data.tenants.acme.decision`) and, with
+    /// `also_under` a package, every other rule under it too when the VM takes them all, so that
+    /// decision API queries of any rule run on the VM. Returns why not when the VM cannot take
+    /// even `rule`.
     pub(crate) fn compile(
         engine: &mut regorus::Engine,
-        package: &str,
         rule: &str,
+        also_under: Option<&str>,
         timer: ExecutionTimerConfig,
     ) -> Result<Self, String> {
         let policy = engine
             .compile_with_entrypoint(&Rc::from(rule))
             .map_err(|e| e.to_string())?;
         let mut names: Vec<&str> = vec![rule];
-        names.extend(
-            policy
-                .get_rules()
-                .iter()
-                .filter(|(path, defs)| {
-                    path.as_str() != rule
-                        && path
-                            .strip_prefix(package)
-                            .is_some_and(|r| r.starts_with('.'))
-                        && !defs.iter().any(|d| is_function(d))
-                })
-                .map(|(path, _)| path.as_str()),
-        );
+        if let Some(package) = also_under {
+            names.extend(
+                policy
+                    .get_rules()
+                    .iter()
+                    .filter(|(path, defs)| {
+                        path.as_str() != rule
+                            && path
+                                .strip_prefix(package)
+                                .is_some_and(|r| r.starts_with('.'))
+                            && !defs.iter().any(|d| is_function(d))
+                    })
+                    .map(|(path, _)| path.as_str()),
+            );
+        }
         let program = Compiler::compile_from_policy(&policy, &names)
-            .or_else(|_| Compiler::compile_from_policy(&policy, &[rule]))
+            .or_else(|e| match names.len() {
+                1 => Err(e),
+                _ => Compiler::compile_from_policy(&policy, &[rule]),
+            })
             .map_err(|e| e.to_string())?;
-        Self::ready(engine, program, policy, timer)
-    }
-
-    /// Compiles `rule` alone: what a dispatch variant needs.
-    pub(crate) fn compile_rule(
-        engine: &mut regorus::Engine,
-        rule: &str,
-        timer: ExecutionTimerConfig,
-    ) -> Result<Self, String> {
-        let policy = engine
-            .compile_with_entrypoint(&Rc::from(rule))
-            .map_err(|e| e.to_string())?;
-        let program = Compiler::compile_from_policy(&policy, &[rule]).map_err(|e| e.to_string())?;
         Self::ready(engine, program, policy, timer)
     }
 

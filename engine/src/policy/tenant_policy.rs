@@ -152,7 +152,7 @@ impl TenantPolicy {
                 // One event per variant, judged by the interpreter on the whole bundle, by the
                 // VM on the whole bundle, and by the variant: any disagreement sets the faster
                 // evaluator aside.
-                for name in names.iter() {
+                for name in &names {
                     if let Err(why) = policy.agrees_on(name.as_deref()) {
                         policy.dispatch = None;
                         if why.starts_with("the VM") {
@@ -216,7 +216,8 @@ impl TenantPolicy {
         timer: ExecutionTimerConfig,
         probe: &regorus::Value,
     ) -> Result<Program, String> {
-        let mut program = Program::compile(&mut self.engine, package, &self.rule_path, timer)?;
+        let mut program =
+            Program::compile(&mut self.engine, &self.rule_path, Some(package), timer)?;
         let on_vm = program
             .eval(&self.rule_path, regorus::Value::new_object())
             .map_err(|e| e.to_string())?;
@@ -235,7 +236,7 @@ impl TenantPolicy {
             let want = self.engine.eval_rule(path.clone()).ok();
             let got = program.eval(&path, regorus::Value::new_object()).ok();
             if want != got {
-                return Program::compile_rule(&mut self.engine, &self.rule_path, timer);
+                return Program::compile(&mut self.engine, &self.rule_path, None, timer);
             }
         }
         Ok(program)
