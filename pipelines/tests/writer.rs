@@ -4,7 +4,7 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use common::TestEnv;
-use portcullis::postgres::{PgWriter, RowBatch, WriteCounts};
+use portcullis::postgres::{insert_api_decisions, ApiDecisionRow, PgWriter, RowBatch, WriteCounts};
 use portcullis::runtime::block_on;
 use portcullis_engine::{DeadLetter, Decision, Event, EventKind, Origin, Source, TenantId};
 use serde_json::json;
@@ -105,6 +105,83 @@ fn writing_the_same_batch_twice_leaves_the_same_rows() {
                 .await
                 .unwrap();
         assert_eq!(part, "events_default");
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn the_api_decision_log_stores_each_decision_once_as_given() {
+    block_on(async {
+        let env = TestEnv::new("apilog").await;
+        let row = |n: u128, input, erased: &[&str], result| ApiDecisionRow {
+            decision_id: uuid::Uuid::from_u128(n),
+            tenant_id: "acme".into(),
+            path: "data.tenants.acme.allow".into(),
+            input,
+            erased: erased.iter().map(|e| e.to_string()).collect(),
+            result,
+            bundle_revision: "r\"1\"".into(),
+            eval_micros: u64::MAX,
+            decided_at: Utc::now(),
+            size_hint: 64,
+        };
+        let rows = vec![
+            row(1, None, &[], Some(json!(true))),
+            row(
+                2,
+                Some(json!(null)),
+                &["/input/a,b", r#"/input/say "hi" \ {NULL}"#],
+                None,
+            ),
+            row(
+                3,
+                Some(json!({"q": "it's \"quoted\", with, commas\nand a line"})),
+                &[],
+                Some(json!({"allow": false})),
+            ),
+        ];
+        assert_eq!(insert_api_decisions(&env.pool, &rows).await.unwrap(), 3);
+        assert_eq!(
+            insert_api_decisions(&env.pool, &rows).await.unwrap(),
+            0,
+            "a decision written again (a retried batch) is stored once"
+        );
+
+        type Stored = (
+            uuid::Uuid,
+            Option<serde_json::Value>,
+            Vec<String>,
+            Option<serde_json::Value>,
+            String,
+            i32,
+        );
+        let stored: Vec<Stored> = sqlx::query_as(
+            "SELECT decision_id, input, erased, result, bundle_revision, eval_micros
+             FROM api_decisions ORDER BY decision_id",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(stored.len(), 3);
+        for (want, got) in rows.iter().zip(&stored) {
+            assert_eq!(got.0, want.decision_id);
+            assert_eq!(got.1, want.input);
+            assert_eq!(got.2, want.erased);
+            assert_eq!(got.3, want.result);
+            assert_eq!(got.4, want.bundle_revision);
+            assert_eq!(got.5, i32::MAX);
+        }
+        // No input (SQL NULL) and an input of JSON null stay apart.
+        assert_eq!(
+            env.count("SELECT count(*) FROM api_decisions WHERE input IS NULL")
+                .await,
+            1
+        );
+        assert_eq!(
+            env.count("SELECT count(*) FROM api_decisions WHERE input = 'null'::jsonb")
+                .await,
+            1
+        );
         env.cleanup().await;
     });
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
@@ -24,35 +24,44 @@ use crate::postgres::ApiDecisionRow;
 
 type Params = web::Query<HashMap<String, String>>;
 
-/// `POST /v1/data/tenants/{tenant}`: the tenant's whole package document.
-pub(super) async fn decide_package(
+/// Everything under `/v1/data`. Routed by hand rather than by path patterns: this is the hot
+/// path, and actix matches a pattern with captures through a regex engine (7 % of the engine's
+/// CPU per decision in a profile at 10,000 requests/s).
+///
+/// `/tenants/{tenant}` is the tenant's whole package document, `/tenants/{tenant}/{rule path}`
+/// one rule or package below it; anything else is not served.
+pub(super) async fn route(
     state: web::Data<State>,
-    tenant: web::Path<String>,
     params: Params,
     req: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
-    answer(&state, &tenant, "", &params, &req, body).await
+    let Some((tenant, rule)) = tenant_document(req.match_info().unprocessed()) else {
+        return ApiError::not_found(
+            "only tenant documents are served: POST /v1/data/tenants/{tenant}/{rule path}",
+        )
+        .response();
+    };
+    if req.method() != Method::POST {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not served here: POST /v1/data/tenants/{{tenant}}/{{rule path}} with {{\"input\": ...}}",
+                req.method()
+            ),
+        )
+        .response();
+    }
+    answer(&state, tenant, rule, &params, &req, body).await
 }
 
-/// `POST /v1/data/tenants/{tenant}/{rule path}`.
-pub(super) async fn decide(
-    state: web::Data<State>,
-    path: web::Path<(String, String)>,
-    params: Params,
-    req: HttpRequest,
-    body: web::Payload,
-) -> HttpResponse {
-    let (tenant, rule) = path.into_inner();
-    answer(&state, &tenant, &rule, &params, &req, body).await
-}
-
-/// Anything under `/v1/data` that is not a tenant's document.
-pub(super) async fn outside_tenants() -> HttpResponse {
-    ApiError::not_found(
-        "only tenant documents are served: POST /v1/data/tenants/{tenant}/{rule path}",
-    )
-    .response()
+/// `/tenants/{tenant}[/{rule path}]` (the path below `/v1/data`) → tenant and rule path, both
+/// still to be validated.
+fn tenant_document(below_data: &str) -> Option<(&str, &str)> {
+    let rest = below_data.strip_prefix("/tenants/")?;
+    let (tenant, rule) = rest.split_once('/').unwrap_or((rest, ""));
+    (!tenant.is_empty()).then_some((tenant, rule))
 }
 
 async fn answer(
@@ -119,7 +128,7 @@ async fn evaluate(
             ),
         })?;
     let answer = reply.answer;
-    let decision_id = Uuid::new_v4();
+    let decision_id = Uuid::now_v7();
     let row = ApiDecisionRow {
         decision_id,
         tenant_id: tenant.to_string(),
@@ -252,5 +261,30 @@ fn kind(v: &Json) -> &'static str {
         Json::String(_) => "a string",
         Json::Array(_) => "an array",
         Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenant_document;
+
+    #[test]
+    fn tenant_documents_are_split_into_tenant_and_rule_path() {
+        assert_eq!(tenant_document("/tenants/acme"), Some(("acme", "")));
+        assert_eq!(tenant_document("/tenants/acme/"), Some(("acme", "")));
+        assert_eq!(
+            tenant_document("/tenants/acme/authz/allow"),
+            Some(("acme", "authz/allow"))
+        );
+        for outside in [
+            "",
+            "/",
+            "/tenants",
+            "/tenants/",
+            "/tenants//allow",
+            "/system/main",
+        ] {
+            assert_eq!(tenant_document(outside), None, "{outside:?}");
+        }
     }
 }
