@@ -16,8 +16,10 @@ use crate::stats::Stats;
 /// Most decisions written in one statement, and most bytes (request bodies can be large).
 const BATCH_MAX: usize = 1000;
 const BATCH_MAX_BYTES: usize = 16 * 1024 * 1024;
-/// How long the writer waits for more decisions after the first of a batch.
-const LINGER: Duration = Duration::from_millis(10);
+/// How long the writer waits for more decisions after the first of a batch. Short on purpose:
+/// at 10 ms, each batch became a burst of Postgres work long enough to hold up HTTP workers
+/// sharing its cores (docs/decisions/0008).
+const LINGER: Duration = Duration::from_millis(1);
 /// How long a shutting-down engine keeps trying to write its last decisions.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -70,9 +72,8 @@ pub async fn run_decision_log(
         let Some(first) = first else { return };
         let mut bytes = first.size_hint;
         let mut batch = vec![first];
-        // Linger for more (the callers were answered already): one commit per batch rather
-        // than per few decisions, and sleeping rather than waiting on each arrival spares the
-        // HTTP workers a wake-up of this task per decision.
+        // Linger for more (the callers were answered already): sleeping, rather than waiting
+        // on each arrival, spares the HTTP workers a wake-up of this task per decision.
         if rx.len() < BATCH_MAX {
             tokio::time::sleep(LINGER).await;
         }

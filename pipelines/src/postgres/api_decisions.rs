@@ -5,9 +5,6 @@ use serde_json::Value as Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::csv::{api_decisions_csv, API_DECISION_COLUMNS};
-use super::writer::{copy_in, stage_and_insert};
-
 /// One answered decision API query, as logged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiDecisionRow {
@@ -25,36 +22,50 @@ pub struct ApiDecisionRow {
     pub size_hint: usize,
 }
 
-/// Writes `rows` in one transaction; a decision already logged (same id) is skipped. Returns
-/// the rows newly stored.
-///
-/// Decision ids are fresh random UUIDs, so a batch normally holds none already stored: it is
-/// COPYed straight into the table, the cheapest write Postgres has (this log takes a row per
-/// query). Only a batch written again after an unclear failure meets its own rows; that COPY
-/// fails whole on the primary key, and the batch goes through a staging table and
-/// `ON CONFLICT DO NOTHING` instead.
+/// Inserts `rows` in one statement; a decision already logged (same id) is skipped.
 pub async fn insert_api_decisions(
     pool: &PgPool,
     rows: &[ApiDecisionRow],
 ) -> Result<u64, sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(0);
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut tenants = Vec::with_capacity(rows.len());
+    let mut paths = Vec::with_capacity(rows.len());
+    let mut inputs = Vec::with_capacity(rows.len());
+    let mut erased = Vec::with_capacity(rows.len());
+    let mut results = Vec::with_capacity(rows.len());
+    let mut revisions = Vec::with_capacity(rows.len());
+    let mut micros = Vec::with_capacity(rows.len());
+    let mut times = Vec::with_capacity(rows.len());
+    for r in rows {
+        ids.push(r.decision_id);
+        tenants.push(r.tenant_id.as_str());
+        paths.push(r.path.as_str());
+        // Absent (NULL) and JSON null differ: the text form keeps that apart through UNNEST.
+        inputs.push(r.input.as_ref().map(Json::to_string));
+        erased.push(Json::from(r.erased.clone()).to_string());
+        results.push(r.result.as_ref().map(Json::to_string));
+        revisions.push(r.bundle_revision.as_str());
+        micros.push(i32::try_from(r.eval_micros).unwrap_or(i32::MAX));
+        times.push(r.decided_at);
     }
-    let csv = api_decisions_csv(rows);
-    let mut conn = pool.acquire().await?;
-    let straight =
-        format!("COPY api_decisions ({API_DECISION_COLUMNS}) FROM STDIN WITH (FORMAT csv)");
-    match copy_in(&mut conn, &straight, &csv).await {
-        Err(e) if is_unique_violation(&e) => {}
-        done => return done,
-    }
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let stored = stage_and_insert(&mut tx, "api_decisions", API_DECISION_COLUMNS, &csv).await?;
-    tx.commit().await?;
-    Ok(stored)
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.code().as_deref() == Some("23505"))
+    let done = sqlx::query(
+        "INSERT INTO api_decisions
+             (decision_id, tenant_id, path, input, erased, result, bundle_revision, eval_micros, decided_at)
+         SELECT d, t, p, i::jsonb, ARRAY(SELECT jsonb_array_elements_text(e::jsonb)), r::jsonb, v, m, at
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::int4[], $9::timestamptz[]) AS x(d, t, p, i, e, r, v, m, at)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&tenants)
+    .bind(&paths)
+    .bind(&inputs)
+    .bind(&erased)
+    .bind(&results)
+    .bind(&revisions)
+    .bind(&micros)
+    .bind(&times)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

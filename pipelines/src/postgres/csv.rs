@@ -5,9 +5,6 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use portcullis_engine::{Decision, Event};
-use serde_json::Value as Json;
-
-use super::ApiDecisionRow;
 
 /// Columns of `events` in the order [`events_csv`] writes them.
 pub const EVENT_COLUMNS: &str = "tenant_id, event_id, event_time, source, kind, account, \
@@ -16,10 +13,6 @@ pub const EVENT_COLUMNS: &str = "tenant_id, event_id, event_time, source, kind, 
 /// Columns of `decisions` in the order [`decisions_csv`] writes them.
 pub const DECISION_COLUMNS: &str = "decision_id, tenant_id, event_id, event_time, rule_path, \
      allowed, result, bundle_revision, eval_micros";
-
-/// Columns of `api_decisions` in the order [`api_decisions_csv`] writes them.
-pub const API_DECISION_COLUMNS: &str = "decision_id, tenant_id, path, input, erased, result, \
-     bundle_revision, eval_micros, decided_at";
 
 /// Appends one CSV field: quoted, inner quotes doubled; `None` is an unquoted empty field, which
 /// COPY reads as NULL (a quoted empty field is an empty string).
@@ -111,63 +104,6 @@ pub fn decisions_csv(decisions: &[Decision]) -> Vec<u8> {
     out.into_bytes()
 }
 
-pub fn api_decisions_csv(rows: &[ApiDecisionRow]) -> Vec<u8> {
-    let mut out = String::with_capacity(rows.iter().map(|r| r.size_hint + 128).sum());
-    let mut id = String::with_capacity(36);
-    let mut micros = String::with_capacity(10);
-    for r in rows {
-        id.clear();
-        let _ = write!(id, "{}", r.decision_id);
-        micros.clear();
-        let _ = write!(
-            micros,
-            "{}",
-            i32::try_from(r.eval_micros).unwrap_or(i32::MAX)
-        );
-        // Absent (SQL NULL, an unquoted empty field) and JSON `null` (the text "null") differ.
-        let input = r.input.as_ref().map(Json::to_string);
-        let result = r.result.as_ref().map(Json::to_string);
-        let erased = text_array(&r.erased);
-        let time = timestamp(&r.decided_at);
-        row(
-            &mut out,
-            [
-                Some(id.as_str()),
-                Some(r.tenant_id.as_str()),
-                Some(r.path.as_str()),
-                input.as_deref(),
-                Some(erased.as_str()),
-                result.as_deref(),
-                Some(r.bundle_revision.as_str()),
-                Some(micros.as_str()),
-                Some(time.as_str()),
-            ],
-        );
-    }
-    out.into_bytes()
-}
-
-/// A Postgres `text[]` literal: every element double-quoted, `\` and `"` backslash-escaped, so
-/// commas, braces, blanks and the word NULL inside an element stay text.
-fn text_array(items: &[String]) -> String {
-    let mut out = String::from("{");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for c in item.chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
-    }
-    out.push('}');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,20 +116,6 @@ mod tests {
             [Some(r#"say "hi", ok"#), None, Some(""), Some("a\nb")],
         );
         assert_eq!(s, "\"say \"\"hi\"\", ok\",,\"\",\"a\nb\"\n");
-    }
-
-    #[test]
-    fn text_arrays_quote_every_element() {
-        assert_eq!(text_array(&[]), "{}");
-        let items = [
-            "/input/a,b".to_string(),
-            r#"say "hi" \ NULL"#.into(),
-            "NULL".into(),
-        ];
-        assert_eq!(
-            text_array(&items),
-            r#"{"/input/a,b","say \"hi\" \\ NULL","NULL"}"#
-        );
     }
 
     #[test]

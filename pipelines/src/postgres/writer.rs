@@ -1,7 +1,7 @@
 //! Batched, idempotent writes: one transaction per batch, `ON CONFLICT DO NOTHING` on stable keys,
 //! so a batch written twice (after a crash or a retry) leaves the same rows as once.
 //!
-//! Events, decisions and the decision API's log are COPYed into per-connection staging tables, then moved with
+//! Events and decisions are COPYed into per-connection staging tables, then moved with
 //! `INSERT … SELECT … ON CONFLICT DO NOTHING`: COPY is the fastest way in, and the INSERT keeps
 //! the idempotence COPY alone cannot give.
 
@@ -18,14 +18,10 @@ CREATE TEMPORARY TABLE IF NOT EXISTS staging_decisions (
     decision_id uuid, tenant_id text, event_id text, event_time timestamptz, rule_path text,
     allowed boolean, result jsonb, bundle_revision text, eval_micros integer
 ) ON COMMIT DELETE ROWS;
-CREATE TEMPORARY TABLE IF NOT EXISTS staging_api_decisions (
-    decision_id uuid, tenant_id text, path text, input jsonb, erased text[], result jsonb,
-    bundle_revision text, eval_micros integer, decided_at timestamptz
-) ON COMMIT DELETE ROWS;
 ";
 
 use portcullis_engine::{DeadLetter, Decision, Event, Origin};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgPool};
 
 use super::csv::{decisions_csv, events_csv, DECISION_COLUMNS, EVENT_COLUMNS};
 
@@ -105,15 +101,11 @@ impl PgWriter {
     }
 }
 
-pub(super) type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
-/// Runs a `COPY … FROM STDIN` statement with `csv` as its data.
-pub(super) async fn copy_in(
-    conn: &mut PgConnection,
-    statement: &str,
-    csv: &[u8],
-) -> Result<u64, sqlx::Error> {
-    let mut copy = conn.copy_in_raw(statement).await?;
+/// COPYs `csv` into a staging table of this connection (see [`STAGING_TABLES`]).
+async fn copy_in(tx: &mut Tx<'_>, statement: &str, csv: Vec<u8>) -> Result<u64, sqlx::Error> {
+    let mut copy = tx.copy_in_raw(statement).await?;
     if let Err(e) = copy.send(csv).await {
         // The connection must not be left mid-COPY; the transaction then rolls back.
         let _ = copy.abort(e.to_string()).await;
@@ -126,7 +118,7 @@ async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<u64, sqlx::E
     if events.is_empty() {
         return Ok(0);
     }
-    stage_and_insert(tx, "events", EVENT_COLUMNS, &events_csv(events)).await
+    stage_and_insert(tx, "events", EVENT_COLUMNS, events_csv(events)).await
 }
 
 /// Decisions are partitioned like events, by the time of the event they judged.
@@ -134,16 +126,16 @@ async fn insert_decisions(tx: &mut Tx<'_>, decisions: &[Decision]) -> Result<u64
     if decisions.is_empty() {
         return Ok(0);
     }
-    stage_and_insert(tx, "decisions", DECISION_COLUMNS, &decisions_csv(decisions)).await
+    stage_and_insert(tx, "decisions", DECISION_COLUMNS, decisions_csv(decisions)).await
 }
 
 /// COPYs `csv` into `staging_{table}` and moves it into `table`, skipping rows already stored.
-/// Returns the rows newly inserted. `table` and `columns` are constants of this crate.
-pub(super) async fn stage_and_insert(
+/// Returns the rows newly inserted. `table` and `columns` are constants of this module.
+async fn stage_and_insert(
     tx: &mut Tx<'_>,
     table: &str,
     columns: &str,
-    csv: &[u8],
+    csv: Vec<u8>,
 ) -> Result<u64, sqlx::Error> {
     copy_in(
         tx,
