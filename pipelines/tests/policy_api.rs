@@ -123,6 +123,12 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         assert!(text.contains("http.max_body_bytes"), "{text}");
         let (status, _) = post_json(addr, "/v1/data/system/main", &json!({})).await;
         assert_eq!(status, 404);
+        let (status, text) = http_get(addr, "/v1/data/tenants/acme/allow").await;
+        assert_eq!(status, 405, "{text}");
+        assert!(
+            text.contains("method_not_allowed") && text.contains("POST"),
+            "{text}"
+        );
 
         // Every answered query is in the decision log, with the tenant's mask applied.
         let answered = 4;

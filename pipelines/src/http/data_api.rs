@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -43,7 +44,7 @@ pub(super) async fn route(
         .response();
     };
     if req.method() != Method::POST {
-        return ApiError::new(
+        let mut response = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!(
@@ -52,6 +53,10 @@ pub(super) async fn route(
             ),
         )
         .response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
     }
     answer(&state, tenant, rule, &params, &req, body).await
 }
