@@ -2,6 +2,7 @@ use actix::Message;
 use chrono::{DateTime, Utc};
 use portcullis_engine::policy::{Answer, RulePath};
 use portcullis_engine::{Decision, Event, PolicyError, TenantPolicy};
+use serde_json::value::RawValue;
 
 /// Judge these events (all of one tenant) in order.
 pub struct Evaluate {
@@ -17,10 +18,11 @@ impl Message for Evaluate {
     type Result = Vec<(Event, Outcome)>;
 }
 
-/// A decision API query: evaluate `path` (below the tenant's package) on `input`.
+/// A decision API query: evaluate `path` (below the tenant's package) on `input`, the JSON
+/// text the caller sent (parsed once, by the engine, into its own values).
 pub struct Query {
     pub path: RulePath,
-    pub input: Option<serde_json::Value>,
+    pub input: Option<Box<RawValue>>,
     pub now: DateTime<Utc>,
 }
 
@@ -28,7 +30,8 @@ pub struct Query {
 #[derive(Debug)]
 pub struct QueryReply {
     pub answer: Answer,
-    pub logged_input: Option<serde_json::Value>,
+    /// The caller's JSON text as sent when the tenant masks nothing.
+    pub logged_input: Option<Box<RawValue>>,
     /// JSON pointers the mask removed from `logged_input`.
     pub erased: Vec<String>,
 }

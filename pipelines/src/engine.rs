@@ -138,12 +138,13 @@ pub async fn run(
         None
     };
     let (decision_log, decision_rx) = DecisionLog::new(config.http.decision_log_queue);
-    let decision_writer = tokio::spawn(policy_service::run_decision_log(
-        pool.clone(),
+    let decision_writer = policy_service::start_decision_log(
+        &config.postgres,
         decision_rx,
         stats.clone(),
         cancel.clone(),
-    ));
+    )
+    .context("cannot start the decision log writer")?;
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(refresh_registry(
@@ -228,7 +229,7 @@ pub async fn run(
     drop(_watcher);
     directory.shutdown();
     // Every answered query is logged before the pool closes.
-    let _ = decision_writer.await;
+    decision_writer.finished().await;
     let _ = recorder.await;
     pool.close().await;
     info!("engine stopped");

@@ -130,6 +130,12 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
             "{text}"
         );
 
+        // The log is written by its own thread, which yields its core to the HTTP workers.
+        assert_eq!(
+            thread_nice(portcullis::policy_service::WRITER_THREAD),
+            Some(portcullis::policy_service::WRITER_NICE)
+        );
+
         // Every answered query is in the decision log, with the tenant's mask applied.
         let answered = 4;
         assert_eq!(
@@ -165,6 +171,99 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
 }
 
 /// Polls `rule` of acme until its result is `want`; returns how long that took.
+/// The nice value of this process's thread named `name` (Linux keeps one per thread).
+fn thread_nice(name: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim_end() != name {
+            return None;
+        }
+        // Fields after the parenthesised command; nice is the 19th field of the line.
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(16)?
+            .parse()
+            .ok()
+    })
+}
+
+/// A tenant that masks nothing has its callers' input logged as the JSON they sent, parsed by
+/// Postgres from their own text; the policy sees the same values, with the engine's context.
+#[test]
+fn an_unmasked_input_is_evaluated_and_logged_as_sent() {
+    block_on(async {
+        let env = policy_env("raw-input").await;
+        write(
+            env.bundles_dir(),
+            "plain",
+            "policy.rego",
+            "package tenants.plain\nimport rego.v1\ndecision := true\necho := input\n",
+        );
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+        let sent = r#"{"name": "J\u00f6rg \"JJ\" \\o/", "emoji": "\ud83d\ude00", "n": [0, -7, 2.5, 18446744073709551615],
+                      "deep": {"a": [{"b": null}]}, "context": {"protection_level": "read_only"}}"#;
+        let want: Value = serde_json::from_str(sent).unwrap();
+        let body = format!(r#"{{"other": [1, {{"x": 2}}], "input": {sent}}}"#);
+        let (status, text) = http_post(addr, "/v1/data/tenants/plain/echo", body.as_bytes()).await;
+        assert_eq!(status, 200, "{text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let mut seen = answer["result"].clone();
+        assert_eq!(seen["context"]["protection_level"], "permissive", "{seen}");
+        seen.as_object_mut().unwrap().remove("context");
+        let mut sent_without_context = want.clone();
+        sent_without_context
+            .as_object_mut()
+            .unwrap()
+            .remove("context");
+        assert_eq!(seen, sent_without_context);
+
+        // `"input": null` is an input of null, not a missing one.
+        let (status, text) =
+            http_post(addr, "/v1/data/tenants/plain/echo", br#"{"input": null}"#).await;
+        assert_eq!(status, 200, "{text}");
+        // A number no float holds is refused with the reason, and not logged.
+        let (status, text) = http_post(
+            addr,
+            "/v1/data/tenants/plain/echo",
+            br#"{"input": {"n": 1e400}}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("out of range"), "{text}");
+        let (status, text) = http_post(
+            addr,
+            "/v1/data/tenants/plain/echo",
+            br#"{"input": 1, "input": 2}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("duplicate field `input`"), "{text}");
+
+        assert_eq!(
+            env.wait_count("SELECT count(*) FROM api_decisions", 2, WAIT)
+                .await,
+            2
+        );
+        let logged: Value =
+            sqlx::query_scalar("SELECT input FROM api_decisions WHERE decision_id = $1::uuid")
+                .bind(answer["decision_id"].as_str().unwrap())
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        assert_eq!(logged, want);
+        let null_inputs = env
+            .count("SELECT count(*) FROM api_decisions WHERE input = 'null'::jsonb")
+            .await;
+        assert_eq!(null_inputs, 1);
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
 async fn until_answer(addr: std::net::SocketAddr, rule: &str, want: &Value) -> Duration {
     let started = Instant::now();
     loop {

@@ -36,3 +36,56 @@ impl Rejected {
 pub fn contains_nul(v: &serde_json::Value) -> bool {
     fields::reject_nul(v).is_err()
 }
+
+/// Whether valid JSON text holds U+0000 anywhere, in a key or a string value. Valid JSON can
+/// only spell it `\u0000`, and that backslash is an escape only if an even number of
+/// backslashes comes before it (`\\u0000` is a backslash followed by the text `u0000`).
+pub fn json_text_has_nul(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = text[from..].find("u0000").map(|i| i + from) {
+        let backslashes = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if backslashes % 2 == 1 {
+            return true;
+        }
+        from = at + 5;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_found_in_json_text_as_json_reads_it() {
+        for text in [
+            r#"{"a": "\u0000"}"#,
+            r#"{"\u0000": 1}"#,
+            r#"["x\\\u0000"]"#,
+            r#""u0000\u0000""#,
+            r#"{"a": "\u00001"}"#,
+        ] {
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert!(contains_nul(&value), "{text}");
+            assert!(json_text_has_nul(text), "{text}");
+        }
+        for text in [
+            r#"{"a": "u0000"}"#,
+            r#"{"a": "\\u0000"}"#,
+            r#"{"a": "\\\\u0000"}"#,
+            r#"{"a": "\u0001", "b": 0}"#,
+            r#"{}"#,
+            "",
+        ] {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(text) {
+                assert!(!contains_nul(&value), "{text}");
+            }
+            assert!(!json_text_has_nul(text), "{text}");
+        }
+    }
+}

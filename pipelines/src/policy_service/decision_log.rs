@@ -1,16 +1,21 @@
 //! The decision API's decision log: answered queries go through a bounded queue to a writer
 //! that inserts them into `api_decisions` in batches. A query is answered only once its
 //! decision is queued, so a decision is never served unlogged; a full queue is a 503.
+//!
+//! The writer runs on a thread of its own, at a lower scheduling priority, with its own
+//! connection: writing the log is throughput work that must never hold up an HTTP worker
+//! waiting to answer (docs/decisions/0008).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use crate::postgres::{insert_api_decisions, refused_for_content, ApiDecisionRow};
+use crate::config::PostgresConfig;
+use crate::postgres::{self, insert_api_decisions, refused_for_content, ApiDecisionRow};
 use crate::stats::Stats;
 
 /// Most decisions written in one statement, and most bytes (request bodies can be large).
@@ -22,6 +27,12 @@ const BATCH_MAX_BYTES: usize = 16 * 1024 * 1024;
 const LINGER: Duration = Duration::from_millis(1);
 /// How long a shutting-down engine keeps trying to write its last decisions.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// The writer thread's name, as `top -H` and /proc show it.
+pub const WRITER_THREAD: &str = "decision-log";
+/// The writer thread's nice value. An HTTP worker that becomes runnable then takes its core from
+/// the writer at once; the writer still gets what the workers leave, which at 10,000
+/// decisions/s is most of a core.
+pub const WRITER_NICE: i32 = 10;
 
 #[derive(Clone)]
 pub struct DecisionLog {
@@ -47,9 +58,71 @@ impl DecisionLog {
     }
 }
 
+/// The running writer; [`DecisionLogWriter::finished`] resolves once it has written what it
+/// could and stopped.
+pub struct DecisionLogWriter {
+    done: oneshot::Receiver<()>,
+}
+
+impl DecisionLogWriter {
+    pub async fn finished(self) {
+        // The sender is dropped when the thread ends, however it ends.
+        let _ = self.done.await;
+    }
+}
+
+/// Starts the writer on its own thread (see the module's note), with its own connection to
+/// `cfg`'s database, writing what `rx` brings until `cancel`.
+pub fn start_decision_log(
+    cfg: &PostgresConfig,
+    rx: mpsc::Receiver<ApiDecisionRow>,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+) -> std::io::Result<DecisionLogWriter> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let pool = {
+        let _in = runtime.enter();
+        postgres::connect_lazy(cfg, 1).map_err(std::io::Error::other)?
+    };
+    let (done_tx, done) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(WRITER_THREAD.into())
+        .spawn(move || {
+            let _done = done_tx;
+            lower_this_threads_priority(WRITER_NICE);
+            runtime.block_on(async move {
+                run_decision_log(pool.clone(), rx, stats, cancel).await;
+                pool.close().await;
+            });
+        })?;
+    Ok(DecisionLogWriter { done })
+}
+
+/// Sets the calling thread's nice value (Linux: nice is per thread). Lowering a priority needs
+/// no privilege; if it fails all the same, the writer runs at normal priority, which is only
+/// slower for others.
+fn lower_this_threads_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on this thread's own id; no memory is shared with them.
+        let r = unsafe {
+            let tid = libc::gettid() as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+        };
+        if r != 0 {
+            warn!(error = %std::io::Error::last_os_error(), nice,
+                  "cannot lower the decision log writer's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// Writes queued decisions until `cancel`; then refuses new ones and writes what is queued,
 /// for at most [`DRAIN_DEADLINE`] if Postgres is unavailable (what is left then is reported).
-pub async fn run_decision_log(
+async fn run_decision_log(
     pool: PgPool,
     mut rx: mpsc::Receiver<ApiDecisionRow>,
     stats: Arc<Stats>,

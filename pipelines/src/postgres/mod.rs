@@ -46,6 +46,16 @@ pub async fn connect(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
         .await
 }
 
+/// A pool of at most `max` connections, opened on first use and reopened after a failure (so
+/// Postgres being away when it is made is not an error). Must be called within the tokio
+/// runtime that will use it: the pool's upkeep runs there.
+pub fn connect_lazy(cfg: &PostgresConfig, max: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy(&cfg.url)
+}
+
 /// Creates the database if needed, applies pending migrations and makes sure the time partitions
 /// for the coming months exist. Safe to run any number of times.
 pub async fn migrate(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
