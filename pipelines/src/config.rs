@@ -41,6 +41,10 @@ pub struct HttpConfig {
     /// Decisions buffered per decision-stream channel; a subscriber further behind is sent a
     /// `lagged` message with the number it missed.
     pub stream_buffer: usize,
+    /// Time slice HTTP workers ask the kernel for, in µs (Linux 6.12+, clamped to 100–100,000):
+    /// a woken worker then waits at most about this long for a core held by other work.
+    /// 0 keeps the kernel's default.
+    pub worker_time_slice_us: u64,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +56,7 @@ impl Default for HttpConfig {
             workers: 0,
             decision_log_queue: 10_000,
             stream_buffer: 1024,
+            worker_time_slice_us: 100,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod policy_service;
 pub mod postgres;
 pub mod processor;
 pub mod runtime;
+pub mod sched;
 pub mod services;
 pub mod stats;
 pub mod telemetry;

@@ -7,6 +7,7 @@ mod health;
 mod stream_api;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
@@ -61,7 +62,12 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
             .unwrap_or(2),
         n => n,
     };
+    let slice = Duration::from_micros(config.http.worker_time_slice_us);
+    // The factory runs once on each worker thread as it starts: the place for per-thread setup.
     let server = HttpServer::new(move || {
+        if !slice.is_zero() {
+            crate::sched::request_time_slice(slice);
+        }
         App::new()
             .app_data(state.clone())
             .route("/healthz", web::get().to(health::healthz))

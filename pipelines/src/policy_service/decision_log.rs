@@ -91,33 +91,13 @@ pub fn start_decision_log(
         .name(WRITER_THREAD.into())
         .spawn(move || {
             let _done = done_tx;
-            lower_this_threads_priority(WRITER_NICE);
+            crate::sched::lower_this_threads_priority(WRITER_NICE);
             runtime.block_on(async move {
                 run_decision_log(pool.clone(), rx, stats, cancel).await;
                 pool.close().await;
             });
         })?;
     Ok(DecisionLogWriter { done })
-}
-
-/// Sets the calling thread's nice value (Linux: nice is per thread). Lowering a priority needs
-/// no privilege; if it fails all the same, the writer runs at normal priority, which is only
-/// slower for others.
-fn lower_this_threads_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on this thread's own id; no memory is shared with them.
-        let r = unsafe {
-            let tid = libc::gettid() as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice)
-        };
-        if r != 0 {
-            warn!(error = %std::io::Error::last_os_error(), nice,
-                  "cannot lower the decision log writer's priority");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
 }
 
 /// Writes queued decisions until `cancel`; then refuses new ones and writes what is queued,
