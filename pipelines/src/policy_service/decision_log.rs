@@ -4,7 +4,7 @@
 //!
 //! The writer runs on a thread of its own, at a lower scheduling priority, with its own
 //! connection: writing the log is throughput work that must never hold up an HTTP worker
-//! waiting to answer (docs/decisions/0008).
+//! waiting to answer (docs/decisions/0009).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
