@@ -2,7 +2,6 @@ use actix::Message;
 use chrono::{DateTime, Utc};
 use portcullis_engine::policy::{Answer, RulePath};
 use portcullis_engine::{Decision, Event, PolicyError, TenantPolicy};
-use serde_json::value::RawValue;
 
 /// Judge these events (all of one tenant) in order.
 pub struct Evaluate {
@@ -18,11 +17,10 @@ impl Message for Evaluate {
     type Result = Vec<(Event, Outcome)>;
 }
 
-/// A decision API query: evaluate `path` (below the tenant's package) on `input`, the JSON
-/// text the caller sent (parsed once, by the engine, into its own values).
+/// A decision API query: evaluate `path` (below the tenant's package) on `input`.
 pub struct Query {
     pub path: RulePath,
-    pub input: Option<Box<RawValue>>,
+    pub input: Option<serde_json::Value>,
     pub now: DateTime<Utc>,
 }
 
@@ -30,8 +28,7 @@ pub struct Query {
 #[derive(Debug)]
 pub struct QueryReply {
     pub answer: Answer,
-    /// The caller's JSON text as sent when the tenant masks nothing.
-    pub logged_input: Option<Box<RawValue>>,
+    pub logged_input: Option<serde_json::Value>,
     /// JSON pointers the mask removed from `logged_input`.
     pub erased: Vec<String>,
 }

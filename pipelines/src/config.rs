@@ -66,6 +66,7 @@ impl Default for HttpConfig {
 pub struct PostgresConfig {
     /// Connection URL. The database is created by `portcullis migrate` if it does not exist.
     pub url: String,
+    /// The engine's pool; the decision API's log writer keeps one more connection of its own.
     pub max_connections: u32,
 }
 

@@ -144,6 +144,7 @@ pub async fn run(
         stats.clone(),
         cancel.clone(),
     )
+    .await
     .context("cannot start the decision log writer")?;
 
     let mut tasks = tokio::task::JoinSet::new();

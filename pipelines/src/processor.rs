@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn, Instrument};
 
 use crate::metrics::Metrics;
-use crate::policy_service::{DecisionBus, StreamedDecision, StreamedInput};
+use crate::policy_service::{DecisionBus, StreamedDecision};
 use crate::postgres::{refused_for_content, PgWriter, RowBatch, WriteCounts};
 use crate::stats::Stats;
 
@@ -264,7 +264,7 @@ impl Processor {
                 path: &d.rule_path,
                 revision: &d.bundle_revision,
                 result: Some(&d.result).filter(|r| !r.is_null()),
-                input: Some(StreamedInput::Document(&input)),
+                input: Some(&input),
                 eval_micros: d.eval_micros,
             };
             self.bus.send(&d.tenant_id, streamed.to_message().into());

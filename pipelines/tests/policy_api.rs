@@ -130,10 +130,12 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
             "{text}"
         );
 
-        // The log is written by its own thread, which yields its core to the HTTP workers.
+        // The log is written by its own thread, which yields its core to the HTTP workers: its
+        // nice value is the engine's (this thread's, which started it) lowered.
+        let engine_nice = stat_nice(Path::new("/proc/thread-self")).unwrap();
         assert_eq!(
             thread_nice(portcullis::policy_service::WRITER_THREAD),
-            Some(portcullis::policy_service::WRITER_NICE)
+            Some((engine_nice + portcullis::policy_service::WRITER_NICE).min(19))
         );
 
         // Every answered query is in the decision log, with the tenant's mask applied.
@@ -179,23 +181,27 @@ fn thread_nice(name: &str) -> Option<i32> {
         if comm.trim_end() != name {
             return None;
         }
-        // Fields after the parenthesised command; nice is the 19th field of the line.
-        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(16)?
-            .parse()
-            .ok()
+        stat_nice(&dir)
     })
 }
 
-/// A tenant that masks nothing has its callers' input logged as the JSON they sent, parsed by
-/// Postgres from their own text; the policy sees the same values, with the engine's context.
+/// The nice value in a task's `stat`: the 19th field, the 17th after the parenthesised command.
+fn stat_nice(task: &Path) -> Option<i32> {
+    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(16)?
+        .parse()
+        .ok()
+}
+
+/// A tenant that masks nothing has its callers' input logged as they sent it, and the policy
+/// sees the same values, with the engine's context.
 #[test]
-fn an_unmasked_input_is_evaluated_and_logged_as_sent() {
+fn an_unmasked_input_is_evaluated_and_logged_as_given() {
     block_on(async {
-        let env = policy_env("raw-input").await;
+        let env = policy_env("plain-input").await;
         write(
             env.bundles_dir(),
             "plain",
@@ -225,15 +231,15 @@ fn an_unmasked_input_is_evaluated_and_logged_as_sent() {
         let (status, text) =
             http_post(addr, "/v1/data/tenants/plain/echo", br#"{"input": null}"#).await;
         assert_eq!(status, 200, "{text}");
-        // Refused with the reason, and not logged: a number no float holds, two inputs.
-        for (body, reason) in [
-            (&br#"{"input": {"n": 1e400}}"#[..], "out of range"),
-            (br#"{"input": 1, "input": 2}"#, "duplicate field `input`"),
-        ] {
-            let (status, text) = http_post(addr, "/v1/data/tenants/plain/echo", body).await;
-            assert_eq!(status, 400, "{text}");
-            assert!(text.contains(reason), "{text}");
-        }
+        // A number no float holds is refused with the reason, and not logged.
+        let (status, text) = http_post(
+            addr,
+            "/v1/data/tenants/plain/echo",
+            br#"{"input": {"n": 1e400}}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("out of range"), "{text}");
 
         assert_eq!(
             env.wait_count("SELECT count(*) FROM api_decisions", 2, WAIT)

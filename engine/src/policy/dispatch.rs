@@ -217,18 +217,18 @@ mod tests {
                 .unwrap();
             let whole = serde_json::to_value(&whole).unwrap();
             assert_eq!(dispatched, whole, "event {raw}");
-            let input = serde_json::value::to_raw_value(&json!({"raw": raw})).unwrap();
             let query = policy
                 .query(
                     &RulePath::from_url("decision").unwrap(),
-                    Some(&input),
+                    Some(&json!({"raw": raw})),
                     &ctx(),
                 )
                 .unwrap()
                 .result;
-            policy
-                .engine
-                .set_input(crate::policy::input::with_context(Some(&input), &ctx()).unwrap());
+            policy.engine.set_input(crate::policy::input::with_context(
+                Some(&json!({"raw": raw})),
+                &ctx(),
+            ));
             let whole = policy
                 .engine
                 .eval_rule(policy.rule_path().to_owned())

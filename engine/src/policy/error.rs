@@ -18,8 +18,6 @@ pub enum PolicyError {
     RuleUnusable { rule: String, message: String },
     #[error("evaluation failed: {0}")]
     Eval(String),
-    #[error("input cannot be evaluated: {0}")]
-    Input(String),
     #[error("evaluation stopped: {0}")]
     LimitExceeded(String),
     #[error(

@@ -2,11 +2,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::rego_value::{object, opt_str, to_rego};
-use super::PolicyError;
 use crate::Event;
 
 /// A tenant's protection level (seed 002). Constant `Permissive` until protection levels land.
@@ -51,36 +49,19 @@ impl PolicyContext {
     }
 }
 
-/// A decision API caller's input (JSON text, parsed here straight into the engine's values) with
-/// the engine's `context` set on it. The caller cannot supply its own `context`: protection
-/// level and trust are the engine's to say. A missing input becomes `{"context": …}`; a
-/// non-object input is passed as it is (there is nowhere to put it).
-pub(crate) fn with_context(
-    input: Option<&RawValue>,
-    ctx: &PolicyContext,
-) -> Result<regorus::Value, PolicyError> {
-    let context = context_rego(ctx);
-    let Some(text) = input else {
-        return Ok(object([("context", context)]));
-    };
-    let mut value: regorus::Value =
-        serde_json::from_str(text.get()).map_err(|e| PolicyError::Input(e.to_string()))?;
-    if let Ok(fields) = value.as_object_mut() {
-        fields.insert(regorus::Value::from("context"), context);
-    }
-    Ok(value)
-}
-
-/// `input.raw.eventName`, which selects the dispatched variant of a CloudTrail pack.
-pub(crate) fn event_name(input: &regorus::Value) -> Option<&str> {
-    let raw = input.as_object().ok()?.get(&regorus::Value::from("raw"))?;
-    match raw
-        .as_object()
-        .ok()?
-        .get(&regorus::Value::from("eventName"))?
-    {
-        regorus::Value::String(name) => Some(name),
-        _ => None,
+/// A decision API caller's input with the engine's `context` set on it. The caller cannot supply
+/// its own `context`: protection level and trust are the engine's to say. A missing input
+/// becomes `{"context": …}`; a non-object input is passed as it is (there is nowhere to put it).
+pub(crate) fn with_context(input: Option<&Value>, ctx: &PolicyContext) -> regorus::Value {
+    match input {
+        None => object([("context", context_rego(ctx))]),
+        Some(Value::Object(o)) => object(
+            o.iter()
+                .filter(|(k, _)| k.as_str() != "context")
+                .map(|(k, v)| (k.as_str(), to_rego(v)))
+                .chain([("context", context_rego(ctx))]),
+        ),
+        Some(other) => to_rego(other),
     }
 }
 
@@ -189,47 +170,18 @@ mod tests {
         want["context"] = context.clone();
         assert_eq!(event_input(&event, &ctx), regorus::Value::from(want));
 
-        let caller = raw(r#"{"user": "bob", "n": [1, -2, 2.5, 18446744073709551615],
-                            "context": {"protection_level": "permissive"}}"#);
+        let caller = json!({"user": "bob", "context": {"protection_level": "permissive"}});
         assert_eq!(
-            with_context(Some(&caller), &ctx).unwrap(),
-            regorus::Value::from(json!({
-                "user": "bob", "n": [1, -2, 2.5, u64::MAX], "context": context
-            }))
+            with_context(Some(&caller), &ctx),
+            regorus::Value::from(json!({"user": "bob", "context": context}))
         );
         assert_eq!(
-            with_context(None, &ctx).unwrap(),
+            with_context(None, &ctx),
             regorus::Value::from(json!({ "context": context }))
         );
         assert_eq!(
-            with_context(Some(&raw("[1]")), &ctx).unwrap(),
+            with_context(Some(&json!([1])), &ctx),
             regorus::Value::from(json!([1]))
         );
-    }
-
-    fn raw(text: &str) -> Box<RawValue> {
-        RawValue::from_string(text.to_owned()).unwrap()
-    }
-
-    #[test]
-    fn input_json_cannot_hold_is_refused_with_the_reason() {
-        let ctx = PolicyContext::neutral(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
-        // Well-formed JSON text, but a number no float holds: refused, not turned into infinity.
-        let err = with_context(Some(&raw(r#"{"n": 1e400}"#)), &ctx).unwrap_err();
-        assert!(
-            matches!(&err, PolicyError::Input(m) if m.contains("out of range")),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn the_event_name_is_read_from_the_raw_record() {
-        let ctx = PolicyContext::neutral(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
-        let input = |text: &str| with_context(Some(&raw(text)), &ctx).unwrap();
-        let named = input(r#"{"raw": {"eventName": "ConsoleLogin"}}"#);
-        assert_eq!(event_name(&named), Some("ConsoleLogin"));
-        for unnamed in [r#"{"raw": {"eventName": 7}}"#, r#"{"raw": []}"#, "{}", "[]"] {
-            assert_eq!(event_name(&input(unnamed)), None, "{unnamed}");
-        }
     }
 }

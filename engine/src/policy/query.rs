@@ -3,10 +3,9 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
-use super::input::{event_name, with_context};
+use super::input::with_context;
 use super::{PolicyContext, PolicyError, RulePath, TenantPolicy};
 
 /// Most distinct rule paths remembered as "evaluates with `eval_rule`" per tenant. Paths come
@@ -29,22 +28,24 @@ pub struct Answer {
 pub(crate) struct KnownRules(HashSet<String>);
 
 impl TenantPolicy {
-    /// Evaluates `path` (relative to `tenants.{tenant}`) with `input` (JSON text), to which the
-    /// engine's `context` is added. A path that names a package returns its whole document, as
-    /// in OPA.
+    /// Evaluates `path` (relative to `tenants.{tenant}`) with `input`, to which the engine's
+    /// `context` is added. A path that names a package returns its whole document, as in OPA.
     pub fn query(
         &mut self,
         path: &RulePath,
-        input: Option<&RawValue>,
+        input: Option<&Json>,
         ctx: &PolicyContext,
     ) -> Result<Answer, PolicyError> {
         let full = path.under(&self.tenant.rego_package());
         let started = Instant::now();
-        let input = with_context(input, ctx)?;
+        let event_name = input
+            .and_then(|i| i.get("raw"))
+            .and_then(|r| r.get("eventName"))
+            .and_then(Json::as_str);
+        let input = with_context(input, ctx);
         if full == self.rule_path() {
             if let Some(dispatch) = &mut self.dispatch {
-                let program = dispatch.program_for(event_name(&input));
-                let value = program.eval(&full, input)?;
+                let value = dispatch.program_for(event_name).eval(&full, input)?;
                 return self.answer(full, value, started);
             }
         }
@@ -138,10 +139,6 @@ mod tests {
         TenantPolicy::compile_with(&bundle, "decision", &options).unwrap()
     }
 
-    fn raw(input: Json) -> Box<RawValue> {
-        serde_json::value::to_raw_value(&input).unwrap()
-    }
-
     fn ctx() -> PolicyContext {
         PolicyContext::neutral(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap())
     }
@@ -165,9 +162,7 @@ mod tests {
         let mut p = policy(src, None);
         let program = p.program.as_ref().expect("the tenant rule runs on the VM");
         assert!(!program.has("data.tenants.acme.odd"));
-        let a = p
-            .query(&path("odd"), Some(&*raw(json!({}))), &ctx())
-            .unwrap();
+        let a = p.query(&path("odd"), Some(&json!({})), &ctx()).unwrap();
         assert_eq!(a.result, Some(json!([])));
     }
 
@@ -175,11 +170,7 @@ mod tests {
     fn rules_packages_and_undefined_paths_answer_like_opa() {
         let mut p = policy(SRC, Some(json!({"admins": ["alice"]})));
         let a = p
-            .query(
-                &path("authz"),
-                Some(&*raw(json!({"user": "alice"}))),
-                &ctx(),
-            )
+            .query(&path("authz"), Some(&json!({"user": "alice"})), &ctx())
             .unwrap();
         assert_eq!(a.path, "data.tenants.acme.authz");
         assert_eq!(
@@ -189,12 +180,12 @@ mod tests {
         assert_eq!(a.revision, "r1");
         // Second call takes the remembered-rule path and agrees.
         let b = p
-            .query(&path("authz"), Some(&*raw(json!({"user": "bob"}))), &ctx())
+            .query(&path("authz"), Some(&json!({"user": "bob"})), &ctx())
             .unwrap();
         assert_eq!(b.result.unwrap()["allow"], json!(false));
 
         let whole = p
-            .query(&path(""), Some(&*raw(json!({"user": "alice"}))), &ctx())
+            .query(&path(""), Some(&json!({"user": "alice"})), &ctx())
             .unwrap();
         assert_eq!(whole.result.as_ref().unwrap()["decision"], json!(true));
         assert_eq!(whole.result.unwrap()["admins"], json!(["alice"]));
@@ -209,9 +200,7 @@ mod tests {
         let a = p
             .query(
                 &path("authz"),
-                Some(&*raw(
-                    json!({"user": "x", "context": {"protection_level": "read_only"}}),
-                )),
+                Some(&json!({"user": "x", "context": {"protection_level": "read_only"}})),
                 &ctx(),
             )
             .unwrap();

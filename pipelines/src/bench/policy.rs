@@ -11,8 +11,7 @@ use portcullis_actors::{BundleSource, PolicyLoader, Query, TenantDirectory};
 use portcullis_engine::decode::decode_cloudtrail;
 use portcullis_engine::policy::{CompileOptions, Evaluator, PolicyContext, RulePath};
 use portcullis_engine::{Bundle, Event, TenantId, TenantPolicy, TenantRegistry};
-use serde_json::json;
-use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use crate::bundles::FsBundleSource;
 use crate::config::Config;
@@ -89,7 +88,7 @@ fn time(iterations: usize, mut f: impl FnMut(usize)) -> Vec<u64> {
 }
 
 /// Seed 001's ABAC requests: allowed reads, denied regions, writers and non-writers.
-fn abac_inputs() -> Vec<Box<RawValue>> {
+fn abac_inputs() -> Vec<Value> {
     let req = |user: &str, action: &str, region: &str, kind: &str| {
         json!({
             "subject": {"tenant_id": "acme", "user_id": user},
@@ -98,15 +97,12 @@ fn abac_inputs() -> Vec<Box<RawValue>> {
             "environment": {"time": "2026-11-22T10:00:00Z"}
         })
     };
-    [
+    vec![
         req("alice", "read", "EU", "sensor_data"),
         req("alice", "read", "US", "sensor_data"),
         req("bob", "write", "EU", "customer_record"),
         req("mallory", "delete", "EU", "customer_record"),
     ]
-    .iter()
-    .map(|input| serde_json::value::to_raw_value(input).expect("JSON serializes"))
-    .collect()
 }
 
 fn pack_bundle(tenant: &TenantId, extra_rules: usize) -> Bundle {

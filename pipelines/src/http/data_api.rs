@@ -12,17 +12,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
 use portcullis_actors::{DirectoryError, Query, QueryError};
-use portcullis_engine::decode::json_text_has_nul;
+use portcullis_engine::decode::contains_nul;
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::{PolicyError, TenantId};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::State;
-use crate::policy_service::{StreamedDecision, StreamedInput};
+use crate::policy_service::StreamedDecision;
 use crate::postgres::ApiDecisionRow;
 
 type Params = web::Query<HashMap<String, String>>;
@@ -123,7 +121,6 @@ async fn evaluate(
                 ApiError::not_found(e.to_string())
             }
             QueryError::Directory(e) => ApiError::unavailable("policy_unavailable", e.to_string()),
-            QueryError::Policy(e @ PolicyError::Input(_)) => ApiError::bad_request(e.to_string()),
             QueryError::Policy(e @ PolicyError::LimitExceeded(_)) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "evaluation_limit",
@@ -159,7 +156,7 @@ async fn evaluate(
         path: &row.path,
         revision: &row.bundle_revision,
         result: row.result.as_ref(),
-        input: row.input.as_deref().map(StreamedInput::Text),
+        input: row.input.as_ref(),
         eval_micros: row.eval_micros,
     });
     // Queued for the log first: a decision is served (and streamed) only once it will be logged.
@@ -210,26 +207,13 @@ fn flag(params: &Params, name: &str) -> bool {
         .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
 }
 
-/// The request body: only `input` is read, as the JSON text it is (the engine parses it once,
-/// straight into its own values). Other members are checked for syntax and skipped.
-#[derive(Deserialize)]
-struct Body<'a> {
-    /// `Some` even for `"input": null`, which is not the same as no input.
-    #[serde(default, borrow, deserialize_with = "present")]
-    input: Option<&'a RawValue>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
 /// The request's `input` (absent when the body is empty or has no `input` key), and the body's
 /// size.
 async fn read_input(
     req: &HttpRequest,
     mut body: web::Payload,
     limit: usize,
-) -> Result<(Option<Box<RawValue>>, usize), ApiError> {
+) -> Result<(Option<Json>, usize), ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -257,26 +241,20 @@ async fn read_input(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok((None, 0));
     }
-    let body: Body = serde_json::from_slice(&bytes).map_err(|e| refusal(&bytes, e))?;
-    let input = body.input.map(ToOwned::to_owned);
+    let doc: Json = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
     // The input is logged, and Postgres stores no NUL: refuse it here rather than fail the log.
-    if input.as_deref().is_some_and(|i| json_text_has_nul(i.get())) {
+    if contains_nul(&doc) {
         return Err(ApiError::bad_request(
-            "input contains U+0000 (NUL), which cannot be logged",
+            "request body contains U+0000 (NUL), which cannot be logged",
         ));
     }
-    Ok((input, bytes.len()))
-}
-
-/// Why a body was refused, said as plainly as possible: a body of the wrong kind is named.
-fn refusal(bytes: &[u8], e: serde_json::Error) -> ApiError {
-    match serde_json::from_slice::<Json>(bytes) {
-        Err(_) => ApiError::bad_request(format!("request body is not valid JSON: {e}")),
-        Ok(Json::Object(_)) => ApiError::bad_request(format!("request body is not usable: {e}")),
-        Ok(other) => ApiError::bad_request(format!(
+    match doc {
+        Json::Object(mut o) => Ok((o.remove("input"), bytes.len())),
+        other => Err(ApiError::bad_request(format!(
             "request body must be a JSON object such as {{\"input\": {{...}}}}, not {}",
             kind(&other)
-        )),
+        ))),
     }
 }
 

@@ -29,9 +29,9 @@ const LINGER: Duration = Duration::from_millis(1);
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// The writer thread's name, as `top -H` and /proc show it.
 pub const WRITER_THREAD: &str = "decision-log";
-/// The writer thread's nice value. An HTTP worker that becomes runnable then takes its core from
-/// the writer at once; the writer still gets what the workers leave, which at 10,000
-/// decisions/s is most of a core.
+/// How far the writer thread lowers its priority (added to the engine's nice value, capped at
+/// 19). An HTTP worker that becomes runnable then takes its core from the writer at once; the
+/// writer still gets what the workers leave, which at 10,000 decisions/s is most of a core.
 pub const WRITER_NICE: i32 = 10;
 
 #[derive(Clone)]
@@ -72,32 +72,52 @@ impl DecisionLogWriter {
 }
 
 /// Starts the writer on its own thread (see the module's note), with its own connection to
-/// `cfg`'s database, writing what `rx` brings until `cancel`.
-pub fn start_decision_log(
+/// `cfg`'s database, writing what `rx` brings until `cancel`. The thread's runtime and pool are
+/// made on the thread itself; an error making them is returned here.
+pub async fn start_decision_log(
     cfg: &PostgresConfig,
     rx: mpsc::Receiver<ApiDecisionRow>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> std::io::Result<DecisionLogWriter> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let pool = {
-        let _in = runtime.enter();
-        postgres::connect_lazy(cfg, 1).map_err(std::io::Error::other)?
-    };
+    let cfg = cfg.clone();
+    let (ready_tx, ready) = oneshot::channel::<std::io::Result<()>>();
     let (done_tx, done) = oneshot::channel();
     std::thread::Builder::new()
         .name(WRITER_THREAD.into())
         .spawn(move || {
             let _done = done_tx;
             crate::sched::lower_this_threads_priority(WRITER_NICE);
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
             runtime.block_on(async move {
+                let pool = match postgres::connect_lazy(&cfg, 1) {
+                    Ok(pool) => pool,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(std::io::Error::other(e)));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
                 run_decision_log(pool.clone(), rx, stats, cancel).await;
                 pool.close().await;
             });
         })?;
-    Ok(DecisionLogWriter { done })
+    match ready.await {
+        Ok(Ok(())) => Ok(DecisionLogWriter { done }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(std::io::Error::other(
+            "the decision log thread ended while starting",
+        )),
+    }
 }
 
 /// Writes queued decisions until `cancel`; then refuses new ones and writes what is queued,

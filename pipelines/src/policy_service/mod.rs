@@ -10,7 +10,7 @@ pub use decision_log::{
     start_decision_log, DecisionLog, DecisionLogFull, DecisionLogWriter, WRITER_NICE, WRITER_THREAD,
 };
 pub use observer::{record_activations, ActivationRecorder};
-pub use stream::{DecisionBus, StreamedDecision, StreamedInput};
+pub use stream::{DecisionBus, StreamedDecision};
 pub use watch::{activate_all, watch_bundles};
 
 /// This engine process, as recorded with each activation: `host:pid`.

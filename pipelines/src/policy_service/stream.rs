@@ -10,9 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use portcullis_engine::TenantId;
-use serde::Serialize;
-use serde_json::value::RawValue;
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
 use tokio::sync::broadcast;
 
 /// A decision as streamed: seed 001's `DecisionEvent`, plus where it came from.
@@ -29,65 +27,28 @@ pub struct StreamedDecision<'a> {
     pub revision: &'a str,
     pub result: Option<&'a Json>,
     /// The input, with the tenant's decision-log mask applied.
-    pub input: Option<StreamedInput<'a>>,
+    pub input: Option<&'a Json>,
     pub eval_micros: u64,
-}
-
-/// An input as streamed: an event's document, or a decision API caller's JSON text as sent.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(untagged)]
-pub enum StreamedInput<'a> {
-    Document(&'a Json),
-    Text(&'a RawValue),
-}
-
-/// The `decision` message, field for field.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    r#type: &'static str,
-    data: Data<'a>,
-}
-
-#[derive(Serialize)]
-struct Data<'a> {
-    event_id: &'a str,
-    decision_id: uuid::Uuid,
-    tenant_id: &'a TenantId,
-    timestamp: String,
-    source: &'a str,
-    path: &'a str,
-    bundle_revision: &'a str,
-    decision: Option<&'a Json>,
-    input: Option<StreamedInput<'a>>,
-    metrics: Metrics,
-}
-
-#[derive(Serialize)]
-struct Metrics {
-    eval_duration_micros: u64,
 }
 
 impl StreamedDecision<'_> {
     pub(crate) fn to_message(&self) -> String {
-        let message = Envelope {
-            r#type: "decision",
-            data: Data {
-                event_id: self.event_id,
-                decision_id: self.decision_id,
-                tenant_id: self.tenant,
-                timestamp: self.decided_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                source: self.source,
-                path: self.path,
-                bundle_revision: self.revision,
-                decision: self.result,
-                input: self.input,
-                metrics: Metrics {
-                    eval_duration_micros: self.eval_micros,
-                },
-            },
-        };
-        // Strings, numbers and JSON already checked: serializing cannot fail.
-        serde_json::to_string(&message).expect("a decision message serializes")
+        json!({
+            "type": "decision",
+            "data": {
+                "event_id": self.event_id,
+                "decision_id": self.decision_id,
+                "tenant_id": self.tenant,
+                "timestamp": self.decided_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "source": self.source,
+                "path": self.path,
+                "bundle_revision": self.revision,
+                "decision": self.result,
+                "input": self.input,
+                "metrics": {"eval_duration_micros": self.eval_micros},
+            }
+        })
+        .to_string()
     }
 }
 

@@ -1,19 +1,18 @@
 //! The decision API's decision log: `api_decisions`, written in batches.
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 use serde_json::Value as Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// One answered decision API query, as logged.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiDecisionRow {
     pub decision_id: Uuid,
     pub tenant_id: String,
     pub path: String,
-    /// The caller's input (JSON text) with the tenant's mask applied.
-    pub input: Option<Box<RawValue>>,
+    /// The caller's input with the tenant's mask applied.
+    pub input: Option<Json>,
     pub erased: Vec<String>,
     pub result: Option<Json>,
     pub bundle_revision: String,
@@ -42,8 +41,8 @@ pub async fn insert_api_decisions(
         tenants.push(r.tenant_id.as_str());
         paths.push(r.path.as_str());
         // Absent (NULL) and JSON null differ: the text form keeps that apart through UNNEST.
-        inputs.push(r.input.as_deref().map(RawValue::get));
-        erased.push(serde_json::to_string(&r.erased).unwrap_or_else(|_| "[]".into()));
+        inputs.push(r.input.as_ref().map(Json::to_string));
+        erased.push(Json::from(r.erased.clone()).to_string());
         results.push(r.result.as_ref().map(Json::to_string));
         revisions.push(r.bundle_revision.as_str());
         micros.push(i32::try_from(r.eval_micros).unwrap_or(i32::MAX));
