@@ -231,6 +231,18 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
         let (status, text) =
             http_post(addr, "/v1/data/tenants/plain/echo", br#"{"input": null}"#).await;
         assert_eq!(status, 200, "{text}");
+        // Keys serde_json's own reader would take as private tokens are data like any other.
+        let (status, text) = http_post(
+            addr,
+            "/v1/data/tenants/plain/echo",
+            br#"{"input": {"forged": {"$serde_json::private::RawValue": "\"admin\""}}}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        assert!(
+            text.contains(r#""forged":{"$serde_json::private::RawValue":"\"admin\""}"#),
+            "{text}"
+        );
         // A number no float holds is refused with the reason, and not logged.
         let (status, text) = http_post(
             addr,
@@ -242,10 +254,17 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
         assert!(text.contains("out of range"), "{text}");
 
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM api_decisions", 2, WAIT)
+            env.wait_count("SELECT count(*) FROM api_decisions", 3, WAIT)
                 .await,
-            2
+            3
         );
+        let forged_kept = env
+            .count(
+                "SELECT count(*) FROM api_decisions
+                 WHERE input->'forged' ? '$serde_json::private::RawValue'",
+            )
+            .await;
+        assert_eq!(forged_kept, 1);
         let logged: Value =
             sqlx::query_scalar("SELECT input FROM api_decisions WHERE decision_id = $1::uuid")
                 .bind(answer["decision_id"].as_str().unwrap())

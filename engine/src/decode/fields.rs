@@ -89,5 +89,5 @@ pub(crate) fn parse_json(raw: &[u8], limit: usize) -> Result<Value, DecodeError>
             limit,
         });
     }
-    serde_json::from_slice(raw).map_err(|e| DecodeError::InvalidJson(e.to_string()))
+    super::parse_untrusted(raw).map_err(|e| DecodeError::InvalidJson(e.to_string()))
 }

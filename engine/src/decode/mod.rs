@@ -4,10 +4,12 @@ mod cloudtrail;
 mod device;
 mod error;
 pub(crate) mod fields;
+mod literal_json;
 
 pub use cloudtrail::decode_cloudtrail;
 pub use device::{decode_device, device_topic_filter, DeviceTopic};
 pub use error::DecodeError;
+pub use literal_json::parse_untrusted;
 
 /// A record that could not be decoded, with what is needed to dead-letter it.
 #[derive(Debug, Clone, PartialEq)]

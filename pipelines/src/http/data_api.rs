@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
 use portcullis_actors::{DirectoryError, Query, QueryError};
-use portcullis_engine::decode::contains_nul;
+use portcullis_engine::decode::{contains_nul, parse_untrusted};
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::{PolicyError, TenantId};
 use serde_json::{json, Map, Value as Json};
@@ -241,7 +241,7 @@ async fn read_input(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok((None, 0));
     }
-    let doc: Json = serde_json::from_slice(&bytes)
+    let doc: Json = parse_untrusted(&bytes)
         .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
     // The input is logged, and Postgres stores no NUL: refuse it here rather than fail the log.
     if contains_nul(&doc) {
