@@ -32,10 +32,15 @@ pub fn refused_for_content(e: &sqlx::Error) -> bool {
 /// The schema, embedded in the binary: `portcullis migrate` needs no source tree.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-pub async fn connect(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
+/// What every pool of the engine's shares: at most `max` connections, and a bounded wait for one.
+fn pool_options(max: u32) -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(cfg.max_connections)
+        .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
+}
+
+pub async fn connect(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
+    pool_options(cfg.max_connections)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 sqlx::raw_sql(STAGING_TABLES).execute(conn).await?;
@@ -50,10 +55,7 @@ pub async fn connect(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
 /// Postgres being away when it is made is not an error). Must be called within the tokio
 /// runtime that will use it: the pool's upkeep runs there.
 pub fn connect_lazy(cfg: &PostgresConfig, max: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy(&cfg.url)
+    pool_options(max).connect_lazy(&cfg.url)
 }
 
 /// Creates the database if needed, applies pending migrations and makes sure the time partitions
