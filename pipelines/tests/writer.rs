@@ -130,7 +130,13 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             row(
                 2,
                 Some(json!(null)),
-                &["/input/a,b", r#"/input/say "hi" \ {NULL}"#],
+                &[
+                    "/input/a,b",
+                    r#"/input/say "hi" \ {NULL}"#,
+                    "NULL",
+                    "",
+                    " {x} ",
+                ],
                 None,
             ),
             row(
