@@ -45,6 +45,12 @@ pub struct HttpConfig {
     /// a woken worker then waits at most about this long for a core held by other work.
     /// 0 keeps the kernel's default.
     pub worker_time_slice_us: u64,
+    /// When set, idle cores are held to this wake-up latency in µs while the engine runs (0:
+    /// they poll rather than halt). Cuts the decision API's tail on machines whose idle cores
+    /// are slow to wake, virtual machines above all, at the cost of cores that never rest; it
+    /// applies to the whole machine and needs write access to /dev/cpu_dma_latency (root). Unset
+    /// by default.
+    pub cpu_latency_qos_us: Option<u32>,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +63,7 @@ impl Default for HttpConfig {
             decision_log_queue: 10_000,
             stream_buffer: 1024,
             worker_time_slice_us: 100,
+            cpu_latency_qos_us: None,
         }
     }
 }

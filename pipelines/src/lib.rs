@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bundles;
 pub mod config;
+pub mod cpu_latency;
 pub mod demo;
 pub mod dlq;
 pub mod engine;

@@ -1,0 +1,99 @@
+//! CPU latency QoS (opt-in, `http.cpu_latency_qos_us`): while the engine runs, idle cores stay
+//! in idle states that wake within the given time, rather than the deepest ones.
+//!
+//! An idle core that halts takes time to wake when a request arrives, and on a virtual machine a
+//! halted vCPU is woken through the host: on the 2-vCPU machine of docs/benchmarks.md, that
+//! wake-up was most of the decision API's p99 at 10,000 requests/s. A limit of 0 keeps idle cores
+//! polling instead. The price is the machine's: idle cores keep spinning (power on bare metal,
+//! the host's CPU on a VM), so it is for machines given over to the engine. The limit applies to
+//! every core and to every program on the machine (Linux's PM QoS, `/dev/cpu_dma_latency`, the
+//! interface `tuned`'s latency profiles use), and needs write access to that device, normally
+//! root's.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+
+const DEVICE: &str = "/dev/cpu_dma_latency";
+
+/// A CPU latency limit in force. The kernel keeps it while the device stays open and drops it
+/// when the file is closed, however the process ends: a crash leaves no setting behind.
+#[derive(Debug)]
+pub struct CpuLatencyLimit {
+    _device: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CpuLatencyError {
+    #[error("a CPU latency limit of {0} µs is out of range (at most 2,000,000,000)")]
+    OutOfRange(u32),
+    #[error(
+        "cannot hold a CPU latency limit through {DEVICE}: {0} (it needs write access to the \
+         device, normally root's; or leave http.cpu_latency_qos_us unset)"
+    )]
+    Device(#[source] io::Error),
+}
+
+/// Holds idle cores to a wake-up latency of at most `limit_us` until the returned value drops.
+pub fn hold_cpu_latency_limit(limit_us: u32) -> Result<CpuLatencyLimit, CpuLatencyError> {
+    let value = i32::try_from(limit_us)
+        .ok()
+        .filter(|v| *v <= 2_000_000_000)
+        .ok_or(CpuLatencyError::OutOfRange(limit_us))?;
+    let mut device = OpenOptions::new()
+        .write(true)
+        .open(DEVICE)
+        .map_err(CpuLatencyError::Device)?;
+    device
+        .write_all(&value.to_ne_bytes())
+        .map_err(CpuLatencyError::Device)?;
+    Ok(CpuLatencyLimit { _device: device })
+}
+
+/// The limit now in force on the machine: the lowest one held by any program, or the kernel's
+/// default (2,000 s) when none is.
+pub fn current_cpu_latency_limit_us() -> io::Result<i32> {
+    let mut value = [0u8; 4];
+    File::open(DEVICE)?.read_exact(&mut value)?;
+    Ok(i32::from_ne_bytes(value))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_limit_is_in_force_until_it_drops() {
+        match hold_cpu_latency_limit(7) {
+            Ok(held) => {
+                assert!(current_cpu_latency_limit_us().unwrap() <= 7);
+                drop(held);
+                // Another program may hold a limit too; none of this suite's is as low as 7.
+                assert!(current_cpu_latency_limit_us().unwrap() > 7);
+            }
+            // Without root the device is not writable: the error says so and what to do.
+            Err(e) => {
+                let CpuLatencyError::Device(io) = &e else {
+                    panic!("{e}")
+                };
+                assert!(
+                    matches!(
+                        io.kind(),
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
+                    ),
+                    "{e}"
+                );
+                assert!(e.to_string().contains("http.cpu_latency_qos_us"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_limit_beyond_the_kernels_range_is_refused() {
+        for limit in [2_000_000_001, u32::MAX] {
+            assert!(matches!(
+                hold_cpu_latency_limit(limit),
+                Err(CpuLatencyError::OutOfRange(l)) if l == limit
+            ));
+        }
+    }
+}
