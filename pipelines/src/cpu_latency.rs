@@ -8,7 +8,8 @@
 //! the host's CPU on a VM), so it is for machines given over to the engine. The limit applies to
 //! every core and to every program on the machine (Linux's PM QoS, `/dev/cpu_dma_latency`, the
 //! interface `tuned`'s latency profiles use), and needs write access to that device, normally
-//! root's.
+//! root's. It acts through the cpuidle driver (`/sys/devices/system/cpu/cpuidle/current_driver`);
+//! "poll" is what x86's drivers do at 0, and where no driver is loaded it changes nothing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -27,8 +28,13 @@ pub enum CpuLatencyError {
     #[error("a CPU latency limit of {0} µs is out of range (at most 2,000,000,000)")]
     OutOfRange(u32),
     #[error(
-        "cannot hold a CPU latency limit through {DEVICE}: {0} (it needs write access to the \
-         device, normally root's; or leave http.cpu_latency_qos_us unset)"
+        "{DEVICE} is not available here (not Linux, a kernel without CPU idle QoS, or a \
+         container without the device); leave http.cpu_latency_qos_us unset"
+    )]
+    Unavailable(#[source] io::Error),
+    #[error(
+        "cannot hold a CPU latency limit through {DEVICE}: it needs write access to the device, \
+         normally root's; or leave http.cpu_latency_qos_us unset"
     )]
     Device(#[source] io::Error),
 }
@@ -42,7 +48,10 @@ pub fn hold_cpu_latency_limit(limit_us: u32) -> Result<CpuLatencyLimit, CpuLaten
     let mut device = OpenOptions::new()
         .write(true)
         .open(DEVICE)
-        .map_err(CpuLatencyError::Device)?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => CpuLatencyError::Unavailable(e),
+            _ => CpuLatencyError::Device(e),
+        })?;
     device
         .write_all(&value.to_ne_bytes())
         .map_err(CpuLatencyError::Device)?;
@@ -63,32 +72,37 @@ mod tests {
 
     #[test]
     fn a_held_limit_is_in_force_until_it_drops() {
+        // A limit of 7 µs shows only where nothing else holds one as low (tuned's latency
+        // profiles hold 1–3 µs; the API test holds 9).
+        if current_cpu_latency_limit_us().is_ok_and(|now| now <= 7) {
+            eprintln!("a CPU latency limit of 7 µs or less is already held: nothing to observe");
+            return;
+        }
         match hold_cpu_latency_limit(7) {
             Ok(held) => {
                 assert!(current_cpu_latency_limit_us().unwrap() <= 7);
                 drop(held);
-                // Another program may hold a limit too; none of this suite's is as low as 7.
                 assert!(current_cpu_latency_limit_us().unwrap() > 7);
             }
-            // Without root the device is not writable: the error says so and what to do.
+            // Without root the device is not writable; without it, it is not there. Either
+            // way the error says what to do.
             Err(e) => {
-                let CpuLatencyError::Device(io) = &e else {
-                    panic!("{e}")
-                };
-                assert!(
-                    matches!(
-                        io.kind(),
-                        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
-                    ),
-                    "{e}"
-                );
+                match &e {
+                    CpuLatencyError::Device(io) => {
+                        assert_eq!(io.kind(), io::ErrorKind::PermissionDenied, "{e}")
+                    }
+                    CpuLatencyError::Unavailable(io) => {
+                        assert_eq!(io.kind(), io::ErrorKind::NotFound, "{e}")
+                    }
+                    CpuLatencyError::OutOfRange(_) => panic!("{e}"),
+                }
                 assert!(e.to_string().contains("http.cpu_latency_qos_us"), "{e}");
             }
         }
     }
 
     #[test]
-    fn a_limit_beyond_the_kernels_range_is_refused() {
+    fn a_limit_beyond_the_kernels_default_is_refused() {
         for limit in [2_000_000_001, u32::MAX] {
             assert!(matches!(
                 hold_cpu_latency_limit(limit),
