@@ -14,7 +14,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 
-const DEVICE: &str = "/dev/cpu_dma_latency";
+pub const DEVICE: &str = "/dev/cpu_dma_latency";
+/// The kernel's own value, meaning no limit; a request above it would be no request at all.
+const NO_LIMIT_US: u32 = 2_000_000_000;
 
 /// A CPU latency limit in force. The kernel keeps it while the device stays open and drops it
 /// when the file is closed, however the process ends: a crash leaves no setting behind.
@@ -25,7 +27,7 @@ pub struct CpuLatencyLimit {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CpuLatencyError {
-    #[error("a CPU latency limit of {0} µs is out of range (at most 2,000,000,000)")]
+    #[error("a CPU latency limit of {0} µs is out of range (at most {NO_LIMIT_US})")]
     OutOfRange(u32),
     #[error(
         "{DEVICE} is not available here (not Linux, a kernel without CPU idle QoS, or a \
@@ -41,10 +43,11 @@ pub enum CpuLatencyError {
 
 /// Holds idle cores to a wake-up latency of at most `limit_us` until the returned value drops.
 pub fn hold_cpu_latency_limit(limit_us: u32) -> Result<CpuLatencyLimit, CpuLatencyError> {
-    let value = i32::try_from(limit_us)
-        .ok()
-        .filter(|v| *v <= 2_000_000_000)
-        .ok_or(CpuLatencyError::OutOfRange(limit_us))?;
+    if limit_us > NO_LIMIT_US {
+        return Err(CpuLatencyError::OutOfRange(limit_us));
+    }
+    // The device takes a native-endian s32; NO_LIMIT_US fits.
+    let value = limit_us as i32;
     let mut device = OpenOptions::new()
         .write(true)
         .open(DEVICE)
@@ -103,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_limit_beyond_the_kernels_default_is_refused() {
-        for limit in [2_000_000_001, u32::MAX] {
+        for limit in [NO_LIMIT_US + 1, u32::MAX] {
             assert!(matches!(
                 hold_cpu_latency_limit(limit),
                 Err(CpuLatencyError::OutOfRange(l)) if l == limit

@@ -90,17 +90,18 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     // Asked for explicitly, so a limit that cannot be held stops the start (before any work).
-    let _cpu_latency = match config.http.cpu_latency_qos_us {
-        Some(limit) => {
-            let held = crate::cpu_latency::hold_cpu_latency_limit(limit)?;
-            info!(
-                limit_us = limit,
-                "holding idle cores to this wake-up latency (http.cpu_latency_qos_us)"
-            );
-            Some(held)
-        }
-        None => None,
-    };
+    let _cpu_latency = config
+        .http
+        .cpu_latency_qos_us
+        .map(|limit| {
+            crate::cpu_latency::hold_cpu_latency_limit(limit).inspect(|_| {
+                info!(
+                    limit_us = limit,
+                    "holding idle cores to this wake-up latency (http.cpu_latency_qos_us)"
+                )
+            })
+        })
+        .transpose()?;
     let pool = postgres::migrate(&config.postgres).await.with_context(|| {
         format!(
             "cannot prepare Postgres at {}",

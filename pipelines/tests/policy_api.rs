@@ -43,7 +43,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         // own test covers refusal and release).
         let qos = std::fs::OpenOptions::new()
             .write(true)
-            .open("/dev/cpu_dma_latency")
+            .open(portcullis::cpu_latency::DEVICE)
             .is_ok()
             && portcullis::cpu_latency::current_cpu_latency_limit_us().is_ok_and(|now| now > 9);
         if qos {
