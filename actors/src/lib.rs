@@ -10,6 +10,7 @@ mod directory;
 mod load;
 mod local_query;
 mod messages;
+mod slow_lane;
 mod tenant;
 
 pub use bundle_source::{BundleSource, LoadError};
@@ -19,4 +20,5 @@ pub use load::{
 };
 pub use local_query::QueryError;
 pub use messages::{Evaluate, Install, Outcome, Query, QueryReply};
+pub use slow_lane::{SlowLane, SLOW_LANE_THREAD};
 pub use tenant::TenantActor;

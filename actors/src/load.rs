@@ -122,6 +122,11 @@ impl PolicyLoader {
         &self.rule
     }
 
+    /// How long one evaluation may run.
+    pub fn eval_timeout(&self) -> Duration {
+        self.options.eval_timeout
+    }
+
     /// Reads and compiles `tenant`'s bundle and records the outcome in its status. A panic in
     /// there (the Rego compiler meeting hostile or unusual input, a bundle source bug) is this
     /// tenant's error instead of unwinding into the caller, which may serve every tenant.
@@ -145,6 +150,25 @@ impl PolicyLoader {
             )))
         });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        // A revision names one content: decisions, logs and activations are stamped with it. A
+        // change that keeps the serving revision (an edit without a bump of metadata.json) would
+        // stamp different decisions alike, so it is refused like any other invalid change.
+        let compiled =
+            compiled.and_then(
+                |policy| match status.get(tenant).and_then(|s| s.active.as_ref()) {
+                    Some(a) if a.revision == policy.revision() && a.digest != policy.digest() => {
+                        Err(ActivationError::Invalid(format!(
+                        "tenant {tenant}: the bundle changed ({}), but its revision is still {}, \
+                         which names the serving content ({}): set a new revision in \
+                         metadata.json, or remove it to stamp decisions with the content digest",
+                        policy.digest(),
+                        a.revision,
+                        a.digest
+                    )))
+                    }
+                    _ => Ok(policy),
+                },
+            );
         match &compiled {
             Ok(policy) => {
                 // Every successful load is installed by its caller (activation, hot reload, or

@@ -28,6 +28,8 @@ pub enum QueryError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error("tenant {0}'s queries are queued behind its slow rules and the queue is full; try again shortly")]
+    Throttled(TenantId),
 }
 
 impl TenantDirectory {

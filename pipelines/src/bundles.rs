@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use portcullis_actors::{BundleSource, LoadError};
 use portcullis_engine::{Bundle, TenantId};
+use tracing::warn;
 
 /// Largest single file read from a bundle.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -17,19 +18,23 @@ impl FsBundleSource {
         Self { dir: dir.into() }
     }
 
-    /// Tenant directories present on disk (names that are not valid tenant ids are skipped).
+    /// Tenant directories present on disk. A directory whose name is not a valid tenant id is
+    /// skipped, with a warning that says why: it is most likely a typo in a tenant's name.
     pub fn tenants(&self) -> std::io::Result<Vec<TenantId>> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                if let Some(t) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|n| TenantId::parse(n).ok())
-                {
-                    out.push(t);
-                }
+            // Hidden entries (an editor's or a ConfigMap's `..data`) are not tenants.
+            let name = entry.file_name();
+            if !entry.path().is_dir() || name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            match name.to_str().map(TenantId::parse) {
+                Some(Ok(t)) => out.push(t),
+                Some(Err(e)) => warn!(dir = %entry.path().display(), error = %e,
+                                      "not a tenant's bundle: its name is not a valid tenant id"),
+                None => warn!(dir = %entry.path().display(),
+                              "not a tenant's bundle: its name is not UTF-8"),
             }
         }
         out.sort();
@@ -48,6 +53,23 @@ impl BundleSource for FsBundleSource {
         if !dir.is_dir() {
             return Err(LoadError::NotFound(tenant.to_string()));
         }
+        // Every file is read from inside this directory, links resolved: a link to another
+        // tenant's file (`spy/data.json -> ../acme/data.json`) would hand it that tenant's data.
+        // Links that stay inside, as a Kubernetes ConfigMap's `..data/` ones do, are fine.
+        let home = dir
+            .canonicalize()
+            .map_err(|e| unreadable(format!("{}: {e}", dir.display())))?;
+        let inside = |path: &Path| -> Result<(), String> {
+            match path.canonicalize() {
+                Ok(real) if real.starts_with(&home) => Ok(()),
+                Ok(real) => Err(format!(
+                    "{}: links out of the tenant's directory (to {}); a bundle reads only its own files",
+                    path.display(),
+                    real.display()
+                )),
+                Err(e) => Err(format!("{}: {e}", path.display())),
+            }
+        };
         let mut names: Vec<_> = std::fs::read_dir(&dir)
             .map_err(|e| unreadable(format!("{}: {e}", dir.display())))?
             .filter_map(|e| e.ok())
@@ -61,10 +83,18 @@ impl BundleSource for FsBundleSource {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            inside(&path).map_err(unreadable)?;
             modules.push((name, read_text(&path).map_err(unreadable)?));
         }
-        let data = read_json(&dir.join("data.json")).map_err(unreadable)?;
-        let metadata = read_json(&dir.join("metadata.json")).map_err(unreadable)?;
+        let json = |name: &str| {
+            let path = dir.join(name);
+            if !path.exists() {
+                return Ok(None);
+            }
+            inside(&path).and_then(|()| read_json(&path))
+        };
+        let data = json("data.json").map_err(unreadable)?;
+        let metadata = json("metadata.json").map_err(unreadable)?;
         let (revision, mask) = match metadata {
             Some(m) => parse_metadata(&m).map_err(|e| unreadable(format!("metadata.json: {e}")))?,
             None => (None, Vec::new()),
@@ -153,6 +183,47 @@ mod tests {
         assert_eq!(
             src.tenants().unwrap(),
             vec![TenantId::parse("acme").unwrap()]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_bundle_reads_no_file_through_a_link_out_of_its_directory() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let (acme, spy) = (dir.path().join("acme"), dir.path().join("spy"));
+        std::fs::create_dir(&acme).unwrap();
+        std::fs::create_dir(&spy).unwrap();
+        std::fs::write(acme.join("data.json"), r#"{"secret": 1}"#).unwrap();
+        std::fs::write(spy.join("p.rego"), "package tenants.spy\nx := 1").unwrap();
+        let src = FsBundleSource::new(dir.path());
+        let spy_id = TenantId::parse("spy").unwrap();
+        for name in ["data.json", "metadata.json", "q.rego"] {
+            let target = if name.ends_with(".rego") {
+                acme.join("data.json")
+            } else {
+                acme.join(name)
+            };
+            std::fs::write(&target, r#"{"secret": 1}"#).unwrap();
+            symlink(&target, spy.join(name)).unwrap();
+            let err = src.load(&spy_id).unwrap_err().to_string();
+            assert!(
+                err.contains("links out of the tenant's directory"),
+                "{name}: {err}"
+            );
+            std::fs::remove_file(spy.join(name)).unwrap();
+        }
+        // A link inside the directory, as a ConfigMap mount makes them, is read.
+        std::fs::create_dir(spy.join("..data")).unwrap();
+        std::fs::write(spy.join("..data/data.json"), r#"{"k": 2}"#).unwrap();
+        symlink("..data/data.json", spy.join("data.json")).unwrap();
+        let b = src.load(&spy_id).unwrap();
+        assert_eq!(b.data, Some(serde_json::json!({"k": 2})));
+        // Hidden entries of the bundles directory (a ConfigMap mount's `..data`) are no tenants.
+        std::fs::create_dir(dir.path().join("..data")).unwrap();
+        assert_eq!(
+            src.tenants().unwrap(),
+            ["acme", "spy"].map(|t| TenantId::parse(t).unwrap())
         );
     }
 

@@ -1,10 +1,14 @@
-//! `portcullis bench pipeline` at a tiny size: every phase runs and the report adds up.
-//! (Figures themselves belong in docs/benchmarks.md, not in assertions.)
+//! `portcullis bench pipeline` and `portcullis bench policy` at a tiny size: every phase and
+//! case runs and the report adds up. (Figures themselves belong in docs/benchmarks.md, not in
+//! assertions.)
 
 mod common;
 
 use common::TestEnv;
-use portcullis::bench::{bench_url, run_pipeline_bench, BenchOptions};
+use portcullis::bench::{
+    bench_url, run_pipeline_bench, run_policy_bench, BenchOptions, PolicyBenchOptions,
+};
+use portcullis::config::Config;
 use portcullis::runtime::block_on;
 
 #[test]
@@ -51,5 +55,44 @@ fn the_pipeline_benchmark_runs_every_phase_in_its_own_database() {
         bench.close().await;
         common::drop_database(&common::database_of(&bench_url(&env.config.postgres.url))).await;
         env.cleanup().await;
+    });
+}
+
+#[test]
+fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
+    block_on(async {
+        let mut config = Config::default();
+        config.policy.bundles_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tenants");
+        let opts = PolicyBenchOptions {
+            iterations: 40,
+            grown: vec![20],
+            seed: 5,
+        };
+        let cases = run_policy_bench(&config, &opts)
+            .await
+            .expect("benchmark runs");
+        let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        for expected in [
+            "abac (seed 001), TenantPolicy::query",
+            "abac (seed 001), asking the tenant actor",
+            "abac (seed 001), query_here (the API's path)",
+            "cloudtrail pack, 15 rules, interpreter",
+            "cloudtrail pack, 15 rules, vm",
+            "cloudtrail pack, 15 rules, dispatch",
+            "cloudtrail pack, 20 rules, dispatch",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        for case in &cases {
+            assert_eq!(case.evaluations, 40, "{case}");
+            assert!(
+                case.p50_us > 0.0 && case.p50_us <= case.p99_us && case.p99_us <= case.p999_us,
+                "{case}"
+            );
+        }
     });
 }

@@ -112,10 +112,12 @@ async fn evaluate(
     let (input, body_bytes) = read_input(req, body, state.max_body_bytes).await?;
     let now = Utc::now();
     // Evaluated here, on this HTTP worker, with its own copy of the tenant's serving policy:
-    // no hop to the tenant's actor thread (docs/decisions/0006).
+    // no hop to the tenant's actor thread (docs/decisions/0006). A tenant whose rules recently
+    // ran long is answered on the slow lane instead, so it cannot hold every worker.
     let reply = state
-        .directory
-        .query_here(&tenant, Query { path, input, now })
+        .slow_lane
+        .query(&tenant, Query { path, input, now })
+        .await
         .map_err(|e| match e {
             QueryError::Directory(e @ DirectoryError::Unknown(_)) => {
                 ApiError::not_found(e.to_string())
@@ -131,6 +133,9 @@ async fn evaluate(
                 "evaluation_error",
                 e.to_string(),
             ),
+            e @ QueryError::Throttled(_) => {
+                ApiError::unavailable("tenant_throttled", e.to_string())
+            }
         })?;
     let answer = reply.answer;
     let decision_id = Uuid::now_v7();

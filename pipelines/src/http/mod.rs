@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
-use portcullis_actors::TenantDirectory;
+use portcullis_actors::{SlowLane, TenantDirectory};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -26,10 +26,16 @@ pub(crate) struct State {
     kafka: bool,
     mqtt: bool,
     directory: Arc<TenantDirectory>,
+    slow_lane: Arc<SlowLane>,
     decision_log: DecisionLog,
     bus: Arc<DecisionBus>,
     max_body_bytes: usize,
 }
+
+/// How long a tenant whose query ran long stays on the slow lane after its last slow query
+/// (portcullis_actors::SlowLane), and how many of its queries may wait there.
+const SLOW_LANE_HOLD: Duration = Duration::from_secs(30);
+const SLOW_LANE_QUEUE: usize = 16;
 
 /// What the HTTP server serves from.
 pub struct Services {
@@ -45,6 +51,7 @@ pub struct Services {
 /// address in `stats.http_addr` (useful with port 0). Must run on the actix system's thread.
 pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandle> {
     let stats = services.stats.clone();
+    let slow_lane = SlowLane::start(services.directory.clone(), SLOW_LANE_HOLD, SLOW_LANE_QUEUE)?;
     let state = web::Data::new(State {
         stats: services.stats,
         pool: services.pool,
@@ -52,6 +59,7 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         kafka: config.kafka.enabled,
         mqtt: config.mqtt.enabled,
         directory: services.directory,
+        slow_lane,
         decision_log: services.decision_log,
         bus: services.bus,
         max_body_bytes: config.http.max_body_bytes,
