@@ -211,6 +211,14 @@ impl PolicyLoader {
                     self.observer.recovered(tenant);
                 }
             }
+            Err(_)
+                if self
+                    .serving(tenant)
+                    .is_some_and(|s| s.generation > generation) =>
+            {
+                // A load that read the bundle later has succeeded meanwhile: this one read a
+                // half-written change, and its error is no longer the tenant's state.
+            }
             Err(e) => {
                 // A tenant that never had a bundle has no status to report.
                 if status.contains_key(tenant) || matches!(e, ActivationError::Invalid(_)) {

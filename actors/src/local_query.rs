@@ -28,7 +28,7 @@ pub enum QueryError {
     Directory(#[from] DirectoryError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    #[error("tenant {0}'s queries are queued behind its slow rules and the queue is full; try again shortly")]
+    #[error("tenant {0} has as many queries on the slow lane as it may (its rules recently ran long); try again shortly")]
     Throttled(TenantId),
 }
 

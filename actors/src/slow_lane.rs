@@ -3,20 +3,21 @@
 //!
 //! The API evaluates on its HTTP workers, one per core (docs/decisions/0006). A rule that runs
 //! into the evaluation limit holds its worker for the whole limit, so a few such queries at once
-//! would hold every worker and stall every tenant. Once a tenant's query has run into the limit,
-//! or taken half of it, that tenant's queries go to this lane for a while: a runaway rule then
-//! holds the lane, and queries of other tenants keep the workers. Queries beyond the lane's
-//! queue are refused (503) rather than left to pile up.
+//! would hold every worker and stall every tenant. Once a tenant's evaluation has run into the
+//! limit, or taken half of it, that tenant's queries go to this lane for a while: a runaway rule
+//! then holds the lane, and queries of other tenants keep the workers. Each held tenant may have
+//! a few queries waiting; more are refused (503) rather than left to pile up.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use portcullis_engine::{PolicyError, TenantId};
 use tokio::sync::oneshot;
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::local_query::QueryError;
 use crate::messages::{Query, QueryReply};
@@ -29,28 +30,40 @@ type Reply = oneshot::Sender<Result<QueryReply, QueryError>>;
 
 pub struct SlowLane {
     directory: Arc<TenantDirectory>,
-    /// Tenants on the lane, until when. Checked on every query: `held` counts the entries so
-    /// that the common case, nobody on the lane, takes no lock.
-    until: Mutex<HashMap<TenantId, Instant>>,
+    state: Mutex<Held>,
+    /// How many tenants are held: the common case, none, is one atomic load per query.
     held: AtomicUsize,
     hold: Duration,
+    per_tenant: usize,
     queue: SyncSender<(TenantId, Query, Reply)>,
+}
+
+#[derive(Default)]
+struct Held {
+    /// Held tenants, until when.
+    until: HashMap<TenantId, Instant>,
+    /// Queries each tenant has waiting for, or running on, the lane.
+    queued: HashMap<TenantId, usize>,
 }
 
 impl SlowLane {
     /// Starts the lane's thread. A tenant stays on the lane for `hold` after its last slow
-    /// query; at most `capacity` queries wait for the lane.
+    /// evaluation, with at most `per_tenant` of its queries on the lane at once.
     pub fn start(
         directory: Arc<TenantDirectory>,
         hold: Duration,
-        capacity: usize,
+        per_tenant: usize,
     ) -> std::io::Result<Arc<Self>> {
-        let (queue, jobs) = sync_channel::<(TenantId, Query, Reply)>(capacity.max(1));
+        let per_tenant = per_tenant.max(1);
+        // Room for every held tenant's share is not needed: a full queue refuses like a full
+        // share does.
+        let (queue, jobs) = sync_channel::<(TenantId, Query, Reply)>(per_tenant * 8);
         let lane = Arc::new(Self {
             directory,
-            until: Mutex::default(),
+            state: Mutex::default(),
             held: AtomicUsize::new(0),
             hold,
+            per_tenant,
             queue,
         });
         // The thread keeps only a weak handle: dropping the lane closes the queue and ends it.
@@ -60,8 +73,18 @@ impl SlowLane {
             .spawn(move || {
                 while let Ok((tenant, query, reply)) = jobs.recv() {
                     let Some(lane) = weak.upgrade() else { return };
-                    let answer = lane.timed(&tenant, query);
-                    let _ = reply.send(answer);
+                    // A caller that gave up (its client went away) needs no answer.
+                    if !reply.is_closed() {
+                        // query_here catches a panicking evaluation; this keeps the lane alive
+                        // through anything else.
+                        let answer = catch_unwind(AssertUnwindSafe(|| lane.timed(&tenant, query)))
+                            .unwrap_or_else(|_| {
+                                error!(%tenant, "slow lane query panicked");
+                                Err(PolicyError::Eval("policy evaluation panicked".into()).into())
+                            });
+                        let _ = reply.send(answer);
+                    }
+                    lane.dequeued(&tenant);
                 }
             })?;
         Ok(lane)
@@ -72,20 +95,26 @@ impl SlowLane {
         if !self.holds(tenant) {
             return self.timed(tenant, q);
         }
-        let (reply, answer) = oneshot::channel();
-        match self.queue.try_send((tenant.clone(), q, reply)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(QueryError::Throttled(tenant.clone())),
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(QueryError::Policy(PolicyError::Eval(
-                    "the slow lane has stopped".into(),
-                )))
+        {
+            let mut state = self.lock();
+            let queued = state.queued.entry(tenant.clone()).or_default();
+            if *queued >= self.per_tenant {
+                return Err(QueryError::Throttled(tenant.clone()));
             }
+            *queued += 1;
+        }
+        let (reply, answer) = oneshot::channel();
+        if let Err(e) = self.queue.try_send((tenant.clone(), q, reply)) {
+            self.dequeued(tenant);
+            return Err(match e {
+                TrySendError::Full(_) => QueryError::Throttled(tenant.clone()),
+                TrySendError::Disconnected(_) => {
+                    PolicyError::Eval("the slow lane has stopped".into()).into()
+                }
+            });
         }
         answer.await.unwrap_or_else(|_| {
-            Err(QueryError::Policy(PolicyError::Eval(
-                "the slow lane dropped the query".into(),
-            )))
+            Err(PolicyError::Eval("the slow lane dropped the query".into()).into())
         })
     }
 
@@ -94,52 +123,58 @@ impl SlowLane {
         if self.held.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        let mut until = self.lock();
-        match until.get(tenant) {
-            Some(t) if *t > Instant::now() => true,
-            Some(_) => {
-                until.remove(tenant);
-                self.held.store(until.len(), Ordering::Relaxed);
-                false
-            }
-            None => false,
-        }
+        let mut state = self.lock();
+        let now = Instant::now();
+        // Every held tenant's hold is checked here, so that holds end even for tenants that
+        // stopped asking, and the atomic above goes back to 0.
+        state.until.retain(|_, until| *until > now);
+        self.held.store(state.until.len(), Ordering::Relaxed);
+        state.until.contains_key(tenant)
     }
 
-    /// Evaluates on the calling thread and puts the tenant on the lane (or keeps it there) if
-    /// the evaluation ran into the limit or took half of it.
+    /// Evaluates on the calling thread and holds the tenant (or keeps it held) if the
+    /// evaluation itself ran into the limit or took half of it. Loading a bundle on first use,
+    /// or cloning a newly activated one, is not the rule's doing and does not count.
     fn timed(&self, tenant: &TenantId, q: Query) -> Result<QueryReply, QueryError> {
-        let started = Instant::now();
         let answer = self.directory.query_here(tenant, q);
-        let took = started.elapsed();
-        let limited = matches!(
-            answer,
-            Err(QueryError::Policy(PolicyError::LimitExceeded(_)))
-        );
-        if limited || took >= self.directory.loader().eval_timeout() / 2 {
-            self.hold(tenant, took, limited);
+        let half = self.directory.loader().eval_timeout() / 2;
+        match &answer {
+            Err(QueryError::Policy(PolicyError::LimitExceeded(_))) => {
+                self.hold(tenant, "ran into the evaluation limit")
+            }
+            Ok(r) if Duration::from_micros(r.answer.eval_micros) >= half => {
+                self.hold(tenant, "took over half the evaluation limit")
+            }
+            _ => {}
         }
         answer
     }
 
-    fn hold(&self, tenant: &TenantId, took: Duration, limited: bool) {
-        let mut until = self.lock();
-        let new = until
-            .insert(tenant.clone(), Instant::now() + self.hold)
-            .is_none_or(|t| t <= Instant::now());
-        self.held.store(until.len(), Ordering::Relaxed);
+    fn hold(&self, tenant: &TenantId, why: &str) {
+        let new = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            let previous = state.until.insert(tenant.clone(), now + self.hold);
+            self.held.store(state.until.len(), Ordering::Relaxed);
+            previous.is_none_or(|until| until <= now)
+        };
         if new {
-            let why = if limited {
-                "ran into the evaluation limit"
-            } else {
-                "took over half the evaluation limit"
-            };
-            warn!(%tenant, took_ms = took.as_millis() as u64, hold_secs = self.hold.as_secs(),
+            warn!(%tenant, hold_secs = self.hold.as_secs(),
                   "a decision API query {why}: this tenant's queries are answered on the slow lane, one at a time");
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Instant>> {
-        self.until.lock().unwrap_or_else(|p| p.into_inner())
+    fn dequeued(&self, tenant: &TenantId) {
+        let mut state = self.lock();
+        if let Some(n) = state.queued.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                state.queued.remove(tenant);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -34,7 +34,9 @@ impl TenantActor {
         }
     }
 
-    /// Rebuilds the policy from its source; on failure the current one keeps serving.
+    /// Rebuilds the policy from its source. If the source cannot be taken (broken, or changed
+    /// without a new revision), a fresh copy of the serving policy replaces this one, which a
+    /// panic may have left in any state.
     fn reload(&mut self) {
         let tenant = self.policy.tenant().clone();
         match self.loader.load(&tenant) {
@@ -43,7 +45,14 @@ impl TenantActor {
                 self.policy = p;
                 self.generation = generation;
             }
-            Err(e) => warn!(%tenant, error = %e, "reload failed; keeping the previous policy"),
+            Err(e) => match self.loader.serving(&tenant) {
+                Some(s) if s.generation >= self.generation => {
+                    warn!(%tenant, error = %e, "reload failed; starting again from a copy of the serving policy");
+                    self.policy = TenantPolicy::clone(&s.policy);
+                    self.generation = s.generation;
+                }
+                _ => warn!(%tenant, error = %e, "reload failed; keeping the previous policy"),
+            },
         }
     }
 }
@@ -70,12 +79,17 @@ impl Handler<Evaluate> for TenantActor {
     fn handle(&mut self, msg: Evaluate, _ctx: &mut Context<Self>) -> Vec<(Event, Outcome)> {
         let context = PolicyContext::neutral(msg.now);
         let mut out = Vec::with_capacity(msg.events.len());
-        for event in msg.events {
+        for mut event in msg.events {
             // actix does not catch panics in handlers: one would end this actor's task, and its
             // Supervisor with it, so the tenant would stop being judged at all.
             let outcome = catch_unwind(AssertUnwindSafe(|| self.policy.evaluate(&event, &context)));
             match outcome {
-                Ok(Ok(decision)) => out.push((event, Ok(decision))),
+                Ok(Ok(decision)) => {
+                    // Judged: what is kept of the event (stored, streamed) is masked by the
+                    // bundle that judged it. A dead letter keeps the record whole, for replay.
+                    self.policy.mask().apply_to_event(&mut event);
+                    out.push((event, Ok(decision)))
+                }
                 Ok(Err(e)) => out.push((event, Err(e.to_string()))),
                 Err(_) => {
                     error!(tenant = %self.policy.tenant(), event_id = %event.event_id,

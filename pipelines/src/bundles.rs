@@ -59,6 +59,15 @@ impl BundleSource for FsBundleSource {
         let home = dir
             .canonicalize()
             .map_err(|e| unreadable(format!("{}: {e}", dir.display())))?;
+        // The directory may itself be a link (a ConfigMap's `acme -> ..data/acme`), but to a
+        // directory of the tenant's name: `spy -> acme` would make all of acme's files spy's.
+        if home.file_name() != Some(std::ffi::OsStr::new(tenant.as_str())) {
+            return Err(unreadable(format!(
+                "{}: links to {}, another tenant's directory; a bundle reads only its own files",
+                dir.display(),
+                home.display()
+            )));
+        }
         let inside = |path: &Path| -> Result<(), String> {
             match path.canonicalize() {
                 Ok(real) if real.starts_with(&home) => Ok(()),
@@ -219,6 +228,14 @@ mod tests {
         symlink("..data/data.json", spy.join("data.json")).unwrap();
         let b = src.load(&spy_id).unwrap();
         assert_eq!(b.data, Some(serde_json::json!({"k": 2})));
+        // A tenant directory that is a link to another tenant's is refused as a whole.
+        symlink(&acme, dir.path().join("mallory")).unwrap();
+        let err = src
+            .load(&TenantId::parse("mallory").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another tenant's directory"), "{err}");
+        std::fs::remove_file(dir.path().join("mallory")).unwrap();
         // Hidden entries of the bundles directory (a ConfigMap mount's `..data`) are no tenants.
         std::fs::create_dir(dir.path().join("..data")).unwrap();
         assert_eq!(

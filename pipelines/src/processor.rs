@@ -11,7 +11,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use portcullis_actors::{Evaluate, TenantDirectory};
 use portcullis_engine::decode::{decode_cloudtrail, decode_device, Rejected};
-use portcullis_engine::policy::{event_document, InputMask};
+use portcullis_engine::policy::event_document;
 use portcullis_engine::{DeadLetter, Event, Origin, TenantId, TenantRegistry};
 use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn, Instrument};
@@ -243,16 +243,12 @@ impl Processor {
     /// Shows committed decisions to decision-stream subscribers. A batch redelivered after a
     /// crash is shown again: the stream is at least once; `decision_id` tells repeats apart.
     fn stream(&self, rows: &RowBatch) {
-        let mut masks: HashMap<&TenantId, InputMask> = HashMap::new();
         for (event, d) in rows.events.iter().zip(&rows.decisions) {
             if !self.bus.wants(&d.tenant_id) {
                 continue;
             }
-            let mask = masks
-                .entry(&d.tenant_id)
-                .or_insert_with(|| self.directory.loader().mask(&d.tenant_id));
-            let mut input = event_document(event);
-            mask.apply(&mut input);
+            // Masked already, by the bundle that judged it (TenantActor).
+            let input = event_document(event);
             // `wants` was asked above: send directly rather than through `publish`, which
             // would ask again.
             let streamed = StreamedDecision {

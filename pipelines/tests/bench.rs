@@ -65,7 +65,7 @@ fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
         config.policy.bundles_dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tenants");
         let opts = PolicyBenchOptions {
-            iterations: 40,
+            iterations: 200,
             grown: vec![20],
             seed: 5,
         };
@@ -88,7 +88,7 @@ fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
             );
         }
         for case in &cases {
-            assert_eq!(case.evaluations, 40, "{case}");
+            assert_eq!(case.evaluations, 200, "{case}");
             assert!(
                 case.p50_us > 0.0 && case.p50_us <= case.p99_us && case.p99_us <= case.p999_us,
                 "{case}"

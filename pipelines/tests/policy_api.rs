@@ -364,14 +364,26 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             r#"{"revision": "acme-2026.11.2"}"#,
         );
         let took = until_answer(addr, "version", &json!(2)).await;
-        assert!(took < Duration::from_secs(1), "reload took {took:?}");
+        // Live within a second is the target (docs/policy-api.md); a test on a loaded machine
+        // can only check the order of magnitude.
+        assert!(took < Duration::from_secs(3), "reload took {took:?}");
         until_status(addr, "acme", |s| s["revision"] == "acme-2026.11.2").await;
-        let revisions: Vec<String> = sqlx::query_scalar(
-            "SELECT revision FROM bundle_activations WHERE tenant_id = 'acme' ORDER BY activation_id",
-        )
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+        // Activations are recorded in Postgres just after they take effect.
+        let started = Instant::now();
+        let revisions = loop {
+            let revisions: Vec<String> = sqlx::query_scalar(
+                "SELECT revision FROM bundle_activations WHERE tenant_id = 'acme' ORDER BY activation_id",
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+            if revisions.last().map(String::as_str) == Some("acme-2026.11.2")
+                || started.elapsed() > WAIT
+            {
+                break revisions;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert_eq!(
             revisions.first().map(String::as_str),
             Some("acme-2026.11.1")
@@ -551,6 +563,8 @@ fn a_runaway_policy_is_stopped_without_stalling_other_tenants() {
     block_on(async {
         let mut env = policy_env("guard").await;
         env.config.policy.eval_timeout_ms = 1000;
+        // Two workers, whatever the machine: the runaway queries below outnumber them.
+        env.config.http.workers = 2;
         let dir = env.bundles_dir().to_owned();
         write(
             &dir,
@@ -659,6 +673,15 @@ async fn next_message(ws: &mut Ws) -> Value {
 fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
     block_on(async {
         let env = policy_env("stream").await;
+        // acme's mask also names a field of its agents' records: stored and streamed events
+        // are masked like logged queries.
+        write(
+            env.bundles_dir(),
+            "acme",
+            "metadata.json",
+            r#"{"revision": "acme-2026.11.1",
+                "decision_log": {"mask": ["/input/subject/token", "/input/raw/resource/region"]}}"#,
+        );
         let engine = env.start().await;
         let addr = engine.http_addr();
         let mut acme = subscribe(addr, "?tenant_id=acme").await;
@@ -717,6 +740,15 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
         assert_eq!(d["data"]["decision"]["allow"], false);
         assert_eq!(d["data"]["input"]["event"]["principal"], "mallory");
         assert_eq!(d["data"]["path"], "data.tenants.acme.decision");
+        // Judged on the whole record, kept without the masked field.
+        assert_eq!(d["data"]["input"]["raw"]["resource"], json!({"id": "db-1"}));
+        let stored: Value =
+            sqlx::query_scalar("SELECT raw FROM events WHERE event_id = 'laptop-9/ws-1'")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        assert_eq!(stored["resource"], json!({"id": "db-1"}), "{stored}");
+        assert_eq!(stored["user"], "mallory");
 
         let (status, _) = http_get(addr, "/v1/stream/decisions?tenant_id=Not..Valid").await;
         assert_eq!(status, 400);

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::Event;
+
 use super::PolicyError;
 
 /// JSON pointers into a decision, each starting with `/input/` (e.g. `/input/user/password`).
@@ -46,6 +48,41 @@ impl InputMask {
         for p in &self.0 {
             remove(input, &p.path);
         }
+    }
+
+    /// Removes every masked field from what is kept of a judged event, as `apply` would from
+    /// its input document (`/input/raw/…` and `/input/event/{field}`): fields of the record go,
+    /// optional normalized fields become absent, required ones (principal, action, service,
+    /// account) empty. What identifies the event (id, tenant, source, kind, time) is kept: it is
+    /// not the tenant's to erase. Returns the pointers that removed something.
+    pub fn apply_to_event(&self, event: &mut Event) -> Vec<String> {
+        let mut erased = Vec::new();
+        for p in &self.0 {
+            let hit = match p.path.split_first() {
+                Some((top, rest)) if top == "raw" && rest.is_empty() => {
+                    !std::mem::take(&mut event.raw).is_null()
+                }
+                Some((top, rest)) if top == "raw" => {
+                    let hit = lookup(&event.raw, rest).is_some();
+                    remove(&mut event.raw, rest);
+                    hit
+                }
+                Some((top, [field])) if top == "event" => match field.as_str() {
+                    "resource" => event.resource.take().is_some(),
+                    "source_ip" => event.source_ip.take().is_some(),
+                    "principal" => !std::mem::take(&mut event.principal).is_empty(),
+                    "action" => !std::mem::take(&mut event.action).is_empty(),
+                    "service" => !std::mem::take(&mut event.service).is_empty(),
+                    "account" => !std::mem::take(&mut event.account).is_empty(),
+                    _ => false,
+                },
+                _ => false,
+            };
+            if hit {
+                erased.push(p.text.clone());
+            }
+        }
+        erased
     }
 
     /// The pointers actually removed from `input`, for the log's `erased` list.
@@ -120,6 +157,74 @@ mod tests {
 
     fn mask(p: &[&str]) -> InputMask {
         InputMask::parse(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn masks_what_is_kept_of_an_event_but_not_what_identifies_it() {
+        use crate::{EventKind, Source, TenantId};
+        let mut event = Event {
+            event_id: "e1".into(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            source: Source::Kafka,
+            kind: EventKind::Cloudtrail,
+            event_time: chrono::Utc::now(),
+            principal: "arn:aws:iam::1:user/alice".into(),
+            action: "ConsoleLogin".into(),
+            service: "signin.amazonaws.com".into(),
+            resource: Some("r".into()),
+            source_ip: Some("203.0.113.7".into()),
+            account: "1".into(),
+            raw: json!({"userIdentity": {"arn": "a", "accessKeyId": "k"}, "items": [1, 2]}),
+        };
+        let before = event.clone();
+        let m = mask(&[
+            "/input/raw/userIdentity/accessKeyId",
+            "/input/raw/items/0",
+            "/input/raw/absent",
+            "/input/event/source_ip",
+            "/input/event/principal",
+            "/input/event/id",
+            "/input/event/time",
+            "/input/subject/token",
+        ]);
+        let erased = m.apply_to_event(&mut event);
+        assert_eq!(
+            erased,
+            [
+                "/input/raw/userIdentity/accessKeyId",
+                "/input/raw/items/0",
+                "/input/event/source_ip",
+                "/input/event/principal"
+            ]
+        );
+        assert_eq!(
+            event.raw,
+            json!({"userIdentity": {"arn": "a"}, "items": [null, 2]})
+        );
+        assert_eq!(
+            (event.source_ip.as_deref(), event.principal.as_str()),
+            (None, "")
+        );
+        assert_eq!(
+            (
+                &event.event_id,
+                event.event_time,
+                &event.action,
+                &event.resource
+            ),
+            (
+                &before.event_id,
+                before.event_time,
+                &before.action,
+                &before.resource
+            )
+        );
+        // The whole record at once.
+        assert_eq!(
+            mask(&["/input/raw"]).apply_to_event(&mut event),
+            ["/input/raw"]
+        );
+        assert!(event.raw.is_null());
     }
 
     #[test]

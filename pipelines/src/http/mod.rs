@@ -33,9 +33,9 @@ pub(crate) struct State {
 }
 
 /// How long a tenant whose query ran long stays on the slow lane after its last slow query
-/// (portcullis_actors::SlowLane), and how many of its queries may wait there.
+/// (portcullis_actors::SlowLane), and how many of its queries may be on the lane at once.
 const SLOW_LANE_HOLD: Duration = Duration::from_secs(30);
-const SLOW_LANE_QUEUE: usize = 16;
+const SLOW_LANE_PER_TENANT: usize = 8;
 
 /// What the HTTP server serves from.
 pub struct Services {
@@ -51,7 +51,11 @@ pub struct Services {
 /// address in `stats.http_addr` (useful with port 0). Must run on the actix system's thread.
 pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandle> {
     let stats = services.stats.clone();
-    let slow_lane = SlowLane::start(services.directory.clone(), SLOW_LANE_HOLD, SLOW_LANE_QUEUE)?;
+    let slow_lane = SlowLane::start(
+        services.directory.clone(),
+        SLOW_LANE_HOLD,
+        SLOW_LANE_PER_TENANT,
+    )?;
     let state = web::Data::new(State {
         stats: services.stats,
         pool: services.pool,

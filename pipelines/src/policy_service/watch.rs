@@ -136,7 +136,9 @@ struct Changed {
 }
 
 /// Which tenants' bundles the changed paths belong to. Paths outside a valid tenant directory
-/// (editor swap files at the top level, `Not-A-Tenant/`) are ignored.
+/// (editor swap files at the top level, `Not-A-Tenant/`) are ignored, except a top-level entry
+/// named `..…`: a Kubernetes ConfigMap mounted as the bundles directory swaps its `..data` link
+/// to a new `..2026_…` directory behind the tenants' links, so everything is looked at again.
 fn changed_tenants<'a>(root: &Path, paths: impl Iterator<Item = &'a Path>) -> Changed {
     let mut out = Changed::default();
     for p in paths {
@@ -146,12 +148,11 @@ fn changed_tenants<'a>(root: &Path, paths: impl Iterator<Item = &'a Path>) -> Ch
         match rel.components().next() {
             None => out.root = true,
             Some(first) => {
-                if let Some(t) = first
-                    .as_os_str()
-                    .to_str()
-                    .and_then(|n| TenantId::parse(n).ok())
-                {
+                let name = first.as_os_str().to_str();
+                if let Some(t) = name.and_then(|n| TenantId::parse(n).ok()) {
                     out.tenants.insert(t);
+                } else if name.is_some_and(|n| n.starts_with("..")) {
+                    out.root = true;
                 }
             }
         }
@@ -207,5 +208,12 @@ mod tests {
         assert_eq!(names, ["acme", "globex"]);
         assert!(!c.root);
         assert!(changed_tenants(root, [Path::new("/b")].into_iter()).root);
+        // A ConfigMap mount's swap of its data directory: everything is looked at again.
+        for swap in ["/b/..data", "/b/..2026_11_23_08_00_00.123/acme/policy.rego"] {
+            assert!(
+                changed_tenants(root, [Path::new(swap)].into_iter()).root,
+                "{swap}"
+            );
+        }
     }
 }
