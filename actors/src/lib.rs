@@ -18,7 +18,7 @@ pub use directory::{DirectoryError, TenantDirectory};
 pub use load::{
     Activation, ActivationError, ActivationObserver, BundleStatus, PolicyLoader, Serving,
 };
-pub use local_query::QueryError;
+pub use local_query::{FailedQuery, QueryError};
 pub use messages::{Evaluate, Install, Outcome, Query, QueryReply};
 pub use slow_lane::{SlowLane, SLOW_LANE_THREAD};
 pub use tenant::TenantActor;

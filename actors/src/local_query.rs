@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 use portcullis_engine::policy::PolicyContext;
 use portcullis_engine::{PolicyError, TenantId, TenantPolicy};
@@ -26,10 +27,37 @@ thread_local! {
 pub enum QueryError {
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// The evaluation failed (time limit, a runaway or broken rule), with what the decision log
+    /// keeps of the query.
+    #[error("{}", .0.error)]
+    Failed(Box<FailedQuery>),
+    /// Anything else: a panic, the slow lane gone.
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error("tenant {0} has as many queries on the slow lane as it may (its rules recently ran long); try again shortly")]
     Throttled(TenantId),
+}
+
+/// A query whose evaluation failed, as the decision log keeps it.
+#[derive(Debug)]
+pub struct FailedQuery {
+    pub error: PolicyError,
+    /// The full rule path asked for (`data.tenants.acme.allow`).
+    pub path: String,
+    /// The revision of the policy that failed.
+    pub revision: String,
+    /// The input with the tenant's mask applied, and the pointers it removed.
+    pub logged_input: Option<serde_json::Value>,
+    pub erased: Vec<String>,
+    /// How long it ran before it failed.
+    pub eval_micros: u64,
+}
+
+impl FailedQuery {
+    /// Whether the evaluation was stopped by the time limit.
+    pub fn hit_the_limit(&self) -> bool {
+        matches!(self.error, PolicyError::LimitExceeded(_))
+    }
 }
 
 impl TenantDirectory {
@@ -60,7 +88,7 @@ impl TenantDirectory {
             }
             let (_, policy) = local.get_mut(tenant).expect("just inserted");
             match catch_unwind(AssertUnwindSafe(|| answer(policy, q))) {
-                Ok(reply) => Ok(reply?),
+                Ok(reply) => reply.map_err(QueryError::Failed),
                 Err(_) => {
                     // The clone may be in any state: forget it, the next query clones afresh.
                     error!(%tenant, "policy query panicked; dropping this thread's copy");
@@ -72,10 +100,12 @@ impl TenantDirectory {
     }
 }
 
-/// Evaluates `q`; the input comes back as it may be logged (the tenant's mask applied).
-pub(crate) fn answer(policy: &mut TenantPolicy, q: Query) -> Result<QueryReply, PolicyError> {
+/// Evaluates `q`; the input comes back as it may be logged (the tenant's mask applied), with
+/// the answer or with why there is none.
+pub(crate) fn answer(policy: &mut TenantPolicy, q: Query) -> Result<QueryReply, Box<FailedQuery>> {
     let context = PolicyContext::neutral(q.now);
-    let answer = policy.query(&q.path, q.input.as_ref(), &context)?;
+    let started = Instant::now();
+    let answer = policy.query(&q.path, q.input.as_ref(), &context);
     let mut logged_input = q.input;
     let mut erased = Vec::new();
     if let Some(input) = logged_input.as_mut() {
@@ -84,9 +114,19 @@ pub(crate) fn answer(policy: &mut TenantPolicy, q: Query) -> Result<QueryReply, 
             policy.mask().apply(input);
         }
     }
-    Ok(QueryReply {
-        answer,
-        logged_input,
-        erased,
-    })
+    match answer {
+        Ok(answer) => Ok(QueryReply {
+            answer,
+            logged_input,
+            erased,
+        }),
+        Err(error) => Err(Box::new(FailedQuery {
+            error,
+            path: q.path.under(&policy.tenant().rego_package()),
+            revision: policy.revision().to_owned(),
+            logged_input,
+            erased,
+            eval_micros: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+        })),
+    }
 }

@@ -139,7 +139,7 @@ impl SlowLane {
         let answer = self.directory.query_here(tenant, q);
         let half = self.directory.loader().eval_timeout() / 2;
         match &answer {
-            Err(QueryError::Policy(PolicyError::LimitExceeded(_))) => {
+            Err(QueryError::Failed(f)) if f.hit_the_limit() => {
                 self.hold(tenant, "ran into the evaluation limit")
             }
             Ok(r) if Duration::from_micros(r.answer.eval_micros) >= half => {

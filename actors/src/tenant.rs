@@ -110,7 +110,7 @@ impl Handler<Query> for TenantActor {
 
     fn handle(&mut self, msg: Query, _ctx: &mut Context<Self>) -> Self::Result {
         match catch_unwind(AssertUnwindSafe(|| answer(&mut self.policy, msg))) {
-            Ok(reply) => reply,
+            Ok(reply) => reply.map_err(|failed| failed.error),
             Err(_) => {
                 error!(tenant = %self.policy.tenant(), "policy query panicked; reloading the tenant policy");
                 self.reload();

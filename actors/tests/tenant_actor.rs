@@ -366,6 +366,16 @@ async fn a_change_that_keeps_the_serving_revision_is_refused() {
     assert_eq!(dir.loader().status(&acme).unwrap().last_error, None);
 }
 
+/// The revision `tenant` serves.
+fn dir_revision(dir: &TenantDirectory, tenant: &TenantId) -> String {
+    dir.loader()
+        .serving(tenant)
+        .unwrap()
+        .policy
+        .revision()
+        .to_owned()
+}
+
 #[actix_rt::test]
 async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_for_a_while() {
     let source = Arc::new(
@@ -379,8 +389,8 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
     );
     let loader = PolicyLoader::new(source, "decision")
         .with_eval_timeout(std::time::Duration::from_millis(50));
-    let dir = Arc::new(TenantDirectory::new(1, Arc::new(loader), 16));
-    let lane = SlowLane::start(dir, std::time::Duration::from_millis(600), 1).unwrap();
+    let lane_dir = Arc::new(TenantDirectory::new(1, Arc::new(loader), 16));
+    let lane = SlowLane::start(lane_dir.clone(), std::time::Duration::from_millis(600), 1).unwrap();
     let (loopy, acme) = (
         TenantId::parse("loopy").unwrap(),
         TenantId::parse("acme").unwrap(),
@@ -392,10 +402,17 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
     };
     assert!(!lane.holds(&loopy));
     let err = lane.query(&loopy, query("explode")).await.unwrap_err();
+    let QueryError::Failed(failed) = err else {
+        panic!("{err}")
+    };
     assert!(
-        matches!(err, QueryError::Policy(PolicyError::LimitExceeded(_))),
-        "{err}"
+        matches!(failed.error, PolicyError::LimitExceeded(_)),
+        "{failed:?}"
     );
+    // What the decision log keeps of a failed query.
+    assert_eq!(failed.path, "data.tenants.loopy.explode");
+    assert_eq!(failed.revision, dir_revision(&lane_dir, &loopy));
+    assert!(failed.eval_micros >= 50_000, "{failed:?}");
     assert!(lane.holds(&loopy), "the runaway tenant is on the lane");
     assert!(!lane.holds(&acme), "other tenants are not");
     let reply = lane.query(&acme, query("decision")).await.unwrap();
@@ -409,7 +426,7 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
         lane.query(&loopy, query("explode")),
     );
     assert!(
-        matches!(a, Err(QueryError::Policy(PolicyError::LimitExceeded(_)))),
+        matches!(&a, Err(QueryError::Failed(f)) if f.hit_the_limit()),
         "{a:?}"
     );
     for refused in [b, c] {

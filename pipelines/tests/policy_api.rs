@@ -232,7 +232,19 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
         assert_eq!(status, 200, "{text}");
         let answer: Value = serde_json::from_str(&text).unwrap();
         let mut seen = answer["result"].clone();
-        assert_eq!(seen["context"]["protection_level"], "permissive", "{seen}");
+        // The engine's context replaces the caller's: every field, with today's constants and
+        // the time of the request.
+        let context = &seen["context"];
+        assert_eq!(context["protection_level"], "permissive", "{seen}");
+        assert_eq!(context["anomaly_score"].as_f64(), Some(0.0), "{seen}");
+        assert_eq!(context["principal_trust"].as_f64(), Some(1.0), "{seen}");
+        let at = chrono::DateTime::parse_from_rfc3339(context["time"].as_str().unwrap()).unwrap();
+        let age = chrono::Utc::now().signed_duration_since(at);
+        assert!(
+            age >= chrono::Duration::zero() && age < chrono::Duration::seconds(30),
+            "{seen}"
+        );
+        assert_eq!(context.as_object().unwrap().len(), 4, "{seen}");
         seen.as_object_mut().unwrap().remove("context");
         let mut sent_without_context = want.clone();
         sent_without_context
@@ -631,6 +643,24 @@ explode := count([x | some i in numbers.range(1, 100000); some j in numbers.rang
             "acme answered {answered} times in {:?}",
             started.elapsed()
         );
+        // Each failed query is logged, with why and without a result.
+        let started = Instant::now();
+        loop {
+            let (failed, reasons): (i64, Vec<String>) = sqlx::query_as(
+                "SELECT count(*), coalesce(array_agg(DISTINCT error), '{}') FROM api_decisions
+                 WHERE tenant_id = 'loopy' AND path = 'data.tenants.loopy.explode'
+                   AND result IS NULL AND error IS NOT NULL",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            if failed == 4 {
+                assert!(reasons.iter().all(|r| r.contains("limit")), "{reasons:?}");
+                break;
+            }
+            assert!(started.elapsed() < WAIT, "{failed} failures logged, not 4");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(
             slowest < Duration::from_millis(500),
             "acme waited {slowest:?} behind loopy's runaway queries (limit 1 s)"

@@ -123,7 +123,13 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             bundle_revision: "r\"1\"".into(),
             eval_micros: u64::MAX,
             decided_at: Utc::now(),
+            error: None,
             size_hint: 64,
+        };
+        // A failed query: no result, and why.
+        let failed = ApiDecisionRow {
+            error: Some("evaluation stopped: time limit".into()),
+            ..row(4, Some(json!({"n": 1})), &[], None)
         };
         let rows = vec![
             row(1, None, &[], Some(json!(true))),
@@ -145,8 +151,9 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
                 &[],
                 Some(json!({"allow": false})),
             ),
+            failed,
         ];
-        assert_eq!(insert_api_decisions(&env.pool, &rows).await.unwrap(), 3);
+        assert_eq!(insert_api_decisions(&env.pool, &rows).await.unwrap(), 4);
         assert_eq!(
             insert_api_decisions(&env.pool, &rows).await.unwrap(),
             0,
@@ -160,15 +167,16 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             Option<serde_json::Value>,
             String,
             i32,
+            Option<String>,
         );
         let stored: Vec<Stored> = sqlx::query_as(
-            "SELECT decision_id, input, erased, result, bundle_revision, eval_micros
+            "SELECT decision_id, input, erased, result, bundle_revision, eval_micros, error
              FROM api_decisions ORDER BY decision_id",
         )
         .fetch_all(&env.pool)
         .await
         .unwrap();
-        assert_eq!(stored.len(), 3);
+        assert_eq!(stored.len(), 4);
         for (want, got) in rows.iter().zip(&stored) {
             assert_eq!(got.0, want.decision_id);
             assert_eq!(got.1, want.input);
@@ -176,6 +184,7 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             assert_eq!(got.3, want.result);
             assert_eq!(got.4, want.bundle_revision);
             assert_eq!(got.5, i32::MAX);
+            assert_eq!(got.6, want.error);
         }
         // No input (SQL NULL) and an input of JSON null stay apart.
         assert_eq!(

@@ -11,7 +11,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
-use portcullis_actors::{DirectoryError, Query, QueryError};
+use portcullis_actors::{DirectoryError, FailedQuery, Query, QueryError};
 use portcullis_engine::decode::{contains_nul, parse_untrusted};
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::{PolicyError, TenantId};
@@ -99,6 +99,44 @@ async fn answer(
     }
 }
 
+/// A 500 for an evaluation that failed: stopped by the time limit, or broken.
+fn evaluation_error(e: &PolicyError) -> ApiError {
+    let code = match e {
+        PolicyError::LimitExceeded(_) => "evaluation_limit",
+        _ => "evaluation_error",
+    };
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, e.to_string())
+}
+
+/// Logs a failed query, as a decision is logged, and gives the error to answer with. A failure
+/// is answered only once it will be logged too: with the log full, the answer is a 503.
+fn log_failure(
+    state: &State,
+    tenant: &TenantId,
+    failed: FailedQuery,
+    now: chrono::DateTime<Utc>,
+    body_bytes: usize,
+) -> ApiError {
+    let answer = evaluation_error(&failed.error);
+    let row = ApiDecisionRow {
+        decision_id: Uuid::now_v7(),
+        tenant_id: tenant.to_string(),
+        path: failed.path,
+        input: failed.logged_input,
+        erased: failed.erased,
+        result: None,
+        bundle_revision: failed.revision,
+        eval_micros: failed.eval_micros,
+        decided_at: now,
+        error: Some(failed.error.to_string()),
+        size_hint: body_bytes + 256,
+    };
+    match state.decision_log.try_log(row) {
+        Ok(()) => answer,
+        Err(e) => ApiError::unavailable("decision_log_unavailable", e.to_string()),
+    }
+}
+
 async fn evaluate(
     state: &State,
     tenant: &str,
@@ -114,29 +152,26 @@ async fn evaluate(
     // Evaluated here, on this HTTP worker, with its own copy of the tenant's serving policy:
     // no hop to the tenant's actor thread (docs/decisions/0006). A tenant whose rules recently
     // ran long is answered on the slow lane instead, so it cannot hold every worker.
-    let reply = state
+    let reply = match state
         .slow_lane
         .query(&tenant, Query { path, input, now })
         .await
-        .map_err(|e| match e {
-            QueryError::Directory(e @ DirectoryError::Unknown(_)) => {
-                ApiError::not_found(e.to_string())
-            }
-            QueryError::Directory(e) => ApiError::unavailable("policy_unavailable", e.to_string()),
-            QueryError::Policy(e @ PolicyError::LimitExceeded(_)) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "evaluation_limit",
-                e.to_string(),
-            ),
-            QueryError::Policy(e) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "evaluation_error",
-                e.to_string(),
-            ),
-            e @ QueryError::Throttled(_) => {
-                ApiError::unavailable("tenant_throttled", e.to_string())
-            }
-        })?;
+    {
+        Ok(reply) => reply,
+        Err(QueryError::Failed(failed)) => {
+            return Err(log_failure(state, &tenant, *failed, now, body_bytes))
+        }
+        Err(QueryError::Directory(e @ DirectoryError::Unknown(_))) => {
+            return Err(ApiError::not_found(e.to_string()))
+        }
+        Err(QueryError::Directory(e)) => {
+            return Err(ApiError::unavailable("policy_unavailable", e.to_string()))
+        }
+        Err(QueryError::Policy(e)) => return Err(evaluation_error(&e)),
+        Err(e @ QueryError::Throttled(_)) => {
+            return Err(ApiError::unavailable("tenant_throttled", e.to_string()))
+        }
+    };
     let answer = reply.answer;
     let decision_id = Uuid::now_v7();
     let row = ApiDecisionRow {
@@ -149,6 +184,7 @@ async fn evaluate(
         bundle_revision: answer.revision.clone(),
         eval_micros: answer.eval_micros,
         decided_at: now,
+        error: None,
         size_hint: body_bytes + 256,
     };
     let id_text = decision_id.to_string();

@@ -18,6 +18,8 @@ pub struct ApiDecisionRow {
     pub bundle_revision: String,
     pub eval_micros: u64,
     pub decided_at: DateTime<Utc>,
+    /// Why the evaluation failed; `None` for a decision.
+    pub error: Option<String>,
     /// Not a column: about how large the row is (its request body), to bound batches.
     pub size_hint: usize,
 }
@@ -36,6 +38,7 @@ pub async fn insert_api_decisions(
     let mut revisions = Vec::with_capacity(rows.len());
     let mut micros = Vec::with_capacity(rows.len());
     let mut times = Vec::with_capacity(rows.len());
+    let mut errors = Vec::with_capacity(rows.len());
     for r in rows {
         ids.push(r.decision_id);
         tenants.push(r.tenant_id.as_str());
@@ -47,13 +50,15 @@ pub async fn insert_api_decisions(
         revisions.push(r.bundle_revision.as_str());
         micros.push(i32::try_from(r.eval_micros).unwrap_or(i32::MAX));
         times.push(r.decided_at);
+        errors.push(r.error.as_deref());
     }
     let done = sqlx::query(
         "INSERT INTO api_decisions
-             (decision_id, tenant_id, path, input, erased, result, bundle_revision, eval_micros, decided_at)
-         SELECT d, t, p, i::jsonb, e::text[], r::jsonb, v, m, at
+             (decision_id, tenant_id, path, input, erased, result, bundle_revision, eval_micros, decided_at, error)
+         SELECT d, t, p, i::jsonb, e::text[], r::jsonb, v, m, at, err
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::int4[], $9::timestamptz[]) AS x(d, t, p, i, e, r, v, m, at)
+                     $7::text[], $8::int4[], $9::timestamptz[], $10::text[])
+              AS x(d, t, p, i, e, r, v, m, at, err)
          ON CONFLICT DO NOTHING",
     )
     .bind(&ids)
@@ -65,6 +70,7 @@ pub async fn insert_api_decisions(
     .bind(&revisions)
     .bind(&micros)
     .bind(&times)
+    .bind(&errors)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
