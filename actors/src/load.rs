@@ -253,16 +253,6 @@ impl PolicyLoader {
             .cloned()
     }
 
-    /// The serving bundle's decision-log mask (empty for a tenant never activated).
-    pub fn mask(&self, tenant: &TenantId) -> InputMask {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant)
-            .map(|s| s.mask.clone())
-            .unwrap_or_default()
-    }
-
     /// Every tenant with a status, by tenant id.
     pub fn statuses(&self) -> Vec<(TenantId, BundleStatus)> {
         let mut all: Vec<_> = self

@@ -132,6 +132,14 @@ impl SlowLane {
         state.until.contains_key(tenant)
     }
 
+    /// Until when `tenant`'s queries go to the lane, if they do now.
+    pub fn held_until(&self, tenant: &TenantId) -> Option<Instant> {
+        if !self.holds(tenant) {
+            return None;
+        }
+        self.lock().until.get(tenant).copied()
+    }
+
     /// Evaluates on the calling thread and holds the tenant (or keeps it held) if the
     /// evaluation itself ran into the limit or took half of it. Loading a bundle on first use,
     /// or cloning a newly activated one, is not the rule's doing and does not count.

@@ -252,15 +252,20 @@ async fn ask(dir: &TenantDirectory, tenant: &str, rule: &str) -> Option<serde_js
         .result
 }
 
+/// A directory of one arbiter over `source`, whose activations `recorder` sees.
+fn recorded_directory(source: Arc<MemorySource>) -> (TenantDirectory, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let loader = PolicyLoader::new(source, "decision").with_observer(recorder.clone());
+    (TenantDirectory::new(1, Arc::new(loader), 16), recorder)
+}
+
 #[actix_rt::test]
 async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
     let source = Arc::new(MemorySource::default().with(
         "acme",
         "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1",
     ));
-    let recorder = Arc::new(Recorder::default());
-    let loader = PolicyLoader::new(source.clone(), "decision").with_observer(recorder.clone());
-    let dir = TenantDirectory::new(1, Arc::new(loader), 16);
+    let (dir, recorder) = recorded_directory(source.clone());
     let acme = TenantId::parse("acme").unwrap();
     assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
 
@@ -333,9 +338,7 @@ async fn a_change_that_keeps_the_serving_revision_is_refused() {
             .insert("acme".into(), r.into());
     };
     set_revision("r1");
-    let recorder = Arc::new(Recorder::default());
-    let loader = PolicyLoader::new(source.clone(), "decision").with_observer(recorder.clone());
-    let dir = TenantDirectory::new(1, Arc::new(loader), 16);
+    let (dir, recorder) = recorded_directory(source.clone());
     let acme = TenantId::parse("acme").unwrap();
     assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
 
@@ -390,7 +393,7 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
     let loader = PolicyLoader::new(source, "decision")
         .with_eval_timeout(std::time::Duration::from_millis(50));
     let lane_dir = Arc::new(TenantDirectory::new(1, Arc::new(loader), 16));
-    let lane = SlowLane::start(lane_dir.clone(), std::time::Duration::from_millis(600), 1).unwrap();
+    let lane = SlowLane::start(lane_dir.clone(), std::time::Duration::from_secs(2), 1).unwrap();
     let (loopy, acme) = (
         TenantId::parse("loopy").unwrap(),
         TenantId::parse("acme").unwrap(),
@@ -435,18 +438,18 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
             "{refused:?}"
         );
     }
-    let last_slow = std::time::Instant::now();
 
     // A cheap query of a held tenant is answered (on the lane) and does not renew the hold,
-    // which ends 600 ms after the last slow evaluation: asked 300 ms after it, a renewal would
-    // still hold the tenant 700 ms after it. (Delays only make the last check later.)
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(lane.holds(&loopy));
+    // which ends by itself.
+    let until = lane
+        .held_until(&loopy)
+        .expect("held after a slow evaluation");
     let reply = lane.query(&loopy, query("decision")).await.unwrap();
     assert_eq!(reply.answer.result, Some(json!(1)));
-    tokio::time::sleep(std::time::Duration::from_millis(700).saturating_sub(last_slow.elapsed()))
-        .await;
+    assert_eq!(lane.held_until(&loopy), Some(until), "not renewed");
+    tokio::time::sleep_until((until + std::time::Duration::from_millis(20)).into()).await;
     assert!(!lane.holds(&loopy), "the hold has ended");
+    assert_eq!(lane.held_until(&loopy), None);
 }
 
 #[actix_rt::test]

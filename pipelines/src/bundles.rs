@@ -42,6 +42,18 @@ impl FsBundleSource {
     }
 }
 
+impl FsBundleSource {
+    /// Another tenant whose directory (links resolved) is `path` or holds it.
+    fn tenant_owning(&self, path: &Path, tenant: &TenantId) -> Option<TenantId> {
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        entries.filter_map(Result::ok).find_map(|entry| {
+            let other = TenantId::parse(entry.file_name().to_str()?).ok()?;
+            let theirs = entry.path().canonicalize().ok()?;
+            (other != *tenant && path.starts_with(&theirs)).then_some(other)
+        })
+    }
+}
+
 impl BundleSource for FsBundleSource {
     fn load(&self, tenant: &TenantId) -> Result<Bundle, LoadError> {
         // `TenantId` admits no '/', '.' or '..', so this join cannot leave `dir`.
@@ -59,11 +71,12 @@ impl BundleSource for FsBundleSource {
         let home = dir
             .canonicalize()
             .map_err(|e| unreadable(format!("{}: {e}", dir.display())))?;
-        // The directory may itself be a link (a ConfigMap's `acme -> ..data/acme`), but to a
-        // directory of the tenant's name: `spy -> acme` would make all of acme's files spy's.
-        if home.file_name() != Some(std::ffi::OsStr::new(tenant.as_str())) {
+        // The directory may itself be a link (a ConfigMap's `acme -> ..data/acme`, a release's
+        // `acme -> releases/acme-7`), but not into another tenant's: `spy -> acme` would make
+        // all of acme's files spy's.
+        if let Some(other) = self.tenant_owning(&home, tenant) {
             return Err(unreadable(format!(
-                "{}: links to {}, another tenant's directory; a bundle reads only its own files",
+                "{} links to {}, which is tenant {other}'s directory; a bundle reads only its own files",
                 dir.display(),
                 home.display()
             )));
@@ -234,8 +247,23 @@ mod tests {
             .load(&TenantId::parse("mallory").unwrap())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("another tenant's directory"), "{err}");
+        assert!(err.contains("which is tenant acme's directory"), "{err}");
         std::fs::remove_file(dir.path().join("mallory")).unwrap();
+        // A link to a directory of another name that no tenant owns (a release) is fine.
+        std::fs::create_dir_all(dir.path().join("..releases/globex-7")).unwrap();
+        std::fs::write(
+            dir.path().join("..releases/globex-7/p.rego"),
+            "package tenants.globex\nx := 1",
+        )
+        .unwrap();
+        symlink(
+            dir.path().join("..releases/globex-7"),
+            dir.path().join("globex"),
+        )
+        .unwrap();
+        let globex = src.load(&TenantId::parse("globex").unwrap()).unwrap();
+        assert_eq!(globex.modules.len(), 1);
+        std::fs::remove_file(dir.path().join("globex")).unwrap();
         // Hidden entries of the bundles directory (a ConfigMap mount's `..data`) are no tenants.
         std::fs::create_dir(dir.path().join("..data")).unwrap();
         assert_eq!(

@@ -608,6 +608,11 @@ explode := count([x | some i in numbers.range(1, 100000); some j in numbers.rang
         let ((status, body), took) = runaway.await.unwrap();
         assert_eq!(status, 500, "{body}");
         assert_eq!(body["code"], "evaluation_limit");
+        // Logged like a decision: the answer names its row.
+        let first_failure: uuid::Uuid = body["decision_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("{body}"));
         assert!(
             body["message"].as_str().unwrap().contains("limit"),
             "{body}"
@@ -656,6 +661,14 @@ explode := count([x | some i in numbers.range(1, 100000); some j in numbers.rang
             .unwrap();
             if failed == 4 {
                 assert!(reasons.iter().all(|r| r.contains("limit")), "{reasons:?}");
+                let named: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM api_decisions WHERE decision_id = $1 AND error IS NOT NULL",
+                )
+                .bind(first_failure)
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+                assert_eq!(named, 1);
                 break;
             }
             assert!(started.elapsed() < WAIT, "{failed} failures logged, not 4");
@@ -758,7 +771,7 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
 
         // A device event, once committed, is streamed too.
         let event = json!({"id": "ws-1", "time": "2026-11-22T10:00:00Z", "user": "mallory",
-                           "action": "delete", "resource": {"id": "db-1", "region": "EU"}});
+                           "action": "delete", "resource": {"id": "db-1", "region": "US"}});
         env.publish(&[(
             env.device_topic("acme", "laptop-9"),
             serde_json::to_vec(&event).unwrap(),
@@ -770,7 +783,13 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
         assert_eq!(d["data"]["decision"]["allow"], false);
         assert_eq!(d["data"]["input"]["event"]["principal"], "mallory");
         assert_eq!(d["data"]["path"], "data.tenants.acme.decision");
-        // Judged on the whole record, kept without the masked field.
+        // Judged on the whole record (the region is one of the reasons), kept without the
+        // masked field.
+        let reasons = d["data"]["decision"]["reasons"].to_string();
+        assert!(
+            reasons.contains("data residency: US is not an allowed region"),
+            "{reasons}"
+        );
         assert_eq!(d["data"]["input"]["raw"]["resource"], json!({"id": "db-1"}));
         let stored: Value =
             sqlx::query_scalar("SELECT raw FROM events WHERE event_id = 'laptop-9/ws-1'")

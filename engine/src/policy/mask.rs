@@ -67,15 +67,16 @@ impl InputMask {
                     remove(&mut event.raw, rest);
                     hit
                 }
-                Some((top, [field])) if top == "event" => match field.as_str() {
-                    "resource" => event.resource.take().is_some(),
-                    "source_ip" => event.source_ip.take().is_some(),
-                    "principal" => !std::mem::take(&mut event.principal).is_empty(),
-                    "action" => !std::mem::take(&mut event.action).is_empty(),
-                    "service" => !std::mem::take(&mut event.service).is_empty(),
-                    "account" => !std::mem::take(&mut event.account).is_empty(),
-                    _ => false,
-                },
+                Some((top, [])) if top == "event" => {
+                    // The whole object: every field the tenant may erase (each one, so no
+                    // short-circuiting `any`).
+                    let mut hit = false;
+                    for f in EVENT_FIELDS {
+                        hit |= erase_event_field(event, f);
+                    }
+                    hit
+                }
+                Some((top, [field])) if top == "event" => erase_event_field(event, field),
                 _ => false,
             };
             if hit {
@@ -92,6 +93,30 @@ impl InputMask {
             .filter(|p| lookup(input, &p.path).is_some())
             .map(|p| p.text.clone())
             .collect()
+    }
+}
+
+/// The normalized fields of an event a mask may erase; the others identify the event.
+const EVENT_FIELDS: [&str; 6] = [
+    "principal",
+    "action",
+    "service",
+    "resource",
+    "source_ip",
+    "account",
+];
+
+/// Erases one normalized field (optional ones become absent, required ones empty); whether it
+/// held anything.
+fn erase_event_field(event: &mut Event, field: &str) -> bool {
+    match field {
+        "resource" => event.resource.take().is_some(),
+        "source_ip" => event.source_ip.take().is_some(),
+        "principal" => !std::mem::take(&mut event.principal).is_empty(),
+        "action" => !std::mem::take(&mut event.action).is_empty(),
+        "service" => !std::mem::take(&mut event.service).is_empty(),
+        "account" => !std::mem::take(&mut event.account).is_empty(),
+        _ => false,
     }
 }
 
@@ -219,12 +244,16 @@ mod tests {
                 &before.resource
             )
         );
-        // The whole record at once.
+        // The whole record at once, and every normalized field the tenant may erase.
         assert_eq!(
-            mask(&["/input/raw"]).apply_to_event(&mut event),
-            ["/input/raw"]
+            mask(&["/input/raw", "/input/event"]).apply_to_event(&mut event),
+            ["/input/raw", "/input/event"]
         );
         assert!(event.raw.is_null());
+        assert_eq!(
+            (&event.action, &event.resource, &event.event_id),
+            (&String::new(), &None, &before.event_id)
+        );
     }
 
     #[test]

@@ -99,6 +99,9 @@ async fn answer(
     }
 }
 
+/// Longest error text logged with a failed query, in bytes.
+const MAX_LOGGED_ERROR: usize = 1024;
+
 /// A 500 for an evaluation that failed: stopped by the time limit, or broken.
 fn evaluation_error(e: &PolicyError) -> ApiError {
     let code = match e {
@@ -117,9 +120,20 @@ fn log_failure(
     now: chrono::DateTime<Utc>,
     body_bytes: usize,
 ) -> ApiError {
-    let answer = evaluation_error(&failed.error);
+    let mut answer = evaluation_error(&failed.error);
+    let decision_id = Uuid::now_v7();
+    // The error's text may quote the input; it is kept short (a runaway's message is a line).
+    let mut error = failed.error.to_string();
+    if error.len() > MAX_LOGGED_ERROR {
+        let cut = (0..=MAX_LOGGED_ERROR)
+            .rev()
+            .find(|&i| error.is_char_boundary(i))
+            .unwrap_or(0);
+        error.truncate(cut);
+        error.push('…');
+    }
     let row = ApiDecisionRow {
-        decision_id: Uuid::now_v7(),
+        decision_id,
         tenant_id: tenant.to_string(),
         path: failed.path,
         input: failed.logged_input,
@@ -128,11 +142,14 @@ fn log_failure(
         bundle_revision: failed.revision,
         eval_micros: failed.eval_micros,
         decided_at: now,
-        error: Some(failed.error.to_string()),
-        size_hint: body_bytes + 256,
+        size_hint: body_bytes + 256 + error.len(),
+        error: Some(error),
     };
     match state.decision_log.try_log(row) {
-        Ok(()) => answer,
+        Ok(()) => {
+            answer.decision_id = Some(decision_id);
+            answer
+        }
         Err(e) => ApiError::unavailable("decision_log_unavailable", e.to_string()),
     }
 }

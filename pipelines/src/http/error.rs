@@ -9,6 +9,8 @@ pub(super) struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Set when the failed query was logged: the key of its row in `api_decisions`.
+    pub decision_id: Option<uuid::Uuid>,
 }
 
 impl ApiError {
@@ -17,6 +19,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            decision_id: None,
         }
     }
 
@@ -33,6 +36,10 @@ impl ApiError {
     }
 
     pub fn response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({"code": self.code, "message": self.message}))
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(id) = self.decision_id {
+            body["decision_id"] = json!(id);
+        }
+        HttpResponse::build(self.status).json(body)
     }
 }
