@@ -74,17 +74,21 @@ impl SlowLane {
                 while let Ok((tenant, query, reply)) = jobs.recv() {
                     let Some(lane) = weak.upgrade() else { return };
                     // A caller that gave up (its client went away) needs no answer.
-                    if !reply.is_closed() {
+                    let answer = (!reply.is_closed()).then(|| {
                         // query_here catches a panicking evaluation; this keeps the lane alive
                         // through anything else.
-                        let answer = catch_unwind(AssertUnwindSafe(|| lane.timed(&tenant, query)))
+                        catch_unwind(AssertUnwindSafe(|| lane.timed(&tenant, query)))
                             .unwrap_or_else(|_| {
                                 error!(%tenant, "slow lane query panicked");
                                 Err(PolicyError::Eval("policy evaluation panicked".into()).into())
-                            });
+                            })
+                    });
+                    // Off the lane before the caller hears back: it may ask again at once, and
+                    // must not find its own finished query still counted against its share.
+                    lane.dequeued(&tenant);
+                    if let Some(answer) = answer {
                         let _ = reply.send(answer);
                     }
-                    lane.dequeued(&tenant);
                 }
             })?;
         Ok(lane)
