@@ -127,21 +127,25 @@ impl SlowLane {
         if self.held.load(Ordering::Relaxed) == 0 {
             return false;
         }
+        self.sweep().until.contains_key(tenant)
+    }
+
+    /// The state with every expired hold ended, so that holds end even for tenants that
+    /// stopped asking, and the count of held tenants goes back to 0.
+    fn sweep(&self) -> MutexGuard<'_, Held> {
         let mut state = self.lock();
         let now = Instant::now();
-        // Every held tenant's hold is checked here, so that holds end even for tenants that
-        // stopped asking, and the atomic above goes back to 0.
         state.until.retain(|_, until| *until > now);
         self.held.store(state.until.len(), Ordering::Relaxed);
-        state.until.contains_key(tenant)
+        state
     }
 
     /// Until when `tenant`'s queries go to the lane, if they do now.
     pub fn held_until(&self, tenant: &TenantId) -> Option<Instant> {
-        if !self.holds(tenant) {
+        if self.held.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        self.lock().until.get(tenant).copied()
+        self.sweep().until.get(tenant).copied()
     }
 
     /// Evaluates on the calling thread and holds the tenant (or keeps it held) if the

@@ -25,11 +25,16 @@ struct MemorySource {
 
 impl MemorySource {
     fn with(self, tenant: &str, src: &str) -> Self {
+        self.put(tenant, src);
+        self
+    }
+
+    /// Replaces `tenant`'s bundle (what an edit on disk would do).
+    fn put(&self, tenant: &str, src: &str) {
         self.bundles
             .lock()
             .unwrap()
             .insert(tenant.into(), src.into());
-        self
     }
 }
 
@@ -252,6 +257,11 @@ async fn ask(dir: &TenantDirectory, tenant: &str, rule: &str) -> Option<serde_js
         .result
 }
 
+/// acme's bundle at a version, read back through its rule `version`.
+fn acme_version(n: u32) -> String {
+    format!("package tenants.acme\nimport rego.v1\ndecision := 1\nversion := {n}")
+}
+
 /// A directory of one arbiter over `source`, whose activations `recorder` sees.
 fn recorded_directory(source: Arc<MemorySource>) -> (TenantDirectory, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
@@ -261,19 +271,13 @@ fn recorded_directory(source: Arc<MemorySource>) -> (TenantDirectory, Arc<Record
 
 #[actix_rt::test]
 async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
-    let source = Arc::new(MemorySource::default().with(
-        "acme",
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1",
-    ));
+    let source = Arc::new(MemorySource::default().with("acme", &acme_version(1)));
     let (dir, recorder) = recorded_directory(source.clone());
     let acme = TenantId::parse("acme").unwrap();
     assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
 
     // A valid change: live at once, recorded as a new activation.
-    source.bundles.lock().unwrap().insert(
-        "acme".into(),
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2".into(),
-    );
+    source.put("acme", &acme_version(2));
     dir.reload(&acme).unwrap();
     assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
     let activations = recorder.activated.lock().unwrap().clone();
@@ -281,11 +285,7 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
     assert_ne!(activations[0].digest, activations[1].digest);
 
     // A broken change: refused, reported, and version 2 keeps serving.
-    source
-        .bundles
-        .lock()
-        .unwrap()
-        .insert("acme".into(), "package tenants.acme\nversion := {".into());
+    source.put("acme", "package tenants.acme\nversion := {");
     let err = dir.reload(&acme).unwrap_err().to_string();
     assert!(err.contains("p.rego"), "{err}");
     dir.reload(&acme).unwrap_err();
@@ -301,10 +301,7 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
     );
 
     // Reloading an unchanged bundle is not a new activation, and clears the error.
-    source.bundles.lock().unwrap().insert(
-        "acme".into(),
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2".into(),
-    );
+    source.put("acme", &acme_version(2));
     dir.reload(&acme).unwrap();
     assert_eq!(recorder.activated.lock().unwrap().len(), 2);
     assert_eq!(dir.loader().status(&acme).unwrap().last_error, None);
@@ -315,9 +312,9 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
     );
 
     // A tenant appearing on disk is activated by a reload, without waiting for traffic.
-    source.bundles.lock().unwrap().insert(
-        "globex".into(),
-        "package tenants.globex\nimport rego.v1\ndecision := 2".into(),
+    source.put(
+        "globex",
+        "package tenants.globex\nimport rego.v1\ndecision := 2",
     );
     let globex = TenantId::parse("globex").unwrap();
     dir.reload(&globex).unwrap();
@@ -326,10 +323,7 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
 
 #[actix_rt::test]
 async fn a_change_that_keeps_the_serving_revision_is_refused() {
-    let source = Arc::new(MemorySource::default().with(
-        "acme",
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1",
-    ));
+    let source = Arc::new(MemorySource::default().with("acme", &acme_version(1)));
     let set_revision = |r: &str| {
         source
             .revisions
@@ -344,10 +338,7 @@ async fn a_change_that_keeps_the_serving_revision_is_refused() {
 
     // New content under the revision that names the serving one: two contents would be
     // stamped alike, so it is refused and version 1 keeps serving.
-    source.bundles.lock().unwrap().insert(
-        "acme".into(),
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2".into(),
-    );
+    source.put("acme", &acme_version(2));
     let err = dir.reload(&acme).unwrap_err().to_string();
     assert!(
         err.contains("revision is still r1") && err.contains("metadata.json"),
@@ -513,10 +504,7 @@ async fn a_tenants_mask_removes_fields_from_the_logged_input_only() {
 
 #[actix_rt::test]
 async fn queries_on_the_callers_thread_follow_reloads_and_report_unknown_tenants() {
-    let source = Arc::new(MemorySource::default().with(
-        "acme",
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1",
-    ));
+    let source = Arc::new(MemorySource::default().with("acme", &acme_version(1)));
     let dir = TenantDirectory::new(
         1,
         Arc::new(PolicyLoader::new(source.clone(), "decision")),
@@ -537,10 +525,7 @@ async fn queries_on_the_callers_thread_follow_reloads_and_report_unknown_tenants
         .result
     };
     assert_eq!(version(&dir), Some(json!(1)), "activated on first use");
-    source.bundles.lock().unwrap().insert(
-        "acme".into(),
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2".into(),
-    );
+    source.put("acme", &acme_version(2));
     dir.reload(&acme).unwrap();
     assert_eq!(
         version(&dir),
@@ -568,20 +553,14 @@ async fn queries_on_the_callers_thread_follow_reloads_and_report_unknown_tenants
 
 #[actix_rt::test]
 async fn an_install_older_than_the_serving_policy_is_ignored() {
-    let source = Arc::new(MemorySource::default().with(
-        "acme",
-        "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 2",
-    ));
+    let source = Arc::new(MemorySource::default().with("acme", &acme_version(2)));
     let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
     let acme = TenantId::parse("acme").unwrap();
     let addr = dir.get(&acme).unwrap();
     let current = dir.loader().serving(&acme).unwrap().generation;
     let stale = Bundle {
         tenant: acme.clone(),
-        modules: vec![(
-            "p.rego".into(),
-            "package tenants.acme\nimport rego.v1\ndecision := 1\nversion := 1".into(),
-        )],
+        modules: vec![("p.rego".into(), acme_version(1))],
         data: None,
         revision: None,
         mask: Vec::new(),
