@@ -21,4 +21,4 @@ pub use load::{
 pub use local_query::{FailedQuery, QueryError};
 pub use messages::{Evaluate, Install, Outcome, Query, QueryReply};
 pub use slow_lane::{SlowLane, SLOW_LANE_THREAD};
-pub use tenant::TenantActor;
+pub use tenant::{TenantActor, LIMIT_STOPS_PER_BATCH};

@@ -39,6 +39,10 @@ pub struct BundleStatus {
     /// The serving bundle's decision-log mask.
     #[serde(skip)]
     pub mask: InputMask,
+    /// The load generation that found `last_error`: only a load that read the bundle later
+    /// clears it.
+    #[serde(skip)]
+    error_generation: u64,
 }
 
 /// Told of every activation and every refused bundle (the pipelines record them in Postgres
@@ -78,6 +82,9 @@ pub struct PolicyLoader {
     observer: Arc<dyn ActivationObserver>,
     status: Mutex<HashMap<TenantId, BundleStatus>>,
     serving: RwLock<HashMap<TenantId, Serving>>,
+    /// Every revision each tenant has activated, with the digest it named. Locked only while
+    /// `status` is.
+    revisions: Mutex<HashMap<TenantId, HashMap<String, String>>>,
 }
 
 /// The policy a tenant serves, published for readers that evaluate on their own thread (the
@@ -98,7 +105,27 @@ impl PolicyLoader {
             observer: Arc::new(Ignore),
             status: Mutex::default(),
             serving: RwLock::default(),
+            revisions: Mutex::default(),
         }
+    }
+
+    /// Revisions activated before this process started (tenant, revision, digest), as
+    /// `bundle_activations` records them: a revision keeps naming the content it named then,
+    /// across restarts. Of two digests for one revision, the later one given wins.
+    pub fn with_known_revisions(
+        self,
+        known: impl IntoIterator<Item = (TenantId, String, String)>,
+    ) -> Self {
+        {
+            let mut revisions = self.revisions.lock().unwrap_or_else(|p| p.into_inner());
+            for (tenant, revision, digest) in known {
+                revisions
+                    .entry(tenant)
+                    .or_default()
+                    .insert(revision, digest);
+            }
+        }
+        self
     }
 
     /// The guard rail: how long one evaluation may run before it is stopped with an error.
@@ -150,25 +177,29 @@ impl PolicyLoader {
             )))
         });
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut revisions = self.revisions.lock().unwrap_or_else(|p| p.into_inner());
         // A revision names one content: decisions, logs and activations are stamped with it. A
-        // change that keeps the serving revision (an edit without a bump of metadata.json) would
-        // stamp different decisions alike, so it is refused like any other invalid change.
-        let compiled =
-            compiled.and_then(
-                |policy| match status.get(tenant).and_then(|s| s.active.as_ref()) {
-                    Some(a) if a.revision == policy.revision() && a.digest != policy.digest() => {
-                        Err(ActivationError::Invalid(format!(
+        // change that keeps a revision already activated (an edit without a bump of
+        // metadata.json, before or since a restart) would stamp different decisions alike, so
+        // it is refused like any other invalid change.
+        let compiled = compiled.and_then(|policy| {
+            let named = revisions
+                .get(tenant)
+                .and_then(|known| known.get(policy.revision()));
+            match named {
+                Some(digest) if digest != policy.digest() => {
+                    Err(ActivationError::Invalid(format!(
                         "tenant {tenant}: the bundle changed ({}), but its revision is still {}, \
-                         which names the serving content ({}): set a new revision in \
-                         metadata.json, or remove it to stamp decisions with the content digest",
+                         which names other content activated before ({digest}): set a new \
+                         revision in metadata.json, or remove it to stamp decisions with the \
+                         content digest",
                         policy.digest(),
-                        a.revision,
-                        a.digest
+                        policy.revision(),
                     )))
-                    }
-                    _ => Ok(policy),
-                },
-            );
+                }
+                _ => Ok(policy),
+            }
+        });
         match &compiled {
             Ok(policy) => {
                 // Every successful load is installed by its caller (activation, hot reload, or
@@ -190,8 +221,12 @@ impl PolicyLoader {
                 );
                 drop(serving);
                 let entry = status.entry(tenant.clone()).or_default();
-                let was_refused = entry.last_error.take().is_some();
-                entry.last_error_at = None;
+                // An error found by a load that read the bundle after this one still stands.
+                let mut was_refused = false;
+                if entry.error_generation < generation {
+                    was_refused = entry.last_error.take().is_some();
+                    entry.last_error_at = None;
+                }
                 entry.mask = policy.mask().clone();
                 entry.evaluation = Some(policy.evaluator_status());
                 let new = entry
@@ -206,6 +241,10 @@ impl PolicyLoader {
                         activated_at: Utc::now(),
                     };
                     self.observer.activated(&activation);
+                    revisions
+                        .entry(tenant.clone())
+                        .or_default()
+                        .insert(activation.revision.clone(), activation.digest.clone());
                     entry.active = Some(activation);
                 } else if was_refused {
                     self.observer.recovered(tenant);
@@ -219,10 +258,15 @@ impl PolicyLoader {
                 // A load that read the bundle later has succeeded meanwhile: this one read a
                 // half-written change, and its error is no longer the tenant's state.
             }
+            Err(_)
+                if status
+                    .get(tenant)
+                    .is_some_and(|s| s.error_generation > generation) => {}
             Err(e) => {
                 // A tenant that never had a bundle has no status to report.
                 if status.contains_key(tenant) || matches!(e, ActivationError::Invalid(_)) {
                     let entry = status.entry(tenant.clone()).or_default();
+                    entry.error_generation = generation;
                     let error = e.to_string();
                     // A broken bundle is retried on traffic (every few seconds): report it once.
                     if entry.last_error.as_deref() != Some(error.as_str()) {

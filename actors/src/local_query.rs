@@ -58,6 +58,11 @@ impl FailedQuery {
     pub fn hit_the_limit(&self) -> bool {
         matches!(self.error, PolicyError::LimitExceeded(_))
     }
+
+    /// Whether the evaluation panicked (the policy copy that ran it must be replaced).
+    pub fn panicked(&self) -> bool {
+        self.error == PolicyError::Panicked
+    }
 }
 
 impl TenantDirectory {
@@ -87,14 +92,21 @@ impl TenantDirectory {
                 );
             }
             let (_, policy) = local.get_mut(tenant).expect("just inserted");
-            match catch_unwind(AssertUnwindSafe(|| answer(policy, q))) {
+            // `answer` catches a panicking evaluation; this, anything else.
+            let reply = catch_unwind(AssertUnwindSafe(|| answer(policy, q)));
+            let panicked = match &reply {
+                Ok(Ok(_)) => false,
+                Ok(Err(failed)) => failed.panicked(),
+                Err(_) => true,
+            };
+            if panicked {
+                // The clone may be in any state: forget it, the next query clones afresh.
+                error!(%tenant, "policy query panicked; dropping this thread's copy");
+                local.remove(tenant);
+            }
+            match reply {
                 Ok(reply) => reply.map_err(QueryError::Failed),
-                Err(_) => {
-                    // The clone may be in any state: forget it, the next query clones afresh.
-                    error!(%tenant, "policy query panicked; dropping this thread's copy");
-                    local.remove(tenant);
-                    Err(PolicyError::Eval("policy evaluation panicked".into()).into())
-                }
+                Err(_) => Err(PolicyError::Panicked.into()),
             }
         })
     }
@@ -105,7 +117,12 @@ impl TenantDirectory {
 pub(crate) fn answer(policy: &mut TenantPolicy, q: Query) -> Result<QueryReply, Box<FailedQuery>> {
     let context = PolicyContext::neutral(q.now);
     let started = Instant::now();
-    let answer = policy.query(&q.path, q.input.as_ref(), &context);
+    // A panicking evaluation fails this query like any other error, so that it is logged with
+    // its input; the caller sees `Panicked` and replaces the policy copy.
+    let answer = catch_unwind(AssertUnwindSafe(|| {
+        policy.query(&q.path, q.input.as_ref(), &context)
+    }))
+    .unwrap_or(Err(PolicyError::Panicked));
     let mut logged_input = q.input;
     let mut erased = Vec::new();
     if let Some(input) = logged_input.as_mut() {

@@ -80,7 +80,7 @@ impl SlowLane {
                         catch_unwind(AssertUnwindSafe(|| lane.timed(&tenant, query)))
                             .unwrap_or_else(|_| {
                                 error!(%tenant, "slow lane query panicked");
-                                Err(PolicyError::Eval("policy evaluation panicked".into()).into())
+                                Err(PolicyError::Panicked.into())
                             })
                     });
                     // Off the lane before the caller hears back: it may ask again at once, and

@@ -10,6 +10,21 @@ use crate::local_query::answer;
 use crate::messages::{Install, Query, QueryReply};
 use crate::{Evaluate, Outcome, PolicyLoader};
 
+/// How many of one batch's events a tenant's rules may run into the time limit on before the
+/// rest of its events in that batch are dead-lettered unjudged. Tenants share arbiter threads
+/// and a batch is stored only once all of it is judged, so this bounds what one tenant's
+/// runaway rule costs everyone else to about this many time limits per batch.
+pub const LIMIT_STOPS_PER_BATCH: usize = 2;
+
+/// Why an event was not judged, for its dead letter.
+fn not_evaluated(stopped: usize) -> String {
+    format!(
+        "skipped: {stopped} of this tenant's earlier events in the same batch ran into the \
+         evaluation time limit, so the rest of its batch was set aside unjudged; fix the \
+         policy, then re-drive them with `portcullis dlq replay`"
+    )
+}
+
 /// Owns one tenant's compiled policy; judges that tenant's events and answers its queries.
 pub struct TenantActor {
     policy: TenantPolicy,
@@ -79,7 +94,12 @@ impl Handler<Evaluate> for TenantActor {
     fn handle(&mut self, msg: Evaluate, _ctx: &mut Context<Self>) -> Vec<(Event, Outcome)> {
         let context = PolicyContext::neutral(msg.now);
         let mut out = Vec::with_capacity(msg.events.len());
+        let mut stopped = 0;
         for mut event in msg.events {
+            if stopped == LIMIT_STOPS_PER_BATCH {
+                out.push((event, Err(not_evaluated(stopped))));
+                continue;
+            }
             // actix does not catch panics in handlers: one would end this actor's task, and its
             // Supervisor with it, so the tenant would stop being judged at all.
             let outcome = catch_unwind(AssertUnwindSafe(|| self.policy.evaluate(&event, &context)));
@@ -90,11 +110,16 @@ impl Handler<Evaluate> for TenantActor {
                     self.policy.mask().apply_to_event(&mut event);
                     out.push((event, Ok(decision)))
                 }
-                Ok(Err(e)) => out.push((event, Err(e.to_string()))),
+                Ok(Err(e)) => {
+                    if matches!(e, PolicyError::LimitExceeded(_)) {
+                        stopped += 1;
+                    }
+                    out.push((event, Err(e.to_string())))
+                }
                 Err(_) => {
                     error!(tenant = %self.policy.tenant(), event_id = %event.event_id,
                         "policy evaluation panicked; reloading the tenant policy");
-                    out.push((event, Err("policy evaluation panicked".into())));
+                    out.push((event, Err(PolicyError::Panicked.to_string())));
                     // The engine may be in any state after a panic: start again from the bundle,
                     // and go on with the rest of the batch.
                     self.reload();
@@ -109,14 +134,16 @@ impl Handler<Query> for TenantActor {
     type Result = Result<QueryReply, PolicyError>;
 
     fn handle(&mut self, msg: Query, _ctx: &mut Context<Self>) -> Self::Result {
-        match catch_unwind(AssertUnwindSafe(|| answer(&mut self.policy, msg))) {
+        // `answer` catches a panicking evaluation; this, anything else.
+        let reply = match catch_unwind(AssertUnwindSafe(|| answer(&mut self.policy, msg))) {
             Ok(reply) => reply.map_err(|failed| failed.error),
-            Err(_) => {
-                error!(tenant = %self.policy.tenant(), "policy query panicked; reloading the tenant policy");
-                self.reload();
-                Err(PolicyError::Eval("policy evaluation panicked".into()))
-            }
+            Err(_) => Err(PolicyError::Panicked),
+        };
+        if reply.as_ref().is_err_and(|e| *e == PolicyError::Panicked) {
+            error!(tenant = %self.policy.tenant(), "policy query panicked; reloading the tenant policy");
+            self.reload();
         }
+        reply
     }
 }
 

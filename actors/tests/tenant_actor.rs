@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{TimeZone, Utc};
 use portcullis_actors::{
     Activation, ActivationObserver, BundleSource, Evaluate, Install, LoadError, PolicyLoader,
-    Query, QueryError, SlowLane, TenantDirectory,
+    Query, QueryError, SlowLane, TenantDirectory, LIMIT_STOPS_PER_BATCH,
 };
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::PolicyError;
@@ -588,4 +588,181 @@ async fn an_install_older_than_the_serving_policy_is_ignored() {
         Some(json!(1)),
         "newer install applied"
     );
+}
+
+#[actix_rt::test]
+async fn a_revision_activated_before_a_restart_keeps_naming_its_content() {
+    let source = Arc::new(MemorySource::default().with("acme", &acme_version(2)));
+    source
+        .revisions
+        .lock()
+        .unwrap()
+        .insert("acme".into(), "r1".into());
+    let acme = TenantId::parse("acme").unwrap();
+    let bundle = source.load(&acme).unwrap();
+
+    // bundle_activations says r1 named other content: the edited bundle is refused.
+    let known = [(acme.clone(), "r1".to_owned(), "sha256:earlier".to_owned())];
+    let loader = PolicyLoader::new(source.clone(), "decision").with_known_revisions(known);
+    let err = loader.load(&acme).unwrap_err().to_string();
+    assert!(
+        err.contains("revision is still r1") && err.contains("sha256:earlier"),
+        "{err}"
+    );
+    assert!(loader.serving(&acme).is_none());
+    assert!(loader.status(&acme).unwrap().last_error.is_some());
+
+    // The content r1 named before is taken again, and so is any content under another revision.
+    let known = [(acme.clone(), "r1".to_owned(), bundle.digest())];
+    let loader = PolicyLoader::new(source.clone(), "decision").with_known_revisions(known);
+    assert_eq!(loader.load(&acme).unwrap().0.revision(), "r1");
+    let known = [(acme.clone(), "r0".to_owned(), "sha256:earlier".to_owned())];
+    let loader = PolicyLoader::new(source.clone(), "decision").with_known_revisions(known);
+    loader.load(&acme).unwrap();
+
+    // Within one process too: r1 → r2 → back to r1 with new content is refused.
+    let set_revision = |r: &str| {
+        source
+            .revisions
+            .lock()
+            .unwrap()
+            .insert("acme".into(), r.into());
+    };
+    set_revision("r2");
+    source.put("acme", &acme_version(3));
+    loader.load(&acme).unwrap();
+    set_revision("r1");
+    source.put("acme", &acme_version(4));
+    let err = loader.load(&acme).unwrap_err().to_string();
+    assert!(err.contains("revision is still r1"), "{err}");
+    assert_eq!(loader.serving(&acme).unwrap().policy.revision(), "r2");
+}
+
+/// Hands out the bundles queued for it, in order; a bundle queued with a gate is handed out
+/// only once the gate opens, so a test can make an earlier read finish last.
+#[derive(Default)]
+struct QueuedSource {
+    queue: Mutex<Vec<(String, Option<std::sync::mpsc::Receiver<()>>)>>,
+}
+
+impl BundleSource for QueuedSource {
+    fn load(&self, tenant: &TenantId) -> Result<Bundle, LoadError> {
+        let (src, gate) = self.queue.lock().unwrap().remove(0);
+        if let Some(gate) = gate {
+            gate.recv().unwrap();
+        }
+        Ok(Bundle {
+            tenant: tenant.clone(),
+            modules: vec![("p.rego".into(), src)],
+            data: None,
+            revision: None,
+            mask: Vec::new(),
+        })
+    }
+}
+
+#[actix_rt::test]
+async fn an_error_found_by_a_later_read_outlives_an_earlier_read_that_finishes_last() {
+    let (open, gate) = std::sync::mpsc::channel();
+    let source = Arc::new(QueuedSource::default());
+    source.queue.lock().unwrap().extend([
+        (acme_version(1), None),
+        (acme_version(2), Some(gate)),
+        ("package tenants.acme\nversion := {".to_owned(), None),
+    ]);
+    let loader = Arc::new(PolicyLoader::new(source.clone(), "decision"));
+    let acme = TenantId::parse("acme").unwrap();
+    loader.load(&acme).unwrap();
+
+    // Read 2 (good) starts first and is held; read 3 (broken) starts later and fails at once.
+    let earlier = std::thread::spawn({
+        let (loader, acme) = (loader.clone(), acme.clone());
+        move || loader.load(&acme).map(|(_, generation)| generation)
+    });
+    while source.queue.lock().unwrap().len() > 1 {
+        std::thread::yield_now();
+    }
+    let err = loader.load(&acme).unwrap_err().to_string();
+    assert!(err.contains("p.rego"), "{err}");
+    open.send(()).unwrap();
+    earlier.join().unwrap().unwrap();
+
+    // Read 2 serves (nothing newer succeeded), but the bundle on disk is still the broken one.
+    let status = loader.status(&acme).unwrap();
+    assert_eq!(status.last_error.as_deref(), Some(err.as_str()));
+    let read_2 = Bundle {
+        tenant: acme.clone(),
+        modules: vec![("p.rego".into(), acme_version(2))],
+        data: None,
+        revision: None,
+        mask: Vec::new(),
+    };
+    assert_eq!(
+        loader.serving(&acme).unwrap().policy.digest(),
+        read_2.digest()
+    );
+}
+
+#[actix_rt::test]
+async fn a_runaway_rule_costs_a_batch_a_bounded_number_of_time_limits() {
+    let src = "package tenants.loopy\nimport rego.v1\ndecision := 1 if input.event.action == \
+               \"ok\"\ndecision := count([x | some i in numbers.range(1, 100000); some j in \
+               numbers.range(1, 100000); x := i * j]) if input.event.action == \"loop\"";
+    let source = Arc::new(
+        MemorySource::default()
+            .with("loopy", src)
+            .with("acme", ALLOW_READS),
+    );
+    let loader = PolicyLoader::new(source, "decision")
+        .with_eval_timeout(std::time::Duration::from_millis(50));
+    // One arbiter: the tenants share its thread, as tenants hashed alike do.
+    let dir = TenantDirectory::new(1, Arc::new(loader), 16);
+    let loopy = dir.get(&TenantId::parse("loopy").unwrap()).unwrap();
+    let acme = dir.get(&TenantId::parse("acme").unwrap()).unwrap();
+    let events: Vec<Event> = ["ok", "loop", "ok", "loop", "loop", "ok", "loop"]
+        .iter()
+        .enumerate()
+        .map(|(i, action)| event("loopy", &format!("e{i}"), action))
+        .collect();
+    let batch = loopy.send(Evaluate {
+        events,
+        now: Utc::now(),
+    });
+    let other = acme.send(Evaluate {
+        events: vec![event("acme", "a1", "read")],
+        now: Utc::now(),
+    });
+    let (judged, other) = tokio::join!(batch, other);
+    let outcomes: Vec<&str> = judged
+        .unwrap()
+        .iter()
+        .map(|(_, outcome)| match outcome {
+            Ok(_) => "judged",
+            Err(e) if e.starts_with("evaluation stopped") => "stopped",
+            Err(e) if e.starts_with("skipped: 2 of this tenant's") => "skipped",
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    // Every event has an outcome, in order: judged until the second stop, skipped after it.
+    assert_eq!(LIMIT_STOPS_PER_BATCH, 2);
+    assert_eq!(
+        outcomes,
+        ["judged", "stopped", "judged", "stopped", "skipped", "skipped", "skipped"]
+    );
+    assert!(other.unwrap()[0].1.as_ref().unwrap().allowed);
+
+    // The next batch starts afresh.
+    let again = loopy
+        .send(Evaluate {
+            events: vec![event("loopy", "e9", "loop"), event("loopy", "e10", "ok")],
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    assert!(again[0]
+        .1
+        .as_ref()
+        .unwrap_err()
+        .starts_with("evaluation stopped"));
+    assert!(again[1].1.is_ok());
 }

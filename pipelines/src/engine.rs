@@ -47,11 +47,15 @@ pub async fn build(
     }
     let registry: SharedRegistry = Arc::new(RwLock::new(Arc::new(registry)));
 
+    let known_revisions = postgres::known_revisions(pool)
+        .await
+        .context("cannot read the bundle revisions activated before")?;
     let bundles = Arc::new(FsBundleSource::new(&config.policy.bundles_dir));
     let (recorder, activations) = ActivationRecorder::new(stats.clone());
     let loader = PolicyLoader::new(bundles, config.policy.rule.clone())
         .with_eval_timeout(Duration::from_millis(config.policy.eval_timeout_ms))
         .with_evaluator(config.policy.evaluator)
+        .with_known_revisions(known_revisions)
         .with_observer(Arc::new(recorder));
     let directory = Arc::new(TenantDirectory::new(
         config.workers(),

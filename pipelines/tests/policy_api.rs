@@ -586,6 +586,7 @@ fn a_runaway_policy_is_stopped_without_stalling_other_tenants() {
 import rego.v1
 decision := true
 explode := count([x | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000); x := i * j])
+span := count(numbers.range(1, input.n))
 "#,
         );
         let engine = env.start().await;
@@ -681,6 +682,18 @@ explode := count([x | some i in numbers.range(1, 100000); some j in numbers.rang
         // loopy itself still answers what is cheap.
         let (status, body) = post_json(addr, "/v1/data/tenants/loopy/decision", &json!({})).await;
         assert_eq!((status, &body["result"]), (200, &json!(true)));
+
+        // A range sized by the caller: one call that would build 1e12 elements (regorus would
+        // ask for 24 TB at once, and the process would abort) is refused as a limit.
+        let span = |n: f64| json!({"input": {"n": n}});
+        let (status, body) = post_json(addr, "/v1/data/tenants/loopy/span", &span(1e12)).await;
+        assert_eq!((status, &body["code"]), (500, &json!("evaluation_limit")));
+        assert!(
+            body["message"].as_str().unwrap().contains("numbers.range"),
+            "{body}"
+        );
+        let (status, body) = post_json(addr, "/v1/data/tenants/loopy/span", &span(1e3)).await;
+        assert_eq!((status, &body["result"]), (200, &json!(1000)));
         engine.stop().await.expect("clean stop");
         env.cleanup().await;
     });

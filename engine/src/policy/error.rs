@@ -20,6 +20,10 @@ pub enum PolicyError {
     Eval(String),
     #[error("evaluation stopped: {0}")]
     LimitExceeded(String),
+    /// A bug in an evaluator (ours or regorus's), caught: the policy copy that ran it may be in
+    /// any state and is replaced.
+    #[error("policy evaluation panicked")]
+    Panicked,
     #[error(
         "decision_log mask {0:?} must be a JSON pointer below /input/, e.g. \"/input/password\""
     )]
@@ -29,9 +33,14 @@ pub enum PolicyError {
 impl PolicyError {
     /// Sorts a regorus evaluation error: a guard-rail stop is told apart from a policy error.
     pub(crate) fn from_eval(e: anyhow::Error) -> Self {
-        match e.downcast_ref::<regorus::LimitError>() {
-            Some(limit) => Self::LimitExceeded(limit.to_string()),
-            None => Self::Eval(e.to_string()),
+        if let Some(limit) = e.downcast_ref::<regorus::LimitError>() {
+            return Self::LimitExceeded(limit.to_string());
+        }
+        // The interpreter passes on a bounded builtin's refusal as text only.
+        let message = e.to_string();
+        match super::bounded_range::take_refusal().filter(|r| message.contains(r.as_str())) {
+            Some(reason) => Self::LimitExceeded(reason),
+            None => Self::Eval(message),
         }
     }
 }

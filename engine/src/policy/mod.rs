@@ -1,5 +1,6 @@
 //! Tenant policy: Rego bundles compiled into one isolated regorus engine per tenant.
 
+mod bounded_range;
 mod bundle;
 mod decision;
 mod dispatch;
@@ -14,6 +15,7 @@ mod query;
 mod rego_value;
 mod tenant_policy;
 
+pub use bounded_range::MAX_RANGE_ELEMENTS;
 pub use bundle::Bundle;
 pub use decision::Decision;
 pub use error::PolicyError;

@@ -12,7 +12,7 @@ use regorus::rvm::vm::{RegoVM, VmError};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{CompiledPolicy, Rc};
 
-use super::PolicyError;
+use super::{bounded_range, PolicyError};
 
 /// The VM's own instruction cap (regorus defaults to 25 000) is lifted: the evaluation time
 /// limit is the guard rail, as it is for the interpreter, and a legitimate policy over a large
@@ -77,12 +77,13 @@ impl Program {
                     .map(|(path, _)| path.as_str()),
             );
         }
-        let program = Compiler::compile_from_policy(&policy, &names)
+        let mut program = Compiler::compile_from_policy(&policy, &names)
             .or_else(|e| match names.len() {
                 1 => Err(e),
                 _ => Compiler::compile_from_policy(&policy, &[rule]),
             })
             .map_err(|e| e.to_string())?;
+        bounded_range::guard_program(&mut program);
         Self::ready(engine, program, policy, timer)
     }
 
@@ -146,9 +147,12 @@ impl Program {
         self.vm
             .execute_entry_point_by_name(path)
             .map_err(|e| match e {
+                // Without regorus's allocator limits, only a bounded builtin reports memory.
+                VmError::MemoryLimitExceeded { .. } => PolicyError::LimitExceeded(
+                    bounded_range::take_refusal().unwrap_or_else(|| e.to_string()),
+                ),
                 VmError::TimeLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
-                | VmError::MemoryLimitExceeded { .. }
                 | VmError::MemoryBudgetExceeded { .. }
                 | VmError::RegexSizeLimitExceeded { .. } => {
                     PolicyError::LimitExceeded(e.to_string())

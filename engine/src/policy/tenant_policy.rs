@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::{json, Value as Json};
 
+use super::bounded_range;
 use super::decision::allowed_by;
 use super::dispatch::Dispatch;
 use super::input::event_input;
@@ -79,6 +80,7 @@ impl TenantPolicy {
         // As OPA (without --strict-builtin-errors) and as regorus's VM: a builtin's error makes
         // its expression undefined.
         engine.set_strict_builtin_errors(false);
+        bounded_range::guard_interpreter(&mut engine);
         for (file, src) in &bundle.modules {
             let package =
                 engine

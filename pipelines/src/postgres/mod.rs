@@ -13,7 +13,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
-pub use activations::insert_activation;
+pub use activations::{insert_activation, known_revisions};
 pub use api_decisions::{insert_api_decisions, ApiDecisionRow};
 pub use dead_letters::{list_dead_letters, note_replay_failure, DeadLetterFilter, DeadLetterRow};
 pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};

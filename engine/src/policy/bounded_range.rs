@@ -1,0 +1,325 @@
+//! `numbers.range` and `numbers.range_step` with a bound on how many elements they build.
+//!
+//! regorus sizes a range's array from its arguments before it builds it, and checks the
+//! evaluation time limit only between evaluation steps: `numbers.range(1, input.n)` asked with
+//! `n = 1e12` would request terabytes in one allocation and abort the process before any limit
+//! could stop it. Both evaluators get these two builtins behind a check of the span instead:
+//! past [`MAX_RANGE_ELEMENTS`] the evaluation stops with a limit error, never an undefined
+//! value (which a `not` in the policy would turn into a match).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use regorus::unstable::{Expr, Ref, Source, Span, BUILTINS};
+use regorus::{LimitError, Value};
+
+/// Most elements one `numbers.range` or `numbers.range_step` call may build: about 60 MB of
+/// values, and a few tens of milliseconds, well inside the default evaluation time limit.
+pub const MAX_RANGE_ELEMENTS: u64 = 1_000_000;
+
+/// Rough size of one built element (a value slot and its number), for the limit error.
+const BYTES_PER_ELEMENT: u64 = 56;
+
+const GUARDED: [(&str, u8); 2] = [("numbers.range", 2), ("numbers.range_step", 3)];
+
+thread_local! {
+    /// Why this thread's latest guarded call was refused, for the evaluation's error.
+    static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The source position and argument expressions a builtin reports errors against; an
+    /// extension has none of its own (the VM passes the same kind of placeholders).
+    static PLACEHOLDERS: (Span, Vec<Ref<Expr>>) = placeholders();
+}
+
+fn placeholders() -> (Span, Vec<Ref<Expr>>) {
+    let source = Source::from_contents("<builtin>".into(), String::new())
+        .expect("an empty source is within every limit");
+    let span = Span {
+        source,
+        line: 1,
+        col: 1,
+        start: 0,
+        end: 0,
+    };
+    let exprs = (0..3)
+        .map(|_| {
+            Ref::new(Expr::Null {
+                span: span.clone(),
+                value: Value::Null,
+                eidx: 0,
+            })
+        })
+        .collect();
+    (span, exprs)
+}
+
+/// How many elements `name` would build from `args`; `None` when the arguments are not
+/// numbers with a positive step, which the builtin itself answers (undefined or an error).
+fn elements(name: &str, args: &[Value]) -> Option<f64> {
+    let number = |v: &Value| v.as_number().ok().and_then(|n| n.as_f64());
+    let from = number(args.first()?)?;
+    let to = number(args.get(1)?)?;
+    let step = match name {
+        "numbers.range_step" => number(args.get(2)?)?,
+        _ => 1.0,
+    };
+    (step > 0.0).then(|| ((to - from).abs() / step).floor() + 1.0)
+}
+
+fn positive_integer(v: &Value) -> bool {
+    v.as_number()
+        .is_ok_and(|n| n.is_integer() && n.as_f64().is_some_and(|f| f >= 1.0))
+}
+
+/// A limit error when `name(args)` would build more than [`MAX_RANGE_ELEMENTS`]; the reason is
+/// kept for [`take_refusal`].
+fn check(name: &str, args: &[Value]) -> anyhow::Result<()> {
+    match elements(name, args) {
+        Some(n) if n > MAX_RANGE_ELEMENTS as f64 => {
+            let reason = format!(
+                "{name} would build {n:.0} elements; one call may build at most \
+                 {MAX_RANGE_ELEMENTS} (bound the span by your data, not by the input)"
+            );
+            REFUSED.with(|r| *r.borrow_mut() = Some(reason.clone()));
+            // A limit error, so that the VM propagates it even without strict builtin errors;
+            // the reason as its message, which the interpreter reports.
+            Err(anyhow::Error::new(LimitError::MemoryLimitExceeded {
+                usage: (n as u64).saturating_mul(BYTES_PER_ELEMENT),
+                limit: MAX_RANGE_ELEMENTS * BYTES_PER_ELEMENT,
+            })
+            .context(reason))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The reason of this thread's latest refusal, if any; clears it.
+pub(crate) fn take_refusal() -> Option<String> {
+    REFUSED.with(|r| r.borrow_mut().take())
+}
+
+fn call_builtin(
+    name: &str,
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    // regorus 0.14.1 checks the step only with strict builtin errors: without them a step of 0
+    // divides by zero, and a negative one sizes the array from a negative count (both panic).
+    if name == "numbers.range_step" && !args.get(2).is_some_and(positive_integer) {
+        return match strict {
+            true => Err(anyhow::anyhow!(
+                "numbers.range_step: step must be a positive integer"
+            )),
+            false => Ok(Value::Undefined),
+        };
+    }
+    check(name, args)?;
+    let (builtin, _) = BUILTINS
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("regorus has no builtin {name}"))?;
+    builtin(span, params, args, strict)
+}
+
+fn range_on_vm(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    call_builtin("numbers.range", span, params, args, strict)
+}
+
+fn range_step_on_vm(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    call_builtin("numbers.range_step", span, params, args, strict)
+}
+
+/// The interpreter calls an extension before a builtin of the same name, but treats any error
+/// of an extension as the evaluation's: a builtin's own error is made undefined here, as the
+/// interpreter does for builtins (the bundles run without strict builtin errors).
+fn on_interpreter(name: &str, args: Vec<Value>) -> anyhow::Result<Value> {
+    PLACEHOLDERS.with(|(span, exprs)| {
+        match call_builtin(
+            name,
+            span,
+            &exprs[..args.len().min(exprs.len())],
+            &args,
+            false,
+        ) {
+            Err(e) if e.downcast_ref::<LimitError>().is_some() => Err(e),
+            Err(_) => Ok(Value::Undefined),
+            ok => ok,
+        }
+    })
+}
+
+fn range_on_interpreter(args: Vec<Value>) -> anyhow::Result<Value> {
+    on_interpreter("numbers.range", args)
+}
+
+fn range_step_on_interpreter(args: Vec<Value>) -> anyhow::Result<Value> {
+    on_interpreter("numbers.range_step", args)
+}
+
+/// Puts the bounded builtins in front of regorus's own in `engine`'s interpreter.
+pub(crate) fn guard_interpreter(engine: &mut regorus::Engine) {
+    for (name, nargs) in GUARDED {
+        let extension: Box<dyn regorus::Extension> = match name {
+            "numbers.range" => Box::new(range_on_interpreter),
+            _ => Box::new(range_step_on_interpreter),
+        };
+        // Only fails for a name added twice, which a fresh engine cannot have.
+        let _ = engine.add_extension(name.into(), nargs, extension);
+    }
+}
+
+/// Replaces the two builtins in a VM program compiled to call them.
+pub(crate) fn guard_program(program: &mut Arc<regorus::rvm::Program>) {
+    let uses = |p: &regorus::rvm::Program| {
+        p.builtin_info_table
+            .iter()
+            .any(|b| GUARDED.iter().any(|(name, _)| b.name == *name))
+    };
+    if !uses(program) {
+        return;
+    }
+    let program = Arc::make_mut(program);
+    for (info, resolved) in program
+        .builtin_info_table
+        .iter()
+        .zip(program.resolved_builtins.iter_mut())
+    {
+        match info.name.as_str() {
+            "numbers.range" => resolved.0 = range_on_vm,
+            "numbers.range_step" => resolved.0 = range_step_on_vm,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::{json, Value as Json};
+
+    use crate::policy::{
+        Bundle, CompileOptions, Evaluator, PolicyContext, PolicyError, RulePath, TenantPolicy,
+    };
+    use crate::TenantId;
+
+    use super::MAX_RANGE_ELEMENTS;
+
+    /// Rules whose range spans come from the caller, the case the bound is for.
+    const SRC: &str = r#"
+        package tenants.acme
+        import rego.v1
+        default decision := "none"
+        decision := count(numbers.range(input.from, input.to)) if input.op == "range"
+        decision := numbers.range_step(input.from, input.to, input.step) if input.op == "step"
+        decision := "blocked" if {
+            input.op == "not"
+            not numbers.range(input.from, input.to)
+        }
+    "#;
+
+    fn policy(evaluator: Evaluator) -> TenantPolicy {
+        let bundle = Bundle {
+            tenant: TenantId::parse("acme").unwrap(),
+            modules: vec![("policy.rego".into(), SRC.into())],
+            data: None,
+            revision: None,
+            mask: Vec::new(),
+        };
+        let options = CompileOptions {
+            evaluator,
+            ..Default::default()
+        };
+        let p = TenantPolicy::compile_with(&bundle, "decision", &options).unwrap();
+        assert_eq!(p.evaluator_status().evaluator, evaluator, "{p:?}");
+        p
+    }
+
+    fn ask(p: &mut TenantPolicy, input: Json) -> Result<Json, PolicyError> {
+        let ctx = PolicyContext::neutral(Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap());
+        let path = RulePath::from_dotted("decision").unwrap();
+        p.query(&path, Some(&input), &ctx)
+            .map(|a| a.result.unwrap_or(Json::Null))
+    }
+
+    #[test]
+    fn spans_within_the_bound_answer_as_regorus_does() {
+        for evaluator in [Evaluator::Interpreter, Evaluator::Vm] {
+            let mut p = policy(evaluator);
+            let max = MAX_RANGE_ELEMENTS as i64;
+            let cases = [
+                (json!({"op": "range", "from": 1, "to": 5}), json!(5)),
+                (json!({"op": "range", "from": 5, "to": 1}), json!(5)),
+                (json!({"op": "range", "from": 1, "to": max}), json!(max)),
+                (
+                    json!({"op": "step", "from": 1, "to": 10, "step": 4}),
+                    json!([1, 5, 9]),
+                ),
+                // Not integers: the builtin's own error, undefined without strict errors.
+                (json!({"op": "range", "from": 1.5, "to": 3}), json!("none")),
+                // A step that is not a positive integer: undefined (regorus would panic).
+                (
+                    json!({"op": "step", "from": 1, "to": 9, "step": 0}),
+                    json!("none"),
+                ),
+                (
+                    json!({"op": "step", "from": 1, "to": 10, "step": -1}),
+                    json!("none"),
+                ),
+                (
+                    json!({"op": "step", "from": 1, "to": 10, "step": 0.5}),
+                    json!("none"),
+                ),
+                (
+                    json!({"op": "step", "from": 1, "to": 10, "step": "2"}),
+                    json!("none"),
+                ),
+                (json!({"op": "not", "from": 1, "to": 3}), json!("none")),
+            ];
+            for (input, want) in cases {
+                assert_eq!(
+                    ask(&mut p, input.clone()).unwrap(),
+                    want,
+                    "{evaluator} {input}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_past_the_bound_stops_the_evaluation_instead_of_the_process() {
+        for evaluator in [Evaluator::Interpreter, Evaluator::Vm] {
+            let mut p = policy(evaluator);
+            let over = MAX_RANGE_ELEMENTS as i64 + 1;
+            let inputs = [
+                json!({"op": "range", "from": 1, "to": 1e12}),
+                json!({"op": "range", "from": 1, "to": over}),
+                json!({"op": "range", "from": 0, "to": -over}),
+                json!({"op": "step", "from": 0, "to": 1e15, "step": 2}),
+                // Refused, not undefined: `not` must not turn the refusal into a match.
+                json!({"op": "not", "from": 1, "to": 1e12}),
+            ];
+            for input in inputs {
+                match ask(&mut p, input.clone()) {
+                    Err(PolicyError::LimitExceeded(why)) => {
+                        assert!(why.contains("numbers.range"), "{evaluator} {input}: {why}");
+                        assert!(why.contains("at most 1000000"), "{evaluator}: {why}");
+                    }
+                    other => panic!("{evaluator} {input}: {other:?}"),
+                }
+            }
+            // The engine is fine afterwards.
+            let ok = json!({"op": "range", "from": 1, "to": 3});
+            assert_eq!(ask(&mut p, ok).unwrap(), json!(3), "{evaluator}");
+        }
+    }
+}
