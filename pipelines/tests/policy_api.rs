@@ -498,6 +498,37 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let recorded = "SELECT count(*) FROM bundle_activations
+                        WHERE tenant_id = 'acme' AND revision = 'acme-2026.11.3'";
+        assert_eq!(env.wait_count(recorded, 1, WAIT).await, 1);
+        engine.stop().await.expect("clean stop");
+
+        // Changed while the engine was stopped, under the revision it served: refused at the
+        // next start too (the revision's digest comes from bundle_activations).
+        write(
+            &dir,
+            "acme",
+            "version.rego",
+            "package tenants.acme\nimport rego.v1\nversion := 4\n",
+        );
+        let engine = env.start().await;
+        let addr = engine.http_addr();
+        let s = until_status(addr, "acme", |s| {
+            s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("revision is still acme-2026.11.3"))
+        })
+        .await;
+        assert_eq!(s["healthy"], false, "{s}");
+        let (status, body) = post_json(addr, "/v1/data/tenants/acme/version", &json!({})).await;
+        assert_eq!((status, &body["code"]), (503, &json!("policy_unavailable")));
+        write(
+            &dir,
+            "acme",
+            "metadata.json",
+            r#"{"revision": "acme-2026.11.4"}"#,
+        );
+        until_answer(addr, "version", &json!(4)).await;
         engine.stop().await.expect("clean stop");
         env.cleanup().await;
     });
