@@ -54,6 +54,9 @@ pub trait ActivationObserver: Send + Sync + 'static {
     /// After a refusal, the bundle on disk loads again and is the one already serving (a change
     /// reverted): healthy again without a new activation.
     fn recovered(&self, tenant: &TenantId);
+    /// A bundle was activated, but a load that read the bundle later found it broken: the
+    /// tenant stays unhealthy (its refusal was already reported).
+    fn still_refused(&self, _tenant: &TenantId) {}
 }
 
 struct Ignore;
@@ -241,6 +244,9 @@ impl PolicyLoader {
                         activated_at: Utc::now(),
                     };
                     self.observer.activated(&activation);
+                    if entry.last_error.is_some() {
+                        self.observer.still_refused(tenant);
+                    }
                     revisions
                         .entry(tenant.clone())
                         .or_default()

@@ -240,6 +240,12 @@ impl ActivationObserver for Recorder {
             .unwrap()
             .push(format!("{tenant} recovered"));
     }
+    fn still_refused(&self, tenant: &TenantId) {
+        self.rejected
+            .lock()
+            .unwrap()
+            .push(format!("{tenant} still refused"));
+    }
 }
 
 async fn ask(dir: &TenantDirectory, tenant: &str, rule: &str) -> Option<serde_json::Value> {
@@ -670,7 +676,9 @@ async fn an_error_found_by_a_later_read_outlives_an_earlier_read_that_finishes_l
         (acme_version(2), Some(gate)),
         ("package tenants.acme\nversion := {".to_owned(), None),
     ]);
-    let loader = Arc::new(PolicyLoader::new(source.clone(), "decision"));
+    let recorder = Arc::new(Recorder::default());
+    let loader =
+        Arc::new(PolicyLoader::new(source.clone(), "decision").with_observer(recorder.clone()));
     let acme = TenantId::parse("acme").unwrap();
     loader.load(&acme).unwrap();
 
@@ -700,6 +708,12 @@ async fn an_error_found_by_a_later_read_outlives_an_earlier_read_that_finishes_l
     assert_eq!(
         loader.serving(&acme).unwrap().policy.digest(),
         read_2.digest()
+    );
+    // Observers heard of the activation, and that the tenant is still unhealthy after it.
+    assert_eq!(recorder.activated.lock().unwrap().len(), 2);
+    assert_eq!(
+        *recorder.rejected.lock().unwrap(),
+        [err.clone(), "acme still refused".to_owned()]
     );
 }
 

@@ -730,6 +730,72 @@ span := count(numbers.range(1, input.n))
     });
 }
 
+#[test]
+fn a_runaway_rule_on_events_costs_each_batch_at_most_two_time_limits() {
+    block_on(async {
+        let mut env = policy_env("runaway_events").await;
+        env.config.policy.eval_timeout_ms = 300;
+        let loopy = portcullis_engine::TenantId::parse("loopy").unwrap();
+        portcullis::postgres::add_tenant(&env.pool, &loopy, None, &[])
+            .await
+            .unwrap();
+        write(
+            env.bundles_dir(),
+            "loopy",
+            "policy.rego",
+            r#"package tenants.loopy
+import rego.v1
+decision := {"allow": true} if input.event.action == "ok"
+decision := count([x | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000); x := i * j]) if input.event.action == "loop"
+"#,
+        );
+        let engine = env.start().await;
+        let event = |id: &str, action: &str| {
+            serde_json::to_vec(&json!({"id": id, "time": "2026-12-01T10:00:00Z",
+                "user": "alice", "action": action, "resource": {"type": "hr_files", "region": "EU"}}))
+            .unwrap()
+        };
+        let (loopy_topic, acme_topic) = (
+            env.device_topic("loopy", "a1"),
+            env.device_topic("acme", "laptop-1"),
+        );
+        // The cheap event first: after two stops, the rest of a batch is not judged.
+        let mut messages = vec![(loopy_topic.clone(), event("ok1", "ok"))];
+        messages.extend((0..6).map(|i| (loopy_topic.clone(), event(&format!("loop{i}"), "loop"))));
+        messages.push((acme_topic.clone(), event("acme1", "read")));
+        messages.push((acme_topic, event("acme2", "read")));
+        env.publish(&messages).await;
+
+        // Every event is accounted for: judged, or a dead letter that says why.
+        let decisions = "SELECT count(*) FROM decisions";
+        assert_eq!(env.wait_count(decisions, 3, WAIT).await, 3);
+        let dead = "SELECT count(*) FROM dead_letters";
+        assert_eq!(env.wait_count(dead, 6, WAIT).await, 6);
+        let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM dead_letters")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+        let stopped = reasons
+            .iter()
+            .filter(|r| r.starts_with("policy evaluation failed: evaluation stopped"))
+            .count();
+        // However the broker's deliveries fell into batches: each batch stops at most two of
+        // them on the time limit, and sets the rest aside for replay.
+        let skipped = reasons
+            .iter()
+            .filter(|r| {
+                r.starts_with(
+                    "policy evaluation failed: skipped: 2 of this tenant's earlier events",
+                ) && r.contains("portcullis dlq replay")
+            })
+            .count();
+        assert!(stopped >= 2, "{reasons:?}");
+        assert_eq!(stopped + skipped, 6, "{reasons:?}");
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -52,38 +52,54 @@ fn placeholders() -> (Span, Vec<Ref<Expr>>) {
     (span, exprs)
 }
 
-/// How many elements `name` would build from `args`; `None` when the arguments are not
-/// numbers with a positive step, which the builtin itself answers (undefined or an error).
-fn elements(name: &str, args: &[Value]) -> Option<f64> {
-    let number = |v: &Value| v.as_number().ok().and_then(|n| n.as_f64());
-    let from = number(args.first()?)?;
-    let to = number(args.get(1)?)?;
-    let step = match name {
-        "numbers.range_step" => number(args.get(2)?)?,
-        _ => 1.0,
+/// How many elements `name(args)` would build, exactly (regorus counts integers of any size);
+/// `None` when regorus answers without building anything: arguments that are not integers.
+/// A span past `i64` counts as `u128::MAX`: regorus would not build it either, but it is
+/// refused rather than left undefined, which a `not` would turn into a match.
+fn elements(name: &str, args: &[Value]) -> Option<u128> {
+    let from = args.first()?.as_number().ok()?;
+    let to = args.get(1)?.as_number().ok()?;
+    if !from.is_integer() || !to.is_integer() {
+        return None;
+    }
+    let Some(span) = to.sub(from).ok().and_then(|d| d.as_i64()) else {
+        return Some(u128::MAX);
     };
-    (step > 0.0).then(|| ((to - from).abs() / step).floor() + 1.0)
+    let step = match name {
+        "numbers.range_step" => {
+            let step = args.get(2)?.as_number().ok()?;
+            // A step past i64 is answered by regorus without building (one element for OPA).
+            step.is_integer().then(|| step.as_i64().unwrap_or(i64::MAX))?
+        }
+        _ => 1,
+    };
+    Some(u128::from(span.unsigned_abs()) / u128::from(step.unsigned_abs().max(1)) + 1)
 }
 
 fn positive_integer(v: &Value) -> bool {
     v.as_number()
-        .is_ok_and(|n| n.is_integer() && n.as_f64().is_some_and(|f| f >= 1.0))
+        .is_ok_and(|n| n.is_integer() && n.is_positive() && n.as_i64() != Some(0))
 }
 
 /// A limit error when `name(args)` would build more than [`MAX_RANGE_ELEMENTS`]; the reason is
 /// kept for [`take_refusal`].
 fn check(name: &str, args: &[Value]) -> anyhow::Result<()> {
     match elements(name, args) {
-        Some(n) if n > MAX_RANGE_ELEMENTS as f64 => {
+        Some(n) if n > u128::from(MAX_RANGE_ELEMENTS) => {
+            let count = match n {
+                u128::MAX => format!("more than {}", i64::MAX),
+                n => n.to_string(),
+            };
             let reason = format!(
-                "{name} would build {n:.0} elements; one call may build at most \
+                "{name} would build {count} elements; one call may build at most \
                  {MAX_RANGE_ELEMENTS} (bound the span by your data, not by the input)"
             );
             REFUSED.with(|r| *r.borrow_mut() = Some(reason.clone()));
             // A limit error, so that the VM propagates it even without strict builtin errors;
             // the reason as its message, which the interpreter reports.
+            let usage = u64::try_from(n.saturating_mul(u128::from(BYTES_PER_ELEMENT)));
             Err(anyhow::Error::new(LimitError::MemoryLimitExceeded {
-                usage: (n as u64).saturating_mul(BYTES_PER_ELEMENT),
+                usage: usage.unwrap_or(u64::MAX),
                 limit: MAX_RANGE_ELEMENTS * BYTES_PER_ELEMENT,
             })
             .context(reason))
@@ -283,6 +299,20 @@ mod tests {
                     json!({"op": "step", "from": 1, "to": 10, "step": "2"}),
                     json!("none"),
                 ),
+                // Integers past 2^53 are counted exactly.
+                (
+                    json!({"op": "step", "from": 1, "to": 10, "step": 1u64 << 60}),
+                    json!([1]),
+                ),
+                (
+                    json!({"op": "range", "from": (1u64 << 60) + 1, "to": (1u64 << 60) + 3}),
+                    json!(3),
+                ),
+                // regorus answers a range of non-integers undefined, however wide.
+                (
+                    json!({"op": "range", "from": 0.5, "to": 1e12}),
+                    json!("none"),
+                ),
                 (json!({"op": "not", "from": 1, "to": 3}), json!("none")),
             ];
             for (input, want) in cases {
@@ -305,13 +335,20 @@ mod tests {
                 json!({"op": "range", "from": 1, "to": over}),
                 json!({"op": "range", "from": 0, "to": -over}),
                 json!({"op": "step", "from": 0, "to": 1e15, "step": 2}),
+                // Integers past 2^53 (not floats: JSON integers stay integers).
+                json!({"op": "range", "from": 1, "to": 9_007_199_254_740_993u64}),
+                json!({"op": "range", "from": 1, "to": -9_007_199_254_740_993i64}),
+                json!({"op": "range", "from": i64::MIN, "to": i64::MAX}),
+                json!({"op": "range", "from": 0, "to": u64::MAX}),
+                json!({"op": "step", "from": 0, "to": 1u64 << 62, "step": 3}),
                 // Refused, not undefined: `not` must not turn the refusal into a match.
                 json!({"op": "not", "from": 1, "to": 1e12}),
             ];
             for input in inputs {
                 match ask(&mut p, input.clone()) {
-                    Err(PolicyError::LimitExceeded(why)) => {
+                    Err(PolicyError::ValueTooLarge(why)) => {
                         assert!(why.contains("numbers.range"), "{evaluator} {input}: {why}");
+                        assert!(why.contains("would build"), "{evaluator} {input}: {why}");
                         assert!(why.contains("at most 1000000"), "{evaluator}: {why}");
                     }
                     other => panic!("{evaluator} {input}: {other:?}"),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use regorus::utils::limits::ExecutionTimerConfig;
 
+use super::bounded_range;
 use super::dispatch_plan::{self, Plan};
 use super::program::Program;
 
@@ -36,6 +37,8 @@ impl Dispatch {
             .map(|modules| {
                 let mut engine = regorus::Engine::new();
                 engine.set_execution_timer_config(timer);
+                // Compiling evaluates default rules on the interpreter.
+                bounded_range::guard_interpreter(&mut engine);
                 for (file, src) in modules {
                     engine.add_policy(file, src).ok()?;
                 }

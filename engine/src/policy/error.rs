@@ -18,8 +18,14 @@ pub enum PolicyError {
     RuleUnusable { rule: String, message: String },
     #[error("evaluation failed: {0}")]
     Eval(String),
+    /// Stopped by the evaluation time limit (or regorus's instruction or regex limits): the
+    /// rule ran long.
     #[error("evaluation stopped: {0}")]
     LimitExceeded(String),
+    /// Stopped at once because a builtin would build a value past its bound
+    /// (docs/decisions/0012): the input was too large, not the rule slow.
+    #[error("evaluation stopped: {0}")]
+    ValueTooLarge(String),
     /// A bug in an evaluator (ours or regorus's), caught: the policy copy that ran it may be in
     /// any state and is replaced.
     #[error("policy evaluation panicked")]
@@ -39,7 +45,7 @@ impl PolicyError {
         // The interpreter passes on a bounded builtin's refusal as text only.
         let message = e.to_string();
         match super::bounded_range::take_refusal().filter(|r| message.contains(r.as_str())) {
-            Some(reason) => Self::LimitExceeded(reason),
+            Some(reason) => Self::ValueTooLarge(reason),
             None => Self::Eval(message),
         }
     }

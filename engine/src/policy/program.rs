@@ -148,7 +148,7 @@ impl Program {
             .execute_entry_point_by_name(path)
             .map_err(|e| match e {
                 // Without regorus's allocator limits, only a bounded builtin reports memory.
-                VmError::MemoryLimitExceeded { .. } => PolicyError::LimitExceeded(
+                VmError::MemoryLimitExceeded { .. } => PolicyError::ValueTooLarge(
                     bounded_range::take_refusal().unwrap_or_else(|| e.to_string()),
                 ),
                 VmError::TimeLimitExceeded { .. }

@@ -70,11 +70,14 @@ impl TenantPolicy {
                     }
                     v
                 }
-                Err(e) if e.downcast_ref::<regorus::LimitError>().is_some() => {
-                    return Err(PolicyError::from_eval(e))
-                }
-                // Not a rule: a package below the tenant's, or nothing at all (undefined).
-                Err(_) => self.eval_as_query(&full)?,
+                // Stopped: asking again as a query would only run it again.
+                Err(e) => match PolicyError::from_eval(e) {
+                    e @ (PolicyError::LimitExceeded(_) | PolicyError::ValueTooLarge(_)) => {
+                        return Err(e)
+                    }
+                    // Not a rule: a package below the tenant's, or nothing at all (undefined).
+                    _ => self.eval_as_query(&full)?,
+                },
             }
         };
         self.answer(full, value, started)

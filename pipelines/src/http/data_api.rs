@@ -105,7 +105,7 @@ const MAX_LOGGED_ERROR: usize = 1024;
 /// A 500 for an evaluation that failed: stopped by the time limit, or broken.
 fn evaluation_error(e: &PolicyError) -> ApiError {
     let code = match e {
-        PolicyError::LimitExceeded(_) => "evaluation_limit",
+        PolicyError::LimitExceeded(_) | PolicyError::ValueTooLarge(_) => "evaluation_limit",
         _ => "evaluation_error",
     };
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, e.to_string())

@@ -51,6 +51,10 @@ impl ActivationObserver for ActivationRecorder {
         self.set_healthy(tenant, true);
     }
 
+    fn still_refused(&self, tenant: &TenantId) {
+        self.set_healthy(tenant, false);
+    }
+
     fn rejected(&self, tenant: &TenantId, error: &str) {
         warn!(%tenant, %error, "bundle refused; the last good revision, if any, keeps serving");
         let m = &self.stats.metrics;
