@@ -36,6 +36,14 @@ impl MemorySource {
             .unwrap()
             .insert(tenant.into(), src.into());
     }
+
+    /// Sets the revision `tenant`'s metadata.json declares.
+    fn set_revision(&self, tenant: &str, revision: &str) {
+        self.revisions
+            .lock()
+            .unwrap()
+            .insert(tenant.into(), revision.into());
+    }
 }
 
 impl BundleSource for MemorySource {
@@ -330,14 +338,7 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
 #[actix_rt::test]
 async fn a_change_that_keeps_the_serving_revision_is_refused() {
     let source = Arc::new(MemorySource::default().with("acme", &acme_version(1)));
-    let set_revision = |r: &str| {
-        source
-            .revisions
-            .lock()
-            .unwrap()
-            .insert("acme".into(), r.into());
-    };
-    set_revision("r1");
+    source.set_revision("acme", "r1");
     let (dir, recorder) = recorded_directory(source.clone());
     let acme = TenantId::parse("acme").unwrap();
     assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
@@ -357,7 +358,7 @@ async fn a_change_that_keeps_the_serving_revision_is_refused() {
     assert_eq!(recorder.activated.lock().unwrap().len(), 1);
 
     // With a new revision the same content is taken.
-    set_revision("r2");
+    source.set_revision("acme", "r2");
     dir.reload(&acme).unwrap();
     assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
     let activations = recorder.activated.lock().unwrap().clone();
@@ -599,11 +600,7 @@ async fn an_install_older_than_the_serving_policy_is_ignored() {
 #[actix_rt::test]
 async fn a_revision_activated_before_a_restart_keeps_naming_its_content() {
     let source = Arc::new(MemorySource::default().with("acme", &acme_version(2)));
-    source
-        .revisions
-        .lock()
-        .unwrap()
-        .insert("acme".into(), "r1".into());
+    source.set_revision("acme", "r1");
     let acme = TenantId::parse("acme").unwrap();
     let bundle = source.load(&acme).unwrap();
 
@@ -627,17 +624,10 @@ async fn a_revision_activated_before_a_restart_keeps_naming_its_content() {
     loader.load(&acme).unwrap();
 
     // Within one process too: r1 → r2 → back to r1 with new content is refused.
-    let set_revision = |r: &str| {
-        source
-            .revisions
-            .lock()
-            .unwrap()
-            .insert("acme".into(), r.into());
-    };
-    set_revision("r2");
+    source.set_revision("acme", "r2");
     source.put("acme", &acme_version(3));
     loader.load(&acme).unwrap();
-    set_revision("r1");
+    source.set_revision("acme", "r1");
     source.put("acme", &acme_version(4));
     let err = loader.load(&acme).unwrap_err().to_string();
     assert!(err.contains("revision is still r1"), "{err}");
@@ -779,4 +769,69 @@ async fn a_runaway_rule_costs_a_batch_a_bounded_number_of_time_limits() {
         .unwrap_err()
         .starts_with("evaluation stopped"));
     assert!(again[1].1.is_ok());
+}
+
+#[actix_rt::test]
+async fn a_refused_range_is_fast_so_it_neither_skips_a_batch_nor_holds_the_slow_lane() {
+    let src =
+        "package tenants.big\nimport rego.v1\ndecision := count(numbers.range(1, input.raw.n))";
+    let source = Arc::new(MemorySource::default().with("big", src));
+    let dir = Arc::new(TenantDirectory::new(
+        1,
+        Arc::new(PolicyLoader::new(source, "decision")),
+        16,
+    ));
+    let big = TenantId::parse("big").unwrap();
+    let sized = |id: &str, n: f64| Event {
+        raw: json!({"n": n}),
+        ..event("big", id, "x")
+    };
+    let judged = dir
+        .get(&big)
+        .unwrap()
+        .send(Evaluate {
+            events: vec![
+                sized("e1", 1e12),
+                sized("e2", 1e12),
+                sized("e3", 1e12),
+                sized("e4", 3.0),
+            ],
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    for (event, outcome) in &judged[..3] {
+        let err = outcome.as_ref().unwrap_err();
+        assert!(
+            err.contains("numbers.range would build"),
+            "{}: {err}",
+            event.event_id
+        );
+    }
+    assert_eq!(
+        judged[3].1.as_ref().unwrap().result,
+        json!(3),
+        "not skipped"
+    );
+
+    let lane = SlowLane::start(dir.clone(), std::time::Duration::from_secs(30), 1).unwrap();
+    let err = lane
+        .query(
+            &big,
+            Query {
+                path: RulePath::from_url("decision").unwrap(),
+                input: Some(json!({"raw": {"n": 1e12}})),
+                now: Utc::now(),
+            },
+        )
+        .await
+        .unwrap_err();
+    let QueryError::Failed(failed) = err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(failed.error, PolicyError::ValueTooLarge(_)),
+        "{failed:?}"
+    );
+    assert!(!lane.holds(&big), "a refusal is not a slow evaluation");
 }

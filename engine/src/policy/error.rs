@@ -39,8 +39,12 @@ pub enum PolicyError {
 impl PolicyError {
     /// Sorts a regorus evaluation error: a guard-rail stop is told apart from a policy error.
     pub(crate) fn from_eval(e: anyhow::Error) -> Self {
-        if let Some(limit) = e.downcast_ref::<regorus::LimitError>() {
-            return Self::LimitExceeded(limit.to_string());
+        match e.downcast_ref::<regorus::LimitError>() {
+            Some(limit @ regorus::LimitError::TimeLimitExceeded { .. }) => {
+                return Self::LimitExceeded(limit.to_string())
+            }
+            Some(limit) => return Self::ValueTooLarge(limit.to_string()),
+            None => {}
         }
         // The interpreter passes on a bounded builtin's refusal as text only.
         let message = e.to_string();

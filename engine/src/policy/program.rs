@@ -151,12 +151,11 @@ impl Program {
                 VmError::MemoryLimitExceeded { .. } => PolicyError::ValueTooLarge(
                     bounded_range::take_refusal().unwrap_or_else(|| e.to_string()),
                 ),
+                // A pattern too large to compile fails at once, like a refused range.
+                VmError::RegexSizeLimitExceeded { .. } => PolicyError::ValueTooLarge(e.to_string()),
                 VmError::TimeLimitExceeded { .. }
                 | VmError::InstructionLimitExceeded { .. }
-                | VmError::MemoryBudgetExceeded { .. }
-                | VmError::RegexSizeLimitExceeded { .. } => {
-                    PolicyError::LimitExceeded(e.to_string())
-                }
+                | VmError::MemoryBudgetExceeded { .. } => PolicyError::LimitExceeded(e.to_string()),
                 e => PolicyError::Eval(e.to_string()),
             })
     }

@@ -102,7 +102,7 @@ async fn answer(
 /// Longest error text logged with a failed query, in bytes.
 const MAX_LOGGED_ERROR: usize = 1024;
 
-/// A 500 for an evaluation that failed: stopped by the time limit, or broken.
+/// A 500 for an evaluation that failed: stopped by the time limit or a bound, or broken.
 fn evaluation_error(e: &PolicyError) -> ApiError {
     let code = match e {
         PolicyError::LimitExceeded(_) | PolicyError::ValueTooLarge(_) => "evaluation_limit",
