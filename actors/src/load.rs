@@ -48,21 +48,20 @@ pub struct BundleStatus {
 /// Told of every activation and every refused bundle (the pipelines record them in Postgres
 /// and metrics). Called on the loading thread: implementations must not block.
 pub trait ActivationObserver: Send + Sync + 'static {
-    fn activated(&self, activation: &Activation);
+    /// A bundle became the serving policy. `healthy` is false when a load that read the bundle
+    /// later found it broken: the tenant stays unhealthy (that refusal was already reported).
+    fn activated(&self, activation: &Activation, healthy: bool);
     /// A bundle was refused (told once per distinct error, not once per retry).
     fn rejected(&self, tenant: &TenantId, error: &str);
     /// After a refusal, the bundle on disk loads again and is the one already serving (a change
     /// reverted): healthy again without a new activation.
     fn recovered(&self, tenant: &TenantId);
-    /// A bundle was activated, but a load that read the bundle later found it broken: the
-    /// tenant stays unhealthy (its refusal was already reported).
-    fn still_refused(&self, _tenant: &TenantId) {}
 }
 
 struct Ignore;
 
 impl ActivationObserver for Ignore {
-    fn activated(&self, _: &Activation) {}
+    fn activated(&self, _: &Activation, _: bool) {}
     fn rejected(&self, _: &TenantId, _: &str) {}
     fn recovered(&self, _: &TenantId) {}
 }
@@ -243,10 +242,8 @@ impl PolicyLoader {
                         digest: policy.digest().to_owned(),
                         activated_at: Utc::now(),
                     };
-                    self.observer.activated(&activation);
-                    if entry.last_error.is_some() {
-                        self.observer.still_refused(tenant);
-                    }
+                    self.observer
+                        .activated(&activation, entry.last_error.is_none());
                     revisions
                         .entry(tenant.clone())
                         .or_default()

@@ -236,8 +236,14 @@ struct Recorder {
 }
 
 impl ActivationObserver for Recorder {
-    fn activated(&self, a: &Activation) {
+    fn activated(&self, a: &Activation, healthy: bool) {
         self.activated.lock().unwrap().push(a.clone());
+        if !healthy {
+            self.rejected
+                .lock()
+                .unwrap()
+                .push(format!("{} still refused", a.tenant));
+        }
     }
     fn rejected(&self, _tenant: &TenantId, error: &str) {
         self.rejected.lock().unwrap().push(error.to_owned());
@@ -247,12 +253,6 @@ impl ActivationObserver for Recorder {
             .lock()
             .unwrap()
             .push(format!("{tenant} recovered"));
-    }
-    fn still_refused(&self, tenant: &TenantId) {
-        self.rejected
-            .lock()
-            .unwrap()
-            .push(format!("{tenant} still refused"));
     }
 }
 

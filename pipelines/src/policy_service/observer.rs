@@ -36,23 +36,19 @@ impl ActivationRecorder {
 }
 
 impl ActivationObserver for ActivationRecorder {
-    fn activated(&self, a: &Activation) {
+    fn activated(&self, a: &Activation, healthy: bool) {
         info!(tenant = %a.tenant, revision = %a.revision, digest = %a.digest, "bundle activated");
         let m = &self.stats.metrics;
         m.bundle_activations
             .with_label_values(&[a.tenant.as_str()])
             .inc();
-        self.set_healthy(&a.tenant, true);
+        self.set_healthy(&a.tenant, healthy);
         let _ = self.tx.send(a.clone());
     }
 
     fn recovered(&self, tenant: &TenantId) {
         info!(%tenant, "bundle healthy again (the refused change was reverted)");
         self.set_healthy(tenant, true);
-    }
-
-    fn still_refused(&self, tenant: &TenantId) {
-        self.set_healthy(tenant, false);
     }
 
     fn rejected(&self, tenant: &TenantId, error: &str) {
