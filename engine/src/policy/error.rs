@@ -18,12 +18,13 @@ pub enum PolicyError {
     RuleUnusable { rule: String, message: String },
     #[error("evaluation failed: {0}")]
     Eval(String),
-    /// Stopped by the evaluation time limit (or regorus's instruction or regex limits): the
-    /// rule ran long.
+    /// Stopped by the evaluation time limit (or regorus's instruction limit): the rule ran
+    /// long.
     #[error("evaluation stopped: {0}")]
     LimitExceeded(String),
     /// Stopped at once because a builtin would build a value past its bound
-    /// (docs/decisions/0012): the input was too large, not the rule slow.
+    /// (docs/decisions/0012), or a regular expression is too large to compile: the input was
+    /// too large, not the rule slow.
     #[error("evaluation stopped: {0}")]
     ValueTooLarge(String),
     /// A bug in an evaluator (ours or regorus's), caught: the policy copy that ran it may be in
