@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use regorus::unstable::{Expr, Ref, Source, Span, BUILTINS};
+use regorus::unstable::{BuiltinFcn, Expr, Ref, Source, Span, BUILTINS};
 use regorus::{LimitError, Value};
 
 /// Most elements one `numbers.range` or `numbers.range_step` call may build: about 60 MB of
@@ -20,7 +20,26 @@ pub const MAX_RANGE_ELEMENTS: u64 = 1_000_000;
 /// Rough size of one built element (a value slot and its number), for the limit error.
 const BYTES_PER_ELEMENT: u64 = 56;
 
-const GUARDED: [(&str, u8); 2] = [("numbers.range", 2), ("numbers.range_step", 3)];
+/// One bounded builtin: its name, and what each evaluator calls instead (for the VM, with its
+/// argument count, as regorus's builtin table has it).
+struct Guarded {
+    name: &'static str,
+    on_vm: BuiltinFcn,
+    on_interpreter: fn(Vec<Value>) -> anyhow::Result<Value>,
+}
+
+const GUARDED: [Guarded; 2] = [
+    Guarded {
+        name: "numbers.range",
+        on_vm: (range_on_vm, 2),
+        on_interpreter: range_on_interpreter,
+    },
+    Guarded {
+        name: "numbers.range_step",
+        on_vm: (range_step_on_vm, 3),
+        on_interpreter: range_step_on_interpreter,
+    },
+];
 
 thread_local! {
     /// Why this thread's latest guarded call was refused, for the evaluation's error.
@@ -232,24 +251,20 @@ fn range_step_on_interpreter(args: Vec<Value>) -> anyhow::Result<Value> {
 
 /// Puts the bounded builtins in front of regorus's own in `engine`'s interpreter.
 pub(crate) fn guard_interpreter(engine: &mut regorus::Engine) {
-    for (name, nargs) in GUARDED {
-        let extension: Box<dyn regorus::Extension> = match name {
-            "numbers.range" => Box::new(range_on_interpreter),
-            _ => Box::new(range_step_on_interpreter),
-        };
+    for g in &GUARDED {
         // Only fails for a name added twice, which a fresh engine cannot have.
-        let _ = engine.add_extension(name.into(), nargs, extension);
+        let _ = engine.add_extension(g.name.into(), g.on_vm.1, Box::new(g.on_interpreter));
     }
 }
 
 /// Replaces the two builtins in a VM program compiled to call them.
 pub(crate) fn guard_program(program: &mut Arc<regorus::rvm::Program>) {
-    let uses = |p: &regorus::rvm::Program| {
-        p.builtin_info_table
-            .iter()
-            .any(|b| GUARDED.iter().any(|(name, _)| b.name == *name))
-    };
-    if !uses(program) {
+    let guarded = |name: &str| GUARDED.iter().find(|g| g.name == name);
+    if !program
+        .builtin_info_table
+        .iter()
+        .any(|b| guarded(&b.name).is_some())
+    {
         return;
     }
     let program = Arc::make_mut(program);
@@ -258,10 +273,8 @@ pub(crate) fn guard_program(program: &mut Arc<regorus::rvm::Program>) {
         .iter()
         .zip(program.resolved_builtins.iter_mut())
     {
-        match info.name.as_str() {
-            "numbers.range" => resolved.0 = range_on_vm,
-            "numbers.range_step" => resolved.0 = range_step_on_vm,
-            _ => {}
+        if let Some(g) = guarded(&info.name) {
+            *resolved = g.on_vm;
         }
     }
 }
