@@ -1,24 +1,19 @@
 //! Portcullis actors: live state and concurrency on top of the pure `engine`.
 //!
-//! One supervised [`TenantActor`] per tenant owns that tenant's compiled policy. The
-//! [`TenantDirectory`] activates an actor on a tenant's first event and places it on one of a
-//! fixed set of arbiters by hash of the tenant id, so one tenant's events are judged in order and
-//! different tenants run in parallel.
+//! - [`entity`]: the generic directory of supervised entity actors (activate on first message,
+//!   passivate when idle or past a cap, restart after a panic with state reloaded);
+//! - [`policy`]: the policy store, where each tenant's compiled bundle is published once per
+//!   generation and read by everyone, and the decision API's query path with its slow lane;
+//! - [`tenant`]: the tenant entity, which judges its tenant's events.
 
-mod bundle_source;
-mod directory;
-mod load;
-mod local_query;
-mod messages;
-mod slow_lane;
-mod tenant;
+pub mod entity;
+pub mod policy;
+pub mod tenant;
 
-pub use bundle_source::{BundleSource, LoadError};
-pub use directory::{DirectoryError, TenantDirectory};
-pub use load::{
-    Activation, ActivationError, ActivationObserver, BundleStatus, PolicyLoader, Serving,
+pub use entity::{Arbiters, Entity, EntityDirectory, EntityError, EntityLimits, EntityStats};
+pub use policy::{
+    answer_query, Activation, ActivationObserver, BundleSource, BundleStatus, FailedQuery,
+    LoadError, PolicySlot, PolicyStore, PolicyUnavailable, Query, QueryError, QueryReply,
+    ServingPolicy, SlowLane, SLOW_LANE_THREAD,
 };
-pub use local_query::{FailedQuery, QueryError};
-pub use messages::{Evaluate, Install, Outcome, Query, QueryReply};
-pub use slow_lane::{SlowLane, SLOW_LANE_THREAD};
-pub use tenant::{TenantActor, LIMIT_STOPS_PER_BATCH};
+pub use tenant::{Judge, TenantActor, TenantDirectory, Verdict, LIMIT_STOPS_PER_BATCH};

@@ -1,4 +1,5 @@
-//! Tenant actors inside a real actix system: evaluation, isolation of failures, supervision.
+//! Tenant actors and the policy store inside a real actix system: judging, isolation of
+//! failures, reloads, the decision API's query path and its slow lane.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -6,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use portcullis_actors::{
-    Activation, ActivationObserver, BundleSource, Evaluate, Install, LoadError, PolicyLoader,
-    Query, QueryError, SlowLane, TenantDirectory, LIMIT_STOPS_PER_BATCH,
+    answer_query, Activation, ActivationObserver, Arbiters, BundleSource, EntityLimits, Judge,
+    LoadError, PolicyStore, PolicyUnavailable, Query, QueryError, SlowLane, TenantDirectory,
+    Verdict, LIMIT_STOPS_PER_BATCH,
 };
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::PolicyError;
@@ -91,60 +93,76 @@ fn event(tenant: &str, id: &str, action: &str) -> Event {
 const ALLOW_READS: &str =
     "package tenants.acme\nimport rego.v1\ndecision := {\"allow\": input.event.action == \"read\"}";
 
+/// A directory of tenant actors on `arbiters` threads, over `store`.
+fn directory(arbiters: usize, store: Arc<PolicyStore>) -> TenantDirectory {
+    TenantDirectory::new(
+        Arc::new(Arbiters::start(arbiters)),
+        store,
+        EntityLimits::default(),
+    )
+}
+
+fn store(source: Arc<MemorySource>) -> Arc<PolicyStore> {
+    Arc::new(PolicyStore::new(source, "decision"))
+}
+
+/// Judges `events` with `tenant`'s actor.
+async fn judge(dir: &TenantDirectory, tenant: &str, events: Vec<Event>) -> Vec<(Event, Verdict)> {
+    dir.send(
+        &TenantId::parse(tenant).unwrap(),
+        Judge {
+            events,
+            now: Utc::now(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn decision(verdict: &Verdict) -> &portcullis_engine::Decision {
+    match verdict {
+        Verdict::Judged(d) => d,
+        other => panic!("not judged: {other:?}"),
+    }
+}
+
 #[actix_rt::test]
 async fn evaluates_in_order_and_each_tenant_only_with_its_own_policy() {
     let source = Arc::new(MemorySource::default().with("acme", ALLOW_READS).with(
         "globex",
         "package tenants.globex\nimport rego.v1\ndecision := true",
     ));
-    let dir = TenantDirectory::new(
-        2,
-        Arc::new(PolicyLoader::new(source.clone(), "decision")),
-        16,
-    );
-    let acme = TenantId::parse("acme").unwrap();
+    let dir = directory(2, store(source.clone()));
     let events = vec![event("acme", "1", "read"), event("acme", "2", "write")];
-    let out = dir
-        .get(&acme)
-        .unwrap()
-        .send(Evaluate {
-            events,
-            now: Utc::now(),
-        })
+    let verdicts: Vec<(String, bool)> = judge(&dir, "acme", events)
         .await
-        .unwrap();
-    let verdicts: Vec<(String, bool)> = out
-        .into_iter()
-        .map(|(_, o)| o.map(|d| (d.event_id, d.allowed)).unwrap())
+        .iter()
+        .map(|(_, v)| (decision(v).event_id.clone(), decision(v).allowed))
         .collect();
     assert_eq!(verdicts, vec![("1".into(), true), ("2".into(), false)]);
 
-    let globex = TenantId::parse("globex").unwrap();
-    let out = dir.get(&globex).unwrap().send(Evaluate {
-        events: vec![event("globex", "3", "write")],
-        now: Utc::now(),
-    });
-    let (e, d) = out.await.unwrap().remove(0);
-    let d = d.unwrap();
+    let (e, v) = judge(&dir, "globex", vec![event("globex", "3", "write")])
+        .await
+        .remove(0);
     assert_eq!(e.event_id, "3");
-    assert!(d.allowed);
-    assert_eq!(d.rule_path, "data.tenants.globex.decision");
-    assert_eq!(dir.active_tenants(), 2);
+    assert!(decision(&v).allowed);
+    assert_eq!(decision(&v).rule_path, "data.tenants.globex.decision");
+    assert_eq!(dir.live(), 2);
     // Activation happens once per tenant, not per message.
-    dir.get(&acme).unwrap();
+    dir.addr(&TenantId::parse("acme").unwrap()).await.unwrap();
     assert_eq!(source.loads.load(Ordering::SeqCst), 2);
+    assert_eq!(dir.stats().read().activations, 2);
 }
 
 #[actix_rt::test]
 async fn a_tenant_without_a_usable_bundle_is_an_error_and_is_not_retried_per_event() {
     let source =
         Arc::new(MemorySource::default().with("broken", "package tenants.broken\ndecision := {"));
-    let dir = TenantDirectory::new(
-        1,
-        Arc::new(PolicyLoader::new(source.clone(), "decision")),
-        16,
-    );
-    let missing = dir.get(&TenantId::parse("nobody").unwrap()).unwrap_err();
+    let dir = directory(1, store(source.clone()));
+    let missing = dir
+        .addr(&TenantId::parse("nobody").unwrap())
+        .await
+        .unwrap_err();
     assert!(
         missing
             .to_string()
@@ -152,14 +170,16 @@ async fn a_tenant_without_a_usable_bundle_is_an_error_and_is_not_retried_per_eve
         "{missing}"
     );
     let broken = TenantId::parse("broken").unwrap();
-    let err = dir.get(&broken).unwrap_err().to_string();
+    let err = dir.addr(&broken).await.unwrap_err().to_string();
     assert!(err.contains("p.rego"), "{err}");
-    dir.get(&broken).unwrap_err();
+    dir.addr(&broken).await.unwrap_err();
     assert_eq!(
         source.loads.load(Ordering::SeqCst),
         2,
         "failed activation is cached briefly"
     );
+    assert_eq!(dir.live(), 0);
+    assert_eq!(dir.stats().read().activation_failures, 3);
 }
 
 #[actix_rt::test]
@@ -170,63 +190,55 @@ async fn a_first_activation_loads_once_and_does_not_hold_up_other_tenants() {
             .with("slow", &slow_src)
             .with("acme", ALLOW_READS),
     );
-    let dir = TenantDirectory::new(
-        1,
-        Arc::new(PolicyLoader::new(source.clone(), "decision")),
-        16,
-    );
+    let dir = Arc::new(directory(1, store(source.clone())));
     let slow = TenantId::parse("slow").unwrap();
-    let slow_done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let waiting: Vec<_> = (0..6)
-            .map(|_| {
-                s.spawn(|| {
-                    let addr = dir.get(&slow).unwrap();
-                    slow_done.store(true, Ordering::SeqCst);
-                    addr
-                })
+    let slow_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let waiting: Vec<_> = (0..6)
+        .map(|_| {
+            let (dir, slow, done) = (dir.clone(), slow.clone(), slow_done.clone());
+            tokio::spawn(async move {
+                let addr = dir.addr(&slow).await.unwrap();
+                done.store(true, Ordering::SeqCst);
+                addr
             })
-            .collect();
-        // Once the slow bundle is being read, another tenant activates without waiting for it.
-        while source.loads.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
-        dir.get(&TenantId::parse("acme").unwrap()).unwrap();
-        assert!(
-            !slow_done.load(Ordering::SeqCst),
-            "acme waited for slow's compile"
-        );
-        let addrs: Vec<_> = waiting.into_iter().map(|h| h.join().unwrap()).collect();
-        assert!(addrs.windows(2).all(|w| w[0] == w[1]), "one actor for slow");
-    });
+        })
+        .collect();
+    // Once the slow bundle is being read (on a blocking thread), another tenant activates
+    // without waiting for it.
+    while source.loads.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    dir.addr(&TenantId::parse("acme").unwrap()).await.unwrap();
+    assert!(
+        !slow_done.load(Ordering::SeqCst),
+        "acme waited for slow's compile"
+    );
+    let mut addrs = Vec::new();
+    for w in waiting {
+        addrs.push(w.await.unwrap());
+    }
+    assert!(addrs.windows(2).all(|w| w[0] == w[1]), "one actor for slow");
     assert_eq!(
         source.loads.load(Ordering::SeqCst),
         2,
         "slow was loaded once for six callers, acme once"
     );
-    assert_eq!(dir.active_tenants(), 2);
+    assert_eq!(dir.live(), 2);
 }
 
 #[actix_rt::test]
 async fn a_panic_while_loading_a_bundle_is_that_tenants_error_only() {
     let source = Arc::new(MemorySource::default().with("acme", ALLOW_READS));
-    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
+    let dir = directory(1, store(source));
     let err = dir
-        .get(&TenantId::parse("explodes").unwrap())
+        .addr(&TenantId::parse("explodes").unwrap())
+        .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("panicked"), "{err}");
     // The directory, and other tenants, are unaffected.
-    let out = dir
-        .get(&TenantId::parse("acme").unwrap())
-        .unwrap()
-        .send(Evaluate {
-            events: vec![event("acme", "1", "read")],
-            now: Utc::now(),
-        })
-        .await
-        .unwrap();
-    assert!(out[0].1.as_ref().unwrap().allowed);
+    let out = judge(&dir, "acme", vec![event("acme", "1", "read")]).await;
+    assert!(decision(&out[0].1).allowed);
 }
 
 #[derive(Default)]
@@ -256,19 +268,20 @@ impl ActivationObserver for Recorder {
     }
 }
 
-async fn ask(dir: &TenantDirectory, tenant: &str, rule: &str) -> Option<serde_json::Value> {
-    dir.get(&TenantId::parse(tenant).unwrap())
-        .unwrap()
-        .send(Query {
+/// What `rule` says for `tenant`, asked as the decision API asks (activating it if needed).
+fn ask(store: &PolicyStore, tenant: &str, rule: &str) -> Option<serde_json::Value> {
+    let slot = store.activate(&TenantId::parse(tenant).unwrap()).unwrap();
+    answer_query(
+        &slot.load_full(),
+        Query {
             path: RulePath::from_url(rule).unwrap(),
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
-        })
-        .await
-        .unwrap()
-        .unwrap()
-        .answer
-        .result
+        },
+    )
+    .unwrap()
+    .answer
+    .result
 }
 
 /// acme's bundle at a version, read back through its rule `version`.
@@ -276,35 +289,35 @@ fn acme_version(n: u32) -> String {
     format!("package tenants.acme\nimport rego.v1\ndecision := 1\nversion := {n}")
 }
 
-/// A directory of one arbiter over `source`, whose activations `recorder` sees.
-fn recorded_directory(source: Arc<MemorySource>) -> (TenantDirectory, Arc<Recorder>) {
+/// A store over `source`, whose activations `recorder` sees.
+fn recorded_store(source: Arc<MemorySource>) -> (Arc<PolicyStore>, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
-    let loader = PolicyLoader::new(source, "decision").with_observer(recorder.clone());
-    (TenantDirectory::new(1, Arc::new(loader), 16), recorder)
+    let store = PolicyStore::new(source, "decision").with_observer(recorder.clone());
+    (Arc::new(store), recorder)
 }
 
 #[actix_rt::test]
 async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
     let source = Arc::new(MemorySource::default().with("acme", &acme_version(1)));
-    let (dir, recorder) = recorded_directory(source.clone());
+    let (store, recorder) = recorded_store(source.clone());
     let acme = TenantId::parse("acme").unwrap();
-    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
+    assert_eq!(ask(&store, "acme", "version"), Some(json!(1)));
 
     // A valid change: live at once, recorded as a new activation.
     source.put("acme", &acme_version(2));
-    dir.reload(&acme).unwrap();
-    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
+    store.reload(&acme).unwrap();
+    assert_eq!(ask(&store, "acme", "version"), Some(json!(2)));
     let activations = recorder.activated.lock().unwrap().clone();
     assert_eq!(activations.len(), 2);
     assert_ne!(activations[0].digest, activations[1].digest);
 
     // A broken change: refused, reported, and version 2 keeps serving.
     source.put("acme", "package tenants.acme\nversion := {");
-    let err = dir.reload(&acme).unwrap_err().to_string();
+    let err = store.reload(&acme).unwrap_err().to_string();
     assert!(err.contains("p.rego"), "{err}");
-    dir.reload(&acme).unwrap_err();
-    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
-    let status = dir.loader().status(&acme).unwrap();
+    store.reload(&acme).unwrap_err();
+    assert_eq!(ask(&store, "acme", "version"), Some(json!(2)));
+    let status = store.status(&acme).unwrap();
     assert_eq!(status.active.unwrap().digest, activations[1].digest);
     assert!(status.last_error.unwrap().contains("p.rego"));
     assert_eq!(recorder.rejected.lock().unwrap().len(), 1);
@@ -316,9 +329,9 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
 
     // Reloading an unchanged bundle is not a new activation, and clears the error.
     source.put("acme", &acme_version(2));
-    dir.reload(&acme).unwrap();
+    store.reload(&acme).unwrap();
     assert_eq!(recorder.activated.lock().unwrap().len(), 2);
-    assert_eq!(dir.loader().status(&acme).unwrap().last_error, None);
+    assert_eq!(store.status(&acme).unwrap().last_error, None);
     assert_eq!(
         recorder.rejected.lock().unwrap().last().map(String::as_str),
         Some("acme recovered"),
@@ -331,48 +344,49 @@ async fn reload_swaps_a_valid_bundle_and_keeps_the_last_good_one_otherwise() {
         "package tenants.globex\nimport rego.v1\ndecision := 2",
     );
     let globex = TenantId::parse("globex").unwrap();
-    dir.reload(&globex).unwrap();
-    assert_eq!(dir.active_tenants(), 2);
+    assert!(store.serving(&globex).is_none());
+    store.reload(&globex).unwrap();
+    assert_eq!(store.serving(&globex).unwrap().policy().tenant(), &globex);
 }
 
 #[actix_rt::test]
 async fn a_change_that_keeps_the_serving_revision_is_refused() {
     let source = Arc::new(MemorySource::default().with("acme", &acme_version(1)));
     source.set_revision("acme", "r1");
-    let (dir, recorder) = recorded_directory(source.clone());
+    let (store, recorder) = recorded_store(source.clone());
     let acme = TenantId::parse("acme").unwrap();
-    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
+    assert_eq!(ask(&store, "acme", "version"), Some(json!(1)));
 
     // New content under the revision that names the serving one: two contents would be
     // stamped alike, so it is refused and version 1 keeps serving.
     source.put("acme", &acme_version(2));
-    let err = dir.reload(&acme).unwrap_err().to_string();
+    let err = store.reload(&acme).unwrap_err().to_string();
     assert!(
         err.contains("revision is still r1") && err.contains("metadata.json"),
         "{err}"
     );
-    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(1)));
-    let status = dir.loader().status(&acme).unwrap();
+    assert_eq!(ask(&store, "acme", "version"), Some(json!(1)));
+    let status = store.status(&acme).unwrap();
     assert_eq!(status.active.unwrap().revision, "r1");
     assert!(status.last_error.is_some());
     assert_eq!(recorder.activated.lock().unwrap().len(), 1);
 
     // With a new revision the same content is taken.
     source.set_revision("acme", "r2");
-    dir.reload(&acme).unwrap();
-    assert_eq!(ask(&dir, "acme", "version").await, Some(json!(2)));
+    store.reload(&acme).unwrap();
+    assert_eq!(ask(&store, "acme", "version"), Some(json!(2)));
     let activations = recorder.activated.lock().unwrap().clone();
     let revisions: Vec<&str> = activations.iter().map(|a| a.revision.as_str()).collect();
     assert_eq!(revisions, ["r1", "r2"]);
-    assert_eq!(dir.loader().status(&acme).unwrap().last_error, None);
+    assert_eq!(store.status(&acme).unwrap().last_error, None);
 }
 
 /// The revision `tenant` serves.
-fn dir_revision(dir: &TenantDirectory, tenant: &TenantId) -> String {
-    dir.loader()
+fn serving_revision(store: &PolicyStore, tenant: &TenantId) -> String {
+    store
         .serving(tenant)
         .unwrap()
-        .policy
+        .policy()
         .revision()
         .to_owned()
 }
@@ -388,10 +402,11 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
             )
             .with("acme", "package tenants.acme\nimport rego.v1\ndecision := 1"),
     );
-    let loader = PolicyLoader::new(source, "decision")
-        .with_eval_timeout(std::time::Duration::from_millis(50));
-    let lane_dir = Arc::new(TenantDirectory::new(1, Arc::new(loader), 16));
-    let lane = SlowLane::start(lane_dir.clone(), std::time::Duration::from_secs(2), 1).unwrap();
+    let store = Arc::new(
+        PolicyStore::new(source, "decision")
+            .with_eval_timeout(std::time::Duration::from_millis(50)),
+    );
+    let lane = SlowLane::start(store.clone(), std::time::Duration::from_secs(2), 1).unwrap();
     let (loopy, acme) = (
         TenantId::parse("loopy").unwrap(),
         TenantId::parse("acme").unwrap(),
@@ -412,7 +427,7 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
     );
     // What the decision log keeps of a failed query.
     assert_eq!(failed.path, "data.tenants.loopy.explode");
-    assert_eq!(failed.revision, dir_revision(&lane_dir, &loopy));
+    assert_eq!(failed.revision, serving_revision(&store, &loopy));
     assert!(failed.eval_micros >= 50_000, "{failed:?}");
     assert!(lane.holds(&loopy), "the runaway tenant is on the lane");
     assert!(!lane.holds(&acme), "other tenants are not");
@@ -456,18 +471,20 @@ async fn queries_answer_with_the_masked_input_for_the_log() {
         "acme",
         "package tenants.acme\nimport rego.v1\ndecision := 1\nwho := input.user",
     ));
-    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
-    let reply = dir
-        .get(&TenantId::parse("acme").unwrap())
+    let store = store(source);
+    let serving = store
+        .activate(&TenantId::parse("acme").unwrap())
         .unwrap()
-        .send(Query {
+        .load_full();
+    let reply = answer_query(
+        &serving,
+        Query {
             path: RulePath::from_url("who").unwrap(),
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        },
+    )
+    .unwrap();
     assert_eq!(reply.answer.result, Some(json!("alice")));
     assert_eq!(reply.answer.path, "data.tenants.acme.who");
     // No mask configured: logged as given (without the engine's context).
@@ -488,18 +505,20 @@ async fn a_tenants_mask_removes_fields_from_the_logged_input_only() {
         .lock()
         .unwrap()
         .insert("acme".into(), vec!["/input/password".into()]);
-    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
-    let reply = dir
-        .get(&TenantId::parse("acme").unwrap())
+    let store = store(source);
+    let serving = store
+        .activate(&TenantId::parse("acme").unwrap())
         .unwrap()
-        .send(Query {
+        .load_full();
+    let reply = answer_query(
+        &serving,
+        Query {
             path: RulePath::from_url("pw").unwrap(),
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        },
+    )
+    .unwrap();
     assert_eq!(
         reply.answer.result,
         Some(json!("hunter2")),
@@ -510,91 +529,57 @@ async fn a_tenants_mask_removes_fields_from_the_logged_input_only() {
 }
 
 #[actix_rt::test]
-async fn queries_on_the_callers_thread_follow_reloads_and_report_unknown_tenants() {
+async fn queries_follow_reloads_activate_off_the_async_threads_and_report_unknown_tenants() {
     let source = Arc::new(MemorySource::default().with("acme", &acme_version(1)));
-    let dir = TenantDirectory::new(
-        1,
-        Arc::new(PolicyLoader::new(source.clone(), "decision")),
-        16,
-    );
+    let store = store(source.clone());
+    let lane = SlowLane::start(store.clone(), std::time::Duration::from_secs(2), 1).unwrap();
     let acme = TenantId::parse("acme").unwrap();
-    let version = |dir: &TenantDirectory| {
-        dir.query_here(
-            &acme,
-            Query {
-                path: RulePath::from_url("version").unwrap(),
-                input: None,
-                now: Utc::now(),
-            },
-        )
-        .unwrap()
-        .answer
-        .result
+    let query = |rule: &str| Query {
+        path: RulePath::from_url(rule).unwrap(),
+        input: None,
+        now: Utc::now(),
     };
-    assert_eq!(version(&dir), Some(json!(1)), "activated on first use");
-    source.put("acme", &acme_version(2));
-    dir.reload(&acme).unwrap();
+    let reply = lane.query(&acme, query("version")).await.unwrap();
     assert_eq!(
-        version(&dir),
-        Some(json!(2)),
-        "this thread's copy was refreshed"
+        reply.answer.result,
+        Some(json!(1)),
+        "activated on first use"
     );
-    let err = dir
-        .query_here(
-            &TenantId::parse("nobody").unwrap(),
-            Query {
-                path: RulePath::from_url("x").unwrap(),
-                input: None,
-                now: Utc::now(),
-            },
-        )
+    source.put("acme", &acme_version(2));
+    store.reload(&acme).unwrap();
+    let reply = lane.query(&acme, query("version")).await.unwrap();
+    assert_eq!(
+        reply.answer.result,
+        Some(json!(2)),
+        "the newly published policy answers"
+    );
+    let err = lane
+        .query(&TenantId::parse("nobody").unwrap(), query("x"))
+        .await
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            portcullis_actors::QueryError::Directory(portcullis_actors::DirectoryError::Unknown(_))
-        ),
+        matches!(err, QueryError::Unavailable(PolicyUnavailable::Unknown(_))),
         "{err}"
     );
 }
 
 #[actix_rt::test]
-async fn an_install_older_than_the_serving_policy_is_ignored() {
-    let source = Arc::new(MemorySource::default().with("acme", &acme_version(2)));
-    let dir = TenantDirectory::new(1, Arc::new(PolicyLoader::new(source, "decision")), 16);
+async fn a_tenant_actor_judges_with_whatever_generation_the_store_publishes() {
+    let judged_version =
+        "package tenants.acme\nimport rego.v1\ndecision := {\"allow\": true, \"v\": 1}";
+    let source = Arc::new(MemorySource::default().with("acme", judged_version));
+    let store = store(source.clone());
+    let dir = directory(1, store.clone());
     let acme = TenantId::parse("acme").unwrap();
-    let addr = dir.get(&acme).unwrap();
-    let current = dir.loader().serving(&acme).unwrap().generation;
-    let stale = Bundle {
-        tenant: acme.clone(),
-        modules: vec![("p.rego".into(), acme_version(1))],
-        data: None,
-        revision: None,
-        mask: Vec::new(),
-    };
-    let policy = portcullis_engine::TenantPolicy::compile(&stale, "decision").unwrap();
-    addr.send(Install {
-        policy: policy.clone(),
-        generation: current - 1,
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        ask(&dir, "acme", "version").await,
-        Some(json!(2)),
-        "older install ignored"
-    );
-    addr.send(Install {
-        policy,
-        generation: current + 1_000_000,
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        ask(&dir, "acme", "version").await,
-        Some(json!(1)),
-        "newer install applied"
-    );
+    let version = |out: Vec<(Event, Verdict)>| decision(&out[0].1).result["v"].clone();
+    let first = judge(&dir, "acme", vec![event("acme", "1", "read")]).await;
+    assert_eq!(version(first), json!(1));
+    // Nothing is sent to the actor: the store publishes, and the next batch sees it.
+    source.put("acme", &judged_version.replace("\"v\": 1", "\"v\": 2"));
+    store.reload(&acme).unwrap();
+    let second = judge(&dir, "acme", vec![event("acme", "2", "read")]).await;
+    assert_eq!(version(second), json!(2));
+    assert_eq!(dir.stats().read().activations, 1, "the same actor");
 }
 
 #[actix_rt::test]
@@ -606,32 +591,33 @@ async fn a_revision_activated_before_a_restart_keeps_naming_its_content() {
 
     // bundle_activations says r1 named other content: the edited bundle is refused.
     let known = [(acme.clone(), "r1".to_owned(), "sha256:earlier".to_owned())];
-    let loader = PolicyLoader::new(source.clone(), "decision").with_known_revisions(known);
-    let err = loader.load(&acme).unwrap_err().to_string();
+    let store = PolicyStore::new(source.clone(), "decision").with_known_revisions(known);
+    let err = store.reload(&acme).unwrap_err().to_string();
     assert!(
         err.contains("revision is still r1") && err.contains("sha256:earlier"),
         "{err}"
     );
-    assert!(loader.serving(&acme).is_none());
-    assert!(loader.status(&acme).unwrap().last_error.is_some());
+    assert!(store.serving(&acme).is_none());
+    assert!(store.status(&acme).unwrap().last_error.is_some());
 
     // The content r1 named before is taken again, and so is any content under another revision.
     let known = [(acme.clone(), "r1".to_owned(), bundle.digest())];
-    let loader = PolicyLoader::new(source.clone(), "decision").with_known_revisions(known);
-    assert_eq!(loader.load(&acme).unwrap().0.revision(), "r1");
+    let store = PolicyStore::new(source.clone(), "decision").with_known_revisions(known);
+    store.reload(&acme).unwrap();
+    assert_eq!(serving_revision(&store, &acme), "r1");
     let known = [(acme.clone(), "r0".to_owned(), "sha256:earlier".to_owned())];
-    let loader = PolicyLoader::new(source.clone(), "decision").with_known_revisions(known);
-    loader.load(&acme).unwrap();
+    let store = PolicyStore::new(source.clone(), "decision").with_known_revisions(known);
+    store.reload(&acme).unwrap();
 
     // Within one process too: r1 → r2 → back to r1 with new content is refused.
     source.set_revision("acme", "r2");
     source.put("acme", &acme_version(3));
-    loader.load(&acme).unwrap();
+    store.reload(&acme).unwrap();
     source.set_revision("acme", "r1");
     source.put("acme", &acme_version(4));
-    let err = loader.load(&acme).unwrap_err().to_string();
+    let err = store.reload(&acme).unwrap_err().to_string();
     assert!(err.contains("revision is still r1"), "{err}");
-    assert_eq!(loader.serving(&acme).unwrap().policy.revision(), "r2");
+    assert_eq!(serving_revision(&store, &acme), "r2");
 }
 
 /// Hands out the bundles queued for it, in order; a bundle queued with a gate is handed out
@@ -667,26 +653,28 @@ async fn an_error_found_by_a_later_read_outlives_an_earlier_read_that_finishes_l
         ("package tenants.acme\nversion := {".to_owned(), None),
     ]);
     let recorder = Arc::new(Recorder::default());
-    let loader =
-        Arc::new(PolicyLoader::new(source.clone(), "decision").with_observer(recorder.clone()));
+    let store =
+        Arc::new(PolicyStore::new(source.clone(), "decision").with_observer(recorder.clone()));
     let acme = TenantId::parse("acme").unwrap();
-    loader.load(&acme).unwrap();
+    store.reload(&acme).unwrap();
 
     // Read 2 (good) starts first and is held; read 3 (broken) starts later and fails at once.
     let earlier = std::thread::spawn({
-        let (loader, acme) = (loader.clone(), acme.clone());
-        move || loader.load(&acme).map(|(_, generation)| generation)
+        let (store, acme) = (store.clone(), acme.clone());
+        move || store.reload(&acme)
     });
     while source.queue.lock().unwrap().len() > 1 {
         std::thread::yield_now();
     }
-    let err = loader.load(&acme).unwrap_err().to_string();
+    let Err(PolicyUnavailable::Unusable { reason: err, .. }) = store.reload(&acme) else {
+        panic!("the broken read is refused")
+    };
     assert!(err.contains("p.rego"), "{err}");
     open.send(()).unwrap();
     earlier.join().unwrap().unwrap();
 
     // Read 2 serves (nothing newer succeeded), but the bundle on disk is still the broken one.
-    let status = loader.status(&acme).unwrap();
+    let status = store.status(&acme).unwrap();
     assert_eq!(status.last_error.as_deref(), Some(err.as_str()));
     let read_2 = Bundle {
         tenant: acme.clone(),
@@ -696,7 +684,7 @@ async fn an_error_found_by_a_later_read_outlives_an_earlier_read_that_finishes_l
         mask: Vec::new(),
     };
     assert_eq!(
-        loader.serving(&acme).unwrap().policy.digest(),
+        store.serving(&acme).unwrap().policy().digest(),
         read_2.digest()
     );
     // Observers heard of the activation, and that the tenant is still unhealthy after it.
@@ -717,34 +705,26 @@ async fn a_runaway_rule_costs_a_batch_a_bounded_number_of_time_limits() {
             .with("loopy", src)
             .with("acme", ALLOW_READS),
     );
-    let loader = PolicyLoader::new(source, "decision")
+    let store = PolicyStore::new(source, "decision")
         .with_eval_timeout(std::time::Duration::from_millis(50));
     // One arbiter: the tenants share its thread, as tenants hashed alike do.
-    let dir = TenantDirectory::new(1, Arc::new(loader), 16);
-    let loopy = dir.get(&TenantId::parse("loopy").unwrap()).unwrap();
-    let acme = dir.get(&TenantId::parse("acme").unwrap()).unwrap();
+    let dir = directory(1, Arc::new(store));
     let events: Vec<Event> = ["ok", "loop", "ok", "loop", "loop", "ok", "loop"]
         .iter()
         .enumerate()
         .map(|(i, action)| event("loopy", &format!("e{i}"), action))
         .collect();
-    let batch = loopy.send(Evaluate {
-        events,
-        now: Utc::now(),
-    });
-    let other = acme.send(Evaluate {
-        events: vec![event("acme", "a1", "read")],
-        now: Utc::now(),
-    });
-    let (judged, other) = tokio::join!(batch, other);
+    let (judged, other) = tokio::join!(
+        judge(&dir, "loopy", events),
+        judge(&dir, "acme", vec![event("acme", "a1", "read")]),
+    );
     let outcomes: Vec<&str> = judged
-        .unwrap()
         .iter()
-        .map(|(_, outcome)| match outcome {
-            Ok(_) => "judged",
-            Err(e) if e.starts_with("evaluation stopped") => "stopped",
-            Err(e) if e.starts_with("skipped: 2 of this tenant's") => "skipped",
-            Err(e) => panic!("{e}"),
+        .map(|(_, verdict)| match verdict {
+            Verdict::Judged(_) => "judged",
+            Verdict::Refused(e) if e.starts_with("evaluation stopped") => "stopped",
+            Verdict::Refused(e) if e.starts_with("skipped: 2 of this tenant's") => "skipped",
+            other => panic!("{other:?}"),
         })
         .collect();
     // Every event has an outcome, in order: judged until the second stop, skipped after it.
@@ -753,22 +733,17 @@ async fn a_runaway_rule_costs_a_batch_a_bounded_number_of_time_limits() {
         outcomes,
         ["judged", "stopped", "judged", "stopped", "skipped", "skipped", "skipped"]
     );
-    assert!(other.unwrap()[0].1.as_ref().unwrap().allowed);
+    assert!(decision(&other[0].1).allowed);
 
     // The next batch starts afresh.
-    let again = loopy
-        .send(Evaluate {
-            events: vec![event("loopy", "e9", "loop"), event("loopy", "e10", "ok")],
-            now: Utc::now(),
-        })
-        .await
-        .unwrap();
-    assert!(again[0]
-        .1
-        .as_ref()
-        .unwrap_err()
-        .starts_with("evaluation stopped"));
-    assert!(again[1].1.is_ok());
+    let again = judge(
+        &dir,
+        "loopy",
+        vec![event("loopy", "e9", "loop"), event("loopy", "e10", "ok")],
+    )
+    .await;
+    assert!(matches!(&again[0].1, Verdict::Refused(e) if e.starts_with("evaluation stopped")));
+    assert!(matches!(&again[1].1, Verdict::Judged(_)));
 }
 
 #[actix_rt::test]
@@ -776,45 +751,33 @@ async fn a_refused_range_is_fast_so_it_neither_skips_a_batch_nor_holds_the_slow_
     let src =
         "package tenants.big\nimport rego.v1\ndecision := count(numbers.range(1, input.raw.n))";
     let source = Arc::new(MemorySource::default().with("big", src));
-    let dir = Arc::new(TenantDirectory::new(
-        1,
-        Arc::new(PolicyLoader::new(source, "decision")),
-        16,
-    ));
+    let store = store(source);
+    let dir = directory(1, store.clone());
     let big = TenantId::parse("big").unwrap();
     let sized = |id: &str, n: f64| Event {
         raw: json!({"n": n}),
         ..event("big", id, "x")
     };
-    let judged = dir
-        .get(&big)
-        .unwrap()
-        .send(Evaluate {
-            events: vec![
-                sized("e1", 1e12),
-                sized("e2", 1e12),
-                sized("e3", 1e12),
-                sized("e4", 3.0),
-            ],
-            now: Utc::now(),
-        })
-        .await
-        .unwrap();
-    for (event, outcome) in &judged[..3] {
-        let err = outcome.as_ref().unwrap_err();
+    let events = vec![
+        sized("e1", 1e12),
+        sized("e2", 1e12),
+        sized("e3", 1e12),
+        sized("e4", 3.0),
+    ];
+    let judged = judge(&dir, "big", events).await;
+    for (event, verdict) in &judged[..3] {
+        let Verdict::Refused(err) = verdict else {
+            panic!("{verdict:?}")
+        };
         assert!(
             err.contains("numbers.range would build"),
             "{}: {err}",
             event.event_id
         );
     }
-    assert_eq!(
-        judged[3].1.as_ref().unwrap().result,
-        json!(3),
-        "not skipped"
-    );
+    assert_eq!(decision(&judged[3].1).result, json!(3), "not skipped");
 
-    let lane = SlowLane::start(dir.clone(), std::time::Duration::from_secs(30), 1).unwrap();
+    let lane = SlowLane::start(store, std::time::Duration::from_secs(30), 1).unwrap();
     let err = lane
         .query(
             &big,

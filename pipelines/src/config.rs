@@ -7,256 +7,32 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use portcullis_engine::policy::Evaluator;
 use serde::{Deserialize, Serialize};
+
+pub use crate::api::config::HttpConfig;
+pub use crate::policy_service::config::PolicyConfig;
+pub use crate::runtime::config::{ActorsConfig, EntityConfig};
+pub use crate::sinks::postgres::config::PostgresConfig;
+pub use crate::sources::kafka::config::KafkaConfig;
+pub use crate::sources::mqtt::config::MqttConfig;
+pub use crate::telemetry::config::TelemetryConfig;
+pub use crate::tuning::config::TuningConfig;
 
 /// File read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// Every setting, one section per component (each section's type lives beside its component).
 pub struct Config {
     pub postgres: PostgresConfig,
     pub kafka: KafkaConfig,
     pub mqtt: MqttConfig,
     pub policy: PolicyConfig,
-    pub engine: EngineConfig,
+    pub actors: ActorsConfig,
     pub http: HttpConfig,
+    pub tuning: TuningConfig,
     pub telemetry: TelemetryConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    pub enabled: bool,
-    /// Address of the decision API, /healthz, /readyz and /metrics. Port 0 picks a free one.
-    pub listen: String,
-    /// Largest decision API request body; a larger one is answered 413.
-    pub max_body_bytes: usize,
-    /// HTTP worker threads; 0 means one per CPU core.
-    pub workers: usize,
-    /// Decision API decisions waiting to be written to Postgres. When the log falls this far
-    /// behind, queries are answered 503 rather than left unlogged.
-    pub decision_log_queue: usize,
-    /// Decisions buffered per decision-stream channel; a subscriber further behind is sent a
-    /// `lagged` message with the number it missed.
-    pub stream_buffer: usize,
-    /// Time slice HTTP workers ask the kernel for, in µs (Linux 6.12+, clamped to 100–100,000):
-    /// a woken worker then waits at most about this long for a core held by other work.
-    /// 0 keeps the kernel's default.
-    pub worker_time_slice_us: u64,
-    /// When set, idle cores are held to this wake-up latency in µs while the engine runs (0:
-    /// they poll rather than halt). Cuts the decision API's tail on machines whose idle cores
-    /// are slow to wake, virtual machines above all, at the cost of cores that never rest; it
-    /// applies to the whole machine and needs write access to /dev/cpu_dma_latency (root). Unset
-    /// by default.
-    pub cpu_latency_qos_us: Option<u32>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: "127.0.0.1:8181".into(),
-            max_body_bytes: 1024 * 1024,
-            workers: 0,
-            decision_log_queue: 10_000,
-            stream_buffer: 1024,
-            worker_time_slice_us: 100,
-            cpu_latency_qos_us: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PostgresConfig {
-    /// Connection URL. The database is created by `portcullis migrate` if it does not exist.
-    pub url: String,
-    /// The engine's pool; the decision API's log writer keeps one more connection of its own.
-    pub max_connections: u32,
-}
-
-impl Default for PostgresConfig {
-    fn default() -> Self {
-        Self {
-            url: "postgres://portcullis:portcullis@127.0.0.1:5432/portcullis".into(),
-            max_connections: 8,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KafkaConfig {
-    pub enabled: bool,
-    /// Bootstrap servers, comma-separated.
-    pub brokers: String,
-    /// Topic carrying CloudTrail records or CloudTrail log files.
-    pub topic: String,
-    pub group_id: String,
-    /// Create the topic at start-up if it does not exist (convenient in development).
-    pub create_topic: bool,
-    pub topic_partitions: i32,
-    /// Messages larger than this become dead letters.
-    pub max_message_bytes: usize,
-    /// Most messages judged and written in one batch.
-    pub batch_max_messages: usize,
-    /// A batch closes once its payloads reach this many bytes (one larger message still makes a
-    /// batch of its own). With `prefetch_max_bytes`, this bounds the engine's memory.
-    pub batch_max_bytes: usize,
-    /// How long a batch waits to fill before it is written anyway.
-    pub batch_linger_ms: u64,
-    /// Batches judged and written at once (one is judged while the one before it is written).
-    /// Offsets are still stored in order.
-    pub max_in_flight_batches: usize,
-    /// Most bytes librdkafka fetches ahead of processing (`queued.max.messages.kbytes`). When the
-    /// sink is slow, consumption stops here instead of buffering the backlog in memory.
-    pub prefetch_max_bytes: usize,
-    /// How often librdkafka reports statistics (consumer lag for `/metrics`).
-    pub statistics_interval_ms: u64,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            brokers: "127.0.0.1:9092".into(),
-            topic: "cloudtrail".into(),
-            group_id: "portcullis".into(),
-            create_topic: true,
-            topic_partitions: 4,
-            max_message_bytes: 8 * 1024 * 1024,
-            batch_max_messages: 1000,
-            batch_max_bytes: 8 * 1024 * 1024,
-            batch_linger_ms: 20,
-            max_in_flight_batches: 2,
-            prefetch_max_bytes: 32 * 1024 * 1024,
-            statistics_interval_ms: 5000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MqttConfig {
-    pub enabled: bool,
-    pub host: String,
-    pub port: u16,
-    /// Fixed client id: with a persistent session the broker queues events while we are away.
-    pub client_id: String,
-    /// Agents publish on `{topic_prefix}/{tenant}/agents/{agent}/events`.
-    pub topic_prefix: String,
-    /// Payloads larger than this become dead letters.
-    pub max_payload_bytes: usize,
-    /// With several engine processes: the name of an MQTT shared subscription (`$share/{group}/…`)
-    /// they all join, so the broker splits agents' events between them. Unset: one engine.
-    pub shared_group: Option<String>,
-    pub keep_alive_secs: u64,
-    /// Most messages judged and written in one batch.
-    pub batch_max_messages: usize,
-    /// A batch closes once its payloads reach this many bytes.
-    pub batch_max_bytes: usize,
-    /// How long a batch waits to fill before it is written anyway.
-    pub batch_linger_ms: u64,
-    /// Payload bytes of QoS 0 messages held between the broker and their commit. QoS 0 is not
-    /// paced by the broker (nothing is acknowledged), so past this budget they are dropped and
-    /// counted in `portcullis_mqtt_qos0_dropped_total`. QoS 1 never is: the broker's in-flight
-    /// window bounds it.
-    pub qos0_buffer_bytes: usize,
-}
-
-impl Default for MqttConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            host: "127.0.0.1".into(),
-            port: 1883,
-            client_id: "portcullis-engine".into(),
-            topic_prefix: "portcullis".into(),
-            max_payload_bytes: 256 * 1024,
-            shared_group: None,
-            keep_alive_secs: 30,
-            batch_max_messages: 500,
-            batch_max_bytes: 8 * 1024 * 1024,
-            batch_linger_ms: 20,
-            qos0_buffer_bytes: 16 * 1024 * 1024,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// One directory per tenant: `{bundles_dir}/{tenant}/*.rego`, optional `data.json`, `metadata.json`.
-    pub bundles_dir: PathBuf,
-    /// Rule evaluated for every event, relative to the tenant package (`data.tenants.{tenant}.{rule}`).
-    pub rule: String,
-    /// Longest one evaluation may run before it is stopped with an error (loops, explosive
-    /// comprehensions). The event becomes a dead letter; an API query gets a 500.
-    pub eval_timeout_ms: u64,
-    /// `dispatch` (default): regorus's VM, with the tenant rule compiled per CloudTrail event
-    /// name; `vm`: the VM on the whole bundle; `interpreter`: regorus's reference interpreter.
-    /// A bundle a faster evaluator cannot take falls back to a slower one (`GET /v1/bundles`).
-    pub evaluator: Evaluator,
-    /// Watch `bundles_dir` and activate changed bundles while running (hot reload).
-    pub watch: bool,
-    /// Quiet time after the last file change before a bundle is reloaded (editors write in steps).
-    pub reload_debounce_ms: u64,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            bundles_dir: "policies/tenants".into(),
-            rule: "decision".into(),
-            eval_timeout_ms: 100,
-            evaluator: Evaluator::default(),
-            watch: true,
-            reload_debounce_ms: 150,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EngineConfig {
-    /// Arbiter threads for tenant actors; 0 means one per CPU core.
-    pub workers: usize,
-    /// Mailbox capacity of each tenant actor.
-    pub tenant_mailbox: usize,
-    /// How often the tenant registry (tenants, accounts) is re-read from Postgres.
-    pub registry_refresh_secs: u64,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            workers: 0,
-            tenant_mailbox: 64,
-            registry_refresh_secs: 5,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelemetryConfig {
-    /// Log filter in `RUST_LOG` syntax. `RUST_LOG` itself, when set, wins.
-    pub log: String,
-    /// OTLP/gRPC endpoint for traces (e.g. `http://127.0.0.1:4317`); none means no export.
-    pub otlp_endpoint: Option<String>,
-    pub service_name: String,
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            log: "info,sqlx=warn".into(),
-            otlp_endpoint: None,
-            service_name: "portcullis".into(),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,6 +90,14 @@ impl Config {
             if self.kafka.topic.is_empty() || self.kafka.group_id.is_empty() {
                 p.push("kafka.topic and kafka.group_id must be set".into());
             }
+            if self
+                .kafka
+                .instance_id
+                .as_deref()
+                .is_some_and(|i| i.trim().is_empty())
+            {
+                p.push("kafka.instance_id, when set, must not be empty".into());
+            }
             if self.kafka.topic_partitions < 1 {
                 p.push("kafka.topic_partitions must be at least 1".into());
             }
@@ -343,7 +127,8 @@ impl Config {
                 self.kafka.max_in_flight_batches,
             ),
             ("mqtt.batch_max_bytes", self.mqtt.batch_max_bytes),
-            ("engine.tenant_mailbox", self.engine.tenant_mailbox),
+            ("actors.tenant.mailbox", self.actors.tenant.mailbox),
+            ("actors.tenant.max_live", self.actors.tenant.max_live),
             ("kafka.max_message_bytes", self.kafka.max_message_bytes),
             ("mqtt.max_payload_bytes", self.mqtt.max_payload_bytes),
             ("mqtt.qos0_buffer_bytes", self.mqtt.qos0_buffer_bytes),
@@ -358,6 +143,12 @@ impl Config {
             if v == 0 {
                 p.push(format!("{name} must be at least 1"));
             }
+        }
+        if self.tuning.decision_log_nice > 19 {
+            p.push(format!(
+                "tuning.decision_log_nice must be 0 to 19 (got {})",
+                self.tuning.decision_log_nice
+            ));
         }
         if self.http.enabled && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             p.push(format!(
@@ -381,8 +172,9 @@ impl Config {
         p
     }
 
+    /// Arbiter threads for the entity actors.
     pub fn workers(&self) -> usize {
-        match self.engine.workers {
+        match self.actors.workers {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),

@@ -1,21 +1,24 @@
-//! Portcullis pipelines: the edges (Kafka, MQTT, Postgres, files) and the `portcullis` binary.
+//! Portcullis pipelines: the edges around the actors, and the `portcullis` binary.
+//!
+//! - [`sources`]: Kafka (CloudTrail) and MQTT (agents) in, plus an in-memory source for benchmarks;
+//! - [`path`]: the staged event path every message takes: decode → judge → persist → acknowledge
+//!   → after-commit steps;
+//! - [`sinks`]: Postgres, the system of record;
+//! - [`api`]: the HTTP server (decision API, bundle status, decision stream, health, metrics);
+//! - [`policy_service`]: bundle files, hot reload, activation records, the decision log and bus;
+//! - [`runtime`]: the process (actix system) and `portcullis run`, everything wired together;
+//! - [`telemetry`]: logs, traces, metrics; [`tuning`]: opt-in scheduling tuning for dedicated hosts;
+//! - [`cli`] and [`tools`] (demo, benchmarks, local services): apart from the runtime.
 
-pub mod bench;
-pub mod bundles;
+pub mod api;
+pub mod cli;
 pub mod config;
-pub mod cpu_latency;
-pub mod demo;
-pub mod dlq;
-pub mod engine;
-pub mod http;
-pub mod kafka;
-pub mod metrics;
-pub mod mqtt;
+pub mod path;
 pub mod policy_service;
-pub mod postgres;
-pub mod processor;
+pub mod retry;
 pub mod runtime;
-pub mod sched;
-pub mod services;
-pub mod stats;
+pub mod sinks;
+pub mod sources;
 pub mod telemetry;
+pub mod tools;
+pub mod tuning;

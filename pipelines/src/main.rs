@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portcullis::bench::{run_pipeline_bench, run_policy_bench, BenchOptions, PolicyBenchOptions};
+use portcullis::cli::dlq;
 use portcullis::config::{Config, TelemetryConfig};
-use portcullis::demo::{run_demo, DemoOptions};
-use portcullis::postgres::{DeadLetterFilter, DeadLetterRow};
-use portcullis::processor::Replayed;
-use portcullis::stats::Stats;
-use portcullis::{dlq, engine, postgres, runtime, services, telemetry};
+use portcullis::path::Replayed;
+use portcullis::sinks::postgres;
+use portcullis::sinks::postgres::{DeadLetterFilter, DeadLetterRow};
+use portcullis::telemetry::stats::Stats;
+use portcullis::tools::bench::{
+    run_engine_bench, run_pipeline_bench, run_policy_bench, BenchOptions, EngineBenchOptions,
+    PolicyBenchOptions,
+};
+use portcullis::tools::demo::{run_demo, DemoOptions};
+use portcullis::tools::services;
+use portcullis::{runtime, telemetry};
 use portcullis_engine::TenantId;
 use tokio_util::sync::CancellationToken;
 
@@ -75,6 +81,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The engine's own throughput into Postgres, without the broker, against a COPY ceiling.
+    ///
+    /// Generates CloudTrail messages in memory and, in one run: decodes them and COPYs their
+    /// events straight into Postgres (the ceiling: no actors, no policy, no decisions, no
+    /// idempotence); then feeds the same messages through the engine's staged event path
+    /// (decode, tenant actors and Rego, events and decisions written idempotently). Prints
+    /// events/s for both, their ratio, and the CPU time per event of the engine and of
+    /// Postgres. Uses a separate database, `{database}_bench`. Needs the demo tenants' bundles
+    /// (policy.bundles_dir). Run it on a release build: `cargo run --release -- bench engine`.
+    Engine {
+        /// CloudTrail records to generate (about 2.5 per message: single records and log files).
+        #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..))]
+        events: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// The pipeline end to end against its ceiling (Kafka → COPY, no actors, no policy), in one run.
     ///
     /// Uses a separate database, `{database}_bench`, and a fresh topic; your data is untouched.
@@ -241,13 +263,13 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 // Inside the runtime: the OTLP exporter needs one to exist when it is built.
                 let _t = telemetry::init(&config.telemetry)?;
                 let pool = postgres::migrate(&config.postgres).await.with_context(|| {
-                    format!("cannot migrate {}", engine::redact(&config.postgres.url))
+                    format!("cannot migrate {}", runtime::redact(&config.postgres.url))
                 })?;
                 let applied = postgres::MIGRATOR.iter().count();
                 pool.close().await;
                 println!(
                     "schema up to date ({applied} migrations) at {}",
-                    engine::redact(&config.postgres.url)
+                    runtime::redact(&config.postgres.url)
                 );
                 Ok(())
             })
@@ -258,7 +280,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 let _t = telemetry::init(&config.telemetry)?;
                 let cancel = CancellationToken::new();
                 tokio::spawn(stop_on_signal(cancel.clone()));
-                engine::run(config, Arc::new(Stats::default()), cancel).await
+                runtime::run(config, Arc::new(Stats::default()), cancel).await
             })
         }
         Command::Demo(args) => {
@@ -280,7 +302,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let url = if config.postgres.url == Config::default().postgres.url {
                 config.postgres.url.clone()
             } else {
-                engine::redact(&config.postgres.url)
+                runtime::redact(&config.postgres.url)
             };
             let s = runtime::block_on(async {
                 let _t = telemetry::init(&tcfg)?;
@@ -322,10 +344,50 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 .map(|n| n.get())
                 .unwrap_or(0);
             println!("policy benchmark: single evaluations, {cores} cores");
-            println!("{}", portcullis::bench::POLICY_HEADER);
+            println!("{}", portcullis::tools::bench::POLICY_HEADER);
             for c in cases {
                 println!("{c}");
             }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Engine { events, seed }) => {
+            let mut tcfg = config.telemetry.clone();
+            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == TelemetryConfig::default().log
+            {
+                tcfg.log = "warn".into();
+            }
+            let opts = EngineBenchOptions {
+                records: events,
+                seed,
+            };
+            let r = runtime::block_on(async {
+                let _t = telemetry::init(&tcfg)?;
+                run_engine_bench(&config, &opts).await
+            })?;
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0);
+            println!(
+                "engine benchmark: {} CloudTrail records in {} messages, batches of {} messages, {} in flight, {cores} cores",
+                r.records, r.messages, r.batch_messages, r.in_flight
+            );
+            println!("                              events/s    seconds   engine CPU/event   Postgres CPU/event");
+            for (name, phase) in [
+                ("ceiling: decode → COPY", &r.ceiling),
+                ("engine: the staged path", &r.engine),
+            ] {
+                println!(
+                    "  {name:<26} {:>10.0} {:>10.2} {:>15.1} µs {:>17.1} µs",
+                    r.rate(phase),
+                    phase.secs,
+                    r.per_event_us(phase.engine_cpu_secs),
+                    r.per_event_us(phase.postgres_cpu_secs),
+                );
+            }
+            println!(
+                "  ratio engine / ceiling     {:>10.2}",
+                r.rate(&r.engine) / r.rate(&r.ceiling)
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Pipeline {

@@ -61,7 +61,7 @@ fn memory_stays_bounded_while_a_stalled_sink_faces_a_larger_backlog() {
         // binds it. A probe event stored proves that this engine consumes its topic.
         config.http.enabled = false;
         let k = &config.kafka;
-        portcullis::kafka::ensure_topic(k, &k.topic, k.topic_partitions)
+        portcullis::sources::kafka::ensure_topic(k, &k.topic, k.topic_partitions)
             .await
             .unwrap();
 

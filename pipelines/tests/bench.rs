@@ -5,11 +5,11 @@
 mod common;
 
 use common::TestEnv;
-use portcullis::bench::{
-    bench_url, run_pipeline_bench, run_policy_bench, BenchOptions, PolicyBenchOptions,
-};
 use portcullis::config::Config;
 use portcullis::runtime::block_on;
+use portcullis::tools::bench::{
+    bench_url, run_pipeline_bench, run_policy_bench, BenchOptions, PolicyBenchOptions,
+};
 
 #[test]
 fn the_pipeline_benchmark_runs_every_phase_in_its_own_database() {

@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::TestEnv;
-use portcullis::demo::{run_demo, DemoOptions};
 use portcullis::runtime::block_on;
+use portcullis::tools::demo::{run_demo, DemoOptions};
 
 #[test]
 fn demo_drives_realistic_traffic_through_the_engine_into_postgres() {

@@ -5,10 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::{cloudtrail, TestEnv};
-use portcullis::dlq;
-use portcullis::postgres::{add_tenant, DeadLetterFilter};
-use portcullis::processor::Replayed;
+use portcullis::cli::dlq;
+use portcullis::path::Replayed;
 use portcullis::runtime::block_on;
+use portcullis::sinks::postgres::{add_tenant, DeadLetterFilter};
 use portcullis_engine::TenantId;
 use serde_json::json;
 

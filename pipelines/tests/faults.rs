@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::TestEnv;
-use portcullis::demo::{Generator, Traffic, DEMO_TENANTS};
 use portcullis::runtime::block_on;
+use portcullis::tools::demo::{Generator, Traffic, DEMO_TENANTS};
 use portcullis_engine::TenantId;
 
 /// `records` realistic CloudTrail records (single records and log files) for the demo tenants.
 async fn cloudtrail_stream(env: &TestEnv, records: u64) -> Vec<(String, Vec<u8>)> {
     for t in DEMO_TENANTS {
         let accounts: Vec<String> = t.accounts.iter().map(|a| a.to_string()).collect();
-        portcullis::postgres::add_tenant(
+        portcullis::sinks::postgres::add_tenant(
             &env.pool,
             &TenantId::parse(t.id).unwrap(),
             None,

@@ -283,16 +283,16 @@ fn rows_postgres_refuses_are_set_aside_without_stalling_the_partition() {
         );
         engine.stop().await.expect("clean stop");
         // Replaying it while the cause persists reports it and goes on; it does not abort.
-        let open = portcullis::postgres::DeadLetterFilter {
+        let open = portcullis::sinks::postgres::DeadLetterFilter {
             limit: 10,
             ..Default::default()
         };
-        let replayed = portcullis::dlq::replay(&env.config, &open)
+        let replayed = portcullis::cli::dlq::replay(&env.config, &open)
             .await
             .expect("replay runs");
         assert_eq!(replayed.len(), 1);
         assert!(
-            matches!(&replayed[0].1, portcullis::processor::Replayed::StillFailing(r) if r.contains("no_mallory")),
+            matches!(&replayed[0].1, portcullis::path::Replayed::StillFailing(r) if r.contains("no_mallory")),
             "{replayed:?}"
         );
         assert_eq!(

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use chrono::Utc;
-use portcullis::bundles::FsBundleSource;
+use portcullis::policy_service::bundle_files::FsBundleSource;
 use portcullis_actors::BundleSource;
 use portcullis_engine::decode::{decode_cloudtrail, decode_device};
 use portcullis_engine::policy::PolicyContext;

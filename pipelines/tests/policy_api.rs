@@ -38,22 +38,8 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
     block_on(async {
         let mut env = policy_env("api").await;
         env.config.http.max_body_bytes = 4096;
-        // Where the machine lets this test hold a CPU latency limit (root), and nothing holds
-        // one as low already, the engine holds the one it is given while it runs (the module's
-        // own test covers refusal and release).
-        let qos = std::fs::OpenOptions::new()
-            .write(true)
-            .open(portcullis::cpu_latency::DEVICE)
-            .is_ok()
-            && portcullis::cpu_latency::current_cpu_latency_limit_us().is_ok_and(|now| now > 9);
-        if qos {
-            env.config.http.cpu_latency_qos_us = Some(9);
-        }
         let engine = env.start().await;
         let addr = engine.http_addr();
-        if qos {
-            assert!(portcullis::cpu_latency::current_cpu_latency_limit_us().unwrap() <= 9);
-        }
 
         let (status, body) =
             post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
@@ -144,12 +130,12 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
             "{text}"
         );
 
-        // The log is written by its own thread, which yields its core to the HTTP workers: its
-        // nice value is the engine's (this thread's, which started it) lowered.
+        // The log is written by its own thread, at the engine's own priority unless tuning
+        // says otherwise (opt-in: tuning_is_opt_in_and_applied_when_asked).
         let engine_nice = stat_nice(Path::new("/proc/thread-self")).unwrap();
         assert_eq!(
             thread_nice(portcullis::policy_service::WRITER_THREAD),
-            Some((engine_nice + portcullis::policy_service::WRITER_NICE).min(19))
+            Some(engine_nice)
         );
 
         // Every answered query is in the decision log, with the tenant's mask applied.
@@ -186,7 +172,35 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
     });
 }
 
-/// Polls `rule` of acme until its result is `want`; returns how long that took.
+#[test]
+fn tuning_is_opt_in_and_applied_when_asked() {
+    use portcullis::tuning::cpu_latency::{current_cpu_latency_limit_us, DEVICE};
+    block_on(async {
+        let mut env = policy_env("tuning").await;
+        let writable = std::fs::OpenOptions::new().write(true).open(DEVICE).is_ok();
+        common::require(
+            "cpu_latency",
+            writable,
+            &format!("holding a CPU latency limit needs write access to {DEVICE} (root)"),
+        );
+        // Whatever else on the machine holds a limit, ours must be in force while we run.
+        env.config.tuning.cpu_latency_qos_us = Some(9);
+        env.config.tuning.decision_log_nice = 7;
+        let engine = env.start().await;
+        let engine_nice = stat_nice(Path::new("/proc/thread-self")).unwrap();
+        assert_eq!(
+            thread_nice(portcullis::policy_service::WRITER_THREAD),
+            Some((engine_nice + 7).min(19)),
+            "the log writer yields its core"
+        );
+        if writable {
+            assert!(current_cpu_latency_limit_us().unwrap() <= 9);
+        }
+        engine.stop().await.expect("clean stop");
+        env.cleanup().await;
+    });
+}
+
 /// The nice value of this process's thread named `name` (Linux keeps one per thread).
 fn thread_nice(name: &str) -> Option<i32> {
     std::fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
@@ -736,7 +750,7 @@ fn a_runaway_rule_on_events_costs_each_batch_at_most_two_time_limits() {
         let mut env = policy_env("runaway_events").await;
         env.config.policy.eval_timeout_ms = 300;
         let loopy = portcullis_engine::TenantId::parse("loopy").unwrap();
-        portcullis::postgres::add_tenant(&env.pool, &loopy, None, &[])
+        portcullis::sinks::postgres::add_tenant(&env.pool, &loopy, None, &[])
             .await
             .unwrap();
         write(

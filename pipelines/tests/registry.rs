@@ -3,8 +3,8 @@
 mod common;
 
 use common::TestEnv;
-use portcullis::postgres::{add_tenant, list_tenants, load_registry, RegistryError};
 use portcullis::runtime::block_on;
+use portcullis::sinks::postgres::{add_tenant, list_tenants, load_registry, RegistryError};
 use portcullis_engine::TenantId;
 
 #[test]

@@ -1,11 +1,12 @@
-//! The Postgres writer against a real database: idempotence and partition routing.
+//! The Postgres sink against a real database: idempotence and partition routing.
 
 mod common;
 
 use chrono::{TimeZone, Utc};
 use common::TestEnv;
-use portcullis::postgres::{insert_api_decisions, ApiDecisionRow, PgWriter, RowBatch, WriteCounts};
+use portcullis::path::{RowSet, RowSink, SinkError};
 use portcullis::runtime::block_on;
+use portcullis::sinks::postgres::{insert_api_decisions, ApiDecisionRow, PgSink};
 use portcullis_engine::{DeadLetter, Decision, Event, EventKind, Origin, Source, TenantId};
 use serde_json::json;
 
@@ -49,9 +50,9 @@ fn decision(e: &Event) -> Decision {
 fn writing_the_same_batch_twice_leaves_the_same_rows() {
     block_on(async {
         let env = TestEnv::new("writer").await;
-        let writer = PgWriter::new(env.pool.clone());
+        let sink = PgSink::new(env.pool.clone());
         let events = vec![event("w1", 2026), event("w2", 2019)];
-        let batch = RowBatch {
+        let set = RowSet {
             decisions: events.iter().map(decision).collect(),
             events,
             dead_letters: vec![DeadLetter::new(
@@ -64,26 +65,49 @@ fn writing_the_same_batch_twice_leaves_the_same_rows() {
                 &[0xff, 0x00, 0x01],
                 "bad bytes",
             )],
-            resolves: Vec::new(),
+            ..RowSet::default()
         };
-        let first = writer.write(&batch).await.unwrap();
+        // Two messages' rows in one transaction: the second set holds only an event.
+        let later = RowSet {
+            events: vec![event("w3", 2026)],
+            decisions: vec![decision(&event("w3", 2026))],
+            ..RowSet::default()
+        };
+        let batch = [set, later];
+        let first = sink.write(&batch).await.unwrap();
+        let counts: Vec<(&str, u64)> = first.iter().collect();
         assert_eq!(
-            first,
-            WriteCounts {
-                events: 2,
-                decisions: 2,
-                dead_letters: 1
-            }
+            counts,
+            [("dead_letters", 1), ("decisions", 3), ("events", 3)]
         );
-        let second = writer.write(&batch).await.unwrap();
-        assert_eq!(
-            second,
-            WriteCounts::default(),
-            "a redelivered batch inserts nothing"
+        let second = sink.write(&batch).await.unwrap();
+        assert!(
+            second.iter().all(|(_, n)| n == 0),
+            "a redelivered batch inserts nothing: {second:?}"
         );
-        assert_eq!(env.count("SELECT count(*) FROM events").await, 2);
-        assert_eq!(env.count("SELECT count(*) FROM decisions").await, 2);
+        assert_eq!(env.count("SELECT count(*) FROM events").await, 3);
+        assert_eq!(env.count("SELECT count(*) FROM decisions").await, 3);
         assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 1);
+
+        // Rows Postgres refuses for what they hold are told apart from an unavailable database:
+        // a NUL in text is refused on every retry.
+        let refused = RowSet {
+            events: vec![Event {
+                principal: "nul\u{0}".into(),
+                ..event("w4", 2026)
+            }],
+            ..RowSet::default()
+        };
+        let err = sink
+            .write(std::slice::from_ref(&refused))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SinkError::Refused(_)), "{err:?}");
+        assert_eq!(
+            env.count("SELECT count(*) FROM events").await,
+            3,
+            "nothing of it"
+        );
 
         // Raw JSON and binary payloads round-trip exactly.
         let raw: serde_json::Value =
@@ -91,7 +115,7 @@ fn writing_the_same_batch_twice_leaves_the_same_rows() {
                 .fetch_one(&env.pool)
                 .await
                 .unwrap();
-        assert_eq!(raw, batch.events[0].raw);
+        assert_eq!(raw, batch[0].events[0].raw);
         let payload: Vec<u8> = sqlx::query_scalar("SELECT payload FROM dead_letters")
             .fetch_one(&env.pool)
             .await
@@ -205,7 +229,7 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
 fn migrations_are_idempotent_and_create_monthly_partitions() {
     block_on(async {
         let env = TestEnv::new("migrate").await;
-        portcullis::postgres::migrate(&env.config.postgres)
+        portcullis::sinks::postgres::migrate(&env.config.postgres)
             .await
             .expect("second migrate is a no-op");
         let month = Utc::now().format("events_%Y_%m").to_string();

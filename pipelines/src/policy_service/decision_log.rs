@@ -2,9 +2,10 @@
 //! that inserts them into `api_decisions` in batches. A query is answered only once its
 //! decision is queued, so a decision is never served unlogged; a full queue is a 503.
 //!
-//! The writer runs on a thread of its own, at a lower scheduling priority, with its own
-//! connection: writing the log is throughput work that must never hold up an HTTP worker
-//! waiting to answer (docs/decisions/0009).
+//! The writer runs on a thread of its own, with its own connection: writing the log is
+//! throughput work that must never hold up an HTTP worker waiting to answer
+//! (docs/decisions/0009). On a host given over to the engine, `tuning.decision_log_nice` also
+//! lowers its scheduling priority.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use crate::config::PostgresConfig;
-use crate::postgres::{self, insert_api_decisions, refused_for_content, ApiDecisionRow};
-use crate::stats::Stats;
+use crate::sinks::postgres::{self, insert_api_decisions, refused_for_content, ApiDecisionRow};
+use crate::telemetry::stats::Stats;
 
 /// Most decisions written in one statement, and most bytes (request bodies can be large).
 const BATCH_MAX: usize = 1000;
@@ -29,11 +30,6 @@ const LINGER: Duration = Duration::from_millis(1);
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// The writer thread's name, as `top -H` and /proc show it.
 pub const WRITER_THREAD: &str = "decision-log";
-/// How far the writer thread lowers its priority (added to the engine's nice value, capped at
-/// 19). An HTTP worker that becomes runnable then takes its core from the writer at once; the
-/// writer still gets what the workers leave, which at 10,000 decisions/s is most of a core.
-pub const WRITER_NICE: i32 = 10;
-
 #[derive(Clone)]
 pub struct DecisionLog {
     tx: mpsc::Sender<ApiDecisionRow>,
@@ -71,11 +67,13 @@ impl DecisionLogWriter {
     }
 }
 
-/// Starts the writer on its own thread (see the module's note), with its own connection to
-/// `cfg`'s database, writing what `rx` brings until `cancel`. The thread's runtime and pool are
-/// made on the thread itself; an error making them is returned here.
+/// Starts the writer on its own thread (see the module's note), `nice` steps below the engine's
+/// priority, with its own connection to `cfg`'s database, writing what `rx` brings until
+/// `cancel`. The thread's runtime and pool are made on the thread itself; an error making them
+/// is returned here.
 pub async fn start_decision_log(
     cfg: &PostgresConfig,
+    nice: u8,
     rx: mpsc::Receiver<ApiDecisionRow>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
@@ -87,7 +85,9 @@ pub async fn start_decision_log(
         .name(WRITER_THREAD.into())
         .spawn(move || {
             let _done = done_tx;
-            crate::sched::lower_this_threads_priority(WRITER_NICE);
+            if nice > 0 {
+                crate::tuning::sched::lower_this_threads_priority(i32::from(nice));
+            }
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -1,16 +1,18 @@
 //! The policy service around the tenant actors: recording bundle activations, watching bundles
 //! for hot reload, and logging the decision API's decisions.
 
+pub mod bundle_files;
+pub mod config;
+mod decision_bus;
 mod decision_log;
 mod observer;
-mod stream;
 mod watch;
 
+pub use decision_bus::{DecisionBus, StreamedDecision};
 pub use decision_log::{
-    start_decision_log, DecisionLog, DecisionLogFull, DecisionLogWriter, WRITER_NICE, WRITER_THREAD,
+    start_decision_log, DecisionLog, DecisionLogFull, DecisionLogWriter, WRITER_THREAD,
 };
 pub use observer::{record_activations, ActivationRecorder};
-pub use stream::{DecisionBus, StreamedDecision};
 pub use watch::{activate_all, watch_bundles};
 
 /// This engine process, as recorded with each activation: `host:pid`.

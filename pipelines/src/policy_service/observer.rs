@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::postgres::insert_activation;
-use crate::stats::Stats;
+use crate::sinks::postgres::insert_activation;
+use crate::telemetry::stats::Stats;
 
 pub struct ActivationRecorder {
     stats: Arc<Stats>,

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use portcullis_actors::TenantDirectory;
+use portcullis_actors::PolicyStore;
 use portcullis_engine::TenantId;
 use tracing::{info, warn};
 
-use crate::bundles::FsBundleSource;
+use crate::policy_service::bundle_files::FsBundleSource;
 
 /// Longest a stream of changes postpones a reload: a bundle written to without pause is still
 /// picked up.
@@ -28,7 +28,7 @@ pub struct BundleWatcher {
 
 /// Activates every tenant bundle on disk, so that errors show at start-up (and in
 /// `/v1/bundles`) rather than at a tenant's first event. Returns how many were refused.
-pub fn activate_all(dir: &Path, directory: &TenantDirectory) -> usize {
+pub fn activate_all(dir: &Path, store: &PolicyStore) -> usize {
     let tenants = match FsBundleSource::new(dir).tenants() {
         Ok(t) => t,
         Err(e) => {
@@ -36,28 +36,25 @@ pub fn activate_all(dir: &Path, directory: &TenantDirectory) -> usize {
             return 0;
         }
     };
-    tenants
-        .iter()
-        .filter(|t| directory.reload(t).is_err())
-        .count()
+    tenants.iter().filter(|t| store.reload(t).is_err()).count()
 }
 
 /// Starts watching `dir`. Reloads run on the watcher's own thread: compiling a bundle never
 /// holds up the async runtime.
 pub fn watch_bundles(
     dir: &Path,
-    directory: Arc<TenantDirectory>,
+    store: Arc<PolicyStore>,
     debounce: Duration,
 ) -> notify::Result<BundleWatcher> {
     watch_changes(dir, debounce, move |root, changed| {
         for tenant in &changed.tenants {
-            match directory.reload(tenant) {
+            match store.reload(tenant) {
                 Ok(()) => info!(%tenant, "bundle reloaded"),
                 Err(e) => warn!(%tenant, error = %e, "bundle reload refused"),
             }
         }
         if changed.root {
-            activate_all(root, &directory);
+            activate_all(root, &store);
         }
     })
 }

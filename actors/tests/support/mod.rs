@@ -1,0 +1,4 @@
+//! What the actor tests share.
+#![allow(dead_code)]
+
+pub mod worker;

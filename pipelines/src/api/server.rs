@@ -1,0 +1,98 @@
+//! The server: routes, shared state, workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use portcullis_actors::{PolicyStore, SlowLane};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::policy_service::{DecisionBus, DecisionLog};
+use crate::telemetry::stats::Stats;
+
+pub(crate) struct State {
+    pub(super) stats: Arc<Stats>,
+    pub(super) pool: PgPool,
+    pub(super) cancel: CancellationToken,
+    pub(super) kafka: bool,
+    pub(super) mqtt: bool,
+    pub(super) store: Arc<PolicyStore>,
+    pub(super) slow_lane: Arc<SlowLane>,
+    pub(super) decision_log: DecisionLog,
+    pub(super) bus: Arc<DecisionBus>,
+    pub(super) max_body_bytes: usize,
+}
+
+/// How long a tenant whose query ran long stays on the slow lane after its last slow query
+/// (portcullis_actors::SlowLane), and how many of its queries may be on the lane at once.
+const SLOW_LANE_HOLD: Duration = Duration::from_secs(30);
+const SLOW_LANE_PER_TENANT: usize = 8;
+
+/// What the HTTP server serves from.
+pub struct Services {
+    pub stats: Arc<Stats>,
+    pub pool: PgPool,
+    pub cancel: CancellationToken,
+    /// Tenants' serving policies and bundle status.
+    pub store: Arc<PolicyStore>,
+    pub decision_log: DecisionLog,
+    pub bus: Arc<DecisionBus>,
+}
+
+/// Binds `config.http.listen` and serves until the returned handle is stopped. Records the bound
+/// address in `stats.http_addr` (useful with port 0). Must run on the actix system's thread.
+pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandle> {
+    let stats = services.stats.clone();
+    let slow_lane = SlowLane::start(services.store.clone(), SLOW_LANE_HOLD, SLOW_LANE_PER_TENANT)?;
+    let state = web::Data::new(State {
+        stats: services.stats,
+        pool: services.pool,
+        cancel: services.cancel,
+        kafka: config.kafka.enabled,
+        mqtt: config.mqtt.enabled,
+        store: services.store,
+        slow_lane,
+        decision_log: services.decision_log,
+        bus: services.bus,
+        max_body_bytes: config.http.max_body_bytes,
+    });
+    let workers = match config.http.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    };
+    let slice = Duration::from_micros(config.tuning.http_worker_time_slice_us);
+    // The factory runs once on each worker thread as it starts: the place for per-thread setup.
+    let server = HttpServer::new(move || {
+        if !slice.is_zero() {
+            crate::tuning::sched::request_time_slice(slice);
+        }
+        App::new()
+            .app_data(state.clone())
+            .route("/healthz", web::get().to(super::health::healthz))
+            .route("/readyz", web::get().to(super::health::readyz))
+            .route("/metrics", web::get().to(super::health::metrics))
+            .service(web::scope("/v1/data").default_service(web::to(super::data::route)))
+            .route(
+                "/v1/stream/decisions",
+                web::get().to(super::stream::decisions),
+            )
+            .route("/v1/bundles", web::get().to(super::bundles::list))
+            .route("/v1/bundles/{tenant}", web::get().to(super::bundles::one))
+    })
+    .workers(workers)
+    .disable_signals() // the engine handles SIGTERM and drains
+    .shutdown_timeout(2)
+    .bind(&config.http.listen)?;
+    if let Some(addr) = server.addrs().first() {
+        let _ = stats.http_addr.set(*addr);
+    }
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(handle)
+}

@@ -1,0 +1,3 @@
+//! What the `portcullis` command's subcommands do beyond parsing their arguments.
+
+pub mod dlq;

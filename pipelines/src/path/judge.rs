@@ -1,0 +1,121 @@
+//! Stage 2: each tenant's events are judged by its actor, once: tenants in parallel, each
+//! tenant's events in order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::future::join_all;
+use portcullis_actors::{Judge, TenantDirectory, Verdict};
+use portcullis_engine::{DeadLetter, Event, Origin, TenantId};
+use tracing::instrument;
+
+use super::decode::Decoded;
+use super::{Inbound, RowSet};
+
+/// A tenant actor stopped with a batch of events in its mailbox (its task ended: a panic that
+/// escaped its guard, or shutdown): those events came back with no verdict.
+#[derive(Debug, thiserror::Error)]
+#[error("the actor of tenant {0} stopped before judging its events")]
+pub struct ActorStopped(pub TenantId);
+
+pub struct Judging {
+    directory: Arc<TenantDirectory>,
+}
+
+/// One tenant's share of a batch: its events, and the message each came from.
+#[derive(Default)]
+struct Share {
+    messages: Vec<usize>,
+    events: Vec<Event>,
+}
+
+impl Judging {
+    pub fn new(directory: Arc<TenantDirectory>) -> Self {
+        Self { directory }
+    }
+
+    pub fn directory(&self) -> &Arc<TenantDirectory> {
+        &self.directory
+    }
+
+    /// Judges `events` into `sets` (one per message of `batch`): judged events and their
+    /// decisions, or dead letters that say why not.
+    #[instrument(name = "judge", skip_all, fields(events = events.len()))]
+    pub async fn judge(
+        &self,
+        batch: &[Inbound],
+        events: Vec<Decoded>,
+        sets: &mut [RowSet],
+    ) -> Result<(), ActorStopped> {
+        let now = Utc::now();
+        let mut shares: HashMap<TenantId, Share> = HashMap::new();
+        for Decoded { message, event } in events {
+            let share = shares.entry(event.tenant_id.clone()).or_default();
+            share.messages.push(message);
+            share.events.push(event);
+        }
+        // After a panic, an actor hands back the rest of its batch unjudged and restarts; each
+        // round settles at least the event that panicked, so this ends.
+        while !shares.is_empty() {
+            let asks = shares.drain().map(|(tenant, share)| async move {
+                let answer = match self.directory.addr(&tenant).await {
+                    Ok(addr) => {
+                        let events = share.events;
+                        Ok(addr.send(Judge { events, now }).await)
+                    }
+                    Err(unavailable) => Err((unavailable, share.events)),
+                };
+                (tenant, share.messages, answer)
+            });
+            for (tenant, messages, answer) in join_all(asks).await {
+                match answer {
+                    Ok(Ok(verdicts)) => {
+                        for ((event, verdict), message) in verdicts.into_iter().zip(messages) {
+                            let set = &mut sets[message];
+                            match verdict {
+                                Verdict::Judged(decision) => {
+                                    set.decisions.push(decision);
+                                    set.events.push(event);
+                                }
+                                Verdict::Refused(reason) => {
+                                    set.dead_letters.push(event_dead_letter(
+                                        &event,
+                                        batch[message].origin.clone(),
+                                        format!("policy evaluation failed: {reason}"),
+                                    ))
+                                }
+                                Verdict::Unjudged => {
+                                    let share = shares.entry(tenant.clone()).or_default();
+                                    share.messages.push(message);
+                                    share.events.push(event);
+                                }
+                            }
+                        }
+                    }
+                    Ok(Err(_mailbox)) => return Err(ActorStopped(tenant)),
+                    Err((unavailable, events)) => {
+                        for (event, message) in events.into_iter().zip(messages) {
+                            sets[message].dead_letters.push(event_dead_letter(
+                                &event,
+                                batch[message].origin.clone(),
+                                unavailable.to_string(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A decoded event that could not be judged: kept whole, with the tenant named.
+fn event_dead_letter(event: &Event, origin: Origin, reason: String) -> DeadLetter {
+    let payload = serde_json::to_vec(&event.raw).unwrap_or_default();
+    let mut d = DeadLetter::new(origin, None, &payload, reason)
+        .with_tenant_hint(event.tenant_id.to_string());
+    // One message may hold several events; the event id keeps their dead letters apart.
+    d.id = format!("{}:event:{}", d.id, event.event_id);
+    d
+}

@@ -1,0 +1,148 @@
+//! The path every message takes, whatever its source, in stages:
+//!
+//! 1. [`decode`]: each message becomes events, or dead letters that say why not;
+//! 2. [`judge`]: each tenant's events are judged by its actor, once;
+//! 3. [`persist`]: the batch's rows are written in one transaction; only this is retried;
+//! 4. the source acknowledges the batch (Kafka offsets stored, MQTT PUBACKs sent);
+//! 5. [`after_commit`] steps see the committed rows (the decision stream today).
+//!
+//! The rows are one [`RowSet`] per message, which each capability extends; where they are
+//! stored is behind the [`RowSink`] seam, so the path can be tested without Postgres.
+
+pub mod after_commit;
+pub mod decode;
+mod inbound;
+pub mod judge;
+pub mod persist;
+mod replay;
+mod rows;
+mod sink;
+mod tally;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use portcullis_actors::TenantDirectory;
+use tokio_util::sync::CancellationToken;
+use tracing::{instrument, warn};
+
+pub use after_commit::AfterCommit;
+pub use decode::{DecodeLimits, Decoder, SharedRegistry};
+pub use inbound::Inbound;
+pub use judge::Judging;
+pub use persist::Persist;
+pub use replay::{ReplayError, Replayed};
+pub use rows::{RowSet, WriteCounts};
+pub use sink::{RowSink, SinkError};
+pub use tally::Tally;
+
+use crate::retry::{Backoff, Cancelled};
+use crate::telemetry::stats::Stats;
+
+/// A batch whose rows are committed: what the after-commit steps see.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// One per message of the batch, in order.
+    pub sets: Vec<RowSet>,
+    /// Rows newly stored (duplicates of a redelivery not counted).
+    pub stored: WriteCounts,
+}
+
+/// The stages, wired: what every source feeds.
+pub struct EventPath {
+    decoder: Decoder,
+    judging: Judging,
+    persist: Persist,
+    after_commit: Vec<Arc<dyn AfterCommit>>,
+    stats: Arc<Stats>,
+}
+
+impl EventPath {
+    pub fn new(
+        decoder: Decoder,
+        directory: Arc<TenantDirectory>,
+        sink: Arc<dyn RowSink>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            decoder,
+            judging: Judging::new(directory),
+            persist: Persist::new(sink, stats.clone()),
+            after_commit: Vec::new(),
+            stats,
+        }
+    }
+
+    /// Adds a step that sees every committed batch (stage 5).
+    pub fn with_after_commit(mut self, step: Arc<dyn AfterCommit>) -> Self {
+        self.after_commit.push(step);
+        self
+    }
+
+    pub fn directory(&self) -> &Arc<TenantDirectory> {
+        self.judging.directory()
+    }
+
+    /// Stages 1 to 3: decodes and judges `batch` once, then writes its rows until they commit.
+    /// Returns `Cancelled` only on shutdown, with nothing acknowledged: the source redelivers.
+    /// The caller acknowledges the batch, then hands the result to [`Self::after_commit`].
+    #[instrument(name = "batch", skip_all, fields(messages = batch.len()))]
+    pub async fn process(
+        &self,
+        batch: &[Inbound],
+        cancel: &CancellationToken,
+    ) -> Result<Committed, Cancelled> {
+        let Some(first) = batch.first() else {
+            return Ok(Committed::default());
+        };
+        let m = &self.stats.metrics;
+        let source = first.origin.source().as_str();
+        m.received_messages
+            .with_label_values(&[source])
+            .inc_by(batch.len() as u64);
+        let mut sets = self.decode_and_judge(batch, cancel).await?;
+        let stored = self.persist.persist(batch, &mut sets, cancel).await?;
+        // Counted once the whole batch is committed, so a retried batch counts once.
+        Tally::of(&sets).record(m);
+        m.messages_committed
+            .with_label_values(&[source])
+            .inc_by(batch.len() as u64);
+        let end_to_end = m.end_to_end_seconds.with_label_values(&[source]);
+        for msg in batch {
+            end_to_end.observe(msg.received.elapsed().as_secs_f64());
+        }
+        m.batch_messages
+            .with_label_values(&[source])
+            .observe(batch.len() as f64);
+        Ok(Committed { sets, stored })
+    }
+
+    /// Stage 5: the committed batch's after-commit steps, once its source has acknowledged it.
+    pub fn after_commit(&self, committed: &Committed) {
+        for step in &self.after_commit {
+            step.committed(&committed.sets);
+        }
+    }
+
+    /// Stages 1 and 2. Judging is done again only if an actor stopped with events in its
+    /// mailbox (they came back with no verdict, so nothing of them was kept).
+    async fn decode_and_judge(
+        &self,
+        batch: &[Inbound],
+        cancel: &CancellationToken,
+    ) -> Result<Vec<RowSet>, Cancelled> {
+        let mut backoff = Backoff::for_writes();
+        loop {
+            let (events, mut sets) = self.decoder.decode(batch);
+            match self.judging.judge(batch, events, &mut sets).await {
+                Ok(()) => return Ok(sets),
+                Err(stopped) => {
+                    self.stats.metrics.batch_retries.inc();
+                    warn!(error = %stopped, messages = batch.len(), "batch not judged; judging it again");
+                    backoff.wait(cancel).await?;
+                }
+            }
+        }
+    }
+}

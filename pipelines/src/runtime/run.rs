@@ -1,0 +1,309 @@
+//! `portcullis run`: everything wired together.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use portcullis_actors::{Activation, Arbiters, PolicyStore, TenantDirectory};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::path::{DecodeLimits, Decoder, EventPath, SharedRegistry};
+use crate::policy_service::bundle_files::FsBundleSource;
+use crate::policy_service::{self, ActivationRecorder, DecisionBus, DecisionLog};
+use crate::sinks::postgres::{self, PgSink};
+use crate::sources::{kafka, mqtt};
+use crate::telemetry::stats::Stats;
+
+/// The processing core without its sources: what `run` feeds, and what `dlq replay` re-drives.
+pub struct Parts {
+    pub path: Arc<EventPath>,
+    /// Where every tenant's compiled policy is published.
+    pub store: Arc<PolicyStore>,
+    pub directory: Arc<TenantDirectory>,
+    pub arbiters: Arc<Arbiters>,
+    pub registry: SharedRegistry,
+    /// Where committed and API decisions are shown live.
+    pub bus: Arc<DecisionBus>,
+}
+
+/// Bundle activations as they happen, for `run` to record (others may drop it).
+pub type Activations = tokio::sync::mpsc::UnboundedReceiver<Activation>;
+
+impl Parts {
+    /// Passivates the actors and stops their arbiters.
+    pub fn shutdown(&self) {
+        self.directory.passivate_all();
+        self.arbiters.stop();
+    }
+}
+
+/// Loads the tenant registry and assembles the policy store, the actors and the event path.
+/// Must be called inside [`crate::runtime::block_on`]: it starts the arbiters.
+pub async fn build(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    stats: Arc<Stats>,
+) -> anyhow::Result<(Parts, Activations)> {
+    let registry = postgres::load_registry(pool)
+        .await
+        .context("cannot read the tenant registry")?;
+    info!(
+        tenants = registry.tenant_count(),
+        accounts = registry.account_count(),
+        "tenant registry loaded"
+    );
+    if registry.tenant_count() == 0 {
+        warn!("no tenants registered: every event will be dead-lettered (add one with `portcullis tenant add`)");
+    }
+    let registry: SharedRegistry = Arc::new(RwLock::new(Arc::new(registry)));
+
+    let known_revisions = postgres::known_revisions(pool)
+        .await
+        .context("cannot read the bundle revisions activated before")?;
+    let bundles = Arc::new(FsBundleSource::new(&config.policy.bundles_dir));
+    let (recorder, activations) = ActivationRecorder::new(stats.clone());
+    let store = Arc::new(
+        PolicyStore::new(bundles, config.policy.rule.clone())
+            .with_eval_timeout(Duration::from_millis(config.policy.eval_timeout_ms))
+            .with_evaluator(config.policy.evaluator)
+            .with_known_revisions(known_revisions)
+            .with_observer(Arc::new(recorder)),
+    );
+    let arbiters = Arc::new(Arbiters::start(config.workers()));
+    let directory = Arc::new(TenantDirectory::new(
+        arbiters.clone(),
+        store.clone(),
+        config.actors.tenant.limits(),
+    ));
+    stats.metrics.register_entities(vec![directory.stats()]);
+    let bus = Arc::new(DecisionBus::new(config.http.stream_buffer));
+    let decoder = Decoder::new(
+        registry.clone(),
+        DecodeLimits {
+            kafka_max_bytes: config.kafka.max_message_bytes,
+            mqtt_max_bytes: config.mqtt.max_payload_bytes,
+            mqtt_prefix: config.mqtt.topic_prefix.clone(),
+        },
+    );
+    let path = EventPath::new(
+        decoder,
+        directory.clone(),
+        Arc::new(PgSink::new(pool.clone())),
+        stats.clone(),
+    )
+    .with_after_commit(bus.clone());
+
+    let parts = Parts {
+        path: Arc::new(path),
+        store,
+        directory,
+        arbiters,
+        registry,
+        bus,
+    };
+    Ok((parts, activations))
+}
+
+/// Runs the engine until `cancel` fires, then drains: each source finishes (or abandons, to be
+/// redelivered) its batch in hand, stores its offsets or acks, and returns.
+/// Must be called inside [`crate::runtime::block_on`] (the actix system).
+pub async fn run(
+    config: Config,
+    stats: Arc<Stats>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    // Asked for explicitly, so a limit that cannot be held stops the start (before any work).
+    let _cpu_latency = crate::tuning::hold_configured_cpu_latency(&config.tuning)?;
+    let pool = postgres::migrate(&config.postgres).await.with_context(|| {
+        format!(
+            "cannot prepare Postgres at {}",
+            redact(&config.postgres.url)
+        )
+    })?;
+    let (parts, activations) = build(&config, &pool, stats.clone()).await?;
+
+    // Bundles: activations recorded as they happen; every bundle on disk activated now, so a
+    // broken one shows at start-up; then watched for changes.
+    let recorder = tokio::spawn(policy_service::record_activations(
+        pool.clone(),
+        activations,
+        policy_service::engine_name(),
+        cancel.clone(),
+    ));
+    let refused = {
+        let (dir, store) = (config.policy.bundles_dir.clone(), parts.store.clone());
+        tokio::task::spawn_blocking(move || policy_service::activate_all(&dir, &store))
+            .await
+            .context("activating bundles panicked")?
+    };
+    if refused > 0 {
+        warn!(refused, "some tenant bundles were refused; see /v1/bundles");
+    }
+    let _watcher = if config.policy.watch {
+        Some(
+            policy_service::watch_bundles(
+                &config.policy.bundles_dir,
+                parts.store.clone(),
+                Duration::from_millis(config.policy.reload_debounce_ms),
+            )
+            .with_context(|| {
+                format!(
+                    "cannot watch {} for bundle changes (policy.watch)",
+                    config.policy.bundles_dir.display()
+                )
+            })?,
+        )
+    } else {
+        None
+    };
+    let (decision_log, decision_rx) = DecisionLog::new(config.http.decision_log_queue);
+    let decision_writer = policy_service::start_decision_log(
+        &config.postgres,
+        config.tuning.decision_log_nice,
+        decision_rx,
+        stats.clone(),
+        cancel.clone(),
+    )
+    .await
+    .context("cannot start the decision log writer")?;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(refresh_registry(
+        pool.clone(),
+        parts.registry.clone(),
+        Duration::from_secs(config.postgres.registry_refresh_secs.max(1)),
+        cancel.clone(),
+    ));
+    if config.kafka.enabled {
+        if config.kafka.create_topic {
+            kafka::ensure_topic(
+                &config.kafka,
+                &config.kafka.topic,
+                config.kafka.topic_partitions,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create Kafka topic {} on {}",
+                    config.kafka.topic, config.kafka.brokers
+                )
+            })?;
+        }
+        let (cfg, p, s, c) = (
+            config.kafka.clone(),
+            parts.path.clone(),
+            stats.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            kafka::run_source(cfg, p, s, c)
+                .await
+                .context("kafka source failed")
+        });
+    }
+    if config.mqtt.enabled {
+        let (cfg, p, s, c) = (
+            config.mqtt.clone(),
+            parts.path.clone(),
+            stats.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            mqtt::run_source(cfg, p, s, c)
+                .await
+                .context("mqtt source failed")
+        });
+    }
+    let http = if config.http.enabled {
+        let services = crate::api::Services {
+            stats: stats.clone(),
+            pool: pool.clone(),
+            cancel: cancel.clone(),
+            store: parts.store.clone(),
+            decision_log,
+            bus: parts.bus.clone(),
+        };
+        let handle = crate::api::start(&config, services)
+            .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+        info!(listen = ?stats.http_addr.get(), "http up: /v1/data /v1/bundles /healthz /readyz /metrics");
+        Some(handle)
+    } else {
+        None
+    };
+
+    info!(workers = config.workers(), "engine running");
+
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.context("engine task panicked").and_then(|r| r);
+        if let Err(e) = outcome {
+            // One source failing stops the engine: better a visible exit than a half-running engine.
+            cancel.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    if let Some(http) = http {
+        http.stop(true).await;
+    }
+    drop(_watcher);
+    parts.shutdown();
+    // Every answered query is logged before the pool closes.
+    decision_writer.finished().await;
+    let _ = recorder.await;
+    pool.close().await;
+    info!("engine stopped");
+    result
+}
+
+async fn refresh_registry(
+    pool: sqlx::PgPool,
+    shared: SharedRegistry,
+    every: Duration,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+        match postgres::load_registry(&pool).await {
+            Ok(r) => {
+                if let Ok(mut slot) = shared.write() {
+                    *slot = Arc::new(r);
+                }
+            }
+            Err(e) => warn!(error = %e, "tenant registry refresh failed; keeping the previous one"),
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(super::redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(super::redact("postgres://h/d"), "postgres://h/d");
+    }
+}

@@ -1,0 +1,3 @@
+//! Where rows go: Postgres, the system of record.
+
+pub mod postgres;

@@ -1,0 +1,40 @@
+//! The tables a row set is written to, in the order they are written. A capability that adds
+//! rows to [`RowSet`] adds its table here: a file, and one line in [`TABLES`].
+
+mod dead_letters;
+mod decisions;
+mod events;
+mod replays;
+mod staging;
+
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+
+use crate::path::RowSet;
+
+pub use staging::copy_in;
+pub use staging::STAGING_TABLES;
+
+/// One table of the event path's rows.
+pub(super) trait Table: Sync {
+    /// The table's name, as counts report it.
+    fn name(&self) -> &'static str;
+    /// Whether `sets` hold rows for this table.
+    fn has_rows(&self, sets: &[RowSet]) -> bool;
+    /// Writes this table's rows of `sets` on `conn` (inside the batch's transaction); returns
+    /// the rows newly stored.
+    fn write<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        sets: &'a [RowSet],
+    ) -> BoxFuture<'a, Result<u64, sqlx::Error>>;
+}
+
+pub(super) const TABLES: &[&dyn Table] = &[
+    &events::Events,
+    // Decisions are partitioned like events, by the time of the event they judged.
+    &decisions::Decisions,
+    &dead_letters::DeadLetters,
+    &replays::Resolves,
+    &replays::ReplayFailures,
+];

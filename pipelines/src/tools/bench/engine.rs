@@ -1,0 +1,302 @@
+//! `portcullis bench engine`: the engine's own throughput, without the broker, against a COPY
+//! ceiling over the same messages, in one run.
+//!
+//! 1. N realistic CloudTrail records (single records and log files) are generated in memory.
+//! 2. Ceiling: the same messages decoded and COPYed into `events` in batches of the same size,
+//!    as many at once as the engine keeps in flight: no actors, no policy, no decisions, no
+//!    staging, no conflict check.
+//! 3. Engine: the same messages fed by the memory source through the staged event path (decode,
+//!    tenant actors and Rego, events and decisions COPYed through staging tables with
+//!    `ON CONFLICT DO NOTHING`, one transaction per batch), exactly as the Kafka source feeds it.
+//!
+//! CPU is read for this process (the engine) and for Postgres's processes, so the report says
+//! where the time goes. Everything happens in a dedicated database (`{database}_bench`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use portcullis_engine::{Origin, TenantId};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::pipeline::bench_url;
+use crate::config::Config;
+use crate::path::{DecodeLimits, Decoder, Inbound};
+use crate::runtime;
+use crate::sinks::postgres::{self, copy_in, csv};
+use crate::sources::memory::run_memory_source;
+use crate::sources::BatchLimits;
+use crate::telemetry::stats::Stats;
+use crate::tools::demo::{Generator, Traffic, DEMO_TENANTS};
+
+#[derive(Debug, Clone)]
+pub struct EngineBenchOptions {
+    pub records: u64,
+    pub seed: u64,
+}
+
+/// One phase's figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    pub secs: f64,
+    /// CPU time of this process (user + system) during the phase.
+    pub engine_cpu_secs: f64,
+    /// CPU time of Postgres's processes during the phase.
+    pub postgres_cpu_secs: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineBenchReport {
+    pub records: u64,
+    pub messages: usize,
+    pub batch_messages: usize,
+    pub in_flight: usize,
+    pub ceiling: Phase,
+    pub engine: Phase,
+}
+
+impl EngineBenchReport {
+    pub fn rate(&self, phase: &Phase) -> f64 {
+        self.records as f64 / phase.secs
+    }
+
+    /// CPU time per event, in µs.
+    pub fn per_event_us(&self, cpu_secs: f64) -> f64 {
+        cpu_secs * 1e6 / self.records as f64
+    }
+}
+
+/// Runs the benchmark. Must be called inside [`crate::runtime::block_on`].
+pub async fn run_engine_bench(
+    config: &Config,
+    opts: &EngineBenchOptions,
+) -> anyhow::Result<EngineBenchReport> {
+    let mut cfg = config.clone();
+    cfg.postgres.url = bench_url(&config.postgres.url);
+    let pool = postgres::migrate(&cfg.postgres)
+        .await
+        .context("cannot prepare the bench database")?;
+    for t in DEMO_TENANTS {
+        let accounts: Vec<String> = t.accounts.iter().map(|a| a.to_string()).collect();
+        postgres::add_tenant(&pool, &TenantId::parse(t.id)?, Some(t.name), &accounts).await?;
+    }
+
+    eprintln!("generating {} CloudTrail records…", opts.records);
+    let messages = generate(opts.records, opts.seed);
+    let batch = cfg.kafka.batch_max_messages;
+    let in_flight = cfg.kafka.max_in_flight_batches;
+    let limits = BatchLimits {
+        max_messages: batch,
+        max_bytes: cfg.kafka.batch_max_bytes,
+        linger: Duration::ZERO,
+    };
+
+    truncate(&pool).await?;
+    eprintln!("ceiling: decode → COPY into events, no actors, no policy…");
+    let registry = Arc::new(std::sync::RwLock::new(Arc::new(
+        postgres::load_registry(&pool).await?,
+    )));
+    let decoder = Arc::new(Decoder::new(
+        registry,
+        DecodeLimits {
+            kafka_max_bytes: cfg.kafka.max_message_bytes,
+            mqtt_max_bytes: cfg.mqtt.max_payload_bytes,
+            mqtt_prefix: cfg.mqtt.topic_prefix.clone(),
+        },
+    ));
+    let meter = Meter::start();
+    let copied = ceiling(&pool, &decoder, &messages, batch, in_flight).await?;
+    let ceiling = meter.stop();
+    if copied != opts.records {
+        bail!(
+            "the ceiling copied {copied} rows, expected {}",
+            opts.records
+        );
+    }
+
+    truncate(&pool).await?;
+    eprintln!("engine: the staged event path, fed from memory…");
+    let stats = Arc::new(Stats::default());
+    let (parts, _activations) = runtime::build(&cfg, &pool, stats.clone()).await?;
+    for t in DEMO_TENANTS {
+        parts
+            .store
+            .reload(&TenantId::parse(t.id)?)
+            .with_context(|| format!("the bench needs the demo tenant {}'s bundle", t.id))?;
+    }
+    let meter = Meter::start();
+    let run = run_memory_source(
+        &parts.path,
+        messages.iter().cloned(),
+        limits,
+        in_flight,
+        &CancellationToken::new(),
+    )
+    .await?;
+    let engine = meter.stop();
+    parts.shutdown();
+    if stats.dead_letters() > 0 {
+        let reason: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY failed_at LIMIT 1")
+                .fetch_optional(&pool)
+                .await?;
+        bail!(
+            "{} records became dead letters, so the figures would mean nothing; the first says: {}",
+            stats.dead_letters(),
+            reason.unwrap_or_default()
+        );
+    }
+    if run.stored.of("events") != opts.records || run.stored.of("decisions") != opts.records {
+        bail!(
+            "the engine stored {} events and {} decisions, expected {} of each",
+            run.stored.of("events"),
+            run.stored.of("decisions"),
+            opts.records
+        );
+    }
+    pool.close().await;
+    Ok(EngineBenchReport {
+        records: opts.records,
+        messages: messages.len(),
+        batch_messages: batch,
+        in_flight,
+        ceiling,
+        engine,
+    })
+}
+
+/// The demo generator's CloudTrail traffic as Kafka messages of a 4-partition topic.
+fn generate(records: u64, seed: u64) -> Vec<Inbound> {
+    let mut offsets = [0i64; 4];
+    Generator::new(seed, Utc::now(), "portcullis")
+        .kafka_traffic(records)
+        .into_iter()
+        .filter_map(|t| match t {
+            Traffic::Kafka { key, payload, .. } => Some((key, payload)),
+            Traffic::Mqtt { .. } => None,
+        })
+        .map(|(key, payload)| {
+            let partition = key.bytes().map(usize::from).sum::<usize>() % offsets.len();
+            offsets[partition] += 1;
+            Inbound::new(
+                Origin::Kafka {
+                    topic: "bench".into(),
+                    partition: partition as i32,
+                    offset: offsets[partition],
+                },
+                payload,
+            )
+        })
+        .collect()
+}
+
+async fn truncate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::query("TRUNCATE events, decisions, dead_letters")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Decodes the messages and COPYs their events straight into `events`, `in_flight` batches at
+/// once: the work without actors, policy, decisions or idempotence.
+async fn ceiling(
+    pool: &sqlx::PgPool,
+    decoder: &Arc<Decoder>,
+    messages: &[Inbound],
+    batch: usize,
+    in_flight: usize,
+) -> anyhow::Result<u64> {
+    let statement = format!(
+        "COPY events ({}) FROM STDIN WITH (FORMAT csv)",
+        csv::EVENT_COLUMNS
+    );
+    let mut tasks = JoinSet::new();
+    let mut copied = 0;
+    for chunk in messages.chunks(batch.max(1)) {
+        if tasks.len() >= in_flight.max(1) {
+            copied += tasks.join_next().await.expect("a task")??;
+        }
+        let (pool, decoder, chunk, statement) = (
+            pool.clone(),
+            decoder.clone(),
+            chunk.to_vec(),
+            statement.clone(),
+        );
+        tasks.spawn(async move {
+            let (events, sets) = decoder.decode(&chunk);
+            if let Some(dead) = sets.iter().flat_map(|s| &s.dead_letters).next() {
+                bail!("a bench record did not decode: {}", dead.reason);
+            }
+            let rows = csv::events_csv(events.iter().map(|d| &d.event));
+            let mut conn = pool.acquire().await?;
+            Ok(copy_in(&mut conn, &statement, rows).await?)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        copied += done??;
+    }
+    Ok(copied)
+}
+
+/// Wall and CPU time of a phase.
+struct Meter {
+    started: Instant,
+    engine: f64,
+    postgres: f64,
+}
+
+impl Meter {
+    fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            engine: own_cpu_secs(),
+            postgres: postgres_cpu_secs(),
+        }
+    }
+
+    fn stop(self) -> Phase {
+        Phase {
+            secs: self.started.elapsed().as_secs_f64(),
+            engine_cpu_secs: own_cpu_secs() - self.engine,
+            postgres_cpu_secs: postgres_cpu_secs() - self.postgres,
+        }
+    }
+}
+
+/// User and system CPU time of this process so far.
+fn own_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// User and system CPU time so far of every process named `postgres` on this machine (the
+/// server and its backends; one that ended during the phase takes its time with it).
+fn postgres_cpu_secs() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    procs
+        .filter_map(|p| std::fs::read_to_string(p.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            if name != "postgres" {
+                return None;
+            }
+            // utime and stime: fields 14 and 15, the 12th and 13th after the command.
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: f64 = fields.next()?.parse().ok()?;
+            let system: f64 = fields.next()?.parse().ok()?;
+            Some((user + system) / ticks)
+        })
+        .sum()
+}

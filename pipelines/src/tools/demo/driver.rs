@@ -1,0 +1,188 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use portcullis_engine::TenantId;
+use tokio_util::sync::CancellationToken;
+
+use super::generator::{Generator, Traffic};
+use super::tenants::DEMO_TENANTS;
+use crate::config::Config;
+use crate::runtime;
+use crate::sinks::postgres;
+use crate::sources::{kafka, mqtt};
+use crate::telemetry::stats::Stats;
+use crate::tools::services;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// CloudTrail records to send through Kafka.
+    pub cloudtrail_records: u64,
+    /// Agent events to publish over MQTT.
+    pub device_events: u64,
+    /// Start the local services with `scripts/services up` if they do not answer.
+    pub start_services: bool,
+    /// Give up waiting for the engine after this long.
+    pub timeout: Duration,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoSummary {
+    pub elapsed: Duration,
+    pub records: u64,
+    pub events_written: u64,
+    pub allow: u64,
+    pub deny: u64,
+    pub dead_letters: u64,
+    pub top_deny_reasons: Vec<(String, i64)>,
+}
+
+/// Runs the whole demo. Must be called inside [`crate::runtime::block_on`].
+pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+    if opts.start_services {
+        let cfg = config.clone();
+        tokio::task::spawn_blocking(move || services::ensure_up(&cfg)).await??;
+    }
+    let pool = postgres::migrate(&config.postgres)
+        .await
+        .context("cannot prepare Postgres")?;
+    for t in DEMO_TENANTS {
+        let accounts: Vec<String> = t.accounts.iter().map(|a| a.to_string()).collect();
+        postgres::add_tenant(&pool, &TenantId::parse(t.id)?, Some(t.name), &accounts).await?;
+        let dir = config.policy.bundles_dir.join(t.id);
+        if !dir.is_dir() {
+            bail!("no policy bundle for demo tenant {} at {} (run from the repository root, or set policy.bundles_dir)", t.id, dir.display());
+        }
+    }
+    let started_at = Utc::now();
+
+    // Start the engine in this process.
+    let stats = Arc::new(Stats::default());
+    let cancel = CancellationToken::new();
+    let engine = actix_rt::spawn(runtime::run(config.clone(), stats.clone(), cancel.clone()));
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while config.mqtt.enabled
+        && !stats
+            .mqtt_subscribed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        if engine.is_finished() || Instant::now() > ready_by {
+            cancel.cancel();
+            engine.await??;
+            bail!("the engine did not subscribe to MQTT within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Generate the traffic up front so that sending it is what we time.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut generator = Generator::new(opts.seed, Utc::now(), &config.mqtt.topic_prefix);
+    let mut traffic = generator.kafka_traffic(opts.cloudtrail_records);
+    traffic.extend(generator.mqtt_traffic(opts.device_events));
+    traffic.extend(generator.bad_traffic(&run));
+    let total: u64 = traffic.iter().map(Traffic::units).sum();
+
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} records  {per_sec}  {msg}",
+        )
+        .expect("template"),
+    );
+    let clock = Instant::now();
+    let (kafka_msgs, mqtt_msgs): (Vec<Traffic>, Vec<Traffic>) = traffic
+        .into_iter()
+        .partition(|t| matches!(t, Traffic::Kafka { .. }));
+    let send = async {
+        tokio::try_join!(
+            send_kafka(&config, kafka_msgs),
+            send_mqtt(&config, mqtt_msgs, &run)
+        )
+    };
+    tokio::pin!(send);
+    let mut sent = false;
+    loop {
+        let done = stats.records_committed();
+        bar.set_position(done.min(total));
+        if sent && done >= total {
+            break;
+        }
+        if engine.is_finished() {
+            bar.abandon();
+            engine.await??;
+            bail!("the engine stopped before the demo finished");
+        }
+        if clock.elapsed() > opts.timeout {
+            bar.abandon_with_message("timed out");
+            cancel.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(15), engine).await;
+            bail!(
+                "only {done} of {total} records committed within {:?}",
+                opts.timeout
+            );
+        }
+        tokio::select! {
+            r = &mut send, if !sent => { r?; sent = true; bar.set_message("all sent"); }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    let elapsed = clock.elapsed();
+    bar.finish_with_message("done");
+    cancel.cancel();
+    engine.await.context("engine task")??;
+
+    let top_deny_reasons: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT reason, count(*) FROM decisions d, jsonb_array_elements_text(d.result -> 'reasons') AS reason
+         WHERE NOT d.allowed AND d.decided_at >= $1 GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 6",
+    )
+    .bind(started_at)
+    .fetch_all(&pool)
+    .await?;
+    Ok(DemoSummary {
+        elapsed,
+        records: total,
+        events_written: stats.events_stored(),
+        allow: stats.decisions("allow"),
+        deny: stats.decisions("deny"),
+        dead_letters: stats.dead_letters(),
+        top_deny_reasons,
+    })
+}
+
+async fn send_kafka(config: &Config, msgs: Vec<Traffic>) -> anyhow::Result<()> {
+    let messages: Vec<(String, Vec<u8>)> = msgs
+        .into_iter()
+        .filter_map(|t| match t {
+            Traffic::Kafka { key, payload, .. } => Some((key, payload)),
+            Traffic::Mqtt { .. } => None,
+        })
+        .collect();
+    if messages.is_empty() {
+        return Ok(());
+    }
+    kafka::ensure_topic(
+        &config.kafka,
+        &config.kafka.topic,
+        config.kafka.topic_partitions,
+    )
+    .await?;
+    let producer = kafka::producer(&config.kafka)?;
+    kafka::produce_all(&producer, &config.kafka.topic, &messages)
+        .await
+        .context("kafka produce failed")
+}
+
+async fn send_mqtt(config: &Config, msgs: Vec<Traffic>, run: &str) -> anyhow::Result<()> {
+    let messages = msgs
+        .into_iter()
+        .filter_map(|t| match t {
+            Traffic::Mqtt { topic, payload, .. } => Some((topic, payload)),
+            Traffic::Kafka { .. } => None,
+        })
+        .collect();
+    mqtt::publish_all(&config.mqtt, &format!("portcullis-demo-{run}"), messages).await?;
+    Ok(())
+}
