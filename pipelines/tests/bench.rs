@@ -1,4 +1,4 @@
-//! `portcullis bench pipeline` and `portcullis bench policy` at a tiny size: every phase and
+//! `portcullis bench engine`, `bench pipeline` and `bench policy` at a tiny size: every phase and
 //! case runs and the report adds up. (Figures themselves belong in docs/benchmarks.md, not in
 //! assertions.)
 
@@ -8,7 +8,8 @@ use common::TestEnv;
 use portcullis::config::Config;
 use portcullis::runtime::block_on;
 use portcullis::tools::bench::{
-    bench_url, run_pipeline_bench, run_policy_bench, BenchOptions, PolicyBenchOptions,
+    bench_url, run_engine_bench, run_pipeline_bench, run_policy_bench, BenchOptions,
+    EngineBenchOptions, PolicyBenchOptions,
 };
 
 #[test]
@@ -59,6 +60,44 @@ fn the_pipeline_benchmark_runs_every_phase_in_its_own_database() {
 }
 
 #[test]
+fn the_engine_benchmark_runs_the_ceiling_and_the_staged_path_over_the_same_messages() {
+    block_on(async {
+        let env = TestEnv::new("enginebench").await;
+        let opts = EngineBenchOptions {
+            records: 3_000,
+            seed: 3,
+        };
+        let r = run_engine_bench(&env.config, &opts)
+            .await
+            .expect("benchmark runs");
+        assert_eq!(r.records, 3_000);
+        assert!(
+            r.messages > 0 && r.messages < 3_000,
+            "log files hold several records"
+        );
+        for phase in [&r.ceiling, &r.engine] {
+            assert!(phase.secs > 0.0 && phase.engine_cpu_secs > 0.0, "{r:?}");
+        }
+        // The engine's phase is what it left in `{database}_bench`: every event and decision once.
+        assert_eq!(env.count("SELECT count(*) FROM events").await, 0);
+        let bench = sqlx::PgPool::connect(&bench_url(&env.config.postgres.url))
+            .await
+            .unwrap();
+        for table in ["events", "decisions"] {
+            let rows: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&bench)
+                    .await
+                    .unwrap();
+            assert_eq!(rows, 3_000, "{table}");
+        }
+        bench.close().await;
+        common::drop_database(&common::database_of(&bench_url(&env.config.postgres.url))).await;
+        env.cleanup().await;
+    });
+}
+
+#[test]
 fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
     block_on(async {
         let mut config = Config::default();
@@ -75,8 +114,7 @@ fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
         let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
         for expected in [
             "abac (seed 001), TenantPolicy::query",
-            "abac (seed 001), asking the tenant actor",
-            "abac (seed 001), query_here (the API's path)",
+            "abac (seed 001), the store (the API's path)",
             "cloudtrail pack, 15 rules, interpreter",
             "cloudtrail pack, 15 rules, vm",
             "cloudtrail pack, 15 rules, dispatch",

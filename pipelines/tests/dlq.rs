@@ -32,7 +32,7 @@ fn replay_after_the_fix_stores_the_events_and_resolves_the_dead_letters() {
         )])
         .await;
         assert_eq!(
-            env.wait_count(
+            env.expect_count(
                 "SELECT count(*) FROM dead_letters",
                 2,
                 Duration::from_secs(60)

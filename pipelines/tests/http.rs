@@ -42,9 +42,9 @@ fn health_readiness_and_metrics_answer_as_documented() {
             (ACME_ACCOUNT, b"not json".to_vec()),
         ])
         .await;
-        env.wait_count("SELECT count(*) FROM events", 1, Duration::from_secs(60))
+        env.wait_at_least("SELECT count(*) FROM events", 1, Duration::from_secs(60))
             .await;
-        env.wait_count(
+        env.wait_at_least(
             "SELECT count(*) FROM dead_letters",
             1,
             Duration::from_secs(60),

@@ -30,9 +30,11 @@ fn kafka_records_become_events_decisions_and_dead_letters() {
         ])
         .await;
 
-        let events = env.wait_count("SELECT count(*) FROM events", 3, WAIT).await;
+        let events = env
+            .expect_count("SELECT count(*) FROM events", 3, WAIT)
+            .await;
         let dead = env
-            .wait_count("SELECT count(*) FROM dead_letters", 2, WAIT)
+            .expect_count("SELECT count(*) FROM dead_letters", 2, WAIT)
             .await;
         assert_eq!((events, dead), (3, 2));
         assert_eq!(env.count("SELECT count(*) FROM decisions").await, 3);
@@ -106,12 +108,12 @@ fn mqtt_events_become_events_decisions_and_dead_letters() {
         .await;
 
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM decisions", 2, WAIT)
+            env.expect_count("SELECT count(*) FROM decisions", 2, WAIT)
                 .await,
             2
         );
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM dead_letters", 2, WAIT)
+            env.expect_count("SELECT count(*) FROM dead_letters", 2, WAIT)
                 .await,
             2
         );
@@ -178,7 +180,7 @@ fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_ses
         let engine = env.start().await;
         env.produce(&batch(0, 20)).await;
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM events", 20, WAIT)
+            env.expect_count("SELECT count(*) FROM events", 20, WAIT)
                 .await,
             20
         );
@@ -200,7 +202,7 @@ fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_ses
 
         let engine = env.start().await;
         assert_eq!(
-            env.wait_count(
+            env.expect_count(
                 "SELECT count(*) FROM events WHERE source = 'kafka'",
                 35,
                 WAIT
@@ -209,7 +211,7 @@ fn restart_resumes_kafka_from_committed_offsets_and_mqtt_from_the_persistent_ses
             35
         );
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM events WHERE source = 'mqtt'", 5, WAIT)
+            env.expect_count("SELECT count(*) FROM events WHERE source = 'mqtt'", 5, WAIT)
                 .await,
             5
         );
@@ -255,11 +257,12 @@ fn rows_postgres_refuses_are_set_aside_without_stalling_the_partition() {
         ];
         env.produce(&msgs).await;
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM events", 2, WAIT).await,
+            env.expect_count("SELECT count(*) FROM events", 2, WAIT)
+                .await,
             2
         );
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM dead_letters", 1, WAIT)
+            env.expect_count("SELECT count(*) FROM dead_letters", 1, WAIT)
                 .await,
             1
         );
@@ -278,7 +281,8 @@ fn rows_postgres_refuses_are_set_aside_without_stalling_the_partition() {
         )])
         .await;
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM events", 3, WAIT).await,
+            env.expect_count("SELECT count(*) FROM events", 3, WAIT)
+                .await,
             3
         );
         engine.stop().await.expect("clean stop");
@@ -321,7 +325,8 @@ fn an_mqtt_burst_larger_than_the_in_flight_window_all_arrives() {
             .collect();
         env.publish(&msgs).await;
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM events", n, WAIT).await,
+            env.expect_count("SELECT count(*) FROM events", n, WAIT)
+                .await,
             n
         );
         engine.stop().await.expect("clean stop");
@@ -375,7 +380,7 @@ fn qos0_messages_beyond_their_buffer_are_dropped_and_counted_while_the_sink_stal
             "the budget admits messages while there is room"
         );
         let stored = env
-            .wait_count("SELECT count(*) FROM events", n - dropped as i64, WAIT)
+            .expect_count("SELECT count(*) FROM events", n - dropped as i64, WAIT)
             .await;
         assert_eq!(
             stored,
@@ -392,7 +397,7 @@ fn qos0_messages_beyond_their_buffer_are_dropped_and_counted_while_the_sink_stal
             .collect();
         env.publish_qos0(&more).await;
         assert_eq!(
-            env.wait_count(
+            env.expect_count(
                 "SELECT count(*) FROM events WHERE raw->>'id' LIKE 'after%'",
                 5,
                 WAIT
@@ -425,7 +430,8 @@ fn two_engines_in_one_shared_subscription_split_agent_events_without_loss() {
             .collect();
         env.publish(&msgs).await;
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM events", n, WAIT).await,
+            env.expect_count("SELECT count(*) FROM events", n, WAIT)
+                .await,
             n
         );
         let (got_a, got_b) = (a.stats.messages_committed(), b.stats.messages_committed());

@@ -141,7 +141,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         // Every answered query is in the decision log, with the tenant's mask applied.
         let answered = 4;
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM api_decisions", answered, WAIT)
+            env.expect_count("SELECT count(*) FROM api_decisions", answered, WAIT)
                 .await,
             answered
         );
@@ -294,7 +294,7 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
         assert!(text.contains("out of range"), "{text}");
 
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM api_decisions", 3, WAIT)
+            env.expect_count("SELECT count(*) FROM api_decisions", 3, WAIT)
                 .await,
             3
         );
@@ -514,7 +514,7 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
         }
         let recorded = "SELECT count(*) FROM bundle_activations
                         WHERE tenant_id = 'acme' AND revision = 'acme-2026.11.3'";
-        assert_eq!(env.wait_count(recorded, 1, WAIT).await, 1);
+        assert_eq!(env.expect_count(recorded, 1, WAIT).await, 1);
         engine.stop().await.expect("clean stop");
 
         // Changed while the engine was stopped, under the revision it served: refused at the
@@ -782,9 +782,9 @@ decision := count([x | some i in numbers.range(1, 100000); some j in numbers.ran
 
         // Every event is accounted for: judged, or a dead letter that says why.
         let decisions = "SELECT count(*) FROM decisions";
-        assert_eq!(env.wait_count(decisions, 3, WAIT).await, 3);
+        assert_eq!(env.expect_count(decisions, 3, WAIT).await, 3);
         let dead = "SELECT count(*) FROM dead_letters";
-        assert_eq!(env.wait_count(dead, 6, WAIT).await, 6);
+        assert_eq!(env.expect_count(dead, 6, WAIT).await, 6);
         let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM dead_letters")
             .fetch_all(&env.pool)
             .await
@@ -976,7 +976,7 @@ fn a_slow_stream_subscriber_is_told_exactly_how_many_decisions_it_missed() {
         );
         // All of them are in the decision log regardless.
         assert_eq!(
-            env.wait_count("SELECT count(*) FROM api_decisions", n as i64, WAIT)
+            env.expect_count("SELECT count(*) FROM api_decisions", n as i64, WAIT)
                 .await,
             n as i64
         );

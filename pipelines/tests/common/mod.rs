@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const ACME_ACCOUNT: &str = "111111111111";
 
+/// How long a count must stay still before [`TestEnv::expect_count`] takes it as final.
+pub const SETTLE: Duration = Duration::from_millis(700);
+
 /// Whether a test may go on where the machine lacks what it needs (`available` false). A test
 /// never passes for want of its feature: it fails, saying what is missing, unless the feature is
 /// named in `PORTCULLIS_TEST_SKIP` (comma-separated), and then it says it skipped. Returns
@@ -162,8 +165,10 @@ impl TestEnv {
             .unwrap()
     }
 
-    /// Polls `sql` (a count) until it reaches `want` or `timeout` passes; returns the last value.
-    pub async fn wait_count(&self, sql: &str, want: i64, timeout: Duration) -> i64 {
+    /// Polls `sql` (a count) until it reaches at least `want` or `timeout` passes; returns the
+    /// last value. For progress ("the stream has started", "a quarter is in"); a test that
+    /// means exactly `want` uses [`Self::expect_count`].
+    pub async fn wait_at_least(&self, sql: &str, want: i64, timeout: Duration) -> i64 {
         let until = Instant::now() + timeout;
         loop {
             let n = self.count(sql).await;
@@ -172,6 +177,22 @@ impl TestEnv {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Polls `sql` (a count) until it reaches `want` (or `timeout` passes), then keeps counting
+    /// until it has not changed for [`SETTLE`]: rows that arrive late, a duplicate say, are
+    /// counted too. Returns that settled count, for the test to compare with exactly `want`.
+    pub async fn expect_count(&self, sql: &str, want: i64, timeout: Duration) -> i64 {
+        let mut last = self.wait_at_least(sql, want, timeout).await;
+        let mut still_since = Instant::now();
+        while still_since.elapsed() < SETTLE {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let n = self.count(sql).await;
+            if n != last {
+                (last, still_since) = (n, Instant::now());
+            }
+        }
+        last
     }
 
     /// Produces concurrently (many in flight), for large volumes.
@@ -276,6 +297,14 @@ impl TestEnv {
         self.pool.close().await;
         drop_database(&self.database()).await;
     }
+}
+
+/// A TCP port free on loopback now (for a process that must be told its port up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// The database name at the end of a Postgres URL.
