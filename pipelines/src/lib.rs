@@ -20,5 +20,7 @@ pub mod runtime;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 pub mod tools;
 pub mod tuning;

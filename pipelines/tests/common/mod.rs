@@ -22,21 +22,8 @@ pub const ACME_ACCOUNT: &str = "111111111111";
 /// How long a count must stay still before [`TestEnv::expect_count`] takes it as final.
 pub const SETTLE: Duration = Duration::from_millis(700);
 
-/// Whether a test may go on where the machine lacks what it needs (`available` false). A test
-/// never passes for want of its feature: it fails, saying what is missing, unless the feature is
-/// named in `PORTCULLIS_TEST_SKIP` (comma-separated), and then it says it skipped. Returns
-/// `available`, for the test to leave out what it cannot check.
-pub fn require(feature: &str, available: bool, why: &str) -> bool {
-    if available {
-        return true;
-    }
-    let skip = std::env::var("PORTCULLIS_TEST_SKIP").unwrap_or_default();
-    if skip.split(',').any(|s| s.trim() == feature) {
-        eprintln!("SKIPPED ({feature}): {why}");
-        return false;
-    }
-    panic!("{why}; to run the suite without it, set PORTCULLIS_TEST_SKIP={feature}");
-}
+#[allow(unused_imports)] // not every test binary needs it
+pub use portcullis::testing::require;
 
 pub struct TestEnv {
     pub config: Config,
