@@ -255,6 +255,16 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The telemetry settings of a command that prints progress or a report: warnings only, unless
+/// a log filter was asked for (`RUST_LOG` or `telemetry.log`).
+fn quiet(telemetry: &TelemetryConfig) -> TelemetryConfig {
+    let mut quiet = telemetry.clone();
+    if std::env::var_os("RUST_LOG").is_none() && quiet.log == TelemetryConfig::default().log {
+        quiet.log = "warn".into();
+    }
+    quiet
+}
+
 fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Config(ConfigCommand::Check { connect }) => config_check(&config, connect),
@@ -284,11 +294,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             })
         }
         Command::Demo(args) => {
-            let mut tcfg = config.telemetry.clone();
-            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == TelemetryConfig::default().log
-            {
-                tcfg.log = "warn".into(); // keep the progress bar readable
-            }
+            let tcfg = quiet(&config.telemetry);
 
             let opts = DemoOptions {
                 cloudtrail_records: args.events,
@@ -351,11 +357,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Engine { events, seed }) => {
-            let mut tcfg = config.telemetry.clone();
-            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == TelemetryConfig::default().log
-            {
-                tcfg.log = "warn".into();
-            }
+            let tcfg = quiet(&config.telemetry);
             let opts = EngineBenchOptions {
                 records: events,
                 seed,
@@ -396,11 +398,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             latency_secs,
             seed,
         }) => {
-            let mut tcfg = config.telemetry.clone();
-            if std::env::var_os("RUST_LOG").is_none() && tcfg.log == TelemetryConfig::default().log
-            {
-                tcfg.log = "warn".into();
-            }
+            let tcfg = quiet(&config.telemetry);
             let opts = BenchOptions {
                 records: events,
                 partitions,

@@ -114,6 +114,7 @@ fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
         let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
         for expected in [
             "abac (seed 001), TenantPolicy::query",
+            "abac (seed 001), an evaluator from the store",
             "abac (seed 001), the store (the API's path)",
             "cloudtrail pack, 15 rules, interpreter",
             "cloudtrail pack, 15 rules, vm",

@@ -58,6 +58,24 @@ async fn metric(config: &Config, name: &str) -> Option<f64> {
     )
 }
 
+/// Waits for exactly `n` events, each once, and a decision for each.
+async fn every_event_once(env: &TestEnv, n: i64, context: &str) {
+    let events = env
+        .expect_count("SELECT count(*) FROM events", n, Duration::from_secs(240))
+        .await;
+    assert_eq!(events, n, "every event, once ({context})");
+    assert_eq!(
+        env.count("SELECT count(DISTINCT (tenant_id, event_id)) FROM events")
+            .await,
+        n
+    );
+    assert_eq!(
+        env.expect_count("SELECT count(*) FROM decisions", n, Duration::from_secs(10))
+            .await,
+        n
+    );
+}
+
 /// Asks the process to stop (SIGTERM) and waits for a clean exit.
 fn stop(engine: &mut common::ChildGuard) {
     std::process::Command::new("kill")
@@ -102,20 +120,7 @@ fn kill_9_mid_stream_then_a_restart_in_the_same_group_resumes_with_every_event_o
         assert!(at_kill < n, "the kill landed before the end ({at_kill})");
 
         let mut engine = env.spawn_binary(&config);
-        let events = env
-            .expect_count("SELECT count(*) FROM events", n, Duration::from_secs(240))
-            .await;
-        assert_eq!(events, n, "every event, once (killed at {at_kill})");
-        assert_eq!(
-            env.expect_count("SELECT count(*) FROM decisions", n, Duration::from_secs(10))
-                .await,
-            n
-        );
-        assert_eq!(
-            env.count("SELECT count(DISTINCT (tenant_id, event_id)) FROM events")
-                .await,
-            n
-        );
+        every_event_once(&env, n, &format!("killed at {at_kill}")).await;
         // It resumed from the offsets committed before the kill, not from the start.
         let received = metric(&config, "portcullis_component_received_messages_total")
             .await
@@ -186,20 +191,7 @@ fn two_engines_in_one_group_split_the_partitions_and_one_stopping_mid_stream_los
         stop(&mut a);
 
         // b takes a's partitions over and finishes the stream.
-        let events = env
-            .expect_count("SELECT count(*) FROM events", n, Duration::from_secs(240))
-            .await;
-        assert_eq!(events, n, "every event, once");
-        assert_eq!(
-            env.expect_count("SELECT count(*) FROM decisions", n, Duration::from_secs(10))
-                .await,
-            n
-        );
-        assert_eq!(
-            env.count("SELECT count(DISTINCT (tenant_id, event_id)) FROM events")
-                .await,
-            n
-        );
+        every_event_once(&env, n, "a stopped mid-stream").await;
         assert_eq!(
             metric(&b_config, "portcullis_kafka_assigned_partitions").await,
             Some(4.0),

@@ -89,6 +89,17 @@ fn writing_the_same_batch_twice_leaves_the_same_rows() {
         assert_eq!(env.count("SELECT count(*) FROM decisions").await, 3);
         assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 1);
 
+        // A batch that repeats an event of its own, beside one already stored and a new one:
+        // each is stored once (the straight COPY meets the duplicate and the batch goes
+        // through staging instead).
+        let repeated = RowSet {
+            events: vec![event("w5", 2026), event("w5", 2026), event("w1", 2026)],
+            ..RowSet::default()
+        };
+        let counts = sink.write(std::slice::from_ref(&repeated)).await.unwrap();
+        assert_eq!(counts.of("events"), 1, "only w5, once");
+        assert_eq!(env.count("SELECT count(*) FROM events").await, 4);
+
         // Rows Postgres refuses for what they hold are told apart from an unavailable database:
         // a NUL in text is refused on every retry.
         let refused = RowSet {
@@ -105,7 +116,7 @@ fn writing_the_same_batch_twice_leaves_the_same_rows() {
         assert!(matches!(err, SinkError::Refused(_)), "{err:?}");
         assert_eq!(
             env.count("SELECT count(*) FROM events").await,
-            3,
+            4,
             "nothing of it"
         );
 

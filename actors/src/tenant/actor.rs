@@ -113,16 +113,16 @@ impl Handler<Judge> for TenantActor {
                 out.push((event, Verdict::Refused(not_evaluated(stopped))));
                 continue;
             }
+            // Judged: what is kept of the event (stored, streamed) is masked by the bundle that
+            // judged it. A dead letter keeps the record whole, for replay.
             let judged = catch_panic(ctx, &self.tenant, || {
-                serving.with_evaluator(|policy| policy.evaluate(&event, &context))
+                let decision =
+                    serving.with_evaluator(|policy| policy.evaluate(&event, &context))?;
+                serving.policy().mask().apply_to_event(&mut event);
+                Ok::<_, PolicyError>(decision)
             });
             match judged {
-                Ok(Ok(decision)) => {
-                    // Judged: what is kept of the event (stored, streamed) is masked by the
-                    // bundle that judged it. A dead letter keeps the record whole, for replay.
-                    serving.policy().mask().apply_to_event(&mut event);
-                    out.push((event, Verdict::Judged(decision)));
-                }
+                Ok(Ok(decision)) => out.push((event, Verdict::Judged(decision))),
                 Ok(Err(e)) => {
                     if matches!(e, PolicyError::LimitExceeded(_)) {
                         stopped += 1;

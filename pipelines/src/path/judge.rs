@@ -1,7 +1,7 @@
 //! Stage 2: each tenant's events are judged by its actor, once: tenants in parallel, each
 //! tenant's events in order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -40,17 +40,31 @@ impl Judging {
     }
 
     /// Judges `events` into `sets` (one per message of `batch`): judged events and their
-    /// decisions, or dead letters that say why not.
+    /// decisions, or dead letters that say why not. The events of the tenants in `set_aside`
+    /// (whose actor kept stopping on this batch) become dead letters unjudged.
     #[instrument(name = "judge", skip_all, fields(events = events.len()))]
     pub async fn judge(
         &self,
         batch: &[Inbound],
         events: Vec<Decoded>,
         sets: &mut [RowSet],
+        set_aside: &HashSet<TenantId>,
     ) -> Result<(), ActorStopped> {
         let now = Utc::now();
         let mut shares: HashMap<TenantId, Share> = HashMap::new();
         for Decoded { message, event } in events {
+            if set_aside.contains(&event.tenant_id) {
+                let reason = format!(
+                    "not judged: the actor of tenant {} stopped each time it was given this \
+                     batch; re-drive it with `portcullis dlq replay` once the cause is fixed",
+                    event.tenant_id
+                );
+                let origin = batch[message].origin.clone();
+                sets[message]
+                    .dead_letters
+                    .push(event_dead_letter(&event, origin, reason));
+                continue;
+            }
             let share = shares.entry(event.tenant_id.clone()).or_default();
             share.messages.push(message);
             share.events.push(event);

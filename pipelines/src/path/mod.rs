@@ -21,9 +21,11 @@ mod tally;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use portcullis_actors::TenantDirectory;
+use portcullis_engine::TenantId;
 use tokio_util::sync::CancellationToken;
 use tracing::{instrument, warn};
 
@@ -39,6 +41,10 @@ pub use tally::Tally;
 
 use crate::retry::{Backoff, Cancelled};
 use crate::telemetry::stats::Stats;
+
+/// How many times a tenant's actor may stop with one batch in its mailbox before that tenant's
+/// events of the batch are set aside as dead letters.
+pub const STOPS_BEFORE_SETTING_ASIDE: usize = 3;
 
 /// A batch whose rows are committed: what the after-commit steps see.
 #[derive(Debug, Default)]
@@ -126,20 +132,33 @@ impl EventPath {
     }
 
     /// Stages 1 and 2. Judging is done again only if an actor stopped with events in its
-    /// mailbox (they came back with no verdict, so nothing of them was kept).
+    /// mailbox (they came back with no verdict, so nothing of them was kept). A tenant whose
+    /// actor stops [`STOPS_BEFORE_SETTING_ASIDE`] times on one batch has its events of the batch
+    /// set aside as dead letters, so that it cannot stall its source.
     async fn decode_and_judge(
         &self,
         batch: &[Inbound],
         cancel: &CancellationToken,
     ) -> Result<Vec<RowSet>, Cancelled> {
         let mut backoff = Backoff::for_writes();
+        let mut stops: HashMap<TenantId, usize> = HashMap::new();
+        let mut set_aside = HashSet::new();
         loop {
             let (events, mut sets) = self.decoder.decode(batch);
-            match self.judging.judge(batch, events, &mut sets).await {
+            match self
+                .judging
+                .judge(batch, events, &mut sets, &set_aside)
+                .await
+            {
                 Ok(()) => return Ok(sets),
                 Err(stopped) => {
                     self.stats.metrics.batch_retries.inc();
                     warn!(error = %stopped, messages = batch.len(), "batch not judged; judging it again");
+                    let n = stops.entry(stopped.0.clone()).or_default();
+                    *n += 1;
+                    if *n >= STOPS_BEFORE_SETTING_ASIDE {
+                        set_aside.insert(stopped.0);
+                    }
                     backoff.wait(cancel).await?;
                 }
             }

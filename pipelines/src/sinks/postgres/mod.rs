@@ -4,7 +4,7 @@
 mod activations;
 mod api_decisions;
 pub mod config;
-pub mod csv;
+pub mod copy_binary;
 mod dead_letters;
 mod registry;
 mod sink;
@@ -22,6 +22,13 @@ pub use dead_letters::{list_dead_letters, DeadLetterFilter, DeadLetterRow};
 pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};
 pub use sink::PgSink;
 pub use tables::{copy_in, STAGING_TABLES};
+
+/// Errors that writing the same rows again cannot cure: Postgres refusing what they hold (data
+/// exceptions, constraint violations, program limits such as an index row too large), or a
+/// value the COPY encoding cannot carry.
+pub fn refused(e: &sqlx::Error) -> bool {
+    refused_for_content(e) || matches!(e, sqlx::Error::Encode(_))
+}
 
 use crate::config::PostgresConfig;
 

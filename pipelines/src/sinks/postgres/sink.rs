@@ -47,7 +47,7 @@ impl RowSink for PgSink {
     fn write<'a>(&'a self, sets: &'a [RowSet]) -> BoxFuture<'a, Result<WriteCounts, SinkError>> {
         Box::pin(async move {
             self.write_sets(sets).await.map_err(|e| {
-                if super::refused_for_content(&e) {
+                if super::refused(&e) {
                     SinkError::Refused(e.to_string())
                 } else {
                     SinkError::Unavailable(e.to_string())

@@ -1,19 +1,19 @@
-//! COPY of events straight into the table: the ceiling the pipeline is measured against.
+//! COPY of events straight into the table: the ceiling the pipeline is measured against, in the
+//! encoding the engine's sink uses.
 
 use portcullis_engine::Event;
-use sqlx::postgres::PgPoolCopyExt;
 use sqlx::PgPool;
 
-use crate::sinks::postgres::csv::{events_csv, EVENT_COLUMNS};
+use crate::sinks::postgres::copy_binary::{self, EVENT_COLUMNS};
+use crate::sinks::postgres::copy_in;
 
 /// COPYs `events` into the events table in one statement; returns the rows copied.
-pub async fn copy_events(pool: &PgPool, events: &[Event]) -> Result<u64, sqlx::Error> {
-    let statement = format!("COPY events ({EVENT_COLUMNS}) FROM STDIN WITH (FORMAT csv)");
-    let mut copy = pool.copy_in_raw(&statement).await?;
-    if let Err(e) = copy.send(events_csv(events)).await {
-        // The connection must not be left mid-COPY.
-        let _ = copy.abort(e.to_string()).await;
-        return Err(e);
-    }
-    copy.finish().await
+pub async fn copy_events<'a>(
+    pool: &PgPool,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> anyhow::Result<u64> {
+    let rows = copy_binary::events(events)?;
+    let mut conn = pool.acquire().await?;
+    let statement = format!("COPY events ({EVENT_COLUMNS}) FROM STDIN WITH (FORMAT binary)");
+    Ok(copy_in(&mut conn, &statement, &rows).await?)
 }

@@ -25,7 +25,7 @@ use super::pipeline::bench_url;
 use crate::config::Config;
 use crate::path::{DecodeLimits, Decoder, Inbound};
 use crate::runtime;
-use crate::sinks::postgres::{self, copy_in, csv};
+use crate::sinks::postgres;
 use crate::sources::memory::run_memory_source;
 use crate::sources::BatchLimits;
 use crate::telemetry::stats::Stats;
@@ -137,17 +137,7 @@ pub async fn run_engine_bench(
     .await?;
     let engine = meter.stop();
     parts.shutdown();
-    if stats.dead_letters() > 0 {
-        let reason: Option<String> =
-            sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY failed_at LIMIT 1")
-                .fetch_optional(&pool)
-                .await?;
-        bail!(
-            "{} records became dead letters, so the figures would mean nothing; the first says: {}",
-            stats.dead_letters(),
-            reason.unwrap_or_default()
-        );
-    }
+    super::no_dead_letters(&pool, &stats).await?;
     if run.stored.of("events") != opts.records || run.stored.of("decisions") != opts.records {
         bail!(
             "the engine stored {} events and {} decisions, expected {} of each",
@@ -208,30 +198,19 @@ async fn ceiling(
     batch: usize,
     in_flight: usize,
 ) -> anyhow::Result<u64> {
-    let statement = format!(
-        "COPY events ({}) FROM STDIN WITH (FORMAT csv)",
-        csv::EVENT_COLUMNS
-    );
     let mut tasks = JoinSet::new();
     let mut copied = 0;
     for chunk in messages.chunks(batch.max(1)) {
         if tasks.len() >= in_flight.max(1) {
             copied += tasks.join_next().await.expect("a task")??;
         }
-        let (pool, decoder, chunk, statement) = (
-            pool.clone(),
-            decoder.clone(),
-            chunk.to_vec(),
-            statement.clone(),
-        );
+        let (pool, decoder, chunk) = (pool.clone(), decoder.clone(), chunk.to_vec());
         tasks.spawn(async move {
             let (events, sets) = decoder.decode(&chunk);
             if let Some(dead) = sets.iter().flat_map(|s| &s.dead_letters).next() {
                 bail!("a bench record did not decode: {}", dead.reason);
             }
-            let rows = csv::events_csv(events.iter().map(|d| &d.event));
-            let mut conn = pool.acquire().await?;
-            Ok(copy_in(&mut conn, &statement, rows).await?)
+            super::copy::copy_events(&pool, events.iter().map(|d| &d.event)).await
         });
     }
     while let Some(done) = tasks.join_next().await {

@@ -8,3 +8,23 @@ mod policy;
 pub use engine::{run_engine_bench, EngineBenchOptions, EngineBenchReport, Phase};
 pub use pipeline::{bench_url, run_pipeline_bench, BenchOptions, BenchReport};
 pub use policy::{run_policy_bench, CaseReport, PolicyBenchOptions, HEADER as POLICY_HEADER};
+
+/// A benchmark whose records became dead letters measured something else: it says so, with the
+/// first reason, instead of printing figures.
+async fn no_dead_letters(
+    pool: &sqlx::PgPool,
+    stats: &crate::telemetry::stats::Stats,
+) -> anyhow::Result<()> {
+    if stats.dead_letters() == 0 {
+        return Ok(());
+    }
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY failed_at LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+    anyhow::bail!(
+        "{} records became dead letters, so the figures would mean nothing; the first says: {}",
+        stats.dead_letters(),
+        reason.unwrap_or_default()
+    )
+}

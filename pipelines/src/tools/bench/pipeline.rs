@@ -137,17 +137,9 @@ pub async fn run_pipeline_bench(
     let engine_task = actix_rt::spawn(runtime::run(cfg.clone(), stats.clone(), cancel.clone()));
     wait_for(&stats, opts.records, &engine_task).await?;
     let pipeline_secs = t.elapsed().as_secs_f64();
-    if stats.dead_letters() > 0 {
+    if let Err(e) = super::no_dead_letters(&pool, &stats).await {
         cancel.cancel();
-        let reason: Option<String> =
-            sqlx::query_scalar("SELECT reason FROM dead_letters ORDER BY failed_at LIMIT 1")
-                .fetch_optional(&pool)
-                .await?;
-        bail!(
-            "{} records became dead letters, so the figures would mean nothing; the first says: {}",
-            stats.dead_letters(),
-            reason.unwrap_or_default()
-        );
+        return Err(e);
     }
 
     let latency_rate = (opts.records as f64 / pipeline_secs / 2.0).max(1.0);

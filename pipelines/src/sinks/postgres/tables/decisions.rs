@@ -3,10 +3,10 @@
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
-use super::staging::stage_and_insert;
+use super::staging::insert_once;
 use super::Table;
 use crate::path::RowSet;
-use crate::sinks::postgres::csv::{decisions_csv, DECISION_COLUMNS};
+use crate::sinks::postgres::copy_binary::{self, DECISION_COLUMNS};
 
 pub(in crate::sinks::postgres) struct Decisions;
 
@@ -24,7 +24,10 @@ impl Table for Decisions {
         conn: &'a mut PgConnection,
         sets: &'a [RowSet],
     ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        let csv = decisions_csv(sets.iter().flat_map(|s| &s.decisions));
-        Box::pin(stage_and_insert(conn, "decisions", DECISION_COLUMNS, csv))
+        let rows = copy_binary::decisions(sets.iter().flat_map(|s| &s.decisions));
+        Box::pin(async move {
+            let rows = rows.map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            insert_once(conn, "decisions", DECISION_COLUMNS, rows).await
+        })
     }
 }

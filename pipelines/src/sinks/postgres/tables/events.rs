@@ -3,10 +3,10 @@
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
-use super::staging::stage_and_insert;
+use super::staging::insert_once;
 use super::Table;
 use crate::path::RowSet;
-use crate::sinks::postgres::csv::{events_csv, EVENT_COLUMNS};
+use crate::sinks::postgres::copy_binary::{self, EVENT_COLUMNS};
 
 pub(in crate::sinks::postgres) struct Events;
 
@@ -24,7 +24,10 @@ impl Table for Events {
         conn: &'a mut PgConnection,
         sets: &'a [RowSet],
     ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        let csv = events_csv(sets.iter().flat_map(|s| &s.events));
-        Box::pin(stage_and_insert(conn, "events", EVENT_COLUMNS, csv))
+        let rows = copy_binary::events(sets.iter().flat_map(|s| &s.events));
+        Box::pin(async move {
+            let rows = rows.map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            insert_once(conn, "events", EVENT_COLUMNS, rows).await
+        })
     }
 }

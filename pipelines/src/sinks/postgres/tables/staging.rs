@@ -1,5 +1,9 @@
-//! COPY into per-connection staging tables, then `INSERT … SELECT … ON CONFLICT DO NOTHING`:
-//! COPY is the fastest way in, and the INSERT keeps the idempotence COPY alone cannot give.
+//! Events and decisions go in by binary COPY (`copy_binary`). A batch seen for the first time is
+//! COPYed straight into its table. COPY has no conflict clause, so a batch holding rows already
+//! stored (a redelivery after a crash) fails on the duplicate; it is then COPYed into this
+//! connection's staging table and moved with `INSERT … SELECT … ON CONFLICT DO NOTHING`, which
+//! keeps the rows exactly once. The first attempt runs under a savepoint, so its failure leaves
+//! the batch's transaction usable (docs/decisions/0017).
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
@@ -18,14 +22,14 @@ CREATE TEMPORARY TABLE IF NOT EXISTS staging_decisions (
 ) ON COMMIT DELETE ROWS;
 ";
 
-/// COPYs `csv` with `statement` (`COPY … FROM STDIN`); returns the rows copied.
+/// COPYs `data` with `statement` (`COPY … FROM STDIN …`); returns the rows copied.
 pub async fn copy_in(
     conn: &mut PgConnection,
     statement: &str,
-    csv: Vec<u8>,
+    data: &[u8],
 ) -> Result<u64, sqlx::Error> {
     let mut copy = conn.copy_in_raw(statement).await?;
-    if let Err(e) = copy.send(csv).await {
+    if let Err(e) = copy.send(data).await {
         // The connection must not be left mid-COPY; the transaction then rolls back.
         let _ = copy.abort(e.to_string()).await;
         return Err(e);
@@ -33,21 +37,34 @@ pub async fn copy_in(
     copy.finish().await
 }
 
-/// COPYs `csv` into `staging_{table}` and moves it into `table`, skipping rows already stored.
+/// Stores `data` (binary COPY rows of `columns`) in `table`, skipping rows already stored.
 /// Returns the rows newly inserted. `table` and `columns` are constants of this module's
 /// callers.
-pub(super) async fn stage_and_insert(
+pub(super) async fn insert_once(
     conn: &mut PgConnection,
     table: &str,
     columns: &str,
-    csv: Vec<u8>,
+    data: Vec<u8>,
 ) -> Result<u64, sqlx::Error> {
-    copy_in(
-        conn,
-        &format!("COPY staging_{table} ({columns}) FROM STDIN WITH (FORMAT csv)"),
-        csv,
-    )
-    .await?;
+    let copy = |into: &str| format!("COPY {into} ({columns}) FROM STDIN WITH (FORMAT binary)");
+    sqlx::raw_sql("SAVEPOINT straight_in")
+        .execute(&mut *conn)
+        .await?;
+    match copy_in(conn, &copy(table), &data).await {
+        Ok(rows) => {
+            sqlx::raw_sql("RELEASE SAVEPOINT straight_in")
+                .execute(&mut *conn)
+                .await?;
+            return Ok(rows);
+        }
+        Err(e) if !is_duplicate(&e) => return Err(e),
+        Err(_) => {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT straight_in")
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    copy_in(conn, &copy(&format!("staging_{table}")), &data).await?;
     let done = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO {table} ({columns}) SELECT {columns} FROM staging_{table}
          ON CONFLICT DO NOTHING"
@@ -55,4 +72,11 @@ pub(super) async fn stage_and_insert(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// A unique violation: rows of this batch are stored already.
+fn is_duplicate(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505")
 }
