@@ -139,7 +139,7 @@ fn two_engines_in_one_group_split_the_partitions_and_one_stopping_mid_stream_los
     block_on(async {
         let mut env = TestEnv::new("group").await;
         env.config.kafka.topic_partitions = 4;
-        let n: i64 = 60_000;
+        let n: i64 = 120_000;
         // Keyed per message rather than by account, so that every partition carries some.
         let stream: Vec<(String, Vec<u8>)> = cloudtrail_stream(&env, n as u64)
             .await
@@ -175,28 +175,41 @@ fn two_engines_in_one_group_split_the_partitions_and_one_stopping_mid_stream_los
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        env.produce_many(stream).await;
-        let seen = env
-            .wait_at_least(
-                "SELECT count(*) FROM events",
-                n / 4,
-                Duration::from_secs(120),
-            )
-            .await;
-        assert!(seen < n, "a must stop mid-stream (saw {seen} of {n})");
+        // Produced while both consume, so that a stops with its partitions still being fed.
+        let kafka = env.config.kafka.clone();
+        let producing = tokio::spawn(async move {
+            let producer = portcullis::sources::kafka::producer(&kafka).unwrap();
+            portcullis::sources::kafka::produce_all(&producer, &kafka.topic, &stream).await
+        });
+        env.wait_at_least(
+            "SELECT count(*) FROM events",
+            n / 8,
+            Duration::from_secs(120),
+        )
+        .await;
         let a_committed = metric(&a_config, "portcullis_messages_committed_total")
             .await
             .unwrap();
         assert!(a_committed > 0.0, "a processed its share before stopping");
         stop(&mut a);
+        let at_stop = env.count("SELECT count(*) FROM events").await;
+        assert!(
+            at_stop < n * 3 / 4,
+            "a stopped with its partitions still holding events to hand over ({at_stop} of {n} stored)"
+        );
+
+        producing.await.unwrap().expect("produce");
 
         // b takes a's partitions over and finishes the stream.
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while metric(&b_config, "portcullis_kafka_assigned_partitions").await != Some(4.0) {
+            assert!(
+                std::time::Instant::now() < until,
+                "b did not take a's partitions over"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         every_event_once(&env, n, "a stopped mid-stream").await;
-        assert_eq!(
-            metric(&b_config, "portcullis_kafka_assigned_partitions").await,
-            Some(4.0),
-            "b owns every partition now"
-        );
         stop(&mut b);
         env.cleanup().await;
     });

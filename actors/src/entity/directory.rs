@@ -142,18 +142,20 @@ impl<E: Entity> EntityDirectory<E> {
                 Step::Serve(addr) => return Ok(addr),
                 Step::WaitForStop(stopped) => stopped.await,
                 Step::Activate(gate) => {
-                    let held = gate.clone().lock_owned().await;
+                    // Closed however this ends, a caller giving up (dropping this future)
+                    // included, so gates never pile up.
+                    let mut gate = Gate {
+                        held: None,
+                        gate,
+                        key,
+                        inner: &self.inner,
+                    };
+                    gate.held = Some(gate.gate.clone().lock_owned().await);
                     // Activated by the caller that held the gate before us, or passivated
                     // meanwhile: look again.
                     let still_absent = matches!(self.inner.lock().step(key), Step::Activate(_));
-                    let outcome = match still_absent {
-                        true => Some(self.activate(key).await),
-                        false => None,
-                    };
-                    drop(held);
-                    self.inner.lock().close_gate(key, &gate);
-                    if let Some(outcome) = outcome {
-                        return outcome;
+                    if still_absent {
+                        return self.activate(key).await;
                     }
                 }
             }
@@ -188,6 +190,11 @@ impl<E: Entity> EntityDirectory<E> {
             ctx.set_mailbox_capacity(mailbox);
             entity
         });
+        if !addr.connected() {
+            // Its arbiter has stopped (shutting down): not live, not counted. A message sent
+            // to it comes back as `EntityError::Stopped`.
+            return Ok(addr);
+        }
         self.inner.stats.activated();
         debug!(kind = E::KIND, %key, "entity activated");
         let mut slots = self.inner.lock();
@@ -208,6 +215,21 @@ impl<E: Entity> EntityDirectory<E> {
     /// Passivates every live entity now (they stop once their mailboxes are empty).
     pub fn passivate_all(&self) {
         self.inner.passivate_where(|_| true);
+    }
+}
+
+/// A key's activation gate, held by the caller activating it; closed when dropped.
+struct Gate<'a, E: Entity> {
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    key: &'a E::Key,
+    inner: &'a Inner<E>,
+}
+
+impl<E: Entity> Drop for Gate<'_, E> {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        self.inner.lock().close_gate(self.key, &self.gate);
     }
 }
 

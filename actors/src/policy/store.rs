@@ -53,7 +53,8 @@ pub struct BundleStatus {
 }
 
 /// Told of every activation and every refused bundle (the pipelines record them in Postgres
-/// and metrics). Called on the loading thread: implementations must not block.
+/// and metrics). Called on the loading thread with the store's status locked: implementations
+/// must not block, nor call back into the store.
 pub trait ActivationObserver: Send + Sync + 'static {
     /// A bundle became the serving policy. `healthy` is false when a load that read the bundle
     /// later found it broken: the tenant stays unhealthy (that refusal was already reported).

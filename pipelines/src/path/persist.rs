@@ -64,34 +64,26 @@ impl Persist {
         let mut total = WriteCounts::default();
         for (msg, set) in batch.iter().zip(sets.iter_mut()) {
             let mut backoff = Backoff::for_writes();
-            let mut set_aside = false;
+            let mut refusals = 0;
             loop {
                 match self.write(std::slice::from_ref(set)).await {
                     Ok(counts) => {
                         total.add(&counts);
                         break;
                     }
-                    Err(SinkError::Refused(e)) if !set_aside => {
-                        let reason =
-                            format!("its rows could not be stored in {}: {e}", self.sink.name());
-                        *set = RowSet::dead_letter(DeadLetter::new(
-                            msg.origin.clone(),
-                            None,
-                            &msg.payload,
-                            reason,
-                        ));
-                        set_aside = true;
-                    }
                     Err(SinkError::Refused(e)) => {
-                        // Even the dead letter is refused: keep the record that it existed,
-                        // without the payload the sink will not take.
-                        error!(error = %e, "a dead letter was refused; storing it without its payload");
-                        for d in &mut set.dead_letters {
-                            d.payload.clear();
-                            d.tenant_hint = None;
-                            d.reason = format!("{} (payload not stored: {e})", d.reason);
+                        refusals += 1;
+                        match set_aside(msg, &e, refusals, self.sink.name()) {
+                            Some(dead) => *set = RowSet::dead_letter(dead),
+                            None => {
+                                // Not even its record is taken: said loudly, then passed, so
+                                // one message cannot stall its source.
+                                error!(error = %e, source = msg.origin.source().as_str(),
+                                       topic = msg.origin.topic(),
+                                       "a message and its dead letter were refused; it is not stored");
+                                break;
+                            }
                         }
-                        backoff.wait(cancel).await?;
                     }
                     Err(e) => {
                         self.not_committed(&e, 1, &mut backoff);
@@ -128,5 +120,29 @@ impl Persist {
         self.stats.metrics.batch_retries.inc();
         let retry_in_ms = backoff.clone().next_delay().as_millis() as u64;
         warn!(error = %e, messages, retry_in_ms, "batch not committed; retrying");
+    }
+}
+
+/// What is stored of a message whose rows the sink refused, the `refusals`-th time: its dead
+/// letter with the sink's reason; then the same without the payload (which may be what is
+/// refused); then nothing.
+fn set_aside(msg: &Inbound, e: &str, refusals: usize, sink: &str) -> Option<DeadLetter> {
+    let reason = format!("its rows could not be stored in {sink}: {e}");
+    match refusals {
+        1 => Some(DeadLetter::new(
+            msg.origin.clone(),
+            None,
+            &msg.payload,
+            reason,
+        )),
+        2 => {
+            let mut dead = DeadLetter::new(msg.origin.clone(), None, &msg.payload, reason);
+            dead.payload.clear();
+            dead.reason = format!(
+                "its dead letter could not be stored in {sink} with its payload, which is dropped: {e}"
+            );
+            Some(dead)
+        }
+        _ => None,
     }
 }

@@ -7,7 +7,7 @@
 //! The format: a signature and two 32-bit zeros, then per row a 16-bit field count and per field
 //! a 32-bit byte length (-1 for NULL) and the bytes, then a 16-bit -1. Numbers are big-endian.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use portcullis_engine::{Decision, Event};
 use serde_json::Value as Json;
 
@@ -20,6 +20,9 @@ pub const DECISION_COLUMNS: &str = "decision_id, tenant_id, event_id, event_time
      allowed, result, bundle_revision, eval_micros";
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// 2000-01-01 00:00 UTC in microseconds since the Unix epoch.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// A value this encoding cannot carry, so the rows holding it cannot be stored as they are.
 #[derive(Debug, thiserror::Error)]
@@ -117,11 +120,13 @@ impl Encoder {
         }
     }
 
-    /// Microseconds since 2000-01-01 00:00 UTC, Postgres's epoch.
+    /// Microseconds since 2000-01-01 00:00 UTC, Postgres's epoch; a fraction of a microsecond
+    /// is dropped toward the earlier time, as the text formats round it. Postgres refuses a
+    /// time outside its range (22008), like any content it refuses.
     fn timestamptz(&mut self, t: &DateTime<Utc>) -> Result<(), EncodeError> {
-        let epoch = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
-        let micros = (*t - epoch)
-            .num_microseconds()
+        let micros = t
+            .timestamp_micros()
+            .checked_sub(POSTGRES_EPOCH_MICROS)
             .ok_or_else(|| EncodeError(format!("time {t} is out of range")))?;
         self.field(&micros.to_be_bytes());
         Ok(())
@@ -185,6 +190,19 @@ mod tests {
         field(&i32::MAX.to_be_bytes());
         want.extend((-1i16).to_be_bytes());
         assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn times_count_microseconds_from_2000_rounding_down() {
+        let mut e = Encoder::new(0);
+        let before: DateTime<Utc> = "1999-12-31T23:59:59.9999995Z".parse().unwrap();
+        e.timestamptz(&before).unwrap();
+        let field = &e.buf[SIGNATURE.len() + 8..];
+        assert_eq!(
+            &field[4..12],
+            &(-1i64).to_be_bytes(),
+            "not truncated toward 2000"
+        );
     }
 
     #[test]

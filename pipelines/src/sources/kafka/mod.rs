@@ -7,7 +7,7 @@ mod source;
 
 pub use admin::ensure_topic;
 pub use producer::{produce_all, producer};
-pub use source::run_source;
+pub use source::{run_source, SourceError};
 
 use rdkafka::ClientConfig;
 

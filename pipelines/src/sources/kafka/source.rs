@@ -24,6 +24,17 @@ use crate::path::{Committed, EventPath, Inbound};
 use crate::sources::{BatchLimits, InFlight, NotCommitted};
 use crate::telemetry::stats::Stats;
 
+/// Why the Kafka source stopped other than by being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// A batch's task failed (a bug: a panic outside the guards). Nothing of it or after it was
+    /// acknowledged, so it is redelivered; the engine stops rather than go on without Kafka.
+    #[error("a batch failed ({0}); it was not acknowledged and will be redelivered")]
+    BatchFailed(String),
+}
+
 /// Receives librdkafka's periodic statistics and publishes each partition's consumer lag.
 struct LagReporter {
     stats: Arc<Stats>,
@@ -63,7 +74,7 @@ pub async fn run_source(
     path: Arc<EventPath>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
-) -> Result<(), KafkaError> {
+) -> Result<(), SourceError> {
     let mut client = client_config(&cfg);
     if let Some(instance) = &cfg.instance_id {
         client.set("group.instance.id", instance);
@@ -121,12 +132,13 @@ pub async fn run_source(
     // batch is judged while the one before it is written. Offsets are stored strictly in batch
     // order: a batch's offsets wait until every earlier batch has committed too.
     let mut in_flight: InFlight<Vec<(String, i32, i64)>> = InFlight::new(cfg.max_in_flight_batches);
+    let mut failed = None;
     loop {
         let first = tokio::select! {
             _ = cancel.cancelled() => break,
             m = consumer.recv() => m,
             (offsets, done) = in_flight.oldest() => {
-                if !settle(&consumer, &path, &offsets, done) {
+                if !settle(&consumer, &path, &offsets, done, &mut failed) {
                     in_flight.abandon(); // later batches must not store offsets past this one
                     break;
                 }
@@ -157,7 +169,7 @@ pub async fn run_source(
         // Memory stays bounded: no more than this many batches are held at once.
         if in_flight.is_full() {
             let (offsets, done) = in_flight.oldest().await;
-            if !settle(&consumer, &path, &offsets, done) {
+            if !settle(&consumer, &path, &offsets, done, &mut failed) {
                 in_flight.abandon();
                 break;
             }
@@ -169,7 +181,7 @@ pub async fn run_source(
     // offsets of those that committed, in order, up to the first that did not.
     while !in_flight.is_empty() {
         let (offsets, done) = in_flight.oldest().await;
-        if !settle(&consumer, &path, &offsets, done) {
+        if !settle(&consumer, &path, &offsets, done, &mut failed) {
             in_flight.abandon();
             break;
         }
@@ -182,17 +194,21 @@ pub async fn run_source(
         }
     }
     info!("kafka source stopped");
-    Ok(())
+    match failed {
+        Some(why) => Err(SourceError::BatchFailed(why)),
+        None => Ok(()),
+    }
 }
 
 /// Acknowledges a finished batch if it committed (its offsets stored), then runs its
-/// after-commit steps. False when it did not commit (shutdown, or a bug that panicked its
-/// task): then no later offset may be stored either.
+/// after-commit steps. False when it did not commit (shutdown, or a bug that failed its task,
+/// noted in `failed`): then no later offset may be stored either.
 fn settle(
     consumer: &StreamConsumer<LagReporter>,
     path: &EventPath,
     offsets: &[(String, i32, i64)],
     done: Result<Committed, NotCommitted>,
+    failed: &mut Option<String>,
 ) -> bool {
     match done {
         Ok(committed) => {
@@ -200,7 +216,11 @@ fn settle(
             path.after_commit(&committed);
             true
         }
-        Err(_) => false,
+        Err(NotCommitted::Cancelled(_)) => false,
+        Err(e @ NotCommitted::Failed(_)) => {
+            *failed = Some(e.to_string());
+            false
+        }
     }
 }
 

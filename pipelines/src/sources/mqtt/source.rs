@@ -1,7 +1,7 @@
 //! Agent events over MQTT: QoS 1, persistent session, manual acks sent only after the rows are
 //! committed, so the broker redelivers anything we had not finished when we stopped.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,9 @@ const MESSAGE_OVERHEAD: usize = 192;
 struct Received {
     publish: Publish,
     at: Instant,
+    /// The connection it arrived on (counted from 1). An ack names a packet id, which is only
+    /// the broker's name for this message on that connection.
+    connection: u64,
     /// QoS 0 only: its share of `mqtt.qos0_buffer_bytes`, given back when the batch is dropped.
     qos0_permit: Option<OwnedSemaphorePermit>,
 }
@@ -69,6 +72,8 @@ pub async fn run_source(
     let poll_stats = stats.clone();
     let poll_filter = filter.clone();
     let budget_bytes = cfg.qos0_buffer_bytes.min(u32::MAX as usize);
+    let connection = Arc::new(AtomicU64::new(0));
+    let poll_connection = connection.clone();
     let mut poller = tokio::spawn(async move {
         let mut dropped_since_warn = 0u64;
         let mut last_warn = Instant::now() - Duration::from_secs(60);
@@ -107,6 +112,7 @@ pub async fn run_source(
                     let received = Received {
                         publish: p,
                         at: Instant::now(),
+                        connection: poll_connection.load(Ordering::Relaxed),
                         qos0_permit: permit,
                     };
                     if tx.send(received).is_err() {
@@ -114,6 +120,7 @@ pub async fn run_source(
                     }
                 }
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    poll_connection.fetch_add(1, Ordering::Relaxed);
                     info!(session_present = ack.session_present, "mqtt connected");
                     // Without a stored session the broker forgot our subscription: make it again.
                     if !ack.session_present || !poll_stats.mqtt_subscribed.load(Ordering::Relaxed) {
@@ -170,7 +177,14 @@ pub async fn run_source(
             batch_in_hand_qos0 = batch.iter().filter(|r| r.qos0_permit.is_some()).count() as u64;
             break;
         };
+        let now_connected = connection.load(Ordering::Relaxed);
         for r in &batch {
+            // A message from an earlier connection is not acked: after a reconnect the broker
+            // sends it again (its session kept it), and its old packet id may name another
+            // message by now. Its rows are stored; the copy sent again is stored once.
+            if r.connection != now_connected {
+                continue;
+            }
             if let Err(e) = client.ack(&r.publish).await {
                 warn!(error = %e, "mqtt ack not sent; the broker will redeliver (rows are idempotent)");
             }
