@@ -1,33 +1,11 @@
-//! `decisions`: one per judged event.
+//! `decisions`: one per judged event, partitioned like events by the time of the event.
 
-use futures::future::BoxFuture;
-use sqlx::PgConnection;
-
-use super::staging::insert_once;
-use super::Table;
-use crate::path::RowSet;
+use super::copied::CopiedTable;
 use crate::sinks::postgres::copy_binary::{self, DECISION_COLUMNS};
 
-pub(in crate::sinks::postgres) struct Decisions;
-
-impl Table for Decisions {
-    fn name(&self) -> &'static str {
-        "decisions"
-    }
-
-    fn has_rows(&self, sets: &[RowSet]) -> bool {
-        sets.iter().any(|s| !s.decisions.is_empty())
-    }
-
-    fn write<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        sets: &'a [RowSet],
-    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        let rows = copy_binary::decisions(sets.iter().flat_map(|s| &s.decisions));
-        Box::pin(async move {
-            let rows = rows.map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            insert_once(conn, "decisions", DECISION_COLUMNS, rows).await
-        })
-    }
-}
+pub(in crate::sinks::postgres) const DECISIONS: CopiedTable = CopiedTable {
+    name: "decisions",
+    columns: DECISION_COLUMNS,
+    holds: |set| !set.decisions.is_empty(),
+    encode: |sets| copy_binary::decisions(sets.iter().flat_map(|s| &s.decisions)),
+};

@@ -1,33 +1,11 @@
 //! `events`: judged events, masked as their bundle says.
 
-use futures::future::BoxFuture;
-use sqlx::PgConnection;
-
-use super::staging::insert_once;
-use super::Table;
-use crate::path::RowSet;
+use super::copied::CopiedTable;
 use crate::sinks::postgres::copy_binary::{self, EVENT_COLUMNS};
 
-pub(in crate::sinks::postgres) struct Events;
-
-impl Table for Events {
-    fn name(&self) -> &'static str {
-        "events"
-    }
-
-    fn has_rows(&self, sets: &[RowSet]) -> bool {
-        sets.iter().any(|s| !s.events.is_empty())
-    }
-
-    fn write<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        sets: &'a [RowSet],
-    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        let rows = copy_binary::events(sets.iter().flat_map(|s| &s.events));
-        Box::pin(async move {
-            let rows = rows.map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            insert_once(conn, "events", EVENT_COLUMNS, rows).await
-        })
-    }
-}
+pub(in crate::sinks::postgres) const EVENTS: CopiedTable = CopiedTable {
+    name: "events",
+    columns: EVENT_COLUMNS,
+    holds: |set| !set.events.is_empty(),
+    encode: |sets| copy_binary::events(sets.iter().flat_map(|s| &s.events)),
+};

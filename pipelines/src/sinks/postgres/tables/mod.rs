@@ -1,6 +1,7 @@
 //! The tables a row set is written to, in the order they are written. A capability that adds
 //! rows to [`RowSet`] adds its table here: a file, and one line in [`TABLES`].
 
+mod copied;
 mod dead_letters;
 mod decisions;
 mod events;
@@ -31,9 +32,8 @@ pub(super) trait Table: Sync {
 }
 
 pub(super) const TABLES: &[&dyn Table] = &[
-    &events::Events,
-    // Decisions are partitioned like events, by the time of the event they judged.
-    &decisions::Decisions,
+    &events::EVENTS,
+    &decisions::DECISIONS,
     &dead_letters::DeadLetters,
     &replays::Resolves,
     &replays::ReplayFailures,
