@@ -255,6 +255,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// CPU cores this process may use, as benchmark reports state them.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0)
+}
+
 /// The telemetry settings of a command that prints progress or a report: warnings only, unless
 /// a log filter was asked for (`RUST_LOG` or `telemetry.log`).
 fn quiet(telemetry: &TelemetryConfig) -> TelemetryConfig {
@@ -346,9 +353,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 seed,
             };
             let cases = runtime::block_on(run_policy_bench(&config, &opts))?;
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0);
+            let cores = cores();
             println!("policy benchmark: single evaluations, {cores} cores");
             println!("{}", portcullis::tools::bench::POLICY_HEADER);
             for c in cases {
@@ -366,9 +371,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 let _t = telemetry::init(&tcfg)?;
                 run_engine_bench(&config, &opts).await
             })?;
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0);
+            let cores = cores();
             println!(
                 "engine benchmark: {} CloudTrail records in {} messages, batches of {} messages, {} in flight, {cores} cores",
                 r.records, r.messages, r.batch_messages, r.in_flight
@@ -409,9 +412,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 let _t = telemetry::init(&tcfg)?;
                 run_pipeline_bench(&config, &opts).await
             })?;
-            let cores = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0);
+            let cores = cores();
             println!("pipeline benchmark: {} CloudTrail records in {} messages, {partitions} partitions, {cores} cores", r.records, r.messages);
             println!(
                 "  produce to Kafka          {:>10.0} records/s  ({:.1} s)",

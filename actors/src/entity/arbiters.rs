@@ -20,14 +20,6 @@ impl Arbiters {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.arbiters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.arbiters.is_empty()
-    }
-
     /// The arbiter `key` lives on.
     pub fn place(&self, key: &impl Hash) -> ArbiterHandle {
         let i = self.hasher.hash_one(key) % self.arbiters.len() as u64;

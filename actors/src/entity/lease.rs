@@ -28,15 +28,6 @@ impl Lease {
         }
     }
 
-    /// A lease outside any directory, for an entity started by hand (tests, tools).
-    pub fn detached(kind: &'static str, key: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            stats: Arc::new(EntityStats::new(kind)),
-            on_drop: None,
-        }
-    }
-
     /// To be called from `Supervised::restarting`: counts the restart.
     pub fn restarting(&self) {
         self.stats.restarted();

@@ -38,19 +38,6 @@ pub struct TenantActor {
     lease: Lease,
 }
 
-impl TenantActor {
-    /// The actor of a tenant the store serves, outside any directory (tests, tools).
-    pub fn detached(store: Arc<PolicyStore>, tenant: TenantId) -> Option<Self> {
-        let slot = store.slot(&tenant)?;
-        Some(Self {
-            lease: Lease::detached(Self::KIND, tenant.to_string()),
-            tenant,
-            store,
-            slot,
-        })
-    }
-}
-
 impl Entity for TenantActor {
     type Key = TenantId;
     type Services = PolicyStore;
