@@ -3,6 +3,7 @@
 //! Everything here is pure: no network, no files, no clocks except where a caller passes one in.
 //! The `actors` crate owns state and concurrency on top of these types; `pipelines` owns the edges.
 
+pub mod access;
 pub mod accounts;
 pub mod dead_letter;
 pub mod decode;

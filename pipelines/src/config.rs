@@ -118,6 +118,12 @@ impl Config {
                 p.push(format!("mqtt.topic_prefix {prefix:?} must be non-empty, without wildcards or a trailing '/'"));
             }
         }
+        if self.http.enabled && !self.http.auth && !self.http.listens_on_loopback() {
+            p.push(format!(
+                "http.auth = false is allowed only on a loopback address, and http.listen is {:?}: anyone who reaches it would read and administer every tenant",
+                self.http.listen
+            ));
+        }
         for (name, v) in [
             ("kafka.batch_max_messages", self.kafka.batch_max_messages),
             ("mqtt.batch_max_messages", self.mqtt.batch_max_messages),

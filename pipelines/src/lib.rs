@@ -10,11 +10,13 @@
 //! - [`telemetry`]: logs, traces, metrics; [`tuning`]: opt-in scheduling tuning for dedicated hosts;
 //! - [`cli`] and [`tools`] (demo, benchmarks, local services): apart from the runtime.
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod path;
 pub mod policy_service;
+pub mod records;
 pub mod retry;
 pub mod runtime;
 pub mod sinks;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use portcullis::cli::dlq;
+use portcullis::cli::token::{self, TokenCommand};
 use portcullis::config::{Config, TelemetryConfig};
 use portcullis::path::Replayed;
 use portcullis::sinks::postgres;
@@ -71,6 +72,11 @@ enum Command {
     /// Manage tenants and the AWS accounts mapped to them.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Make, list and revoke the bearer tokens the HTTP API and the console accept.
+    ///
+    /// A first admin token: `portcullis token create --name me --scope admin`.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Inspect dead letters and re-drive them after fixing their cause.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -206,6 +212,10 @@ struct DemoArgs {
     /// Seed of the traffic generator (same seed, same traffic shape).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Exit after the summary, instead of keeping the engine running with a gentle stream for
+    /// the console until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
 }
 
 #[derive(Subcommand)]
@@ -303,12 +313,15 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let tcfg = quiet(&config.telemetry);
 
+            let keep_running = !args.exit;
             let opts = DemoOptions {
                 cloudtrail_records: args.events,
                 device_events: args.device_events,
                 start_services: !args.no_services,
                 timeout: Duration::from_secs(args.timeout),
                 seed: args.seed,
+                keep_running,
+                stop: CancellationToken::new(),
             };
             // The built-in URL's password is a documented development default: show it whole so
             // the hint can be pasted. Any other URL keeps its password hidden.
@@ -317,29 +330,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             } else {
                 runtime::redact(&config.postgres.url)
             };
-            let s = runtime::block_on(async {
+            runtime::block_on(async {
                 let _t = telemetry::init(&tcfg)?;
-                run_demo(config, opts).await
+                run_demo(config, opts, |s| print_demo_summary(s, &url, keep_running)).await
             })?;
-            let secs = s.elapsed.as_secs_f64().max(1e-9);
-            println!();
-            println!(
-                "Portcullis demo: {} records in {:.1} s ({:.0} records/s end to end)",
-                s.records,
-                secs,
-                s.records as f64 / secs
-            );
-            println!("  events written : {}", s.events_written);
-            println!("  decisions      : {} allow, {} deny", s.allow, s.deny);
-            println!("  dead letters   : {}", s.dead_letters);
-            if !s.top_deny_reasons.is_empty() {
-                println!("  top deny reasons:");
-                for (reason, n) in &s.top_deny_reasons {
-                    println!("    {n:>6}  {reason}");
-                }
-            }
-            println!();
-            println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");
             Ok(())
         }
         Command::Bench(BenchCommand::Policy {
@@ -439,6 +433,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Token(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&config.telemetry)?;
+            token::run(&config, cmd).await
+        }),
         Command::Dlq(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&config.telemetry)?;
             match cmd {
@@ -584,3 +582,39 @@ async fn stop_on_signal(cancel: CancellationToken) {
 }
 
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+fn print_demo_summary(s: &portcullis::tools::demo::DemoSummary, url: &str, keep_running: bool) {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    println!();
+    println!(
+        "Portcullis demo: {} records in {:.1} s ({:.0} records/s end to end)",
+        s.records,
+        secs,
+        s.records as f64 / secs
+    );
+    println!("  events written : {}", s.events_written);
+    println!("  decisions      : {} allow, {} deny", s.allow, s.deny);
+    println!("  dead letters   : {}", s.dead_letters);
+    if !s.top_deny_reasons.is_empty() {
+        println!("  top deny reasons:");
+        for (reason, n) in &s.top_deny_reasons {
+            println!("    {n:>6}  {reason}");
+        }
+    }
+    println!();
+    println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");
+    let Some(addr) = s.http_addr else { return };
+    println!();
+    if keep_running {
+        println!("Console:     http://{addr}/console/");
+    }
+    if let Some(token) = &s.token {
+        println!("Sign in with this admin token (valid 7 days, shown only now):");
+        println!("  {token}");
+        println!("The API takes it too:  curl -s -H \"Authorization: Bearer {token}\" http://{addr}/v1/tenants");
+    }
+    if keep_running {
+        println!();
+        println!("The engine keeps running with a gentle stream (a record a second) so the console has something to show. Ctrl-C stops it.");
+    }
+}

@@ -21,7 +21,7 @@ fn portcullis(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
 fn help_lists_every_command() {
     let (code, out, _) = portcullis(&["--help"], &[]);
     assert_eq!(code, 0);
-    for cmd in ["run", "migrate", "demo", "config", "tenant"] {
+    for cmd in ["run", "migrate", "demo", "config", "tenant", "token", "dlq"] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
     assert!(
@@ -62,6 +62,41 @@ fn config_check_rejects_bad_settings_with_reasons() {
     );
     assert_eq!(code, 1);
     assert!(err.contains("policy.bundles_dir"), "{err}");
+}
+
+#[test]
+fn authentication_can_be_off_only_on_loopback() {
+    let (code, _, err) = portcullis(
+        &["config", "check"],
+        &[
+            ("PORTCULLIS_HTTP__AUTH", "false"),
+            ("PORTCULLIS_HTTP__LISTEN", "0.0.0.0:8181"),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("http.auth = false"), "{err}");
+    let (code, _, err) = portcullis(
+        &["config", "check"],
+        &[
+            ("PORTCULLIS_HTTP__AUTH", "false"),
+            ("PORTCULLIS_HTTP__LISTEN", "127.0.0.1:8181"),
+            ("PORTCULLIS_POLICY__BUNDLES_DIR", "."),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn token_create_refuses_bad_scopes_before_touching_the_database() {
+    let (code, _, err) = portcullis(
+        &["token", "create", "--name", "x", "--scope", "everything"],
+        &[(
+            "PORTCULLIS_POSTGRES__URL",
+            "postgres://nobody@127.0.0.1:1/x",
+        )],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("scope \"everything\""), "{err}");
 }
 
 #[test]

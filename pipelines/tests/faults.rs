@@ -48,7 +48,7 @@ fn member(env: &TestEnv, name: &str) -> Config {
 
 /// A metric of an engine process, summed over its labels, once its HTTP port answers.
 async fn metric(config: &Config, name: &str) -> Option<f64> {
-    let addr = config.http.listen.parse().unwrap();
+    let addr: std::net::SocketAddr = config.http.listen.parse().unwrap();
     let (_, text) = common::try_http_get(addr, "/metrics").await?;
     Some(
         text.lines()

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{http_get, http_post, post_json, TestEnv};
+use common::{http_get, http_post, post_json, Api, TestEnv, Ws};
 use portcullis::runtime::block_on;
 use serde_json::{json, Value};
 
@@ -39,10 +39,10 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         let mut env = policy_env("api").await;
         env.config.http.max_body_bytes = 4096;
         let engine = env.start().await;
-        let addr = engine.http_addr();
+        let addr = env.api(engine.http_addr());
 
         let (status, body) =
-            post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+            post_json(&addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             body["result"],
@@ -52,7 +52,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         assert!(body.get("metrics").is_none(), "metrics only when asked");
 
         let (status, body) = post_json(
-            addr,
+            &addr,
             "/v1/data/tenants/acme/allow?metrics=true&provenance=true",
             &abac("read", "US"),
         )
@@ -68,7 +68,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
 
         // Undefined: 200 without `result`, as OPA answers.
         let (status, body) = post_json(
-            addr,
+            &addr,
             "/v1/data/tenants/acme/no_such_rule",
             &json!({"input": {}}),
         )
@@ -77,15 +77,19 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         assert!(body.get("result").is_none(), "{body}");
         assert!(body["decision_id"].is_string());
         // The package document, and an empty body (no input).
-        let (status, text) = http_post(addr, "/v1/data/tenants/acme", b"").await;
+        let (status, text) = http_post(&addr, "/v1/data/tenants/acme", b"").await;
         assert_eq!(status, 200, "{text}");
         let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["result"]["allowed_regions"], json!(["EU"]));
         assert_eq!(doc["result"]["allow"]["allow"], json!(false));
 
         // Errors: clear words, OPA's {"code", "message"} shape, no crash.
-        let (status, body) =
-            post_json(addr, "/v1/data/tenants/umbrella/allow", &abac("read", "EU")).await;
+        let (status, body) = post_json(
+            &addr,
+            "/v1/data/tenants/umbrella/allow",
+            &abac("read", "EU"),
+        )
+        .await;
         assert_eq!(
             (status, body["code"].as_str()),
             (404, Some("resource_not_found"))
@@ -93,7 +97,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         assert!(body["message"].as_str().unwrap().contains("umbrella"));
         for hostile in ["Acme", "ac.me", "a%2F..%2Fb", &"x".repeat(100)] {
             let (status, body) = post_json(
-                addr,
+                &addr,
                 &format!("/v1/data/tenants/{hostile}/allow"),
                 &json!({}),
             )
@@ -101,29 +105,29 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
             assert_eq!(status, 400, "{hostile}: {body}");
             assert_eq!(body["code"], "invalid_parameter");
         }
-        let (status, body) = post_json(addr, "/v1/data/tenants/acme/a..b", &json!({})).await;
+        let (status, body) = post_json(&addr, "/v1/data/tenants/acme/a..b", &json!({})).await;
         assert_eq!(status, 400, "{body}");
-        let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", b"{\"input\": ").await;
+        let (status, text) = http_post(&addr, "/v1/data/tenants/acme/allow", b"{\"input\": ").await;
         assert_eq!(status, 400);
         assert!(text.contains("not valid JSON"), "{text}");
         let (status, text) = http_post(
-            addr,
+            &addr,
             "/v1/data/tenants/acme/allow",
             br#"{"input": {"user": "a\u0000b"}}"#,
         )
         .await;
         assert_eq!(status, 400);
         assert!(text.contains("U+0000"), "{text}");
-        let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", b"[1, 2]").await;
+        let (status, text) = http_post(&addr, "/v1/data/tenants/acme/allow", b"[1, 2]").await;
         assert_eq!(status, 400);
         assert!(text.contains("must be a JSON object"), "{text}");
         let big = serde_json::to_vec(&json!({"input": {"pad": "x".repeat(8000)}})).unwrap();
-        let (status, text) = http_post(addr, "/v1/data/tenants/acme/allow", &big).await;
+        let (status, text) = http_post(&addr, "/v1/data/tenants/acme/allow", &big).await;
         assert_eq!(status, 413, "{text}");
         assert!(text.contains("http.max_body_bytes"), "{text}");
-        let (status, _) = post_json(addr, "/v1/data/system/main", &json!({})).await;
+        let (status, _) = post_json(&addr, "/v1/data/system/main", &json!({})).await;
         assert_eq!(status, 404);
-        let (status, text) = http_get(addr, "/v1/data/tenants/acme/allow").await;
+        let (status, text) = http_get(&addr, "/v1/data/tenants/acme/allow").await;
         assert_eq!(status, 405, "{text}");
         assert!(
             text.contains("method_not_allowed") && text.contains("POST"),
@@ -162,7 +166,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
             .await;
         assert_eq!(undefined, 1);
 
-        let (_, metrics) = http_get(addr, "/metrics").await;
+        let (_, metrics) = http_get(&addr, "/metrics").await;
         assert!(
             metrics.contains(r#"portcullis_api_decisions_total{status="defined",tenant="acme"} 3"#),
             "{metrics}"
@@ -237,12 +241,12 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
             "package tenants.plain\nimport rego.v1\ndecision := true\necho := input\n",
         );
         let engine = env.start().await;
-        let addr = engine.http_addr();
+        let addr = env.api(engine.http_addr());
         let sent = r#"{"name": "J\u00f6rg \"JJ\" \\o/", "emoji": "\ud83d\ude00", "n": [0, -7, 2.5, 18446744073709551615],
                       "deep": {"a": [{"b": null}]}, "context": {"protection_level": "read_only"}}"#;
         let want: Value = serde_json::from_str(sent).unwrap();
         let body = format!(r#"{{"other": [1, {{"x": 2}}], "input": {sent}}}"#);
-        let (status, text) = http_post(addr, "/v1/data/tenants/plain/echo", body.as_bytes()).await;
+        let (status, text) = http_post(&addr, "/v1/data/tenants/plain/echo", body.as_bytes()).await;
         assert_eq!(status, 200, "{text}");
         let answer: Value = serde_json::from_str(&text).unwrap();
         let mut seen = answer["result"].clone();
@@ -269,11 +273,11 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
 
         // `"input": null` is an input of null, not a missing one.
         let (status, text) =
-            http_post(addr, "/v1/data/tenants/plain/echo", br#"{"input": null}"#).await;
+            http_post(&addr, "/v1/data/tenants/plain/echo", br#"{"input": null}"#).await;
         assert_eq!(status, 200, "{text}");
         // Keys serde_json's own reader would take as private tokens are data like any other.
         let (status, text) = http_post(
-            addr,
+            &addr,
             "/v1/data/tenants/plain/echo",
             br#"{"input": {"forged": {"$serde_json::private::RawValue": "\"admin\""}}}"#,
         )
@@ -285,7 +289,7 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
         );
         // A number no float holds is refused with the reason, and not logged.
         let (status, text) = http_post(
-            addr,
+            &addr,
             "/v1/data/tenants/plain/echo",
             br#"{"input": {"n": 1e400}}"#,
         )
@@ -321,7 +325,7 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
     });
 }
 
-async fn until_answer(addr: std::net::SocketAddr, rule: &str, want: &Value) -> Duration {
+async fn until_answer(addr: &Api, rule: &str, want: &Value) -> Duration {
     let started = Instant::now();
     loop {
         let (_, body) = post_json(addr, &format!("/v1/data/tenants/acme/{rule}"), &json!({})).await;
@@ -336,18 +340,14 @@ async fn until_answer(addr: std::net::SocketAddr, rule: &str, want: &Value) -> D
     }
 }
 
-async fn bundle_status(addr: std::net::SocketAddr, tenant: &str) -> Value {
+async fn bundle_status(addr: &Api, tenant: &str) -> Value {
     let (status, text) = http_get(addr, &format!("/v1/bundles/{tenant}")).await;
     assert_eq!(status, 200, "{text}");
     serde_json::from_str::<Value>(&text).unwrap()["result"].clone()
 }
 
 /// Polls the bundle status of `tenant` until `done` holds.
-async fn until_status(
-    addr: std::net::SocketAddr,
-    tenant: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
+async fn until_status(addr: &Api, tenant: &str, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
         let s = bundle_status(addr, tenant).await;
@@ -368,8 +368,8 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
         let env = policy_env("reload").await;
         let dir = env.bundles_dir().to_owned();
         let engine = env.start().await;
-        let addr = engine.http_addr();
-        let first = bundle_status(addr, "acme").await;
+        let addr = env.api(engine.http_addr());
+        let first = bundle_status(&addr, "acme").await;
         assert_eq!(first["revision"], "acme-2026.11.1");
         assert_eq!(first["healthy"], true);
         // The shipped bundle's rules test input.raw.eventName: the engine dispatches on it.
@@ -389,11 +389,11 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             "metadata.json",
             r#"{"revision": "acme-2026.11.2"}"#,
         );
-        let took = until_answer(addr, "version", &json!(2)).await;
+        let took = until_answer(&addr, "version", &json!(2)).await;
         // Live within a second is the target (docs/policy-api.md); a test on a loaded machine
         // can only check the order of magnitude.
         assert!(took < Duration::from_secs(3), "reload took {took:?}");
-        until_status(addr, "acme", |s| s["revision"] == "acme-2026.11.2").await;
+        until_status(&addr, "acme", |s| s["revision"] == "acme-2026.11.2").await;
         // Activations are recorded in Postgres just after they take effect.
         let started = Instant::now();
         let revisions = loop {
@@ -431,7 +431,7 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             ("data.json", "{\"allowed_regions\": [", "invalid JSON"),
         ] {
             write(&dir, "acme", file, text);
-            let s = until_status(addr, "acme", |s| {
+            let s = until_status(&addr, "acme", |s| {
                 s["last_error"].as_str().is_some_and(|e| e.contains(expect))
             })
             .await;
@@ -440,8 +440,8 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
                 s["revision"], "acme-2026.11.2",
                 "the last good revision serves"
             );
-            until_answer(addr, "version", &json!(2)).await;
-            let (_, metrics) = http_get(addr, "/metrics").await;
+            until_answer(&addr, "version", &json!(2)).await;
+            let (_, metrics) = http_get(&addr, "/metrics").await;
             assert!(
                 metrics.contains(r#"portcullis_bundle_healthy{tenant="acme"} 0"#),
                 "{metrics}"
@@ -449,8 +449,8 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             if file == "broken.rego" {
                 // Reverted: the serving bundle is the newest again, and the gauge says so.
                 std::fs::remove_file(dir.join("acme").join(file)).unwrap();
-                until_status(addr, "acme", |s| s["healthy"] == true).await;
-                let (_, metrics) = http_get(addr, "/metrics").await;
+                until_status(&addr, "acme", |s| s["healthy"] == true).await;
+                let (_, metrics) = http_get(&addr, "/metrics").await;
                 assert!(
                     metrics.contains(r#"portcullis_bundle_healthy{tenant="acme"} 1"#),
                     "{metrics}"
@@ -471,14 +471,14 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             "version.rego",
             "package tenants.acme\nimport rego.v1\nversion := 3\n",
         );
-        let s = until_status(addr, "acme", |s| {
+        let s = until_status(&addr, "acme", |s| {
             s["last_error"]
                 .as_str()
                 .is_some_and(|e| e.contains("revision is still acme-2026.11.2"))
         })
         .await;
         assert_eq!(s["revision"], "acme-2026.11.2", "{s}");
-        until_answer(addr, "version", &json!(2)).await;
+        until_answer(&addr, "version", &json!(2)).await;
         // With a new revision: healthy again and serving the new content.
         write(
             &dir,
@@ -486,10 +486,10 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             "metadata.json",
             r#"{"revision": "acme-2026.11.3"}"#,
         );
-        until_answer(addr, "version", &json!(3)).await;
-        let s = until_status(addr, "acme", |s| s["healthy"] == true).await;
+        until_answer(&addr, "version", &json!(3)).await;
+        let s = until_status(&addr, "acme", |s| s["healthy"] == true).await;
         assert_eq!(s["revision"], "acme-2026.11.3", "{s}");
-        let (_, metrics) = http_get(addr, "/metrics").await;
+        let (_, metrics) = http_get(&addr, "/metrics").await;
         assert!(metrics.contains(r#"portcullis_bundle_healthy{tenant="acme"} 1"#));
 
         // A tenant created while running is served without a restart.
@@ -501,7 +501,7 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
         );
         let started = Instant::now();
         loop {
-            let (status, body) = post_json(addr, "/v1/data/tenants/newco/hello", &json!({})).await;
+            let (status, body) = post_json(&addr, "/v1/data/tenants/newco/hello", &json!({})).await;
             if status == 200 {
                 assert_eq!(body["result"], "world");
                 break;
@@ -526,15 +526,15 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             "package tenants.acme\nimport rego.v1\nversion := 4\n",
         );
         let engine = env.start().await;
-        let addr = engine.http_addr();
-        let s = until_status(addr, "acme", |s| {
+        let addr = env.api(engine.http_addr());
+        let s = until_status(&addr, "acme", |s| {
             s["last_error"]
                 .as_str()
                 .is_some_and(|e| e.contains("revision is still acme-2026.11.3"))
         })
         .await;
         assert_eq!(s["healthy"], false, "{s}");
-        let (status, body) = post_json(addr, "/v1/data/tenants/acme/version", &json!({})).await;
+        let (status, body) = post_json(&addr, "/v1/data/tenants/acme/version", &json!({})).await;
         assert_eq!((status, &body["code"]), (503, &json!("policy_unavailable")));
         write(
             &dir,
@@ -542,7 +542,7 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
             "metadata.json",
             r#"{"revision": "acme-2026.11.4"}"#,
         );
-        until_answer(addr, "version", &json!(4)).await;
+        until_answer(&addr, "version", &json!(4)).await;
         engine.stop().await.expect("clean stop");
         env.cleanup().await;
     });
@@ -574,11 +574,11 @@ everything := data
             "package tenants.acme\nimport rego.v1\ndecision := true\nallow := true\n",
         );
         let engine = env.start().await;
-        let addr = engine.http_addr();
+        let addr = env.api(engine.http_addr());
 
         for rule in ["regions", "their_rule"] {
             let (status, body) = post_json(
-                addr,
+                &addr,
                 &format!("/v1/data/tenants/spy/{rule}"),
                 &abac("read", "EU"),
             )
@@ -589,7 +589,7 @@ everything := data
                 "spy read acme's {rule}: {body}"
             );
         }
-        let (_, body) = post_json(addr, "/v1/data/tenants/spy/everything", &json!({})).await;
+        let (_, body) = post_json(&addr, "/v1/data/tenants/spy/everything", &json!({})).await;
         let tenants: Vec<&String> = body["result"]["tenants"]
             .as_object()
             .unwrap_or_else(|| panic!("{body}"))
@@ -597,7 +597,7 @@ everything := data
             .collect();
         assert_eq!(tenants, ["spy"], "{body}");
 
-        let mallory = bundle_status(addr, "mallory").await;
+        let mallory = bundle_status(&addr, "mallory").await;
         assert!(
             mallory["last_error"]
                 .as_str()
@@ -605,10 +605,10 @@ everything := data
                 .contains("outside the tenant's namespace"),
             "{mallory}"
         );
-        let (status, body) = post_json(addr, "/v1/data/tenants/mallory/allow", &json!({})).await;
+        let (status, body) = post_json(&addr, "/v1/data/tenants/mallory/allow", &json!({})).await;
         assert_eq!(status, 503, "{body}");
         // And acme is untouched by mallory's attempt.
-        let (_, body) = post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+        let (_, body) = post_json(&addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
         assert_eq!(body["result"]["allow"], true);
         engine.stop().await.expect("clean stop");
         env.cleanup().await;
@@ -635,11 +635,13 @@ span := count(numbers.range(1, input.n))
 "#,
         );
         let engine = env.start().await;
-        let addr = engine.http_addr();
+        let addr = env.api(engine.http_addr());
 
+        let runaway_addr = addr.clone();
         let runaway = tokio::spawn(async move {
             let started = Instant::now();
-            let answer = post_json(addr, "/v1/data/tenants/loopy/explode", &json!({})).await;
+            let answer =
+                post_json(&runaway_addr, "/v1/data/tenants/loopy/explode", &json!({})).await;
             (answer, started.elapsed())
         });
         // Meanwhile other tenants are answered.
@@ -647,7 +649,7 @@ span := count(numbers.range(1, input.n))
         let started = Instant::now();
         while !runaway.is_finished() && started.elapsed() < WAIT {
             let (status, _) =
-                post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+                post_json(&addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
             assert_eq!(status, 200);
             answered += 1;
         }
@@ -670,8 +672,9 @@ span := count(numbers.range(1, input.n))
         // there are HTTP workers, hold the lane one after another, not the workers.
         let runaways: Vec<_> = (0..3)
             .map(|_| {
+                let addr = addr.clone();
                 tokio::spawn(async move {
-                    post_json(addr, "/v1/data/tenants/loopy/explode", &json!({})).await
+                    post_json(&addr, "/v1/data/tenants/loopy/explode", &json!({})).await
                 })
             })
             .collect();
@@ -680,7 +683,7 @@ span := count(numbers.range(1, input.n))
         while !runaways.iter().all(|r| r.is_finished()) && started.elapsed() < WAIT {
             let asked = Instant::now();
             let (status, _) =
-                post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+                post_json(&addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
             assert_eq!(status, 200);
             slowest = slowest.max(asked.elapsed());
             answered += 1;
@@ -725,19 +728,19 @@ span := count(numbers.range(1, input.n))
             "acme waited {slowest:?} behind loopy's runaway queries (limit 1 s)"
         );
         // loopy itself still answers what is cheap.
-        let (status, body) = post_json(addr, "/v1/data/tenants/loopy/decision", &json!({})).await;
+        let (status, body) = post_json(&addr, "/v1/data/tenants/loopy/decision", &json!({})).await;
         assert_eq!((status, &body["result"]), (200, &json!(true)));
 
         // A range sized by the caller: one call that would build 1e12 elements (regorus would
         // ask for 24 TB at once, and the process would abort) is refused as a limit.
         let span = |n: f64| json!({"input": {"n": n}});
-        let (status, body) = post_json(addr, "/v1/data/tenants/loopy/span", &span(1e12)).await;
+        let (status, body) = post_json(&addr, "/v1/data/tenants/loopy/span", &span(1e12)).await;
         assert_eq!((status, &body["code"]), (500, &json!("evaluation_limit")));
         assert!(
             body["message"].as_str().unwrap().contains("numbers.range"),
             "{body}"
         );
-        let (status, body) = post_json(addr, "/v1/data/tenants/loopy/span", &span(1e3)).await;
+        let (status, body) = post_json(&addr, "/v1/data/tenants/loopy/span", &span(1e3)).await;
         assert_eq!((status, &body["result"]), (200, &json!(1000)));
         engine.stop().await.expect("clean stop");
         env.cleanup().await;
@@ -810,15 +813,10 @@ decision := count([x | some i in numbers.range(1, 100000); some j in numbers.ran
     });
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn subscribe(addr: std::net::SocketAddr, query: &str) -> Ws {
-    let url = format!("ws://{addr}/v1/stream/decisions{query}");
-    let (ws, _) = tokio_tungstenite::connect_async(url)
+async fn subscribe(addr: &Api, query: &str) -> Ws {
+    common::ws_connect(addr, query, &[])
         .await
-        .expect("WebSocket upgrade");
-    ws
+        .expect("WebSocket upgrade")
 }
 
 /// The next text message, as JSON.
@@ -850,21 +848,22 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
                 "decision_log": {"mask": ["/input/subject/token", "/input/raw/resource/region"]}}"#,
         );
         let engine = env.start().await;
-        let addr = engine.http_addr();
-        let mut acme = subscribe(addr, "?tenant_id=acme").await;
+        let addr = env.api(engine.http_addr());
+        let mut acme = subscribe(&addr, "?tenant_id=acme").await;
         let hello = next_message(&mut acme).await;
         assert_eq!(hello["type"], "connected");
         assert_eq!(hello["tenant_id"], "acme");
-        let mut everyone = subscribe(addr, "").await;
+        let mut everyone = subscribe(&addr, "").await;
         assert_eq!(next_message(&mut everyone).await["type"], "connected");
 
         let (_, globex) = post_json(
-            addr,
+            &addr,
             "/v1/data/tenants/globex/decision",
             &json!({"input": {}}),
         )
         .await;
-        let (_, answer) = post_json(addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
+        let (_, answer) =
+            post_json(&addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
         let d = next_message(&mut acme).await;
         assert_eq!(d["type"], "decision");
         let data = &d["data"];
@@ -923,7 +922,7 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
         assert_eq!(stored["resource"], json!({"id": "db-1"}), "{stored}");
         assert_eq!(stored["user"], "mallory");
 
-        let (status, _) = http_get(addr, "/v1/stream/decisions?tenant_id=Not..Valid").await;
+        let (status, _) = http_get(&addr, "/v1/stream/decisions?tenant_id=Not..Valid").await;
         assert_eq!(status, 400);
         engine.stop().await.expect("clean stop");
         env.cleanup().await;
@@ -936,8 +935,8 @@ fn a_slow_stream_subscriber_is_told_exactly_how_many_decisions_it_missed() {
         let mut env = policy_env("lagged").await;
         env.config.http.stream_buffer = 8;
         let engine = env.start().await;
-        let addr = engine.http_addr();
-        let mut slow = subscribe(addr, "?tenant_id=acme").await;
+        let addr = env.api(engine.http_addr());
+        let mut slow = subscribe(&addr, "?tenant_id=acme").await;
         assert_eq!(next_message(&mut slow).await["type"], "connected");
 
         // Large inputs fill the socket buffers quickly while the subscriber does not read.
@@ -945,7 +944,7 @@ fn a_slow_stream_subscriber_is_told_exactly_how_many_decisions_it_missed() {
         let mut request = abac("read", "EU");
         request["input"]["pad"] = json!("x".repeat(64 * 1024));
         for _ in 0..n {
-            let (status, _) = post_json(addr, "/v1/data/tenants/acme/allow", &request).await;
+            let (status, _) = post_json(&addr, "/v1/data/tenants/acme/allow", &request).await;
             assert_eq!(status, 200);
         }
         let (mut decisions, mut missed, mut lagged_notes) = (0u64, 0u64, 0);
@@ -969,7 +968,7 @@ fn a_slow_stream_subscriber_is_told_exactly_how_many_decisions_it_missed() {
             lagged_notes >= 1 && missed > 0,
             "the subscriber fell behind: {decisions} delivered"
         );
-        let (_, metrics) = http_get(addr, "/metrics").await;
+        let (_, metrics) = http_get(&addr, "/metrics").await;
         assert!(
             metrics.contains(&format!("portcullis_stream_lagged_messages_total {missed}")),
             "{metrics}"

@@ -12,12 +12,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use futures::StreamExt;
 use portcullis_actors::{FailedQuery, PolicyUnavailable, Query, QueryError};
+use portcullis_engine::access::Permission;
 use portcullis_engine::decode::{contains_nul, parse_untrusted};
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::{PolicyError, TenantId};
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
 
+use super::auth::Authorized;
 use super::error::ApiError;
 use super::State;
 use crate::policy_service::StreamedDecision;
@@ -36,6 +38,7 @@ pub(super) async fn route(
     params: Params,
     req: HttpRequest,
     body: web::Payload,
+    caller: Authorized,
 ) -> HttpResponse {
     let Some((tenant, rule)) = tenant_document(req.match_info().unprocessed()) else {
         return ApiError::not_found(
@@ -58,7 +61,7 @@ pub(super) async fn route(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    answer(&state, tenant, rule, &params, &req, body).await
+    answer(&state, &caller, tenant, rule, &params, &req, body).await
 }
 
 /// `/tenants/{tenant}[/{rule path}]` (the path below `/v1/data`) → tenant and rule path, both
@@ -71,6 +74,7 @@ fn tenant_document(below_data: &str) -> Option<(&str, &str)> {
 
 async fn answer(
     state: &State,
+    caller: &Authorized,
     tenant: &str,
     rule: &str,
     params: &Params,
@@ -78,7 +82,7 @@ async fn answer(
     body: web::Payload,
 ) -> HttpResponse {
     let started = Instant::now();
-    let outcome = evaluate(state, tenant, rule, params, req, body).await;
+    let outcome = evaluate(state, caller, tenant, rule, params, req, body).await;
     let m = &state.stats.metrics;
     m.api_seconds.observe(started.elapsed().as_secs_f64());
     match outcome {
@@ -155,6 +159,7 @@ fn log_failure(
 
 async fn evaluate(
     state: &State,
+    caller: &Authorized,
     tenant: &str,
     rule: &str,
     params: &Params,
@@ -162,6 +167,9 @@ async fn evaluate(
     body: web::Payload,
 ) -> Result<(HttpResponse, &'static str), ApiError> {
     let tenant = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // Before anything else about the tenant: a caller without the scope learns nothing, not
+    // even whether the tenant exists.
+    caller.require(Permission::Query, &tenant)?;
     let path = RulePath::from_url(rule).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (input, body_bytes) = read_input(req, body, state.max_body_bytes).await?;
     let now = Utc::now();

@@ -1,13 +1,28 @@
 //! The engine's HTTP server: the OPA-shaped decision API, bundle status, the decision stream,
 //! health and metrics.
 
+mod auth;
 mod bundles;
 pub mod config;
+mod console;
 mod data;
 mod error;
 mod health;
+mod query;
+mod records;
 mod server;
 mod stream;
+mod tokens;
 
 use server::State;
 pub use server::{start, Services};
+
+/// Anything not served: 404 in the API's error shape (below `/v1`, only once authenticated).
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    error::ApiError::not_found(format!(
+        "nothing is served at {} {}",
+        req.method(),
+        req.path()
+    ))
+    .response()
+}

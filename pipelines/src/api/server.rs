@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use portcullis_actors::{PolicyStore, SlowLane};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Authenticator;
 use crate::config::Config;
+use crate::path::EventPath;
 use crate::policy_service::{DecisionBus, DecisionLog};
 use crate::telemetry::stats::Stats;
 
@@ -24,6 +27,10 @@ pub(crate) struct State {
     pub(super) decision_log: DecisionLog,
     pub(super) bus: Arc<DecisionBus>,
     pub(super) max_body_bytes: usize,
+    pub(super) auth: Arc<Authenticator>,
+    /// The event path, to replay dead letters through; `None` where there is none (tests of
+    /// the API alone).
+    pub(super) path: Option<Arc<EventPath>>,
 }
 
 /// How long a tenant whose query ran long stays on the slow lane after its last slow query
@@ -40,6 +47,10 @@ pub struct Services {
     pub store: Arc<PolicyStore>,
     pub decision_log: DecisionLog,
     pub bus: Arc<DecisionBus>,
+    /// Checks every request's token (or lets all in when `http.auth` is off).
+    pub auth: Arc<Authenticator>,
+    /// Where replayed dead letters go, as live traffic does.
+    pub path: Option<Arc<EventPath>>,
 }
 
 /// Binds `config.http.listen` and serves until the returned handle is stopped. Records the bound
@@ -58,6 +69,8 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         decision_log: services.decision_log,
         bus: services.bus,
         max_body_bytes: config.http.max_body_bytes,
+        auth: services.auth,
+        path: services.path,
     });
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism()
@@ -76,13 +89,37 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
             .route("/healthz", web::get().to(super::health::healthz))
             .route("/readyz", web::get().to(super::health::readyz))
             .route("/metrics", web::get().to(super::health::metrics))
-            .service(web::scope("/v1/data").default_service(web::to(super::data::route)))
-            .route(
-                "/v1/stream/decisions",
-                web::get().to(super::stream::decisions),
+            .route("/", web::get().to(super::console::root))
+            .route("/console", web::get().to(super::console::root))
+            .route("/console/{file:.*}", web::get().to(super::console::asset))
+            // Everything below /v1 needs a token; each endpoint checks its scopes.
+            .service(
+                web::scope("/v1")
+                    .wrap(from_fn(super::auth::authenticate))
+                    .service(web::scope("/data").default_service(web::to(super::data::route)))
+                    .route("/stream/decisions", web::get().to(super::stream::decisions))
+                    .route("/bundles", web::get().to(super::bundles::list))
+                    .route("/bundles/{tenant}", web::get().to(super::bundles::one))
+                    .route("/tenants", web::get().to(super::records::tenants))
+                    .route("/events", web::get().to(super::records::events))
+                    .route(
+                        "/events/{tenant}/{event_id:.*}",
+                        web::get().to(super::records::event),
+                    )
+                    .route("/decisions", web::get().to(super::records::decisions))
+                    .route("/decisions/{id}", web::get().to(super::records::decision))
+                    .route("/dead-letters", web::get().to(super::records::dead_letters))
+                    .route(
+                        "/dead-letters/replay",
+                        web::post().to(super::records::replay),
+                    )
+                    .route("/whoami", web::get().to(super::tokens::whoami))
+                    .route("/tokens", web::get().to(super::tokens::list))
+                    .route("/tokens", web::post().to(super::tokens::create))
+                    .route("/tokens/{token}", web::delete().to(super::tokens::revoke))
+                    .default_service(web::to(super::not_found)),
             )
-            .route("/v1/bundles", web::get().to(super::bundles::list))
-            .route("/v1/bundles/{tenant}", web::get().to(super::bundles::one))
+            .default_service(web::to(super::not_found))
     })
     .workers(workers)
     .disable_signals() // the engine handles SIGTERM and drains

@@ -4,13 +4,16 @@
 
 use std::collections::HashMap;
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::Message;
 use futures::StreamExt;
+use portcullis_engine::access::Permission;
 use portcullis_engine::TenantId;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::auth::{Authorized, WS_PROTOCOL};
 use super::error::ApiError;
 use super::State;
 
@@ -19,19 +22,35 @@ pub(super) async fn decisions(
     req: HttpRequest,
     body: web::Payload,
     params: web::Query<HashMap<String, String>>,
+    caller: Authorized,
 ) -> HttpResponse {
     let tenant = match params.get("tenant_id").map(|t| TenantId::parse(t)) {
         None => None,
         Some(Ok(t)) => Some(t),
         Some(Err(e)) => return ApiError::bad_request(e.to_string()).response(),
     };
-    let (response, mut session, mut incoming) = match actix_ws::handle(&req, body) {
+    let allowed = match &tenant {
+        Some(t) => caller.require(Permission::Read, t),
+        None => caller.require_admin("the stream of every tenant's decisions (no tenant_id)"),
+    };
+    if let Err(e) = allowed {
+        return e.response();
+    }
+    let (mut response, mut session, mut incoming) = match actix_ws::handle(&req, body) {
         Ok(parts) => parts,
         Err(e) => {
             return ApiError::bad_request(format!("a WebSocket upgrade is required here: {e}"))
                 .response()
         }
     };
+    if offers_protocol(&req) {
+        // A browser that signed in with the subprotocol needs it accepted, or it drops the
+        // connection.
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::HeaderValue::from_static(WS_PROTOCOL),
+        );
+    }
     let mut rx = state.bus.subscribe(tenant.as_ref());
     let cancel = state.cancel.clone();
     let metrics = state.stats.clone();
@@ -71,4 +90,12 @@ pub(super) async fn decisions(
         let _ = session.close(None).await;
     });
     response
+}
+
+fn offers_protocol(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == WS_PROTOCOL)
 }

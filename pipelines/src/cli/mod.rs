@@ -1,3 +1,4 @@
 //! What the `portcullis` command's subcommands do beyond parsing their arguments.
 
 pub mod dlq;
+pub mod token;

@@ -217,7 +217,18 @@ pub async fn run(
         });
     }
     let http = if config.http.enabled {
+        let auth = if config.http.auth {
+            crate::access::Authenticator::new(pool.clone(), cancel.clone())
+        } else {
+            tracing::warn!(
+                listen = %config.http.listen,
+                "HTTP AUTHENTICATION IS OFF (http.auth = false): anyone who reaches this address may query, read and administer every tenant"
+            );
+            crate::access::Authenticator::disabled()
+        };
         let services = crate::api::Services {
+            auth,
+            path: Some(parts.path.clone()),
             stats: stats.clone(),
             pool: pool.clone(),
             cancel: cancel.clone(),

@@ -29,6 +29,8 @@ pub struct TestEnv {
     pub config: Config,
     pub pool: PgPool,
     pub suffix: String,
+    /// A token with the all-tenants `admin` scope, made in this test's database.
+    pub admin_token: String,
     _bundles: tempfile::TempDir,
 }
 
@@ -85,11 +87,32 @@ impl TestEnv {
         )
         .await
         .unwrap();
+        let admin_token = make_token(&pool, "test-admin", &["admin"]).await;
         Self {
             config,
             pool,
             suffix,
+            admin_token,
             _bundles: bundles,
+        }
+    }
+
+    /// A token with `scopes`, valid for an hour.
+    pub async fn token(&self, scopes: &[&str]) -> String {
+        self.token_named(&format!("test-{}", scopes.join("-")), scopes)
+            .await
+    }
+
+    /// A token named `name` (for a test to find its row) with `scopes`, valid for an hour.
+    pub async fn token_named(&self, name: &str, scopes: &[&str]) -> String {
+        make_token(&self.pool, name, scopes).await
+    }
+
+    /// The engine's API at `addr`, as the test's admin.
+    pub fn api(&self, addr: std::net::SocketAddr) -> Api {
+        Api {
+            addr,
+            token: Some(self.admin_token.clone()),
         }
     }
 
@@ -286,6 +309,19 @@ impl TestEnv {
     }
 }
 
+async fn make_token(pool: &PgPool, name: &str, scopes: &[&str]) -> String {
+    let new = portcullis::access::NewToken {
+        name: name.into(),
+        grants: portcullis_engine::access::Grants::parse(scopes).expect("valid scopes"),
+        expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+        created_by: "test".into(),
+    };
+    let (_, secret) = portcullis::access::create_token(pool, new)
+        .await
+        .expect("make a token");
+    secret.expose().to_owned()
+}
+
 /// A TCP port free on loopback now (for a process that must be told its port up front).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -317,21 +353,79 @@ pub async fn drop_database(name: &str) {
     }
 }
 
+/// Where a request goes, and the token it carries (none for a bare address).
+#[derive(Clone, Debug)]
+pub struct Api {
+    pub addr: std::net::SocketAddr,
+    pub token: Option<String>,
+}
+
+impl Api {
+    /// The same address with another token (or none).
+    pub fn with_token(&self, token: Option<&str>) -> Api {
+        Api {
+            addr: self.addr,
+            token: token.map(str::to_owned),
+        }
+    }
+}
+
+impl From<std::net::SocketAddr> for Api {
+    fn from(addr: std::net::SocketAddr) -> Self {
+        Api { addr, token: None }
+    }
+}
+
+impl From<&Api> for Api {
+    fn from(api: &Api) -> Self {
+        api.clone()
+    }
+}
+
 /// A plain HTTP/1.1 GET on loopback: `(status, body)`.
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    try_http_get(addr, path)
+pub async fn http_get(to: impl Into<Api>, path: &str) -> (u16, String) {
+    try_http_get(to, path)
         .await
         .expect("GET from the engine's HTTP port")
 }
 
 /// As [`http_get`], but `None` while nothing answers (a server still starting).
-pub async fn try_http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+pub async fn try_http_get(to: impl Into<Api>, path: &str) -> Option<(u16, String)> {
+    try_request(&to.into(), "GET", path, &[], b"").await
+}
+
+/// One HTTP/1.1 request with the target's token (if any) and `headers`: `(status, body)`, or
+/// `None` while nothing answers.
+pub async fn try_request(
+    to: &Api,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = to.addr;
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = &to.token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.ok()?;
+    // The server may answer (413) and close before reading a large body: not an error here.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok())?;
     let body = response
         .split_once("\r\n\r\n")
@@ -340,44 +434,60 @@ pub async fn try_http_get(addr: std::net::SocketAddr, path: &str) -> Option<(u16
     Some((status, body))
 }
 
-/// A plain HTTP/1.1 POST of a JSON body on loopback: `(status, body)`.
-pub async fn http_post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
+/// [`try_request`] that must be answered.
+pub async fn request(
+    to: impl Into<Api>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    try_request(&to.into(), method, path, headers, body)
         .await
-        .expect("connect to the engine's HTTP port");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (413) and close before reading a large body: not an error here.
-    let _ = stream.write_all(body).await;
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .unwrap_or_else(|| panic!("no HTTP answer to {method} {path}"))
+}
+
+/// A plain HTTP/1.1 POST of a JSON body on loopback: `(status, body)`.
+pub async fn http_post(to: impl Into<Api>, path: &str, body: &[u8]) -> (u16, String) {
+    request(to, "POST", path, &[], body).await
 }
 
 /// `http_post` of a JSON value, answered with JSON: `(status, body)`.
 pub async fn post_json(
-    addr: std::net::SocketAddr,
+    to: impl Into<Api>,
     path: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let (status, text) = http_post(addr, path, &serde_json::to_vec(body).unwrap()).await;
+    let (status, text) = http_post(to, path, &serde_json::to_vec(body).unwrap()).await;
     let json = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{path}: answer is not JSON ({e}): {text:?}"));
     (status, json)
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the decision stream (`query` starts with `?` or is empty) with the target's token in
+/// the Authorization header, and `extra` headers.
+pub async fn ws_connect(
+    to: &Api,
+    query: &str,
+    extra: &[(&str, &str)],
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{}/v1/stream/decisions{query}", to.addr);
+    let mut request = url.into_client_request()?;
+    let headers = request.headers_mut();
+    if let Some(token) = &to.token {
+        headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    for (name, value) in extra {
+        let name =
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        headers.insert(name, value.parse().unwrap());
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+    Ok(ws)
 }
 
 pub struct ChildGuard(pub std::process::Child);

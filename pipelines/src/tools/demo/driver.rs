@@ -4,11 +4,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
+use portcullis_engine::access::Grants;
 use portcullis_engine::TenantId;
 use tokio_util::sync::CancellationToken;
 
 use super::generator::{Generator, Traffic};
 use super::tenants::DEMO_TENANTS;
+use crate::access::{create_token, NewToken};
 use crate::config::Config;
 use crate::runtime;
 use crate::sinks::postgres;
@@ -27,7 +29,15 @@ pub struct DemoOptions {
     /// Give up waiting for the engine after this long.
     pub timeout: Duration,
     pub seed: u64,
+    /// After the summary, keep the engine running with a gentle stream until Ctrl-C (or
+    /// `stop`), so there is something to watch in the console.
+    pub keep_running: bool,
+    /// Ends the gentle stream, as Ctrl-C does.
+    pub stop: CancellationToken,
 }
+
+/// The gentle stream's pace: one CloudTrail record this often, and an agent event every fifth.
+const TRICKLE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct DemoSummary {
@@ -38,10 +48,22 @@ pub struct DemoSummary {
     pub deny: u64,
     pub dead_letters: u64,
     pub top_deny_reasons: Vec<(String, i64)>,
+    /// An admin token made for this run (none when `http.auth` is off).
+    pub token: Option<String>,
+    /// Where the engine's HTTP server (API and console) listened.
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
-/// Runs the whole demo. Must be called inside [`crate::runtime::block_on`].
-pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+/// How long the token a demo run prints stays valid.
+const DEMO_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::days(7);
+
+/// Runs the whole demo; `report` is given the summary once the traffic is in (before the gentle
+/// stream, if the engine keeps running). Must be called inside [`crate::runtime::block_on`].
+pub async fn run_demo(
+    config: Config,
+    opts: DemoOptions,
+    report: impl FnOnce(&DemoSummary),
+) -> anyhow::Result<DemoSummary> {
     if opts.start_services {
         let cfg = config.clone();
         tokio::task::spawn_blocking(move || services::ensure_up(&cfg)).await??;
@@ -57,6 +79,18 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
             bail!("no policy bundle for demo tenant {} at {} (run from the repository root, or set policy.bundles_dir)", t.id, dir.display());
         }
     }
+    let token = if config.http.enabled && config.http.auth {
+        let new = NewToken {
+            name: "demo".into(),
+            grants: Grants::everything(),
+            expires_at: Some(Utc::now() + DEMO_TOKEN_LIFETIME),
+            created_by: "demo".into(),
+        };
+        let (_, secret) = create_token(&pool, new).await?;
+        Some(secret.expose().to_owned())
+    } else {
+        None
+    };
     let started_at = Utc::now();
 
     // Start the engine in this process.
@@ -131,8 +165,6 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
     }
     let elapsed = clock.elapsed();
     bar.finish_with_message("done");
-    cancel.cancel();
-    engine.await.context("engine task")??;
 
     let top_deny_reasons: Vec<(String, i64)> = sqlx::query_as(
         "SELECT reason, count(*) FROM decisions d, jsonb_array_elements_text(d.result -> 'reasons') AS reason
@@ -141,7 +173,7 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
     .bind(started_at)
     .fetch_all(&pool)
     .await?;
-    Ok(DemoSummary {
+    let summary = DemoSummary {
         elapsed,
         records: total,
         events_written: stats.events_stored(),
@@ -149,7 +181,50 @@ pub async fn run_demo(config: Config, opts: DemoOptions) -> anyhow::Result<DemoS
         deny: stats.decisions("deny"),
         dead_letters: stats.dead_letters(),
         top_deny_reasons,
-    })
+        token,
+        http_addr: stats.http_addr.get().copied(),
+    };
+    report(&summary);
+    let trickled = if opts.keep_running {
+        trickle(&config, &mut generator, &run, &opts.stop, &engine).await
+    } else {
+        Ok(())
+    };
+    cancel.cancel();
+    engine.await.context("engine task")??;
+    trickled?;
+    Ok(summary)
+}
+
+/// A record a second through the running engine until Ctrl-C or `stop`.
+async fn trickle(
+    config: &Config,
+    generator: &mut Generator,
+    run: &str,
+    stop: &CancellationToken,
+    engine: &tokio::task::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(TRICKLE_EVERY);
+    for n in 0u64.. {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        if engine.is_finished() {
+            bail!("the engine stopped");
+        }
+        let mut traffic = generator.kafka_traffic(1);
+        if n % 5 == 4 {
+            traffic.extend(generator.mqtt_traffic(1));
+        }
+        let (kafka_msgs, mqtt_msgs): (Vec<Traffic>, Vec<Traffic>) = traffic
+            .into_iter()
+            .partition(|t| matches!(t, Traffic::Kafka { .. }));
+        send_kafka(config, kafka_msgs).await?;
+        send_mqtt(config, mqtt_msgs, run).await?;
+    }
+    Ok(())
 }
 
 async fn send_kafka(config: &Config, msgs: Vec<Traffic>) -> anyhow::Result<()> {

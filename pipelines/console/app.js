@@ -1,0 +1,437 @@
+// The Portcullis console: a small page per view over the read API (docs/read-api.md), signed in
+// with a bearer token kept in this tab's sessionStorage. Everything shown comes from event data
+// that attackers can shape, so text goes in with textContent, never as HTML.
+
+const TOKEN_KEY = "portcullis.token";
+const LIVE_MAX_ROWS = 200;
+
+// ---- small DOM helpers ----------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function time(t) {
+  if (!t) return "";
+  const d = new Date(t);
+  return isNaN(d) ? String(t) : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function outcomeBadge(outcome) {
+  return h("span", { class: `outcome ${outcome}` }, outcome);
+}
+
+function reasonsText(reasons) {
+  if (Array.isArray(reasons)) return reasons.join("; ");
+  if (reasons === null || reasons === undefined) return "";
+  return typeof reasons === "string" ? reasons : JSON.stringify(reasons);
+}
+
+function message(el, kind, text) {
+  el.replaceChildren(text ? h("div", { class: kind, role: kind === "error" ? "alert" : "status" }, text) : "");
+}
+
+// ---- session and API ------------------------------------------------------------------------
+
+const session = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  me: null,
+  tenants: [],
+};
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? body.message : `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${session.token}` };
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, {
+    method: options.method || "GET",
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON */ }
+  if (res.status === 401 && !options.signingIn) {
+    // The token expired or was revoked meanwhile: back to the sign-in, saying why.
+    signOut(body && body.message);
+    throw new ApiError(res.status, body);
+  }
+  if (!res.ok) throw new ApiError(res.status, body);
+  return body;
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+function signOut(reason) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  session.token = null;
+  session.me = null;
+  stopLive();
+  // Without a hashchange event, which would render again and lose the reason.
+  history.replaceState(null, "", "#/signin");
+  render(reason);
+}
+
+// A tenant the caller may act on as admin (replay), from its scopes.
+function mayAdminister(tenant) {
+  if (!session.me) return false;
+  if (session.me.admin) return true;
+  return tenant ? session.me.scopes.includes(`admin:${tenant}`) : false;
+}
+
+// ---- pages ----------------------------------------------------------------------------------
+// Each page: a path, a nav label, and a render function filling `main`. Later capabilities
+// (agents, anomalies, evidence and approvals, compliance) add theirs to this list.
+
+const pages = [
+  { path: "live", label: "Live", render: renderLive },
+  { path: "decisions", label: "Decisions", render: renderDecisions },
+  { path: "dead-letters", label: "Dead letters", render: renderDeadLetters },
+  { path: "tenants", label: "Tenants", render: renderTenants },
+];
+
+function route() {
+  const [page, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  return { page: page || "live", arg: rest.map(decodeURIComponent).join("/") };
+}
+
+async function render(signInMessage) {
+  const main = document.getElementById("main");
+  const nav = document.getElementById("nav");
+  const who = document.getElementById("who");
+  stopLive();
+  if (!session.token) {
+    nav.hidden = true;
+    who.replaceChildren();
+    renderSignIn(main, signInMessage);
+    return;
+  }
+  if (!session.me) {
+    try {
+      session.me = (await api("/v1/whoami")).result;
+      session.tenants = (await api("/v1/tenants")).result;
+    } catch (e) {
+      if (session.token) {
+        main.replaceChildren(h("div", { class: "error", role: "alert" }, `Cannot reach the engine: ${e.message}`));
+      }
+      return;
+    }
+  }
+  const { page, arg } = route();
+  const current = pages.find((p) => p.path === page) || pages[0];
+  nav.hidden = false;
+  nav.replaceChildren(...pages.map((p) =>
+    h("a", { href: `#/${p.path}`, "aria-current": p === current ? "page" : undefined }, p.label)));
+  who.replaceChildren(
+    h("span", {}, `${session.me.name} · ${session.me.scopes.join(", ")}`),
+    h("button", { type: "button", onclick: () => signOut() }, "Sign out"));
+  document.title = `${current.label} · Portcullis`;
+  main.replaceChildren();
+  await current.render(main, arg);
+}
+
+function renderSignIn(main, why) {
+  const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off",
+    required: true, placeholder: "pcl_…", "aria-describedby": "token-help" });
+  const status = h("div", { "aria-live": "polite" });
+  if (why) message(status, "error", why);
+  const form = h("form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      session.token = input.value.trim();
+      session.me = null;
+      try {
+        session.me = (await api("/v1/whoami", { signingIn: true })).result;
+      } catch (err) {
+        session.token = null;
+        message(status, "error", `Not signed in: ${err.message}`);
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, session.token);
+      session.me = null; // reloaded with the tenant list by render()
+      location.hash = "#/live";
+      render();
+    },
+  },
+  h("label", { for: "token" }, "API token", input),
+  h("p", { id: "token-help", class: "muted" },
+    "Make one with: portcullis token create --name me --scope admin (or scope read:<tenant>). ",
+    "It stays in this tab only."),
+  h("button", { class: "primary", type: "submit" }, "Sign in"),
+  status);
+  main.replaceChildren(h("section", { class: "signin", "aria-labelledby": "signin-title" },
+    h("h1", { id: "signin-title" }, "Sign in to Portcullis"), form));
+  input.focus();
+}
+
+function tenantSelect(id, { allowAll }) {
+  const readable = session.tenants.map((t) => t.tenant_id);
+  const select = h("select", { id, name: "tenant" },
+    allowAll ? h("option", { value: "" }, "all tenants") : null,
+    ...readable.map((t) => h("option", { value: t }, t)));
+  return select;
+}
+
+// ---- live decisions -------------------------------------------------------------------------
+
+let live = null;
+
+function stopLive() {
+  if (live) {
+    live.closed = true;
+    live.ws.close();
+    live = null;
+  }
+}
+
+function renderLive(main) {
+  const admin = session.me.admin;
+  const tenant = tenantSelect("live-tenant", { allowAll: admin });
+  const outcome = h("select", { id: "live-outcome", name: "outcome" },
+    h("option", { value: "" }, "allow and deny"), h("option", { value: "deny" }, "deny"),
+    h("option", { value: "allow" }, "allow"));
+  const state = h("span", { class: "status", "aria-live": "polite" });
+  const notes = h("div");
+  const body = h("tbody");
+  const table = h("table", { "aria-label": "Live decisions" },
+    h("thead", {}, h("tr", {}, ["Time", "Tenant", "Outcome", "Source", "Principal", "Action",
+      "Reasons"].map((c) => h("th", { scope: "col" }, c)))), body);
+  main.append(h("h1", {}, "Live decisions"),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "live-tenant" }, "Tenant", tenant),
+      h("label", { for: "live-outcome" }, "Outcome", outcome), state),
+    notes, table);
+  if (!admin && session.tenants.length === 0) {
+    message(notes, "notice", "This token may read no tenant: there is nothing to stream.");
+    return;
+  }
+  const connect = () => {
+    stopLive();
+    body.replaceChildren();
+    notes.replaceChildren();
+    const q = query({ tenant_id: tenant.value });
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/v1/stream/decisions${q}`,
+      ["portcullis", `portcullis.token.${session.token}`]);
+    const me = { ws, closed: false };
+    live = me;
+    state.textContent = "connecting…";
+    ws.onmessage = (m) => {
+      let msg;
+      try { msg = JSON.parse(m.data); } catch { return; }
+      if (msg.type === "connected") state.textContent = "live";
+      else if (msg.type === "lagged") {
+        notes.prepend(h("div", { class: "notice", role: "status" },
+          `${msg.missed} decisions were skipped because this page fell behind the stream. `,
+          h("a", { href: "#/decisions" }, "Recent decisions"), " has every one."));
+      } else if (msg.type === "decision") {
+        const d = msg.data;
+        const allowed = d.decision && typeof d.decision === "object" ? d.decision.allow === true : d.decision === true;
+        const o = allowed ? "allow" : "deny";
+        if (outcome.value && outcome.value !== o) return;
+        const ev = (d.input && d.input.event) || {};
+        const row = h("tr", { "data-decision-id": d.decision_id },
+          h("td", { class: "mono" }, time(d.timestamp)), h("td", {}, d.tenant_id),
+          h("td", {}, outcomeBadge(o)), h("td", {}, d.source),
+          h("td", {}, ev.principal || ""), h("td", {}, ev.action || ""),
+          h("td", {}, reasonsText(d.decision && d.decision.reasons)));
+        body.prepend(row);
+        while (body.children.length > LIVE_MAX_ROWS) body.lastChild.remove();
+      }
+    };
+    ws.onclose = () => {
+      if (me.closed) return;
+      state.textContent = "disconnected; reconnecting…";
+      setTimeout(() => { if (live === me) connect(); }, 2000);
+    };
+  };
+  tenant.addEventListener("change", connect);
+  outcome.addEventListener("change", connect);
+  connect();
+}
+
+// ---- recent decisions and drill-down --------------------------------------------------------
+
+async function renderDecisions(main, arg) {
+  if (arg) return renderDecision(main, arg);
+  const tenant = tenantSelect("d-tenant", { allowAll: true });
+  const outcome = h("select", { id: "d-outcome" }, h("option", { value: "" }, "allow and deny"),
+    h("option", { value: "deny" }, "deny"), h("option", { value: "allow" }, "allow"));
+  const principal = h("input", { id: "d-principal", type: "search", placeholder: "exact" });
+  const action = h("input", { id: "d-action", type: "search", placeholder: "e.g. ConsoleLogin" });
+  const status = h("div", { "aria-live": "polite" });
+  const body = h("tbody");
+  const more = h("button", { type: "button", hidden: true }, "Load more");
+  let cursor = null;
+  const load = async (reset) => {
+    if (reset) { body.replaceChildren(); cursor = null; }
+    message(status, "", "");
+    try {
+      const page = await api(`/v1/decisions${query({ tenant_id: tenant.value, outcome: outcome.value,
+        principal: principal.value.trim(), action: action.value.trim(), cursor, limit: 50 })}`);
+      for (const d of page.result) {
+        body.append(h("tr", {},
+          h("td", { class: "mono" }, time(d.event_time)), h("td", {}, d.tenant_id),
+          h("td", {}, outcomeBadge(d.outcome)), h("td", {}, d.principal), h("td", {}, d.action),
+          h("td", {}, reasonsText(d.reasons)),
+          h("td", {}, h("a", { href: `#/decisions/${encodeURIComponent(d.decision_id)}` }, "details"))));
+      }
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      if (!body.children.length) message(status, "notice", "No decisions match.");
+    } catch (e) {
+      message(status, "error", e.message);
+    }
+  };
+  more.addEventListener("click", () => load(false));
+  main.append(h("h1", {}, "Recent decisions"),
+    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load(true); } },
+      h("label", { for: "d-tenant" }, "Tenant", tenant),
+      h("label", { for: "d-outcome" }, "Outcome", outcome),
+      h("label", { for: "d-principal" }, "Principal", principal),
+      h("label", { for: "d-action" }, "Action", action),
+      h("button", { class: "primary", type: "submit" }, "Filter")),
+    status,
+    h("table", { "aria-label": "Decisions" },
+      h("thead", {}, h("tr", {}, ["Event time", "Tenant", "Outcome", "Principal", "Action", "Reasons", ""]
+        .map((c) => h("th", { scope: "col" }, c)))), body),
+    h("p", {}, more));
+  await load(true);
+}
+
+async function renderDecision(main, id) {
+  main.append(h("p", {}, h("a", { href: "#/decisions" }, "← Recent decisions")));
+  let d;
+  try {
+    d = (await api(`/v1/decisions/${encodeURIComponent(id)}`)).result;
+  } catch (e) {
+    main.append(h("div", { class: "error", role: "alert" }, e.message));
+    return;
+  }
+  const field = (k, v) => [h("dt", {}, k), h("dd", {}, v === null || v === undefined ? "—" : v)];
+  main.append(h("h1", {}, "Decision ", outcomeBadge(d.outcome)),
+    h("dl", { class: "fields" },
+      field("Decision", d.decision_id), field("Tenant", d.tenant_id), field("Event", d.event_id),
+      field("Event time", time(d.event_time)), field("Decided", time(d.decided_at)),
+      field("Principal", d.principal), field("Action", d.action), field("Service", d.service),
+      field("Resource", d.resource), field("Source IP", d.source_ip), field("Account", d.account),
+      field("Came in over", `${d.source} (${d.kind})`), field("Rule", d.rule_path),
+      field("Bundle revision", d.bundle_revision), field("Evaluation", `${d.eval_micros} µs`),
+      field("Reasons", reasonsText(d.reasons) || "—")),
+    h("h2", {}, "Rule result"), h("pre", { class: "mono", "aria-label": "Rule result" }, JSON.stringify(d.result, null, 2)),
+    h("h2", {}, "Raw record"), h("pre", { class: "mono", "aria-label": "Raw record" }, JSON.stringify(d.raw, null, 2)));
+}
+
+// ---- dead letters ---------------------------------------------------------------------------
+
+async function renderDeadLetters(main) {
+  const tenant = tenantSelect("dl-tenant", { allowAll: true });
+  const status = h("div", { "aria-live": "polite" });
+  const body = h("tbody");
+  const more = h("button", { type: "button", hidden: true }, "Load more");
+  let cursor = null;
+  const replay = async (row, id, button) => {
+    button.disabled = true;
+    try {
+      const r = (await api("/v1/dead-letters/replay", { method: "POST", body: { ids: [id] } })).result[0];
+      if (r.outcome === "stored" || r.outcome === "already_resolved") {
+        row.remove();
+        message(status, "notice", `Replayed ${id}: ${r.outcome === "stored" ? `${r.events} events stored` : "already resolved"}.`);
+      } else {
+        message(status, "error", `Replay of ${id} still fails: ${r.reason || r.outcome}`);
+        button.disabled = false;
+      }
+    } catch (e) {
+      message(status, "error", `Replay of ${id} failed: ${e.message}`);
+      button.disabled = false;
+    }
+  };
+  const load = async (reset) => {
+    if (reset) { body.replaceChildren(); cursor = null; }
+    try {
+      const page = await api(`/v1/dead-letters${query({ tenant_id: tenant.value, cursor, limit: 50 })}`);
+      for (const d of page.result) {
+        const row = h("tr", { "data-dead-letter-id": d.dead_letter_id });
+        const actions = h("td", {});
+        if (mayAdminister(d.tenant_id)) {
+          const b = h("button", { type: "button", "aria-label": `Replay ${d.dead_letter_id}` }, "Replay");
+          b.addEventListener("click", () => replay(row, d.dead_letter_id, b));
+          actions.append(b);
+        }
+        row.append(h("td", { class: "mono" }, time(d.failed_at)), h("td", {}, d.tenant_id || "—"),
+          h("td", {}, `${d.source}: ${d.topic}`), h("td", {}, d.reason,
+            d.last_replay_error ? h("div", { class: "muted" }, `last replay: ${d.last_replay_error}`) : null),
+          h("td", { class: "mono" }, d.payload_preview.slice(0, 300)), actions);
+        body.append(row);
+      }
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      if (!body.children.length) message(status, "notice", "No open dead letters.");
+    } catch (e) {
+      message(status, "error", e.message);
+    }
+  };
+  more.addEventListener("click", () => load(false));
+  tenant.addEventListener("change", () => load(true));
+  main.append(h("h1", {}, "Dead letters"),
+    h("p", { class: "muted" }, "Input that could not be decoded or judged, with why. Fix the cause (map the account, ",
+      "register the tenant, repair the bundle), then replay."),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "dl-tenant" }, "Tenant", tenant)),
+    status,
+    h("table", { "aria-label": "Dead letters" },
+      h("thead", {}, h("tr", {}, ["Failed", "Tenant", "From", "Reason", "Payload", ""]
+        .map((c) => h("th", { scope: "col" }, c)))), body),
+    h("p", {}, more));
+  await load(true);
+}
+
+// ---- tenants and bundle health --------------------------------------------------------------
+
+async function renderTenants(main) {
+  let tenants;
+  try {
+    tenants = (await api("/v1/tenants")).result;
+    session.tenants = tenants;
+  } catch (e) {
+    main.append(h("div", { class: "error", role: "alert" }, e.message));
+    return;
+  }
+  main.append(h("h1", {}, "Tenants and bundles"),
+    h("table", { "aria-label": "Tenants" },
+      h("thead", {}, h("tr", {}, ["Tenant", "Name", "AWS accounts", "Bundle revision", "Health", "Last error"]
+        .map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, ...tenants.map((t) => {
+        const b = t.bundle;
+        return h("tr", { "data-tenant": t.tenant_id },
+          h("td", {}, t.tenant_id, t.registered ? null : h("div", { class: "muted" }, "not registered")),
+          h("td", {}, t.display_name || ""), h("td", { class: "mono" }, t.accounts.join(", ")),
+          h("td", { class: "mono" }, b ? b.revision || "—" : "no bundle"),
+          h("td", {}, b ? (b.healthy ? "healthy" : h("span", { class: "outcome deny" }, "refused newer bundle")) : "—"),
+          h("td", {}, b && b.last_error ? `${b.last_error} (${time(b.last_error_at)})` : ""));
+      }))));
+}
+
+window.addEventListener("hashchange", () => render());
+render();

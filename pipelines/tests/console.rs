@@ -1,0 +1,339 @@
+//! The web console in a real browser: Debian's Chromium, headless, driven by playwright-core
+//! (pipelines/tests/browser/driver.mjs) against a running engine on the real services.
+
+mod common;
+
+use portcullis::runtime::block_on;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{cloudtrail, TestEnv, ACME_ACCOUNT};
+use portcullis::sinks::postgres::add_tenant;
+use portcullis_engine::TenantId;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+const GLOBEX_ACCOUNT: &str = "222222222222";
+const UNMAPPED_ACCOUNT: &str = "999999999999";
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// One headless Chromium, commanded a line at a time.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Browser {
+    /// `None` (the test says it skipped, when allowed) without Chromium or the npm packages.
+    fn start() -> Option<Browser> {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let have = std::path::Path::new(&chromium).exists()
+            && browser_dir().join("node_modules/playwright-core").is_dir();
+        if !common::require(
+            "browser",
+            have,
+            "needs /usr/bin/chromium and pipelines/tests/browser/node_modules (scripts/test installs both)",
+        ) {
+            return None;
+        }
+        let mut child = tokio::process::Command::new("node")
+            .arg(browser_dir().join("driver.mjs"))
+            .env("CHROMIUM", chromium)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Some(Browser {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    async fn try_do(&mut self, cmd: Value) -> Value {
+        let line = format!("{cmd}\n");
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the browser did not answer {cmd}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the browser driver exited at {cmd}"));
+        serde_json::from_str(&answer).unwrap()
+    }
+
+    /// Runs a command that must succeed.
+    async fn run(&mut self, cmd: Value) -> Value {
+        let answer = self.try_do(cmd.clone()).await;
+        assert_eq!(answer["ok"], true, "{cmd} failed: {answer}");
+        answer
+    }
+
+    async fn sign_in(&mut self, base: &str, token: &str) {
+        self.run(json!({"op": "goto", "url": format!("{base}/console/")}))
+            .await;
+        self.run(json!({"op": "fill", "selector": "#token", "value": token}))
+            .await;
+        self.run(json!({"op": "click", "selector": "button[type=submit]"}))
+            .await;
+        self.run(json!({"op": "wait", "selector": "nav a", "text": "Live"}))
+            .await;
+    }
+
+    async fn texts(&mut self, selector: &str) -> Vec<String> {
+        let answer = self.run(json!({"op": "texts", "selector": selector})).await;
+        serde_json::from_value(answer["texts"].clone()).unwrap()
+    }
+
+    async fn close(mut self) {
+        let answer = self.try_do(json!({"op": "close"})).await;
+        let problems = answer["problems"].as_array().cloned().unwrap_or_default();
+        assert!(
+            problems.is_empty(),
+            "the page reported errors: {problems:?}"
+        );
+        let _ = self.child.wait().await;
+    }
+}
+
+fn record(id: &str, account: &str, user: &str) -> Vec<u8> {
+    let mut rec = cloudtrail(id, "ConsoleLogin", Some("No"));
+    rec["recipientAccountId"] = json!(account);
+    rec["userIdentity"]["accountId"] = json!(account);
+    rec["userIdentity"]["userName"] = json!(user);
+    rec["userIdentity"]["arn"] = json!(format!("arn:aws:iam::{account}:user/{user}"));
+    serde_json::to_vec(&rec).unwrap()
+}
+
+async fn console_env(tag: &str) -> TestEnv {
+    let env = TestEnv::new(tag).await;
+    add_tenant(
+        &env.pool,
+        &TenantId::parse("globex").unwrap(),
+        Some("Globex"),
+        &[GLOBEX_ACCOUNT.into()],
+    )
+    .await
+    .unwrap();
+    env
+}
+
+#[test]
+fn an_admin_signs_in_sees_decisions_live_and_drills_down() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_live").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+
+        // A wrong token is refused with the engine's reason.
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/")}))
+            .await;
+        browser
+            .run(json!({"op": "fill", "selector": "#token", "value": "pcl_nope"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "button[type=submit]"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=alert]", "text": "malformed"}))
+            .await;
+
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "wait", "selector": ".status", "text": "live"}))
+            .await;
+        let principal = format!("live-{}", env.suffix);
+        env.produce(&[(
+            ACME_ACCOUNT,
+            record("console-live-1", ACME_ACCOUNT, &principal),
+        )])
+        .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table tbody tr", "text": principal, "timeout": 30000}))
+            .await;
+
+        // Recent decisions, and one in full: reasons, rule result, raw record.
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/decisions")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table tbody tr", "text": principal}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "table tbody tr a"}))
+            .await;
+        browser.run(json!({"op": "wait", "selector": "pre[aria-label='Raw record']", "text": "console-live-1"})).await;
+        let fields = browser.texts("dl.fields dd").await.join(" | ");
+        assert!(fields.contains("MFA"), "no reasons shown: {fields}");
+
+        // Tenants and bundle health.
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/tenants")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-tenant=acme]", "text": "healthy"}))
+            .await;
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn a_tenant_token_sees_none_of_another_tenants_decisions_in_the_console() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_tenant").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        let token = env.token(&["read:acme"]).await;
+
+        browser.sign_in(&base, &token).await;
+        assert_eq!(browser.texts("#live-tenant option").await, ["acme"]);
+        browser
+            .run(json!({"op": "wait", "selector": ".status", "text": "live"}))
+            .await;
+        let (theirs, mine) = (
+            format!("globex-{}", env.suffix),
+            format!("acme-{}", env.suffix),
+        );
+        env.produce(&[
+            (
+                GLOBEX_ACCOUNT,
+                record("console-g-1", GLOBEX_ACCOUNT, &theirs),
+            ),
+            (ACME_ACCOUNT, record("console-a-1", ACME_ACCOUNT, &mine)),
+        ])
+        .await;
+        env.wait_at_least(
+            "SELECT count(*) FROM decisions WHERE tenant_id = 'globex'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        browser
+            .run(
+                json!({"op": "wait", "selector": "table tbody tr", "text": mine, "timeout": 30000}),
+            )
+            .await;
+        let live = browser.texts("table tbody tr").await.join("\n");
+        assert!(
+            !live.contains(&theirs) && !live.contains("globex"),
+            "{live}"
+        );
+
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/decisions")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table tbody tr", "text": mine}))
+            .await;
+        let listed = browser.texts("table tbody tr").await.join("\n");
+        assert!(
+            !listed.contains(&theirs) && !listed.contains("globex"),
+            "{listed}"
+        );
+        let options = browser.texts("#d-tenant option").await;
+        assert_eq!(options, ["all tenants", "acme"]);
+
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_admin_replays_a_dead_letter_from_the_console() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_replay").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        env.produce(&[(
+            UNMAPPED_ACCOUNT,
+            record("console-u-1", UNMAPPED_ACCOUNT, "ursula"),
+        )])
+        .await;
+        env.wait_at_least(
+            "SELECT count(*) FROM dead_letters",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        let id: String = sqlx::query_scalar("SELECT dead_letter_id FROM dead_letters")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+
+        // A tenant token sees no tenantless dead letter and no replay button.
+        browser
+            .sign_in(&base, &env.token(&["admin:acme"]).await)
+            .await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/dead-letters")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "No open dead letters"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "header button"}))
+            .await; // sign out
+
+        // The cause fixed, the admin replays it and it leaves the open list.
+        add_tenant(
+            &env.pool,
+            &TenantId::parse("acme").unwrap(),
+            None,
+            &[UNMAPPED_ACCOUNT.into()],
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await; // the engine's registry refresh
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/dead-letters")}))
+            .await;
+        let row = format!("tr[data-dead-letter-id='{id}']");
+        browser
+            .run(json!({"op": "wait", "selector": row, "text": "not mapped"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": format!("{row} button")}))
+            .await;
+        browser.run(json!({"op": "gone", "selector": row})).await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "1 events stored"}))
+            .await;
+        assert_eq!(
+            env.count("SELECT count(*) FROM dead_letters WHERE resolved_at IS NOT NULL")
+                .await,
+            1
+        );
+        assert_eq!(
+            env.count("SELECT count(*) FROM events WHERE event_id = 'console-u-1'")
+                .await,
+            1
+        );
+
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
