@@ -217,11 +217,12 @@ function renderLive(main) {
   const table = h("table", { "aria-label": "Live decisions" },
     h("thead", {}, h("tr", {}, ["Time", "Tenant", "Outcome", "Source", "Principal", "Action",
       "Reasons"].map((c) => h("th", { scope: "col" }, c)))), body);
+  const waiting = h("p", { class: "muted" }, "Waiting for decisions… they appear here as they are made.");
   main.append(h("h1", {}, "Live decisions"),
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
       h("label", { for: "live-tenant" }, "Tenant", tenant),
       h("label", { for: "live-outcome" }, "Outcome", outcome), state),
-    notes, table);
+    notes, table, waiting);
   if (!admin && session.tenants.length === 0) {
     message(notes, "notice", "This token may read no tenant: there is nothing to stream.");
     return;
@@ -230,6 +231,7 @@ function renderLive(main) {
     stopLive();
     body.replaceChildren();
     notes.replaceChildren();
+    waiting.hidden = false;
     const q = query({ tenant_id: tenant.value });
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/v1/stream/decisions${q}`,
@@ -257,6 +259,7 @@ function renderLive(main) {
           h("td", {}, ev.principal || ""), h("td", {}, ev.action || ""),
           h("td", {}, reasonsText(d.decision && d.decision.reasons)));
         body.prepend(row);
+        waiting.hidden = true;
         while (body.children.length > LIVE_MAX_ROWS) body.lastChild.remove();
       }
     };
@@ -380,9 +383,9 @@ async function renderDeadLetters(main) {
           actions.append(b);
         }
         row.append(h("td", { class: "mono" }, time(d.failed_at)), h("td", {}, d.tenant_id || "—"),
-          h("td", {}, `${d.source}: ${d.topic}`), h("td", {}, d.reason,
+          h("td", { class: "wrap" }, `${d.source}: ${d.topic}`), h("td", { class: "reason" }, d.reason,
             d.last_replay_error ? h("div", { class: "muted" }, `last replay: ${d.last_replay_error}`) : null),
-          h("td", { class: "mono" }, d.payload_preview.slice(0, 300)), actions);
+          h("td", { class: "mono payload" }, d.payload_preview.slice(0, 300)), actions);
         body.append(row);
       }
       cursor = page.next_cursor;

@@ -36,6 +36,21 @@ fn endpoints() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             br#"{"name": "x", "scopes": ["admin"]}"#.to_vec(),
         ),
         ("DELETE", "/v1/tokens/x", vec![]),
+        ("GET", "/v1/tenants", vec![]),
+        ("GET", "/v1/events", vec![]),
+        ("GET", "/v1/events/acme/e-1", vec![]),
+        ("GET", "/v1/decisions?outcome=deny", vec![]),
+        (
+            "GET",
+            "/v1/decisions/01a233f1-bdc8-77d3-aa44-dd33a1f749bb",
+            vec![],
+        ),
+        ("GET", "/v1/dead-letters", vec![]),
+        (
+            "POST",
+            "/v1/dead-letters/replay",
+            br#"{"ids": ["x"]}"#.to_vec(),
+        ),
         ("GET", "/v1/no-such-endpoint", vec![]),
     ]
 }
@@ -71,6 +86,10 @@ fn no_endpoint_but_health_and_metrics_answers_without_a_valid_token() {
             let (status, _) = call(&bare, "GET", path, b"").await;
             assert!(status == 200 || status == 503, "{path} answered {status}");
         }
+        // The console's page is static and holds no data: it is served to sign in from.
+        let (status, page) = request(&bare, "GET", "/console/", &[], b"").await;
+        assert_eq!(status, 200);
+        assert!(page.contains("<main") && !page.contains("acme"), "{page}");
         for (method, path, body) in endpoints() {
             let (status, answer) = call(&bare, method, path, &body).await;
             assert_eq!(status, 401, "{method} {path} without a token: {answer}");

@@ -337,3 +337,50 @@ fn an_admin_replays_a_dead_letter_from_the_console() {
         env.cleanup().await;
     });
 }
+
+#[test]
+fn a_page_that_falls_behind_the_stream_says_so() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_lag").await;
+        let mut config = env.config.clone();
+        // A tiny buffer per subscription, so a burst outruns the page's WebSocket.
+        config.http.stream_buffer = 2;
+        let engine = env.start_with(config).await;
+        let base = format!("http://{}", engine.http_addr());
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "wait", "selector": ".status", "text": "live"}))
+            .await;
+
+        let api = env.api(engine.http_addr());
+        let input = json!({"input": {"subject": {"tenant_id": "acme", "user_id": "alice"},
+            "action": "read", "resource": {"type": "sensor_data", "region": "EU"}}});
+        let mut lagged = false;
+        for _ in 0..20 {
+            let burst =
+                (0..100).map(|_| common::post_json(&api, "/v1/data/tenants/acme/allow", &input));
+            for (status, _) in futures::future::join_all(burst).await {
+                assert_eq!(status, 200);
+            }
+            let seen = browser
+                .try_do(json!({"op": "wait", "selector": ".notice", "text": "skipped", "timeout": 1000}))
+                .await;
+            if seen["ok"] == true {
+                lagged = true;
+                break;
+            }
+        }
+        assert!(
+            lagged,
+            "no lag notice after 2,000 decisions through a 2-decision buffer"
+        );
+        let notice = browser.texts(".notice").await.join(" ");
+        assert!(notice.contains("Recent decisions"), "{notice}");
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}

@@ -12,6 +12,7 @@ mod mask;
 mod path;
 mod program;
 mod query;
+mod query_body;
 mod rego_value;
 mod tenant_policy;
 
@@ -24,4 +25,5 @@ pub use input::{event_document, PolicyContext, ProtectionLevel};
 pub use mask::InputMask;
 pub use path::RulePath;
 pub use query::Answer;
+pub use query_body::{query_input, QueryBodyError};
 pub use tenant_policy::{TenantPolicy, DEFAULT_EVAL_TIMEOUT};

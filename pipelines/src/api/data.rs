@@ -13,8 +13,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use portcullis_actors::{FailedQuery, PolicyUnavailable, Query, QueryError};
 use portcullis_engine::access::Permission;
-use portcullis_engine::decode::{contains_nul, parse_untrusted};
-use portcullis_engine::policy::RulePath;
+use portcullis_engine::policy::{query_input, RulePath};
 use portcullis_engine::{PolicyError, TenantId};
 use serde_json::{json, Map, Value as Json};
 use uuid::Uuid;
@@ -303,35 +302,8 @@ async fn read_input(
         }
         bytes.extend_from_slice(&chunk);
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok((None, 0));
-    }
-    let doc: Json = parse_untrusted(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
-    // The input is logged, and Postgres stores no NUL: refuse it here rather than fail the log.
-    if contains_nul(&doc) {
-        return Err(ApiError::bad_request(
-            "request body contains U+0000 (NUL), which cannot be logged",
-        ));
-    }
-    match doc {
-        Json::Object(mut o) => Ok((o.remove("input"), bytes.len())),
-        other => Err(ApiError::bad_request(format!(
-            "request body must be a JSON object such as {{\"input\": {{...}}}}, not {}",
-            kind(&other)
-        ))),
-    }
-}
-
-fn kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
+    let input = query_input(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((input, bytes.len()))
 }
 
 #[cfg(test)]

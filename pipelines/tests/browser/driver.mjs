@@ -5,7 +5,7 @@
 //
 // Commands: goto {url} · fill {selector, value} · click {selector} · select {selector, value}
 // · wait {selector, text?, timeout?} · gone {selector, timeout?} · texts {selector}
-// · count {selector} · close
+// · count {selector} · screenshot {path, width?, height?, fullPage?} · close
 
 import { chromium } from "playwright-core";
 import readline from "node:readline";
@@ -55,6 +55,10 @@ async function run(cmd) {
       return { texts: await page.locator(cmd.selector).allTextContents() };
     case "count":
       return { count: await page.locator(cmd.selector).count() };
+    case "screenshot":
+      await page.setViewportSize({ width: cmd.width || 1280, height: cmd.height || 800 });
+      await page.screenshot({ path: cmd.path, fullPage: !!cmd.fullPage });
+      return {};
     case "close":
       await browser.close();
       return { problems };

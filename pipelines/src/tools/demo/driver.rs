@@ -196,7 +196,7 @@ pub async fn run_demo(
     Ok(summary)
 }
 
-/// A record a second through the running engine until Ctrl-C or `stop`.
+/// A record a second through the running engine until Ctrl-C, SIGTERM or `stop`.
 async fn trickle(
     config: &Config,
     generator: &mut Generator,
@@ -204,12 +204,19 @@ async fn trickle(
     stop: &CancellationToken,
     engine: &tokio::task::JoinHandle<anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Made once, before the loop: a Ctrl-C that arrives while a record is being sent is kept
+    // for the next wait, not lost.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let producer = kafka::producer(&config.kafka)?;
     let mut tick = tokio::time::interval(TRICKLE_EVERY);
     for n in 0u64.. {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
         }
         if engine.is_finished() {
             bail!("the engine stopped");
@@ -218,11 +225,20 @@ async fn trickle(
         if n % 5 == 4 {
             traffic.extend(generator.mqtt_traffic(1));
         }
-        let (kafka_msgs, mqtt_msgs): (Vec<Traffic>, Vec<Traffic>) = traffic
-            .into_iter()
-            .partition(|t| matches!(t, Traffic::Kafka { .. }));
-        send_kafka(config, kafka_msgs).await?;
-        send_mqtt(config, mqtt_msgs, run).await?;
+        let mut records = Vec::new();
+        let mut agent_events = Vec::new();
+        for t in traffic {
+            match t {
+                Traffic::Kafka { key, payload, .. } => records.push((key, payload)),
+                Traffic::Mqtt { .. } => agent_events.push(t),
+            }
+        }
+        kafka::produce_all(&producer, &config.kafka.topic, &records)
+            .await
+            .context("kafka produce failed")?;
+        if !agent_events.is_empty() {
+            send_mqtt(config, agent_events, run).await?;
+        }
     }
     Ok(())
 }
