@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{cloudtrail, TestEnv, ACME_ACCOUNT};
+use common::{TestEnv, ACME_ACCOUNT};
 use portcullis::sinks::postgres::add_tenant;
 use portcullis_engine::TenantId;
 use serde_json::{json, Value};
@@ -105,13 +105,9 @@ impl Browser {
     }
 }
 
+/// A console login without MFA (denied) by `user` of `account`.
 fn record(id: &str, account: &str, user: &str) -> Vec<u8> {
-    let mut rec = cloudtrail(id, "ConsoleLogin", Some("No"));
-    rec["recipientAccountId"] = json!(account);
-    rec["userIdentity"]["accountId"] = json!(account);
-    rec["userIdentity"]["userName"] = json!(user);
-    rec["userIdentity"]["arn"] = json!(format!("arn:aws:iam::{account}:user/{user}"));
-    serde_json::to_vec(&rec).unwrap()
+    common::cloudtrail_by(id, "ConsoleLogin", Some("No"), account, user)
 }
 
 async fn console_env(tag: &str) -> TestEnv {

@@ -9,7 +9,7 @@ use portcullis::runtime::block_on;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{cloudtrail, request, Api, TestEnv, ACME_ACCOUNT};
+use common::{cloudtrail_by, request, Api, TestEnv, ACME_ACCOUNT};
 use portcullis::sinks::postgres::add_tenant;
 use portcullis_engine::TenantId;
 use serde_json::{json, Value};
@@ -27,15 +27,6 @@ async fn post(to: &Api, path: &str, body: &Value) -> (u16, Value) {
     let (status, text) = request(to, "POST", path, &[], &serde_json::to_vec(body).unwrap()).await;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body)
-}
-
-fn record(id: &str, name: &str, mfa: Option<&str>, account: &str, user: &str) -> Vec<u8> {
-    let mut rec = cloudtrail(id, name, mfa);
-    rec["recipientAccountId"] = json!(account);
-    rec["userIdentity"]["accountId"] = json!(account);
-    rec["userIdentity"]["userName"] = json!(user);
-    rec["userIdentity"]["arn"] = json!(format!("arn:aws:iam::{account}:user/{user}"));
-    serde_json::to_vec(&rec).unwrap()
 }
 
 /// Follows `next_cursor` from `path` (which has a query string) to the end.
@@ -78,7 +69,7 @@ fn the_read_api_filters_pages_and_scopes_records() {
         for i in 0..5 {
             messages.push((
                 ACME_ACCOUNT,
-                record(
+                cloudtrail_by(
                     &format!("a-login-{i}"),
                     "ConsoleLogin",
                     Some("No"),
@@ -90,7 +81,7 @@ fn the_read_api_filters_pages_and_scopes_records() {
         for i in 0..2 {
             messages.push((
                 ACME_ACCOUNT,
-                record(
+                cloudtrail_by(
                     &format!("a-get-{i}"),
                     "GetObject",
                     None,
@@ -102,7 +93,7 @@ fn the_read_api_filters_pages_and_scopes_records() {
         for i in 0..3 {
             messages.push((
                 GLOBEX_ACCOUNT,
-                record(
+                cloudtrail_by(
                     &format!("g-login-{i}"),
                     "ConsoleLogin",
                     Some("No"),
@@ -113,7 +104,7 @@ fn the_read_api_filters_pages_and_scopes_records() {
         }
         messages.push((
             UNMAPPED_ACCOUNT,
-            record("u-1", "GetObject", None, UNMAPPED_ACCOUNT, "ursula"),
+            cloudtrail_by("u-1", "GetObject", None, UNMAPPED_ACCOUNT, "ursula"),
         ));
         messages.push(("junk", b"{not json".to_vec()));
         env.produce(&messages).await;

@@ -20,7 +20,7 @@ use super::State;
 use crate::path::{Inbound, Replayed};
 use crate::records::{
     dead_letter_page, decision_detail, decision_page, event_detail, event_page, tenant_list,
-    Cursor, DeadLetterQuery, DecisionQuery, EventQuery, TenantScope,
+    Cursor, DeadLetterQuery, DecisionQuery, EventQuery, TenantScope, Window,
 };
 use crate::sinks::postgres::{list_dead_letters, DeadLetterFilter};
 
@@ -50,10 +50,26 @@ fn read_scope(caller: &Authorized, tenant: Option<&str>) -> Result<TenantScope, 
     })
 }
 
-fn cursor(text: Option<&str>) -> Result<Option<Cursor>, ApiError> {
-    text.map(Cursor::decode)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+/// The parameters every listing takes.
+const WINDOW_PARAMS: [&str; 5] = ["tenant_id", "from", "to", "limit", "cursor"];
+
+fn with_window(own: &[&'static str]) -> Vec<&'static str> {
+    WINDOW_PARAMS.iter().chain(own).copied().collect()
+}
+
+/// A listing's window from its parameters, scoped to what the caller may read.
+fn window(caller: &Authorized, p: &QueryParams) -> Result<Window, ApiError> {
+    Ok(Window {
+        scope: read_scope(caller, p.text("tenant_id").as_deref())?,
+        from: p.time("from")?,
+        to: p.time("to")?,
+        after: p
+            .text("cursor")
+            .map(|c| Cursor::decode(&c))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        limit: p.number("limit")?.unwrap_or(DEFAULT_PAGE),
+    })
 }
 
 fn page_json<T: Serialize>(page: crate::records::Page<T>) -> HttpResponse {
@@ -71,26 +87,13 @@ pub(super) async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let p = QueryParams::parse(
         req.query_string(),
-        &[
-            "tenant_id",
-            "from",
-            "to",
-            "principal",
-            "action",
-            "source",
-            "limit",
-            "cursor",
-        ],
+        &with_window(&["principal", "action", "source"]),
     )?;
     let q = EventQuery {
-        scope: read_scope(&caller, p.text("tenant_id").as_deref())?,
-        from: p.time("from")?,
-        to: p.time("to")?,
+        window: window(&caller, &p)?,
         principal: p.text("principal"),
         action: p.text("action"),
         source: p.one_of("source", &["kafka", "mqtt"])?,
-        after: cursor(p.text("cursor").as_deref())?,
-        limit: p.number("limit")?.unwrap_or(DEFAULT_PAGE),
     };
     Ok(page_json(
         event_page(&state.pool, &q).await.map_err(db_error)?,
@@ -125,26 +128,13 @@ pub(super) async fn decisions(
 ) -> Result<HttpResponse, ApiError> {
     let p = QueryParams::parse(
         req.query_string(),
-        &[
-            "tenant_id",
-            "from",
-            "to",
-            "outcome",
-            "principal",
-            "action",
-            "limit",
-            "cursor",
-        ],
+        &with_window(&["outcome", "principal", "action"]),
     )?;
     let q = DecisionQuery {
-        scope: read_scope(&caller, p.text("tenant_id").as_deref())?,
-        from: p.time("from")?,
-        to: p.time("to")?,
+        window: window(&caller, &p)?,
         outcome: p.one_of("outcome", &["allow", "deny"])?,
         principal: p.text("principal"),
         action: p.text("action"),
-        after: cursor(p.text("cursor").as_deref())?,
-        limit: p.number("limit")?.unwrap_or(DEFAULT_PAGE),
     };
     Ok(page_json(
         decision_page(&state.pool, &q).await.map_err(db_error)?,
@@ -180,26 +170,13 @@ pub(super) async fn dead_letters(
 ) -> Result<HttpResponse, ApiError> {
     let p = QueryParams::parse(
         req.query_string(),
-        &[
-            "tenant_id",
-            "from",
-            "to",
-            "source",
-            "reason_contains",
-            "resolved",
-            "limit",
-            "cursor",
-        ],
+        &with_window(&["source", "reason_contains", "resolved"]),
     )?;
     let q = DeadLetterQuery {
-        scope: read_scope(&caller, p.text("tenant_id").as_deref())?,
-        from: p.time("from")?,
-        to: p.time("to")?,
+        window: window(&caller, &p)?,
         source: p.one_of("source", &["kafka", "mqtt"])?,
         reason_contains: p.text("reason_contains"),
         include_resolved: p.flag("resolved")?.unwrap_or(false),
-        after: cursor(p.text("cursor").as_deref())?,
-        limit: p.number("limit")?.unwrap_or(DEFAULT_PAGE),
     };
     Ok(page_json(
         dead_letter_page(&state.pool, &q).await.map_err(db_error)?,

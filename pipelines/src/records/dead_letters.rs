@@ -7,22 +7,19 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::cursor::Cursor;
-use super::page::{clamp_limit, Page, TenantScope};
+use super::page::{Page, Window};
 
 /// Bytes of each payload shown in a listing.
 const PREVIEW_BYTES: i32 = 4096;
 
+/// What to list: a window (by failure time) and optional filters.
 #[derive(Debug, Clone)]
 pub struct DeadLetterQuery {
-    pub scope: TenantScope,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
+    pub window: Window,
     pub source: Option<String>,
     pub reason_contains: Option<String>,
     /// Include those a replay has resolved.
     pub include_resolved: bool,
-    pub after: Option<Cursor>,
-    pub limit: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -91,7 +88,7 @@ pub async fn dead_letter_page(
     pool: &PgPool,
     q: &DeadLetterQuery,
 ) -> Result<Page<DeadLetterSummary>, sqlx::Error> {
-    let limit = clamp_limit(q.limit);
+    let limit = q.window.page_size();
     let mut b = QueryBuilder::<Postgres>::new(
         "SELECT dead_letter_id, source, topic, kafka_partition, kafka_offset, tenant_hint, reason,
                 last_replay_error, failed_at, resolved_at, replay_attempts,
@@ -99,17 +96,9 @@ pub async fn dead_letter_page(
     );
     b.push_bind(PREVIEW_BYTES)
         .push(") AS preview FROM dead_letters WHERE true");
-    if let Some(ids) = q.scope.ids() {
-        b.push(" AND tenant_hint = ANY(").push_bind(ids).push(")");
-    }
+    q.window.push_filters(&mut b, "tenant_hint", "failed_at");
     if !q.include_resolved {
         b.push(" AND resolved_at IS NULL");
-    }
-    if let Some(from) = q.from {
-        b.push(" AND failed_at >= ").push_bind(from);
-    }
-    if let Some(to) = q.to {
-        b.push(" AND failed_at < ").push_bind(to);
     }
     if let Some(s) = &q.source {
         b.push(" AND source = ").push_bind(s.clone());
@@ -121,7 +110,7 @@ pub async fn dead_letter_page(
             .push_bind(text.clone())
             .push(") > 0)");
     }
-    if let Some(c) = &q.after {
+    if let Some(c) = &q.window.after {
         b.push(" AND (failed_at, dead_letter_id) < (")
             .push_bind(c.at)
             .push(", ")

@@ -7,19 +7,16 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::cursor::Cursor;
-use super::page::{clamp_limit, Page, TenantScope};
+use super::page::{Page, TenantScope, Window};
 
+/// What to list: a window (by event time) and optional filters.
 #[derive(Debug, Clone)]
 pub struct DecisionQuery {
-    pub scope: TenantScope,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
+    pub window: Window,
     /// `allow` or `deny`.
     pub outcome: Option<String>,
     pub principal: Option<String>,
     pub action: Option<String>,
-    pub after: Option<Cursor>,
-    pub limit: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -73,17 +70,9 @@ pub async fn decision_page(
     pool: &PgPool,
     q: &DecisionQuery,
 ) -> Result<Page<DecisionSummary>, sqlx::Error> {
-    let limit = clamp_limit(q.limit);
+    let limit = q.window.page_size();
     let mut b = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS}{FROM} WHERE true"));
-    if let Some(ids) = q.scope.ids() {
-        b.push(" AND d.tenant_id = ANY(").push_bind(ids).push(")");
-    }
-    if let Some(from) = q.from {
-        b.push(" AND d.event_time >= ").push_bind(from);
-    }
-    if let Some(to) = q.to {
-        b.push(" AND d.event_time < ").push_bind(to);
-    }
+    q.window.push_filters(&mut b, "d.tenant_id", "d.event_time");
     if let Some(o) = &q.outcome {
         b.push(" AND d.allowed = ").push_bind(o == "allow");
     }
@@ -93,7 +82,7 @@ pub async fn decision_page(
     if let Some(a) = &q.action {
         b.push(" AND e.action = ").push_bind(a.clone());
     }
-    if let Some(c) = &q.after {
+    if let Some(c) = &q.window.after {
         // A cursor this API made holds a UUID; anything else starts from nowhere.
         let id = Uuid::parse_str(&c.id).unwrap_or(Uuid::max());
         b.push(" AND (d.event_time, d.decision_id) < (")

@@ -5,19 +5,15 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::cursor::Cursor;
-use super::page::{clamp_limit, Page, TenantScope};
+use super::page::{Page, Window};
 
-/// What to list. Every filter is optional; times are `[from, to)`.
+/// What to list: a window (by event time) and optional filters.
 #[derive(Debug, Clone)]
 pub struct EventQuery {
-    pub scope: TenantScope,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
+    pub window: Window,
     pub principal: Option<String>,
     pub action: Option<String>,
     pub source: Option<String>,
-    pub after: Option<Cursor>,
-    pub limit: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -57,17 +53,9 @@ fn key(e: &EventSummary) -> Cursor {
 }
 
 pub async fn event_page(pool: &PgPool, q: &EventQuery) -> Result<Page<EventSummary>, sqlx::Error> {
-    let limit = clamp_limit(q.limit);
+    let limit = q.window.page_size();
     let mut b = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM events WHERE true"));
-    if let Some(ids) = q.scope.ids() {
-        b.push(" AND tenant_id = ANY(").push_bind(ids).push(")");
-    }
-    if let Some(from) = q.from {
-        b.push(" AND event_time >= ").push_bind(from);
-    }
-    if let Some(to) = q.to {
-        b.push(" AND event_time < ").push_bind(to);
-    }
+    q.window.push_filters(&mut b, "tenant_id", "event_time");
     if let Some(p) = &q.principal {
         b.push(" AND principal = ").push_bind(p.clone());
     }
@@ -77,7 +65,7 @@ pub async fn event_page(pool: &PgPool, q: &EventQuery) -> Result<Page<EventSumma
     if let Some(s) = &q.source {
         b.push(" AND source = ").push_bind(s.clone());
     }
-    if let Some(c) = &q.after {
+    if let Some(c) = &q.window.after {
         let (tenant, id) = c.id.split_once('/').unwrap_or((&c.id, ""));
         b.push(" AND (event_time, tenant_id, event_id) < (")
             .push_bind(c.at)

@@ -18,5 +18,5 @@ pub use decisions::{
     decision_detail, decision_page, DecisionDetail, DecisionQuery, DecisionSummary,
 };
 pub use events::{event_detail, event_page, EventDetail, EventQuery, EventSummary};
-pub use page::{Page, TenantScope, MAX_PAGE};
+pub use page::{Page, TenantScope, Window, MAX_PAGE};
 pub use tenants::{tenant_list, TenantSummary};

@@ -1,7 +1,9 @@
 //! What every listing shares: the tenants it may show, its page size, and the page it returns.
 
+use chrono::{DateTime, Utc};
 use portcullis_engine::TenantId;
 use serde::Serialize;
+use sqlx::{Postgres, QueryBuilder};
 
 use super::cursor::Cursor;
 
@@ -23,6 +25,39 @@ impl TenantScope {
             TenantScope::All => None,
             TenantScope::Only(ids) => Some(ids.iter().map(|t| t.to_string()).collect()),
         }
+    }
+}
+
+/// What every listing is cut by: tenants, a time range `[from, to)`, where the page starts,
+/// and how many rows it holds.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub scope: TenantScope,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+impl Window {
+    /// Appends ` AND {tenant} = ANY(…) AND {time} >= … AND {time} < …` for what is set.
+    pub(super) fn push_filters(&self, b: &mut QueryBuilder<Postgres>, tenant: &str, time: &str) {
+        if let Some(ids) = self.scope.ids() {
+            b.push(format_args!(" AND {tenant} = ANY("))
+                .push_bind(ids)
+                .push(")");
+        }
+        if let Some(from) = self.from {
+            b.push(format_args!(" AND {time} >= ")).push_bind(from);
+        }
+        if let Some(to) = self.to {
+            b.push(format_args!(" AND {time} < ")).push_bind(to);
+        }
+    }
+
+    /// The page size asked for, within 1..=MAX_PAGE.
+    pub(super) fn page_size(&self) -> i64 {
+        self.limit.clamp(1, MAX_PAGE)
     }
 }
 
@@ -48,9 +83,4 @@ impl<T> Page<T> {
             next_cursor,
         }
     }
-}
-
-/// A requested page size within 1..=MAX_PAGE.
-pub(super) fn clamp_limit(limit: i64) -> i64 {
-    limit.clamp(1, MAX_PAGE)
 }

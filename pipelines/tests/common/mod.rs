@@ -553,3 +553,19 @@ pub fn cloudtrail(event_id: &str, name: &str, mfa: Option<&str>) -> serde_json::
     }
     rec
 }
+
+/// A CloudTrail record (as [`cloudtrail`]) by `user` of another AWS `account`, as bytes.
+pub fn cloudtrail_by(
+    id: &str,
+    name: &str,
+    mfa: Option<&str>,
+    account: &str,
+    user: &str,
+) -> Vec<u8> {
+    let mut rec = cloudtrail(id, name, mfa);
+    rec["recipientAccountId"] = serde_json::json!(account);
+    rec["userIdentity"]["accountId"] = serde_json::json!(account);
+    rec["userIdentity"]["userName"] = serde_json::json!(user);
+    rec["userIdentity"]["arn"] = serde_json::json!(format!("arn:aws:iam::{account}:user/{user}"));
+    serde_json::to_vec(&rec).unwrap()
+}
