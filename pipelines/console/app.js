@@ -263,9 +263,19 @@ function renderLive(main) {
         while (body.children.length > LIVE_MAX_ROWS) body.lastChild.remove();
       }
     };
-    ws.onclose = () => {
-      if (me.closed) return;
+    ws.onclose = async (e) => {
+      if (me.closed || live !== me) return;
+      if (e.code === 1008) {
+        // The engine ended the stream because the token no longer holds.
+        signOut(e.reason || "The token was revoked or expired; sign in again.");
+        return;
+      }
       state.textContent = "disconnected; reconnecting…";
+      try {
+        await api("/v1/whoami"); // a revoked token signs out here instead of retrying forever
+      } catch {
+        if (!session.token) return;
+      }
       setTimeout(() => { if (live === me) connect(); }, 2000);
     };
   };

@@ -518,3 +518,40 @@ fn the_token_command_makes_lists_and_revokes_tokens() {
         env.cleanup().await;
     });
 }
+
+#[test]
+fn a_revoked_token_ends_the_stream_it_opened() {
+    block_on(async {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        use tokio_tungstenite::tungstenite::Message;
+
+        let env = TestEnv::new("access_stream_revoke").await;
+        let engine = env.start().await;
+        let watcher = Api::from(engine.http_addr())
+            .with_token(Some(&env.token_named("watcher", &["read:acme"]).await));
+        let mut ws = ws_connect(&watcher, "?tenant_id=acme", &[]).await.unwrap();
+        assert_eq!(next_text(&mut ws).await["type"], "connected");
+
+        portcullis::access::revoke_token(&env.pool, "watcher")
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(WAIT, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame,
+                    Some(Ok(_)) => continue,
+                    other => panic!("the stream ended without a close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("the stream of a revoked token is closed");
+        let frame = closed.expect("a close frame with a reason");
+        assert_eq!(frame.code, CloseCode::Policy);
+        assert!(frame.reason.contains("revoked"), "{}", frame.reason);
+
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}

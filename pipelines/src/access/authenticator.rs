@@ -14,10 +14,11 @@ use chrono::Utc;
 use portcullis_engine::access::{Grants, TokenError, TokenHash, TokenSecret};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::caller::Caller;
-use super::store::{find_by_hash, TokenState};
+use super::store::{active_scopes, find_by_hash, TokenState};
 use crate::retry::Backoff;
 
 /// How long a checked token is trusted without asking Postgres again; also how stale
@@ -55,8 +56,8 @@ pub enum AuthError {
     Revoked,
     #[error("the token expired")]
     Expired,
-    #[error("the token cannot be checked now: Postgres is unavailable ({0})")]
-    Unavailable(sqlx::Error),
+    #[error("the token cannot be checked now: Postgres is unavailable")]
+    Unavailable,
 }
 
 struct Cached {
@@ -68,28 +69,32 @@ pub struct Authenticator {
     /// `None` when authentication is off.
     pool: Option<PgPool>,
     cache: RwLock<HashMap<TokenHash, Cached>>,
+    /// Bumped whenever the cache is emptied: a lookup that began before a change must not put
+    /// what it read into the cache after it, and open streams recheck their token on it.
+    generation: watch::Sender<u64>,
     anonymous: Arc<Caller>,
 }
 
 impl Authenticator {
     /// Checks tokens against `pool`'s `api_tokens`, and listens for changes until `cancel`.
     pub fn new(pool: PgPool, cancel: CancellationToken) -> Arc<Self> {
-        let auth = Arc::new(Self {
-            pool: Some(pool.clone()),
-            cache: RwLock::new(HashMap::new()),
-            anonymous: Arc::new(Caller::anonymous()),
-        });
+        let auth = Arc::new(Self::with_pool(Some(pool.clone())));
         tokio::spawn(listen(Arc::downgrade(&auth), pool, cancel));
         auth
     }
 
     /// Lets every request in with every scope (`http.auth = false`).
     pub fn disabled() -> Arc<Self> {
-        Arc::new(Self {
-            pool: None,
+        Arc::new(Self::with_pool(None))
+    }
+
+    fn with_pool(pool: Option<PgPool>) -> Self {
+        Self {
+            pool,
             cache: RwLock::new(HashMap::new()),
+            generation: watch::Sender::new(0),
             anonymous: Arc::new(Caller::anonymous()),
-        })
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -112,11 +117,12 @@ impl Authenticator {
         if let Some(caller) = self.cached(&hash) {
             return Ok(caller);
         }
-        let record = find_by_hash(pool, &hash)
+        let generation = *self.generation.borrow();
+        let (record, state) = find_by_hash(pool, &hash)
             .await
-            .map_err(AuthError::Unavailable)?
+            .map_err(unavailable)?
             .ok_or(AuthError::Unknown)?;
-        match record.state(Utc::now()) {
+        match state {
             TokenState::Revoked => return Err(AuthError::Revoked),
             TokenState::Expired => return Err(AuthError::Expired),
             TokenState::Active => {}
@@ -131,17 +137,46 @@ impl Authenticator {
             expires_at: record.expires_at,
         });
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
+        // A change since the lookup began may have taken this token's access away: answer this
+        // request (it was valid when asked), but do not remember it.
+        if *self.generation.borrow() == generation {
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(
+                hash,
+                Cached {
+                    caller: caller.clone(),
+                    checked: Instant::now(),
+                },
+            );
         }
-        cache.insert(
-            hash,
-            Cached {
-                caller: caller.clone(),
-                checked: Instant::now(),
-            },
-        );
         Ok(caller)
+    }
+
+    /// Whether `caller`'s token still holds (not revoked, not expired, same scopes), for a
+    /// connection that outlives the request that opened it. Asks Postgres; on an error it says
+    /// yes, and the next change or check decides.
+    pub async fn still_valid(&self, caller: &Caller) -> bool {
+        let (Some(pool), Some(id)) = (&self.pool, caller.token_id) else {
+            return true;
+        };
+        if caller.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return false;
+        }
+        match active_scopes(pool, id).await {
+            Ok(Some(scopes)) => Grants::parse(&scopes).is_ok_and(|g| g == caller.grants),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot recheck a streaming token; keeping it for now");
+                true
+            }
+        }
+    }
+
+    /// Changes whenever tokens may have changed: what open streams watch.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     fn cached(&self, hash: &TokenHash) -> Option<Arc<Caller>> {
@@ -153,19 +188,25 @@ impl Authenticator {
     }
 
     fn forget_all(&self) {
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.send_modify(|g| *g += 1);
+        cache.clear();
     }
 }
 
-/// Empties the cache whenever a token changes, and whenever the listening connection is
-/// lost, since changes may be missed until it is back (entries made meanwhile still expire
-/// within [`CACHE_TTL`]).
+/// Postgres's own error text stays in the log: callers without a valid token see only that
+/// it is unavailable.
+fn unavailable(e: sqlx::Error) -> AuthError {
+    tracing::warn!(error = %e, "cannot check a token: Postgres unavailable");
+    AuthError::Unavailable
+}
+
+/// Empties the cache whenever a token changes, and whenever the listening connection has been
+/// (re)made, since changes may have been missed while it was down (entries made meanwhile
+/// expire within [`CACHE_TTL`] in any case).
 async fn listen(auth: std::sync::Weak<Authenticator>, pool: PgPool, cancel: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-    let mut listener = loop {
+    loop {
         let attempt = async {
             let mut l = PgListener::connect_with(&pool).await?;
             l.listen(CHANNEL).await?;
@@ -175,33 +216,37 @@ async fn listen(auth: std::sync::Weak<Authenticator>, pool: PgPool, cancel: Canc
             l = attempt => l,
             _ = cancel.cancelled() => return,
         };
-        match attempt {
-            Ok(l) => break l,
+        let mut listener = match attempt {
+            Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for token changes yet; retrying");
                 if backoff.wait(&cancel).await.is_err() {
                     return;
                 }
+                continue;
             }
-        }
-    };
-    loop {
-        let next = tokio::select! {
-            n = listener.try_recv() => n,
-            _ = cancel.cancelled() => return,
         };
-        let Some(auth) = auth.upgrade() else { return };
-        auth.forget_all();
-        match next {
-            Ok(Some(_)) => {}
-            // The connection dropped; the next try_recv reconnects and listens again.
-            Ok(None) => tracing::warn!("token change listener lost its connection; reconnecting"),
-            Err(e) => {
-                tracing::warn!(error = %e, "token change listener failed; retrying");
-                if backoff.wait(&cancel).await.is_err() {
-                    return;
+        match auth.upgrade() {
+            Some(a) => a.forget_all(),
+            None => return,
+        }
+        loop {
+            let next = tokio::select! {
+                n = listener.try_recv() => n,
+                _ = cancel.cancelled() => return,
+            };
+            let Some(auth) = auth.upgrade() else { return };
+            auth.forget_all();
+            match next {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    tracing::warn!("token change listener lost its connection; reconnecting");
+                    break;
                 }
             }
+        }
+        if backoff.wait(&cancel).await.is_err() {
+            return;
         }
     }
 }

@@ -179,11 +179,12 @@ pub async fn revoke_token(pool: &PgPool, which: &str) -> Result<TokenRecord, Tok
     }
 }
 
-/// The token with this hash, noting its use if it is active. `None`: no such token.
+/// The token with this hash and its state as Postgres's clock sees it, noting its use if it is
+/// active. `None`: no such token.
 pub(super) async fn find_by_hash(
     pool: &PgPool,
     hash: &TokenHash,
-) -> Result<Option<TokenRecord>, sqlx::Error> {
+) -> Result<Option<(TokenRecord, TokenState)>, sqlx::Error> {
     let used: Option<TokenRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE api_tokens SET last_used_at = now()
          WHERE secret_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -192,13 +193,36 @@ pub(super) async fn find_by_hash(
     .bind(&hash.0[..])
     .fetch_optional(pool)
     .await?;
-    if used.is_some() {
-        return Ok(used);
+    if let Some(record) = used {
+        return Ok(Some((record, TokenState::Active)));
     }
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    // Not active: say why. Revoked, or else expired (by the same clock that just said so).
+    let found: Option<TokenRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM api_tokens WHERE secret_sha256 = $1"
     )))
     .bind(&hash.0[..])
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.map(|r| {
+        let state = if r.revoked_at.is_some() {
+            TokenState::Revoked
+        } else {
+            TokenState::Expired
+        };
+        (r, state)
+    }))
+}
+
+/// The scopes of token `id` if it is active now (Postgres's clock), else `None`.
+pub(super) async fn active_scopes(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT scopes FROM api_tokens
+         WHERE token_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(id)
     .fetch_optional(pool)
     .await
 }

@@ -86,7 +86,7 @@ fn credentials(req: &HttpRequest) -> Credentials<'_> {
 }
 
 fn unauthorized(e: &AuthError) -> HttpResponse {
-    if let AuthError::Unavailable(_) = e {
+    if let AuthError::Unavailable = e {
         return ApiError::unavailable("authentication_unavailable", e.to_string()).response();
     }
     let mut response =

@@ -22,7 +22,7 @@ use crate::records::{
     dead_letter_page, decision_detail, decision_page, event_detail, event_page, tenant_list,
     Cursor, DeadLetterQuery, DecisionQuery, EventQuery, TenantScope, Window,
 };
-use crate::sinks::postgres::{list_dead_letters, DeadLetterFilter};
+use crate::sinks::postgres::{list_dead_letters, DeadLetterFilter, DeadLetterRow};
 
 /// Rows per page when `limit` is not given.
 const DEFAULT_PAGE: i64 = 50;
@@ -30,10 +30,8 @@ const DEFAULT_PAGE: i64 = 50;
 const MAX_REPLAY: usize = 100;
 
 fn db_error(e: sqlx::Error) -> ApiError {
-    ApiError::unavailable(
-        "postgres_unavailable",
-        format!("cannot read from Postgres: {e}"),
-    )
+    tracing::warn!(error = %e, "read API: Postgres query failed");
+    ApiError::unavailable("postgres_unavailable", "cannot read from Postgres now")
 }
 
 /// The tenants a listing may show: the one asked for, if the caller may read it, else all the
@@ -191,7 +189,7 @@ struct ReplayRequest {
 
 /// `POST /v1/dead-letters/replay` with `{"ids": [...]}`: re-drives each through decoding, policy
 /// and storage, as `portcullis dlq replay` does. Each needs `admin:{its tenant}`; one without a
-/// tenant needs `admin`. Answers each id's outcome.
+/// tenant needs `admin`; others are answered `not_found`. Answers each id's outcome.
 pub(super) async fn replay(
     state: web::Data<State>,
     caller: Authorized,
@@ -213,8 +211,15 @@ pub(super) async fn replay(
             "this engine has no event path to replay through",
         ));
     };
+    // Each id once, in the order given.
+    let mut ids: Vec<String> = Vec::with_capacity(request.ids.len());
+    for id in request.ids {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
     let filter = DeadLetterFilter {
-        ids: request.ids.clone(),
+        ids: ids.clone(),
         include_resolved: true,
         limit: MAX_REPLAY as i64,
         ..DeadLetterFilter::default()
@@ -222,24 +227,28 @@ pub(super) async fn replay(
     let rows = list_dead_letters(&state.pool, &filter)
         .await
         .map_err(db_error)?;
-    // Every id is checked before any is replayed: a request that reaches outside the caller's
-    // tenants changes nothing.
-    for row in &rows {
-        match row.tenant_hint.as_deref().map(TenantId::parse) {
-            Some(Ok(t)) => caller.require(Permission::Administer, &t)?,
-            _ => caller.require_admin(&format!(
-                "replaying dead letter {} (no tenant could be told)",
-                row.dead_letter_id
-            ))?,
-        }
-    }
+    // A dead letter outside the caller's tenants is "not found", as one that does not exist:
+    // dead-letter ids follow Kafka offsets, and a 403 would say which exist and whose they are.
+    let may_replay = |row: &&DeadLetterRow| match row.tenant_hint.as_deref().map(TenantId::parse) {
+        Some(Ok(t)) => caller.0.allows(Permission::Administer, &t),
+        _ => caller.0.is_admin(),
+    };
     let never = CancellationToken::new();
-    let mut results = Vec::with_capacity(request.ids.len());
-    for id in &request.ids {
-        let Some(row) = rows.iter().find(|r| &r.dead_letter_id == id) else {
+    let mut results = Vec::with_capacity(ids.len());
+    let mut failed = None;
+    for id in &ids {
+        let row = rows
+            .iter()
+            .find(|r| &r.dead_letter_id == id)
+            .filter(may_replay);
+        let Some(row) = row else {
             results.push(json!({"id": id, "outcome": "not_found"}));
             continue;
         };
+        if failed.is_some() {
+            results.push(json!({"id": id, "outcome": "not_attempted"}));
+            continue;
+        }
         if row.resolved_at.is_some() {
             results.push(
                 json!({"id": id, "outcome": "already_resolved", "resolved_at": row.resolved_at}),
@@ -247,17 +256,27 @@ pub(super) async fn replay(
             continue;
         }
         let inbound = Inbound::new(row.origin(), row.payload.clone());
-        let outcome = path.replay(id, &inbound, &never).await.map_err(|e| {
-            ApiError::unavailable("replay_unavailable", format!("cannot replay {id}: {e}"))
-        })?;
-        results.push(match outcome {
-            Replayed::Stored { events, new_rows } => {
+        results.push(match path.replay(id, &inbound, &never).await {
+            Ok(Replayed::Stored { events, new_rows }) => {
                 json!({"id": id, "outcome": "stored", "events": events, "new_rows": new_rows})
             }
-            Replayed::StillFailing(reason) => {
+            Ok(Replayed::StillFailing(reason)) => {
                 json!({"id": id, "outcome": "still_failing", "reason": reason})
             }
+            // Postgres unavailable, say: this one and the rest are left as they were.
+            Err(e) => {
+                tracing::warn!(dead_letter = %id, error = %e, "replay through the API failed");
+                failed = Some(e.to_string());
+                json!({"id": id, "outcome": "error", "reason": "the replay could not be stored; try again"})
+            }
         });
+    }
+    if failed.is_some() {
+        return Ok(HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(json!({
+            "code": "replay_unavailable",
+            "message": "a replay could not be stored (Postgres unavailable?); what was replayed before it stands, the rest was not attempted",
+            "result": results,
+        })));
     }
     Ok(HttpResponse::build(StatusCode::OK).json(json!({ "result": results })))
 }

@@ -3,6 +3,7 @@
 //! it missed (`{"type": "lagged", "missed": n}`), never left with a silent gap.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -16,6 +17,12 @@ use tokio::sync::broadcast::error::RecvError;
 use super::auth::{Authorized, WS_PROTOCOL};
 use super::error::ApiError;
 use super::State;
+
+/// How often an open stream asks Postgres whether its token still holds, besides every change
+/// the token listener reports (a backstop for a listener that was down).
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+/// No expiry: about a century.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 pub(super) async fn decisions(
     state: web::Data<State>,
@@ -54,7 +61,21 @@ pub(super) async fn decisions(
     let mut rx = state.bus.subscribe(tenant.as_ref());
     let cancel = state.cancel.clone();
     let metrics = state.stats.clone();
+    // The token is checked again while the stream is open: a revoked, expired or narrowed
+    // token ends it.
+    let auth = state.auth.clone();
+    let mut token_changes = auth.changes();
+    let caller = caller.0.clone();
+    let until_expiry = caller
+        .expires_at
+        .map(|at| (at - chrono::Utc::now()).to_std().unwrap_or_default())
+        .unwrap_or(NEVER);
     actix_web::rt::spawn(async move {
+        let expiry = tokio::time::sleep(until_expiry);
+        tokio::pin!(expiry);
+        let mut recheck = tokio::time::interval(RECHECK_EVERY);
+        recheck.tick().await;
+        let mut ended_by_token = false;
         let m = &metrics.metrics;
         m.stream_subscribers.inc();
         let hello = json!({
@@ -84,10 +105,25 @@ pub(super) async fn decisions(
                     Some(Ok(_)) => {} // the stream is one-way; anything else is ignored
                 },
                 _ = cancel.cancelled() => open = false,
+                _ = &mut expiry => (open, ended_by_token) = (false, true),
+                changed = token_changes.changed() => {
+                    if changed.is_err() || !auth.still_valid(&caller).await {
+                        (open, ended_by_token) = (false, true);
+                    }
+                }
+                _ = recheck.tick() => {
+                    if !auth.still_valid(&caller).await {
+                        (open, ended_by_token) = (false, true);
+                    }
+                }
             }
         }
         m.stream_subscribers.dec();
-        let _ = session.close(None).await;
+        let reason = ended_by_token.then(|| actix_ws::CloseReason {
+            code: actix_ws::CloseCode::Policy,
+            description: Some("the token was revoked, expired or changed; sign in again".into()),
+        });
+        let _ = session.close(reason).await;
     });
     response
 }

@@ -26,7 +26,7 @@ impl Table for Resolves {
         let ids: Vec<String> = sets.iter().flat_map(|s| s.resolves.clone()).collect();
         Box::pin(async move {
             let done = sqlx::query(
-                "UPDATE dead_letters SET resolved_at = now(), replay_attempts = replay_attempts + 1,
+                "UPDATE dead_letters SET resolved_at = coalesce(resolved_at, now()), replay_attempts = replay_attempts + 1,
                         last_replayed_at = now(), last_replay_error = NULL
                  WHERE dead_letter_id = ANY($1)",
             )
