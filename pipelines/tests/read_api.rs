@@ -267,6 +267,8 @@ fn the_read_api_filters_pages_and_scopes_records() {
             ("/v1/events?source=ftp", "ftp"),
             ("/v1/decisions?outcome=maybe", "maybe"),
             ("/v1/decisions/not-a-uuid", "UUID"),
+            ("/v1/events?principal=a%00b", "NUL"),
+            ("/v1/events/acme/a%00b", "NUL"),
             ("/v1/events?tenant_id=Robert');DROP", "tenant id"),
         ] {
             let (status, body) = get(&admin, path).await;

@@ -15,6 +15,12 @@ impl QueryParams {
     pub fn parse(query: &str, known: &[&str]) -> Result<Self, ApiError> {
         let mut map = HashMap::new();
         for (k, v) in form_urlencoded_pairs(query)? {
+            // Postgres stores and compares no NUL: refused here rather than failing the query.
+            if v.contains('\0') {
+                return Err(ApiError::bad_request(format!(
+                    "parameter {k:?} contains U+0000 (NUL)"
+                )));
+            }
             if !known.contains(&k.as_str()) {
                 return Err(ApiError::bad_request(format!(
                     "unknown parameter {k:?}; this endpoint takes: {}",
@@ -111,6 +117,7 @@ mod tests {
         let bad = |query: &str| QueryParams::parse(query, &known).err().map(|e| e.message);
         assert!(bad("tenantid=acme").unwrap().contains("tenantid"));
         assert!(bad("limit=1&limit=2").unwrap().contains("more than once"));
+        assert!(bad("tenant_id=a%00b").unwrap().contains("NUL"));
         let q = QueryParams::parse(
             "limit=abc&from=yesterday&resolved=yes&outcome=maybe",
             &known,

@@ -107,6 +107,9 @@ pub(super) async fn event(
     let (tenant, event_id) = path.into_inner();
     let tenant = TenantId::parse(&tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
     caller.require(Permission::Read, &tenant)?;
+    if event_id.contains('\0') {
+        return Err(ApiError::bad_request("the event id contains U+0000 (NUL)"));
+    }
     match event_detail(&state.pool, tenant.as_str(), &event_id)
         .await
         .map_err(db_error)?
@@ -211,6 +214,11 @@ pub(super) async fn replay(
             "this engine has no event path to replay through",
         ));
     };
+    if request.ids.iter().any(|id| id.contains('\0')) {
+        return Err(ApiError::bad_request(
+            "a dead letter id contains U+0000 (NUL)",
+        ));
+    }
     // Each id once, in the order given.
     let mut ids: Vec<String> = Vec::with_capacity(request.ids.len());
     for id in request.ids {

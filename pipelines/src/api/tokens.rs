@@ -121,6 +121,9 @@ pub(super) async fn revoke(
     if let Err(e) = caller.require_admin("revoking tokens") {
         return e.response();
     }
+    if which.contains('\0') {
+        return ApiError::bad_request("the token id or name contains U+0000 (NUL)").response();
+    }
     match revoke_token(&state.pool, &which).await {
         Ok(record) => HttpResponse::Ok().json(json!({ "result": record_json(&record) })),
         Err(e) => store_error(e).response(),
