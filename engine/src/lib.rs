@@ -7,6 +7,7 @@ pub mod access;
 pub mod accounts;
 pub mod dead_letter;
 pub mod decode;
+pub mod distribution;
 pub mod event;
 pub mod ids;
 pub mod policy;
