@@ -14,6 +14,7 @@ pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod distribution;
 pub mod path;
 pub mod policy_service;
 pub mod records;

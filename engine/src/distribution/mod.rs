@@ -4,6 +4,7 @@
 
 mod envelope;
 mod ordering;
+mod policy_document;
 mod segment;
 mod segmentation;
 
@@ -12,5 +13,6 @@ pub use envelope::{
     SEGMENT_POLICY_TYPE,
 };
 pub use ordering::{offer, Offer};
+pub use policy_document::{SegmentPolicy, SEGMENT_POLICY_PROTOCOL};
 pub use segment::{SegmentId, SegmentIdError};
 pub use segmentation::{SegmentRule, Segmentation};
