@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::segment::SegmentId;
+use crate::policy::hash_modules;
 use crate::TenantId;
 
 /// The version of this document's shape, for agents to refuse what they do not understand.
@@ -31,12 +32,10 @@ impl SegmentPolicy {
     /// Digest over what decides: modules and data (not the version or the time).
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
-        for (name, src) in &self.modules {
-            h.update(name.as_bytes());
-            h.update([0]);
-            h.update(src.as_bytes());
-            h.update([0]);
-        }
+        hash_modules(
+            &mut h,
+            self.modules.iter().map(|(n, s)| (n.as_str(), s.as_str())),
+        );
         h.update(self.data.to_string().as_bytes());
         format!("sha256:{}", hex::encode(h.finalize()))
     }

@@ -17,6 +17,7 @@ mod rego_value;
 mod tenant_policy;
 
 pub use bounded_range::MAX_RANGE_ELEMENTS;
+pub(crate) use bundle::hash_modules;
 pub use bundle::Bundle;
 pub use decision::Decision;
 pub use error::PolicyError;
