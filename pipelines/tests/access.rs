@@ -292,12 +292,12 @@ fn a_tenant_token_reaches_nothing_of_another_tenants() {
 
         // On the stream, it sees its tenant's decisions and never another's.
         let mut stream = ws_connect(&acme, "?tenant_id=acme", &[]).await.unwrap();
-        let hello = next_text(&mut stream).await;
+        let hello = common::next_json(&mut stream).await;
         assert_eq!(hello["type"], "connected");
         let (status, _) = call(&admin, "POST", "/v1/data/tenants/globex/allow", &abac).await;
         assert_eq!(status, 200);
         let (_, mine) = call(&acme, "POST", "/v1/data/tenants/acme/allow", &abac).await;
-        let seen = next_text(&mut stream).await;
+        let seen = common::next_json(&mut stream).await;
         assert_eq!(seen["data"]["tenant_id"], "acme", "{seen}");
         assert_eq!(seen["data"]["decision_id"], mine["decision_id"], "{seen}");
         // A read:acme token may not watch everyone: refused before the upgrade.
@@ -306,20 +306,6 @@ fn a_tenant_token_reaches_nothing_of_another_tenants() {
         engine.stop().await.unwrap();
         env.cleanup().await;
     });
-}
-
-async fn next_text(ws: &mut common::Ws) -> Value {
-    use futures::StreamExt;
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a stream message in time")
-            .expect("stream open")
-            .expect("stream message");
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -406,7 +392,7 @@ fn a_browser_signs_in_to_the_stream_with_the_websocket_protocol() {
         let mut ws = ws_connect(&bare, "", &[("Sec-WebSocket-Protocol", &offered)])
             .await
             .expect("signed in by subprotocol");
-        assert_eq!(next_text(&mut ws).await["type"], "connected");
+        assert_eq!(common::next_json(&mut ws).await["type"], "connected");
         let bad = format!("portcullis, portcullis.token.pcl_{}", "A".repeat(43));
         assert!(ws_connect(&bare, "", &[("Sec-WebSocket-Protocol", &bad)])
             .await
@@ -531,7 +517,7 @@ fn a_revoked_token_ends_the_stream_it_opened() {
         let watcher = Api::from(engine.http_addr())
             .with_token(Some(&env.token_named("watcher", &["read:acme"]).await));
         let mut ws = ws_connect(&watcher, "?tenant_id=acme", &[]).await.unwrap();
-        assert_eq!(next_text(&mut ws).await["type"], "connected");
+        assert_eq!(common::next_json(&mut ws).await["type"], "connected");
 
         portcullis::access::revoke_token(&env.pool, "watcher")
             .await

@@ -293,15 +293,7 @@ fn an_admin_replays_a_dead_letter_from_the_console() {
             .await; // sign out
 
         // The cause fixed, the admin replays it and it leaves the open list.
-        add_tenant(
-            &env.pool,
-            &TenantId::parse("acme").unwrap(),
-            None,
-            &[UNMAPPED_ACCOUNT.into()],
-        )
-        .await
-        .unwrap();
-        tokio::time::sleep(Duration::from_millis(2500)).await; // the engine's registry refresh
+        env.map_account("acme", UNMAPPED_ACCOUNT).await;
         browser.sign_in(&base, &env.admin_token).await;
         browser
             .run(json!({"op": "goto", "url": format!("{base}/console/#/dead-letters")}))

@@ -819,21 +819,6 @@ async fn subscribe(addr: &Api, query: &str) -> Ws {
         .expect("WebSocket upgrade")
 }
 
-/// The next text message, as JSON.
-async fn next_message(ws: &mut Ws) -> Value {
-    use futures::StreamExt;
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a stream message within the wait")
-            .expect("stream open")
-            .expect("stream message");
-        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
     block_on(async {
@@ -850,11 +835,11 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
         let engine = env.start().await;
         let addr = env.api(engine.http_addr());
         let mut acme = subscribe(&addr, "?tenant_id=acme").await;
-        let hello = next_message(&mut acme).await;
+        let hello = common::next_json(&mut acme).await;
         assert_eq!(hello["type"], "connected");
         assert_eq!(hello["tenant_id"], "acme");
         let mut everyone = subscribe(&addr, "").await;
-        assert_eq!(next_message(&mut everyone).await["type"], "connected");
+        assert_eq!(common::next_json(&mut everyone).await["type"], "connected");
 
         let (_, globex) = post_json(
             &addr,
@@ -864,7 +849,7 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
         .await;
         let (_, answer) =
             post_json(&addr, "/v1/data/tenants/acme/allow", &abac("read", "EU")).await;
-        let d = next_message(&mut acme).await;
+        let d = common::next_json(&mut acme).await;
         assert_eq!(d["type"], "decision");
         let data = &d["data"];
         assert_eq!(
@@ -884,11 +869,11 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
         assert!(chrono::DateTime::parse_from_rfc3339(data["timestamp"].as_str().unwrap()).is_ok());
         // The unfiltered stream has both, in order.
         assert_eq!(
-            next_message(&mut everyone).await["data"]["decision_id"],
+            common::next_json(&mut everyone).await["data"]["decision_id"],
             globex["decision_id"]
         );
         assert_eq!(
-            next_message(&mut everyone).await["data"]["decision_id"],
+            common::next_json(&mut everyone).await["data"]["decision_id"],
             answer["decision_id"]
         );
 
@@ -900,7 +885,7 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
             serde_json::to_vec(&event).unwrap(),
         )])
         .await;
-        let d = next_message(&mut acme).await;
+        let d = common::next_json(&mut acme).await;
         assert_eq!(d["data"]["source"], "mqtt");
         assert_eq!(d["data"]["event_id"], "laptop-9/ws-1");
         assert_eq!(d["data"]["decision"]["allow"], false);
@@ -937,7 +922,7 @@ fn a_slow_stream_subscriber_is_told_exactly_how_many_decisions_it_missed() {
         let engine = env.start().await;
         let addr = env.api(engine.http_addr());
         let mut slow = subscribe(&addr, "?tenant_id=acme").await;
-        assert_eq!(next_message(&mut slow).await["type"], "connected");
+        assert_eq!(common::next_json(&mut slow).await["type"], "connected");
 
         // Large inputs fill the socket buffers quickly while the subscriber does not read.
         let n = 300;
@@ -949,7 +934,7 @@ fn a_slow_stream_subscriber_is_told_exactly_how_many_decisions_it_missed() {
         }
         let (mut decisions, mut missed, mut lagged_notes) = (0u64, 0u64, 0);
         while decisions + missed < n {
-            let m = next_message(&mut slow).await;
+            let m = common::next_json(&mut slow).await;
             match m["type"].as_str() {
                 Some("decision") => decisions += 1,
                 Some("lagged") => {

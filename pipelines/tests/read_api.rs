@@ -303,15 +303,7 @@ fn the_read_api_filters_pages_and_scopes_records() {
             0,
             "nothing was replayed"
         );
-        add_tenant(
-            &env.pool,
-            &TenantId::parse("acme").unwrap(),
-            None,
-            &[UNMAPPED_ACCOUNT.into()],
-        )
-        .await
-        .unwrap();
-        tokio::time::sleep(Duration::from_millis(2500)).await; // the engine's registry refresh
+        env.map_account("acme", UNMAPPED_ACCOUNT).await;
         let (status, body) = post(
             &admin,
             "/v1/dead-letters/replay",

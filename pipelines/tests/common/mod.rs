@@ -108,6 +108,21 @@ impl TestEnv {
         make_token(&self.pool, name, scopes).await
     }
 
+    /// Maps AWS `account` to `tenant` and waits out the engine's registry refresh
+    /// (`postgres.registry_refresh_secs`), so what follows sees the mapping.
+    pub async fn map_account(&self, tenant: &str, account: &str) {
+        postgres::add_tenant(
+            &self.pool,
+            &TenantId::parse(tenant).unwrap(),
+            None,
+            &[account.into()],
+        )
+        .await
+        .unwrap();
+        let refresh = Duration::from_secs(self.config.postgres.registry_refresh_secs);
+        tokio::time::sleep(refresh * 2 + Duration::from_millis(500)).await;
+    }
+
     /// The engine's API at `addr`, as the test's admin.
     pub fn api(&self, addr: std::net::SocketAddr) -> Api {
         Api {
@@ -488,6 +503,21 @@ pub async fn ws_connect(
     }
     let (ws, _) = tokio_tungstenite::connect_async(request).await?;
     Ok(ws)
+}
+
+/// The stream's next text message as JSON, within 30 s.
+pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a stream message within 30 s")
+            .expect("stream open")
+            .expect("stream message");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
 }
 
 pub struct ChildGuard(pub std::process::Child);
