@@ -4,10 +4,12 @@
 //!   passivate when idle or past a cap, restart after a panic with state reloaded);
 //! - [`policy`]: the policy store, where each tenant's compiled bundle is published once per
 //!   generation and read by everyone, and the decision API's query path with its slow lane;
-//! - [`tenant`]: the tenant entity, which judges its tenant's events.
+//! - [`tenant`]: the tenant entity, which judges its tenant's events;
+//! - [`segment`]: the segment entity, which sends a segment's policy versions to its agents.
 
 pub mod entity;
 pub mod policy;
+pub mod segment;
 pub mod tenant;
 
 pub use entity::{Arbiters, Entity, EntityDirectory, EntityError, EntityLimits, EntityStats};
@@ -15,5 +17,8 @@ pub use policy::{
     answer_query, Activation, ActivationObserver, BundleSource, BundleStatus, FailedQuery,
     LoadError, PolicySlot, PolicyStore, PolicyUnavailable, Query, QueryError, QueryReply,
     ServingPolicy, SlowLane, SLOW_LANE_THREAD,
+};
+pub use segment::{
+    Claimed, Flush, FlushError, Flushed, OutboxError, OutgoingVersion, SegmentActor, SegmentOutbox,
 };
 pub use tenant::{Judge, TenantActor, TenantDirectory, Verdict, LIMIT_STOPS_PER_BATCH};

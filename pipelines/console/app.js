@@ -109,6 +109,8 @@ const pages = [
   { path: "decisions", label: "Decisions", render: renderDecisions },
   { path: "dead-letters", label: "Dead letters", render: renderDeadLetters },
   { path: "tenants", label: "Tenants", render: renderTenants },
+  { path: "segments", label: "Segments", render: renderSegments },
+  { path: "agents", label: "Agents", render: renderAgents },
 ];
 
 function route() {
@@ -444,6 +446,160 @@ async function renderTenants(main) {
           h("td", {}, b ? (b.healthy ? "healthy" : h("span", { class: "outcome deny" }, "refused newer bundle")) : "—"),
           h("td", {}, b && b.last_error ? `${b.last_error} (${time(b.last_error_at)})` : ""));
       }))));
+}
+
+// ---- segment policy for edge agents ---------------------------------------------------------
+
+async function renderSegments(main, arg) {
+  if (arg) return renderSegment(main, arg);
+  const tenant = tenantSelect("seg-tenant", { allowAll: true });
+  const status = h("div", { "aria-live": "polite" });
+  const body = h("tbody");
+  const load = async () => {
+    body.replaceChildren();
+    try {
+      const rows = (await api(`/v1/segments${query({ tenant_id: tenant.value })}`)).result;
+      for (const s of rows) {
+        const key = `${s.tenant_id}/${s.segment_id}`;
+        body.append(h("tr", { "data-segment": key },
+          h("td", {}, s.tenant_id), h("td", {}, h("a", { href: `#/segments/${key}` }, s.segment_id)),
+          h("td", { class: "num" }, s.latest_version),
+          h("td", { class: "mono" }, s.latest_version ? (s.latest_sent_at ? time(s.latest_sent_at) : "not sent yet") : "—"),
+          h("td", {}, s.groups.join(", ")), h("td", { class: "num" }, s.agents),
+          h("td", { class: "num" }, s.agents_behind)));
+      }
+      message(status, "notice", rows.length ? "" : "No segments yet: add a rule or publish a version.");
+    } catch (e) {
+      message(status, "error", e.message);
+    }
+  };
+  tenant.addEventListener("change", load);
+  const newKey = h("input", { id: "seg-new", placeholder: "tenant/segment", pattern: "[a-z][a-z0-9_]*/[a-z][a-z0-9_]*" });
+  main.append(h("h1", {}, "Segments"),
+    h("p", { class: "muted" }, "Each segment's policy goes to the agents of its groups, every version in order, signed by the engine."),
+    h("form", { class: "filters", onsubmit: (e) => {
+      e.preventDefault();
+      if (newKey.value) location.hash = `#/segments/${newKey.value}`;
+    } },
+    h("label", { for: "seg-tenant" }, "Tenant", tenant),
+    h("label", { for: "seg-new" }, "Open or create", newKey),
+    h("button", { type: "submit" }, "Open")),
+    status,
+    h("table", { "aria-label": "Segments" },
+      h("thead", {}, h("tr", {}, ["Tenant", "Segment", "Latest", "Sent", "Groups", "Agents", "Behind"]
+        .map((c) => h("th", { scope: "col" }, c)))), body));
+  await load();
+}
+
+async function renderSegment(main, key) {
+  const [tenant, segment] = key.split("/");
+  const base = `/v1/segments/${encodeURIComponent(tenant)}/${encodeURIComponent(segment)}/versions`;
+  const status = h("div", { "aria-live": "polite" });
+  const body = h("tbody");
+  const detail = h("div", {});
+  const show = async (version) => {
+    try {
+      const v = (await api(`${base}/${version}`)).result;
+      detail.replaceChildren(h("h2", {}, `Version ${v.version}`),
+        ...Object.entries(v.modules).map(([name, src]) =>
+          h("div", {}, h("h3", { class: "mono" }, name), h("pre", {}, src))),
+        h("h3", {}, "Data"), h("pre", {}, JSON.stringify(v.data, null, 2)));
+      return v;
+    } catch (e) {
+      message(status, "error", e.message);
+      return null;
+    }
+  };
+  const load = async () => {
+    body.replaceChildren();
+    try {
+      const rows = (await api(base)).result;
+      for (const v of rows) {
+        const open = h("button", { type: "button", "aria-label": `Show version ${v.version}` }, "Show");
+        open.addEventListener("click", () => show(v.version));
+        body.append(h("tr", { "data-version": v.version },
+          h("td", { class: "num" }, v.version), h("td", { class: "mono" }, time(v.published_at)),
+          h("td", {}, v.published_by), h("td", { class: "mono" }, v.sent_at ? time(v.sent_at) : "not sent yet"),
+          h("td", { class: "mono" }, v.key_id), h("td", { class: "mono" }, v.digest.slice(0, 19)), h("td", {}, open)));
+      }
+      return rows;
+    } catch (e) {
+      message(status, "error", e.message);
+      return [];
+    }
+  };
+  main.append(h("p", {}, h("a", { href: "#/segments" }, "← Segments")),
+    h("h1", {}, `Segment ${tenant}/${segment}`), status,
+    h("table", { "aria-label": "Versions" },
+      h("thead", {}, h("tr", {}, ["Version", "Published", "By", "Sent", "Key", "Digest", ""]
+        .map((c) => h("th", { scope: "col" }, c)))), body));
+  const rows = await load();
+  if (mayAdminister(tenant)) {
+    const latest = rows.length ? await show(rows[0].version) : null;
+    const file = h("input", { id: "pub-file", value: latest ? Object.keys(latest.modules)[0] : `${segment}.rego`, required: true });
+    const source = h("textarea", { id: "pub-source", rows: 10, required: true, spellcheck: "false" },
+      latest ? Object.values(latest.modules)[0] : `package segments.${segment}\n\ndefault allow := false\n`);
+    const data = h("textarea", { id: "pub-data", rows: 4, spellcheck: "false" },
+      latest ? JSON.stringify(latest.data, null, 2) : "{}");
+    const form = h("form", { class: "publish", onsubmit: async (e) => {
+      e.preventDefault();
+      let parsed;
+      try { parsed = JSON.parse(data.value || "{}"); } catch (err) {
+        message(status, "error", `Data is not JSON: ${err.message}`);
+        return;
+      }
+      const modules = latest ? { ...latest.modules } : {};
+      modules[file.value] = source.value;
+      try {
+        const v = (await api(base, { method: "POST", body: { modules, data: parsed } })).result;
+        message(status, "notice", `Published version ${v.version}; the engine sends it to the segment's agents.`);
+        await load();
+      } catch (err) {
+        message(status, "error", `Not published: ${err.message}`);
+      }
+    } },
+    h("h2", {}, "Publish a new version"),
+    h("label", { for: "pub-file" }, "Module file", file),
+    h("label", { for: "pub-source" }, "Rego", source),
+    h("label", { for: "pub-data" }, "Data (JSON object)", data),
+    h("button", { class: "primary", type: "submit" }, "Publish"));
+    main.append(form);
+  }
+  main.append(detail);
+}
+
+async function renderAgents(main) {
+  const tenant = tenantSelect("ag-tenant", { allowAll: true });
+  const behind = h("input", { id: "ag-behind", type: "checkbox" });
+  const status = h("div", { "aria-live": "polite" });
+  const body = h("tbody");
+  const load = async () => {
+    body.replaceChildren();
+    try {
+      const rows = (await api(`/v1/agents${query({ tenant_id: tenant.value, behind: behind.checked ? "true" : "" })}`)).result;
+      for (const a of rows) {
+        body.append(h("tr", { "data-agent": `${a.tenant_id}/${a.agent_id}` },
+          h("td", {}, a.tenant_id), h("td", { class: "mono" }, a.agent_id),
+          h("td", {}, a.online ? "online" : "offline"), h("td", {}, a.groups.join(", ")),
+          h("td", {}, a.segments.map((s) => `${s.segment} v${s.applied}${s.applied < s.latest ? ` (latest v${s.latest})` : ""}`).join(", ")),
+          h("td", { class: "mono" }, time(a.last_seen_at))));
+      }
+      message(status, "notice", rows.length ? "" : "No agents have connected yet.");
+    } catch (e) {
+      message(status, "error", e.message);
+    }
+  };
+  tenant.addEventListener("change", load);
+  behind.addEventListener("change", load);
+  main.append(h("h1", {}, "Agents"),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "ag-tenant" }, "Tenant", tenant),
+      h("label", { for: "ag-behind" }, behind, "Only agents behind")),
+    status,
+    h("table", { "aria-label": "Agents" },
+      h("thead", {}, h("tr", {}, ["Tenant", "Agent", "State", "Groups", "Applied", "Last seen"]
+        .map((c) => h("th", { scope: "col" }, c)))), body));
+  await load();
 }
 
 window.addEventListener("hashchange", () => render());

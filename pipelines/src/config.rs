@@ -10,6 +10,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub use crate::api::config::HttpConfig;
+pub use crate::distribution::DistributionConfig;
 pub use crate::policy_service::config::PolicyConfig;
 pub use crate::runtime::config::{ActorsConfig, EntityConfig};
 pub use crate::sinks::postgres::config::PostgresConfig;
@@ -29,6 +30,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub mqtt: MqttConfig,
     pub policy: PolicyConfig,
+    pub distribution: DistributionConfig,
     pub actors: ActorsConfig,
     pub http: HttpConfig,
     pub tuning: TuningConfig,
@@ -141,6 +143,20 @@ impl Config {
             ("http.max_body_bytes", self.http.max_body_bytes),
             ("http.decision_log_queue", self.http.decision_log_queue),
             ("http.stream_buffer", self.http.stream_buffer),
+            ("actors.segment.mailbox", self.actors.segment.mailbox),
+            ("actors.segment.max_live", self.actors.segment.max_live),
+            (
+                "distribution.resend_secs",
+                self.distribution.resend_secs as usize,
+            ),
+            (
+                "distribution.ack_timeout_secs",
+                self.distribution.ack_timeout_secs as usize,
+            ),
+            (
+                "distribution.max_policy_bytes",
+                self.distribution.max_policy_bytes,
+            ),
             (
                 "policy.eval_timeout_ms",
                 self.policy.eval_timeout_ms as usize,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use portcullis::cli::dlq;
+use portcullis::cli::segment::{self, SegmentCommand, SigningKeyCommand};
 use portcullis::cli::token::{self, TokenCommand};
 use portcullis::config::{Config, TelemetryConfig};
 use portcullis::path::Replayed;
@@ -80,6 +81,13 @@ enum Command {
     /// Inspect dead letters and re-drive them after fixing their cause.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Segment policy for edge agents: publish versions, see their history, map groups to
+    /// segments (docs/agent-protocol.md).
+    #[command(subcommand)]
+    Segment(SegmentCommand),
+    /// The key segment policy is signed with, and the public key agents trust.
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
     /// Measure throughput and latency on this machine's real services.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -437,6 +445,11 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let _t = telemetry::init(&config.telemetry)?;
             token::run(&config, cmd).await
         }),
+        Command::Segment(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&config.telemetry)?;
+            segment::run(&config, cmd).await
+        }),
+        Command::SigningKey(SigningKeyCommand::Show) => segment::show_signing_key(&config),
         Command::Dlq(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&config.telemetry)?;
             match cmd {

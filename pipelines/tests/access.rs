@@ -420,20 +420,6 @@ fn with_authentication_off_on_loopback_everyone_is_let_in() {
     });
 }
 
-fn portcullis(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .env("PORTCULLIS_POSTGRES__URL", &env.config.postgres.url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn the_token_command_makes_lists_and_revokes_tokens() {
     block_on(async {
@@ -441,19 +427,16 @@ fn the_token_command_makes_lists_and_revokes_tokens() {
         let engine = env.start().await;
         let bare = Api::from(engine.http_addr());
 
-        let (code, out, err) = portcullis(
-            &env,
-            &[
-                "token",
-                "create",
-                "--name",
-                "ops",
-                "--scope",
-                "read:acme",
-                "--scope",
-                "query:acme",
-            ],
-        );
+        let (code, out, err) = env.cli(&[
+            "token",
+            "create",
+            "--name",
+            "ops",
+            "--scope",
+            "read:acme",
+            "--scope",
+            "query:acme",
+        ]);
         assert_eq!(code, 0, "{err}");
         // Only the token on standard output, so `$(portcullis token create ...)` captures it.
         let token = out.trim().to_owned();
@@ -467,7 +450,7 @@ fn the_token_command_makes_lists_and_revokes_tokens() {
         assert_eq!(status, 200, "{me}");
         assert_eq!(me["result"]["scopes"], json!(["query:acme", "read:acme"]));
 
-        let (code, out, _) = portcullis(&env, &["token", "list"]);
+        let (code, out, _) = env.cli(&["token", "list"]);
         assert_eq!(code, 0);
         let line = out.lines().find(|l| l.contains("ops")).expect("ops listed");
         assert!(
@@ -483,12 +466,12 @@ fn the_token_command_makes_lists_and_revokes_tokens() {
         ] {
             let mut all = vec!["token", "create", "--name", "bad"];
             all.extend(args);
-            let (code, out, err) = portcullis(&env, &all);
+            let (code, out, err) = env.cli(&all);
             assert_ne!(code, 0, "{all:?} succeeded: {out}");
             assert!(err.contains(says), "{all:?}: {err}");
         }
 
-        let (code, out, err) = portcullis(&env, &["token", "revoke", "ops"]);
+        let (code, out, err) = env.cli(&["token", "revoke", "ops"]);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("revoked"), "{out}");
         let started = Instant::now();
@@ -496,7 +479,7 @@ fn the_token_command_makes_lists_and_revokes_tokens() {
             assert!(started.elapsed() < WAIT, "revoked token still accepted");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (code, _, err) = portcullis(&env, &["token", "revoke", "nobody"]);
+        let (code, _, err) = env.cli(&["token", "revoke", "nobody"]);
         assert_ne!(code, 0);
         assert!(err.contains("no token"), "{err}");
 

@@ -9,13 +9,23 @@ use std::collections::BTreeMap;
 use common::TestEnv;
 use portcullis::distribution::{
     add_segment_rule, mark_sent, publish_version, remove_segment_rule, segmentation,
-    unsent_versions, DistributionError, NewVersion,
+    segments_with_unsent, sent_through, unsent_versions, DistributionError, NewVersion,
 };
 use portcullis::runtime::block_on;
 use portcullis_engine::distribution::{
-    PolicySigner, SegmentId, SegmentPolicy, SegmentRule, TrustedKeys, SEGMENT_POLICY_TYPE,
+    PolicySigner, SegmentId, SegmentKey, SegmentPolicy, SegmentRule, TrustedKeys,
+    SEGMENT_POLICY_TYPE,
 };
 use portcullis_engine::TenantId;
+
+const MAX: usize = 1024 * 1024;
+
+fn key(tenant: &str, segment: &str) -> SegmentKey {
+    SegmentKey {
+        tenant: TenantId::parse(tenant).unwrap(),
+        segment: SegmentId::parse(segment).unwrap(),
+    }
+}
 
 fn new_version(tenant: &str, segment: &str, rule: &str) -> NewVersion {
     NewVersion {
@@ -49,6 +59,7 @@ fn versions_are_numbered_without_gaps_signed_and_kept_until_sent() {
                     &pool,
                     new_version("acme", "hr", &format!("n := {i}")),
                     signer,
+                    MAX,
                 )
                 .await
                 .unwrap()
@@ -61,21 +72,29 @@ fn versions_are_numbered_without_gaps_signed_and_kept_until_sent() {
             .collect();
         versions.sort();
         assert_eq!(versions, (1..=10).collect::<Vec<_>>());
-        let other = publish_version(&env.pool, new_version("acme", "finance", "x := 1"), &signer)
-            .await
-            .unwrap();
+        let other = publish_version(
+            &env.pool,
+            new_version("acme", "finance", "x := 1"),
+            &signer,
+            MAX,
+        )
+        .await
+        .unwrap();
         assert_eq!(other.version, 1, "each segment counts its own versions");
 
         // Every stored envelope verifies and says what its row says.
-        let unsent = unsent_versions(&env.pool, 100).await.unwrap();
-        assert_eq!(unsent.len(), 11);
-        let hr: Vec<u64> = unsent
-            .iter()
-            .filter(|v| v.segment.as_str() == "hr")
-            .map(|v| v.version)
-            .collect();
-        assert_eq!(hr, (1..=10).collect::<Vec<_>>(), "oldest first");
-        for v in &unsent {
+        let mut waiting = segments_with_unsent(&env.pool).await.unwrap();
+        waiting.sort();
+        assert_eq!(waiting, [key("acme", "finance"), key("acme", "hr")]);
+        let hr = unsent_versions(&env.pool, &key("acme", "hr"))
+            .await
+            .unwrap();
+        let numbers: Vec<u64> = hr.iter().map(|v| v.version).collect();
+        assert_eq!(numbers, (1..=10).collect::<Vec<_>>(), "oldest first");
+        let finance = unsent_versions(&env.pool, &key("acme", "finance"))
+            .await
+            .unwrap();
+        for v in hr.iter().chain(&finance) {
             let payload = trusted.verify(&v.envelope, SEGMENT_POLICY_TYPE).unwrap();
             let doc = SegmentPolicy::from_payload(payload).unwrap();
             assert_eq!(
@@ -84,34 +103,58 @@ fn versions_are_numbered_without_gaps_signed_and_kept_until_sent() {
             );
             assert_eq!(doc.digest(), v.digest);
             assert_eq!(doc.published_at, v.published_at);
+            assert_eq!(v.key_id, "test-2026-12");
         }
 
         // Sent ones leave the list; what remains is what a restart sends.
-        for v in unsent.iter().filter(|v| v.segment.as_str() == "hr") {
-            mark_sent(&env.pool, &v.tenant, &v.segment, v.version)
-                .await
-                .unwrap();
+        assert_eq!(
+            sent_through(&env.pool, &key("acme", "hr")).await.unwrap(),
+            0
+        );
+        for v in &hr {
+            mark_sent(&env.pool, &v.key(), v.version).await.unwrap();
         }
-        let left = unsent_versions(&env.pool, 100).await.unwrap();
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].segment.as_str(), "finance");
+        assert_eq!(
+            sent_through(&env.pool, &key("acme", "hr")).await.unwrap(),
+            10
+        );
+        assert_eq!(
+            segments_with_unsent(&env.pool).await.unwrap(),
+            [key("acme", "finance")]
+        );
 
         // Refused: an unknown tenant, a policy without modules.
-        let err = publish_version(&env.pool, new_version("umbrella", "hr", "x := 1"), &signer)
-            .await
-            .unwrap_err();
+        let err = publish_version(
+            &env.pool,
+            new_version("umbrella", "hr", "x := 1"),
+            &signer,
+            MAX,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, DistributionError::UnknownTenant(_)), "{err}");
         let mut empty = new_version("acme", "hr", "");
         empty.modules.clear();
         assert!(matches!(
-            publish_version(&env.pool, empty, &signer).await,
+            publish_version(&env.pool, empty, &signer, MAX).await,
             Err(DistributionError::NoModules)
         ));
+        let broken = new_version("acme", "hr", "x := ");
+        assert!(matches!(
+            publish_version(&env.pool, broken, &signer, MAX).await,
+            Err(DistributionError::Policy(_))
+        ));
+        let mut big = new_version("acme", "hr", "x := 1");
+        big.data = serde_json::json!({"blob": "a".repeat(4096)});
+        let err = publish_version(&env.pool, big, &signer, 4096)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DistributionError::TooLarge { .. }), "{err}");
         assert_eq!(
             env.count("SELECT latest_version FROM segments WHERE segment_id = 'hr'")
                 .await,
             10,
-            "a refused publish takes no number"
+            "refused publishes take no number"
         );
         env.cleanup().await;
     });

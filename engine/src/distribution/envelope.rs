@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
 /// The payload type of a segment policy version.
 pub const SEGMENT_POLICY_TYPE: &str = "application/vnd.portcullis.segment-policy+json";
@@ -55,6 +56,31 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The key id of an Ed25519 public key: `ed25519:` and the first 16 hex digits of its
+/// SHA-256. Derived, never chosen, so two keys cannot share an id and an agent given only a
+/// public key knows its id.
+pub fn key_id_of(public: &[u8; 32]) -> String {
+    let digest = Sha256::digest(public);
+    format!("ed25519:{}", hex::encode(&digest[..8]))
+}
+
+/// A public key as operators pass it around: standard base64 of its 32 bytes.
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("an Ed25519 public key is 32 bytes, not {}", b.len()))?;
+    VerifyingKey::from_bytes(&key).map_err(|e| format!("not an Ed25519 public key: {e}"))?;
+    Ok(key)
+}
+
+/// Standard base64 of a public key, as [`parse_public_key`] reads it.
+pub fn encode_public_key(public: &[u8; 32]) -> String {
+    STANDARD.encode(public)
+}
+
 /// Signs envelopes with one key.
 pub struct PolicySigner {
     key_id: String,
@@ -67,6 +93,15 @@ impl PolicySigner {
         Self {
             key_id: key_id.into(),
             key: SigningKey::from_bytes(secret),
+        }
+    }
+
+    /// A signer whose key id is derived from its public key ([`key_id_of`]).
+    pub fn from_secret(secret: &[u8; 32]) -> Self {
+        let key = SigningKey::from_bytes(secret);
+        Self {
+            key_id: key_id_of(&key.verifying_key().to_bytes()),
+            key,
         }
     }
 
@@ -104,6 +139,18 @@ impl TrustedKeys {
         let key = VerifyingKey::from_bytes(public).map_err(|e| e.to_string())?;
         self.keys.insert(key_id.into(), key);
         Ok(())
+    }
+
+    /// Trusts `public` under its derived id ([`key_id_of`]); returns that id.
+    pub fn trust_public(&mut self, public: &[u8; 32]) -> Result<String, String> {
+        let id = key_id_of(public);
+        self.trust(id.clone(), public)?;
+        Ok(id)
+    }
+
+    /// The key ids trusted now.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
     }
 
     /// Stops trusting `key_id` (the end of a rotation's overlap).
@@ -247,6 +294,24 @@ mod tests {
             keys.verify(&env, T),
             Err(EnvelopeError::BadSignature(_))
         ));
+    }
+
+    #[test]
+    fn derived_key_ids_name_the_public_key_and_round_trip_as_base64() {
+        let s = PolicySigner::from_secret(&[7; 32]);
+        assert!(s.key_id().starts_with("ed25519:") && s.key_id().len() == 24);
+        assert_eq!(s.key_id(), key_id_of(&s.public_key()));
+        assert_ne!(s.key_id(), PolicySigner::from_secret(&[8; 32]).key_id());
+        let text = encode_public_key(&s.public_key());
+        assert_eq!(
+            parse_public_key(&format!(" {text}\n")).unwrap(),
+            s.public_key()
+        );
+        let mut keys = TrustedKeys::default();
+        assert_eq!(keys.trust_public(&s.public_key()).unwrap(), s.key_id());
+        assert!(keys.verify(&s.sign(T, b"p".to_vec()), T).is_ok());
+        assert!(parse_public_key("AAAA").unwrap_err().contains("32 bytes"));
+        assert!(parse_public_key("not base64!").is_err());
     }
 
     #[test]

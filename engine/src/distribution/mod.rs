@@ -4,15 +4,19 @@
 
 mod envelope;
 mod ordering;
+mod policy_check;
 mod policy_document;
 mod segment;
 mod segmentation;
+mod topics;
 
 pub use envelope::{
-    pae, EnvelopeError, EnvelopeSignature, PolicySigner, SignedEnvelope, TrustedKeys,
-    SEGMENT_POLICY_TYPE,
+    encode_public_key, key_id_of, pae, parse_public_key, EnvelopeError, EnvelopeSignature,
+    PolicySigner, SignedEnvelope, TrustedKeys, SEGMENT_POLICY_TYPE,
 };
 pub use ordering::{offer, Offer};
+pub use policy_check::{check_segment_policy, MAX_SEGMENT_MODULES};
 pub use policy_document::{SegmentPolicy, SEGMENT_POLICY_PROTOCOL};
-pub use segment::{SegmentId, SegmentIdError};
+pub use segment::{SegmentId, SegmentIdError, SegmentKey};
 pub use segmentation::{SegmentRule, Segmentation};
+pub use topics::segment_policy_topic;

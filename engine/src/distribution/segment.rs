@@ -1,8 +1,11 @@
-//! Segment ids: `[a-z][a-z0-9_-]{0,62}`, safe as an MQTT topic level and a directory name.
+//! Segment ids: `[a-z][a-z0-9_]{0,62}`, as tenant ids: safe as an MQTT topic level, a directory
+//! name and a Rego package name (`segments.<id>`); and the key of one tenant's segment.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::TenantId;
 
 const MAX_LEN: usize = 63;
 
@@ -17,7 +20,7 @@ pub enum SegmentIdError {
     #[error("segment id is {0} characters long; at most {MAX_LEN} are allowed")]
     TooLong(usize),
     #[error(
-        "segment id {0:?} must start with a lower-case letter and contain only a-z, 0-9, _ and -"
+        "segment id {0:?} must start with a lower-case letter and contain only a-z, 0-9 and _"
     )]
     BadCharacters(String),
 }
@@ -32,8 +35,7 @@ impl SegmentId {
         }
         let mut chars = raw.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok =
-            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !(first_ok && rest_ok) {
             return Err(SegmentIdError::BadCharacters(raw.to_owned()));
         }
@@ -42,6 +44,24 @@ impl SegmentId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The Rego package a segment's modules live in (or below): `segments.<id>`.
+    pub fn rego_package(&self) -> String {
+        format!("segments.{}", self.0)
+    }
+}
+
+/// One tenant's segment: what a segment actor, a topic and a version history belong to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SegmentKey {
+    pub tenant: TenantId,
+    pub segment: SegmentId,
+}
+
+impl fmt::Display for SegmentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.segment)
     }
 }
 
@@ -64,15 +84,24 @@ mod tests {
 
     #[test]
     fn segment_ids_are_safe_topic_levels() {
-        for ok in ["hr", "hr-laptops", "eu_finance2"] {
+        for ok in ["hr", "hr_laptops", "eu_finance2"] {
             assert_eq!(SegmentId::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "HR", "hr/#", "+", "2hr", "hr laptops", "hr.eu"] {
+        for bad in ["", "HR", "hr/#", "+", "2hr", "hr laptops", "hr.eu", "hr-eu"] {
             assert!(SegmentId::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
             SegmentId::parse(&"a".repeat(64)),
             Err(SegmentIdError::TooLong(64))
         );
+        assert_eq!(
+            SegmentId::parse("hr_eu").unwrap().rego_package(),
+            "segments.hr_eu"
+        );
+        let key = SegmentKey {
+            tenant: TenantId::parse("acme").unwrap(),
+            segment: SegmentId::parse("hr").unwrap(),
+        };
+        assert_eq!(key.to_string(), "acme/hr");
     }
 }

@@ -12,14 +12,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use portcullis_engine::access::{Grants, TokenError, TokenHash, TokenSecret};
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::caller::Caller;
 use super::store::{active_scopes, find_by_hash, TokenState};
-use crate::retry::Backoff;
+use crate::sinks::postgres::notifications::follow;
 
 /// How long a checked token is trusted without asking Postgres again; also how stale
 /// `last_used_at` may be.
@@ -205,48 +204,12 @@ fn unavailable(e: sqlx::Error) -> AuthError {
 /// (re)made, since changes may have been missed while it was down (entries made meanwhile
 /// expire within [`CACHE_TTL`] in any case).
 async fn listen(auth: std::sync::Weak<Authenticator>, pool: PgPool, cancel: CancellationToken) {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-    loop {
-        let attempt = async {
-            let mut l = PgListener::connect_with(&pool).await?;
-            l.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        let attempt = tokio::select! {
-            l = attempt => l,
-            _ = cancel.cancelled() => return,
-        };
-        let mut listener = match attempt {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for token changes yet; retrying");
-                if backoff.wait(&cancel).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
-        match auth.upgrade() {
-            Some(a) => a.forget_all(),
-            None => return,
+    follow(pool, CHANNEL, cancel, |_| match auth.upgrade() {
+        Some(a) => {
+            a.forget_all();
+            true
         }
-        loop {
-            let next = tokio::select! {
-                n = listener.try_recv() => n,
-                _ = cancel.cancelled() => return,
-            };
-            let Some(auth) = auth.upgrade() else { return };
-            auth.forget_all();
-            match next {
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => {
-                    tracing::warn!("token change listener lost its connection; reconnecting");
-                    break;
-                }
-            }
-        }
-        if backoff.wait(&cancel).await.is_err() {
-            return;
-        }
-    }
+        None => false,
+    })
+    .await
 }

@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod query;
 mod records;
+mod segments;
 mod server;
 mod stream;
 mod tokens;

@@ -29,14 +29,17 @@ const DEFAULT_PAGE: i64 = 50;
 /// Most dead letters one replay request may name.
 const MAX_REPLAY: usize = 100;
 
-fn db_error(e: sqlx::Error) -> ApiError {
+pub(super) fn db_error(e: sqlx::Error) -> ApiError {
     tracing::warn!(error = %e, "read API: Postgres query failed");
     ApiError::unavailable("postgres_unavailable", "cannot read from Postgres now")
 }
 
 /// The tenants a listing may show: the one asked for, if the caller may read it, else all the
 /// caller may read.
-fn read_scope(caller: &Authorized, tenant: Option<&str>) -> Result<TenantScope, ApiError> {
+pub(super) fn read_scope(
+    caller: &Authorized,
+    tenant: Option<&str>,
+) -> Result<TenantScope, ApiError> {
     if let Some(t) = tenant {
         let t = TenantId::parse(t).map_err(|e| ApiError::bad_request(e.to_string()))?;
         caller.require(Permission::Read, &t)?;

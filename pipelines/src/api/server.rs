@@ -7,6 +7,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use portcullis_actors::{PolicyStore, SlowLane};
+use portcullis_engine::distribution::PolicySigner;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +32,8 @@ pub(crate) struct State {
     /// The event path, to replay dead letters through; `None` where there is none (tests of
     /// the API alone).
     pub(super) path: Option<Arc<EventPath>>,
+    pub(super) signer: Option<Arc<PolicySigner>>,
+    pub(super) max_policy_bytes: usize,
 }
 
 /// How long a tenant whose query ran long stays on the slow lane after its last slow query
@@ -51,6 +54,9 @@ pub struct Services {
     pub auth: Arc<Authenticator>,
     /// Where replayed dead letters go, as live traffic does.
     pub path: Option<Arc<EventPath>>,
+    /// Signs published segment policy; `None` when distribution is off.
+    pub signer: Option<Arc<PolicySigner>>,
+    pub max_policy_bytes: usize,
 }
 
 /// Binds `config.http.listen` and serves until the returned handle is stopped. Records the bound
@@ -71,6 +77,8 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         max_body_bytes: config.http.max_body_bytes,
         auth: services.auth,
         path: services.path,
+        signer: services.signer,
+        max_policy_bytes: services.max_policy_bytes,
     });
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism()
@@ -78,6 +86,7 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
             .unwrap_or(2),
         n => n,
     };
+    let max_body_bytes = config.http.max_body_bytes;
     let slice = Duration::from_micros(config.tuning.http_worker_time_slice_us);
     // The factory runs once on each worker thread as it starts: the place for per-thread setup.
     let server = HttpServer::new(move || {
@@ -86,6 +95,8 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         }
         App::new()
             .app_data(state.clone())
+            // Bodies read whole (tokens, replay, publishing a segment policy).
+            .app_data(web::PayloadConfig::new(max_body_bytes))
             .route("/healthz", web::get().to(super::health::healthz))
             .route("/readyz", web::get().to(super::health::readyz))
             .route("/metrics", web::get().to(super::health::metrics))
@@ -117,6 +128,26 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                     .route("/tokens", web::get().to(super::tokens::list))
                     .route("/tokens", web::post().to(super::tokens::create))
                     .route("/tokens/{token}", web::delete().to(super::tokens::revoke))
+                    .route("/segments", web::get().to(super::segments::list))
+                    .route(
+                        "/segments/{tenant}/{segment}/versions",
+                        web::get().to(super::segments::versions),
+                    )
+                    .route(
+                        "/segments/{tenant}/{segment}/versions",
+                        web::post().to(super::segments::publish),
+                    )
+                    .route(
+                        "/segments/{tenant}/{segment}/versions/{version}",
+                        web::get().to(super::segments::version),
+                    )
+                    .route("/segment-rules", web::get().to(super::segments::rules))
+                    .route("/segment-rules", web::post().to(super::segments::add_rule))
+                    .route(
+                        "/segment-rules",
+                        web::delete().to(super::segments::remove_rule),
+                    )
+                    .route("/agents", web::get().to(super::segments::agents))
                     .default_service(web::to(super::not_found)),
             )
             .default_service(web::to(super::not_found))

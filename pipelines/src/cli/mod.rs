@@ -1,4 +1,5 @@
 //! What the `portcullis` command's subcommands do beyond parsing their arguments.
 
 pub mod dlq;
+pub mod segment;
 pub mod token;

@@ -1,11 +1,24 @@
 //! Policy distribution to edge agents (seed 000), the edges: segmentation rules and signed
-//! segment policy versions in Postgres. Publishing records a version for sending in the same
-//! transaction that numbers it; what was published and not yet sent is found after a restart.
-//! (The segment actor that sends, the agent protocol and the agent come next.)
+//! segment policy versions in Postgres, the signing key on disk, and the sender that wakes each
+//! segment's actor to publish its versions over MQTT.
 
-mod store;
+pub mod config;
+mod error;
+mod outbox;
+mod registry;
+mod rules;
+mod sender;
+mod signing_key;
+mod versions;
 
-pub use store::{
-    add_segment_rule, mark_sent, publish_version, remove_segment_rule, segmentation,
-    unsent_versions, DistributionError, NewVersion, PublishedVersion,
+pub use config::DistributionConfig;
+pub use error::DistributionError;
+pub use outbox::PgMqttOutbox;
+pub use registry::{list_agents, list_segments, AgentRow, SegmentRow};
+pub use rules::{add_segment_rule, list_rules, remove_segment_rule, segmentation, RuleRow};
+pub use sender::{run_sender, SegmentDirectory};
+pub use signing_key::{load_or_create_signing_key, load_signing_key, SigningKeyError};
+pub use versions::{
+    list_versions, mark_sent, publish_version, segments_with_unsent, sent_through, unsent_versions,
+    version_detail, NewVersion, PublishedVersion, VersionDetail,
 };

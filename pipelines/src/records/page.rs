@@ -20,7 +20,7 @@ pub enum TenantScope {
 
 impl TenantScope {
     /// The tenant ids to bind into `tenant_id = ANY($n)`, or `None` for every tenant.
-    pub(super) fn ids(&self) -> Option<Vec<String>> {
+    pub fn ids(&self) -> Option<Vec<String>> {
         match self {
             TenantScope::All => None,
             TenantScope::Only(ids) => Some(ids.iter().map(|t| t.to_string()).collect()),

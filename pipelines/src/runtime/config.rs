@@ -5,13 +5,29 @@ use std::time::Duration;
 use portcullis_actors::EntityLimits;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActorsConfig {
     /// Arbiter threads the entity actors share; 0 means one per CPU core.
     pub workers: usize,
     /// Tenant actors (one per tenant with traffic).
     pub tenant: EntityConfig,
+    /// Segment actors (one per segment with versions to send); idle ones passivate quickly,
+    /// their state is in Postgres.
+    pub segment: EntityConfig,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            tenant: EntityConfig::default(),
+            segment: EntityConfig {
+                idle_secs: 60,
+                ..EntityConfig::default()
+            },
+        }
+    }
 }
 
 /// Limits of one kind of entity actor.

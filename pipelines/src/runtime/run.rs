@@ -9,12 +9,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::distribution::{self, load_or_create_signing_key, PgMqttOutbox, SegmentDirectory};
 use crate::path::{DecodeLimits, Decoder, EventPath, SharedRegistry};
 use crate::policy_service::bundle_files::FsBundleSource;
 use crate::policy_service::{self, ActivationRecorder, DecisionBus, DecisionLog};
+use crate::sinks::mqtt::MqttPublisher;
 use crate::sinks::postgres::{self, PgSink};
 use crate::sources::{kafka, mqtt};
 use crate::telemetry::stats::Stats;
+use portcullis_engine::distribution::{encode_public_key, PolicySigner};
 
 /// The processing core without its sources: what `run` feeds, and what `dlq replay` re-drives.
 pub struct Parts {
@@ -170,6 +173,39 @@ pub async fn run(
     .context("cannot start the decision log writer")?;
 
     let mut tasks = tokio::task::JoinSet::new();
+    let signer = if config.distribution.enabled {
+        Some(Arc::new(load_signer(&config)?))
+    } else {
+        None
+    };
+    let segments = if config.distribution.enabled && config.mqtt.enabled {
+        let publisher = MqttPublisher::start(
+            &config.mqtt,
+            &format!("{}-policy", config.mqtt.client_id),
+            config.distribution.max_policy_bytes,
+            Duration::from_secs(config.distribution.ack_timeout_secs),
+            cancel.clone(),
+        );
+        let outbox = PgMqttOutbox::new(pool.clone(), publisher, config.mqtt.topic_prefix.clone());
+        let segments = Arc::new(SegmentDirectory::new(
+            parts.arbiters.clone(),
+            Arc::new(outbox),
+            config.actors.segment.limits(),
+        ));
+        stats.metrics.register_entities(vec![segments.stats()]);
+        tasks.spawn(distribution::run_sender(
+            pool.clone(),
+            segments.clone(),
+            Duration::from_secs(config.distribution.resend_secs.max(1)),
+            cancel.clone(),
+        ));
+        Some(segments)
+    } else {
+        if config.distribution.enabled {
+            info!("policy distribution: versions can be published, but none are sent while [mqtt] is disabled");
+        }
+        None
+    };
     tasks.spawn(refresh_registry(
         pool.clone(),
         parts.registry.clone(),
@@ -235,6 +271,8 @@ pub async fn run(
             store: parts.store.clone(),
             decision_log,
             bus: parts.bus.clone(),
+            signer: signer.clone(),
+            max_policy_bytes: config.distribution.max_policy_bytes,
         };
         let handle = crate::api::start(&config, services)
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
@@ -261,6 +299,9 @@ pub async fn run(
         http.stop(true).await;
     }
     drop(_watcher);
+    if let Some(segments) = segments {
+        segments.passivate_all();
+    }
     parts.shutdown();
     // Every answered query is logged before the pool closes.
     decision_writer.finished().await;
@@ -268,6 +309,21 @@ pub async fn run(
     pool.close().await;
     info!("engine stopped");
     result
+}
+
+/// The policy signing key, created on first start; its id and public key are logged, since
+/// agents must be given them.
+fn load_signer(config: &Config) -> anyhow::Result<PolicySigner> {
+    let path = &config.distribution.signing_key_file;
+    let (signer, created) = load_or_create_signing_key(path)?;
+    let public = encode_public_key(&signer.public_key());
+    if created {
+        warn!(path = %path.display(), key_id = signer.key_id(), public_key = %public,
+              "created a new policy signing key: agents must trust this public key (portcullis signing-key show)");
+    } else {
+        info!(key_id = signer.key_id(), public_key = %public, "policy signing key loaded");
+    }
+    Ok(signer)
 }
 
 async fn refresh_registry(

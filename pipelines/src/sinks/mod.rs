@@ -1,3 +1,4 @@
-//! Where rows go: Postgres, the system of record.
+//! Where things go: Postgres, the system of record; MQTT, to agents.
 
+pub mod mqtt;
 pub mod postgres;

@@ -2,7 +2,7 @@
 //! each scrape: `entities_live{kind}` and `entity_{activations,activation_failures,
 //! passivations,restarts}_total{kind}`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use portcullis_actors::EntityStats;
 use prometheus::core::{Collector, Desc};
@@ -10,7 +10,8 @@ use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 
 pub struct EntityCollector {
-    kinds: Vec<Arc<EntityStats>>,
+    /// Kinds are added as their directories are made (tenants, then segments, ...).
+    kinds: Arc<Mutex<Vec<Arc<EntityStats>>>>,
     live: IntGaugeVec,
     activations: IntCounterVec,
     activation_failures: IntCounterVec,
@@ -19,7 +20,7 @@ pub struct EntityCollector {
 }
 
 impl EntityCollector {
-    pub fn new(kinds: Vec<Arc<EntityStats>>) -> Self {
+    pub fn new(kinds: Arc<Mutex<Vec<Arc<EntityStats>>>>) -> Self {
         let counter = |name: &str, help: &str| {
             IntCounterVec::new(Opts::new(name, help), &["kind"]).expect("metric")
         };
@@ -66,7 +67,8 @@ impl Collector for EntityCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        for stats in &self.kinds {
+        let kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for stats in &kinds {
             let (kind, n) = (&[stats.kind()], stats.read());
             self.live.with_label_values(kind).set(n.live);
             for (counter, value) in [

@@ -1,6 +1,8 @@
 //! Prometheus metrics, served at `/metrics`. Names follow Vector's component metrics where one
 //! exists, prefixed `portcullis_`.
 
+use std::sync::{Arc, Mutex};
+
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -9,6 +11,8 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
+    /// The entity kinds whose counters are published (see `register_entities`).
+    entity_kinds: Arc<Mutex<Vec<Arc<portcullis_actors::EntityStats>>>>,
     /// Messages taken from a source (before decoding), by source.
     pub received_messages: IntCounterVec,
     /// Messages whose rows were all committed (and which were then acknowledged), by source.
@@ -228,8 +232,15 @@ impl Metrics {
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
             .expect("register");
+        let entity_kinds = Arc::new(Mutex::new(Vec::new()));
+        registry
+            .register(Box::new(super::entities::EntityCollector::new(
+                entity_kinds.clone(),
+            )))
+            .expect("entity metrics are registered once");
         Self {
             registry,
+            entity_kinds,
             received_messages,
             messages_committed,
             events,
@@ -255,11 +266,13 @@ impl Metrics {
         }
     }
 
-    /// Publishes the counters of these kinds of entity actors (called once, at start-up).
-    pub fn register_entities(&self, kinds: Vec<std::sync::Arc<portcullis_actors::EntityStats>>) {
-        self.registry
-            .register(Box::new(super::entities::EntityCollector::new(kinds)))
-            .expect("entity metrics are registered once");
+    /// Publishes the counters of these kinds of entity actors (each kind once, as its
+    /// directory is made).
+    pub fn register_entities(&self, kinds: Vec<Arc<portcullis_actors::EntityStats>>) {
+        self.entity_kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(kinds);
     }
 
     /// The Prometheus text exposition of every metric.

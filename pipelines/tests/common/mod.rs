@@ -32,6 +32,8 @@ pub struct TestEnv {
     /// A token with the all-tenants `admin` scope, made in this test's database.
     pub admin_token: String,
     _bundles: tempfile::TempDir,
+    /// The signing key and other files of this test's engine.
+    _state: tempfile::TempDir,
 }
 
 pub fn base_url() -> String {
@@ -75,6 +77,8 @@ impl TestEnv {
         let bundles = tempfile::tempdir().unwrap();
         copy_dir(&repo_policies(), bundles.path());
         config.policy.bundles_dir = bundles.path().to_owned();
+        let state = tempfile::tempdir().unwrap();
+        config.distribution.signing_key_file = state.path().join("keys/policy-signing.key");
 
         let pool = postgres::migrate(&config.postgres)
             .await
@@ -94,6 +98,7 @@ impl TestEnv {
             suffix,
             admin_token,
             _bundles: bundles,
+            _state: state,
         }
     }
 
@@ -317,7 +322,57 @@ impl TestEnv {
         let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
     }
 
+    /// Runs the `portcullis` binary on this test's database and signing key:
+    /// `(exit code, stdout, stderr)`.
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .env("PORTCULLIS_POSTGRES__URL", &self.config.postgres.url)
+            .env(
+                "PORTCULLIS_DISTRIBUTION__SIGNING_KEY_FILE",
+                &self.config.distribution.signing_key_file,
+            )
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Clears the retained policy of every segment this test published, so the broker keeps
+    /// nothing of it.
+    async fn clear_retained_policies(&self) {
+        let keys: Vec<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, segment_id FROM segments")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
+        if keys.is_empty() {
+            return;
+        }
+        let cancel = CancellationToken::new();
+        let publisher = portcullis::sinks::mqtt::MqttPublisher::start(
+            &self.config.mqtt,
+            &format!("pc-test-clear-{}", uuid::Uuid::new_v4().simple()),
+            1024,
+            Duration::from_secs(10),
+            cancel.clone(),
+        );
+        for (tenant, segment) in keys {
+            let topic = format!(
+                "{}/{tenant}/segments/{segment}/policy",
+                self.config.mqtt.topic_prefix
+            );
+            let _ = publisher.publish(topic, Vec::new(), true).await;
+        }
+        cancel.cancel();
+    }
+
     pub async fn cleanup(self) {
+        self.clear_retained_policies().await;
         self.discard_mqtt_session(&self.config.mqtt.client_id).await;
         self.pool.close().await;
         drop_database(&self.database()).await;
@@ -598,4 +653,36 @@ pub fn cloudtrail_by(
     rec["userIdentity"]["userName"] = serde_json::json!(user);
     rec["userIdentity"]["arn"] = serde_json::json!(format!("arn:aws:iam::{account}:user/{user}"));
     serde_json::to_vec(&rec).unwrap()
+}
+
+/// A Mosquitto of the test's own on `port` (loopback, anonymous), so a test can stop and
+/// restart a broker without touching the one other tests share. Stopped (by its pid) when
+/// the guard drops.
+pub fn private_mosquitto(dir: &Path, port: u16) -> ChildGuard {
+    let conf = dir.join(format!("mosquitto-{port}.conf"));
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is installed (scripts/services up)");
+    let child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a private mosquitto");
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < until,
+            "private mosquitto did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ChildGuard(child)
 }

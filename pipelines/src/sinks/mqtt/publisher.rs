@@ -1,0 +1,165 @@
+//! One long-lived MQTT connection for what the engine sends to agents, where each publish
+//! resolves once the broker has acknowledged it (QoS 1 PUBACK).
+//!
+//! rumqttc does not return a publish's packet id, but it numbers publishes in the order they
+//! are requested and reports each as `Outgoing::Publish(pkid)` when written: waiters queue in
+//! request order and take the next id reported. The session is clean, so a lost connection
+//! fails every publish not yet acknowledged (nothing is resent behind our back); callers
+//! publish again, and receivers tolerate the repeat (segment versions are idempotent).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MqttConfig;
+use crate::retry::Backoff;
+
+/// Most publishes requested and not yet acknowledged; more wait their turn.
+const MAX_OUTSTANDING: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishFailed {
+    #[error("the broker at {0} is unreachable or dropped the connection: {1}")]
+    Disconnected(String, String),
+    #[error("the broker did not acknowledge within {0:?}")]
+    Timeout(Duration),
+    #[error("the publisher has stopped (shutting down)")]
+    Stopped,
+    #[error("invalid publish: {0}")]
+    Invalid(String),
+}
+
+struct Request {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+    done: oneshot::Sender<Result<(), PublishFailed>>,
+}
+
+/// A handle to the publishing connection; cheap to clone.
+#[derive(Clone)]
+pub struct MqttPublisher {
+    requests: mpsc::Sender<Request>,
+    ack_timeout: Duration,
+}
+
+impl MqttPublisher {
+    /// Connects as `client_id` (clean session) and keeps the connection until `cancel` fires.
+    /// Must be called inside a tokio runtime.
+    pub fn start(
+        cfg: &MqttConfig,
+        client_id: &str,
+        max_payload_bytes: usize,
+        ack_timeout: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        let mut opts = MqttOptions::new(client_id, &cfg.host, cfg.port);
+        opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs.max(5)))
+            .set_clean_session(true)
+            .set_max_packet_size(64 * 1024, max_payload_bytes + 64 * 1024);
+        let broker = format!("{}:{}", cfg.host, cfg.port);
+        let (requests, rx) = mpsc::channel(MAX_OUTSTANDING);
+        tokio::spawn(drive(opts, broker, rx, cancel));
+        Self {
+            requests,
+            ack_timeout,
+        }
+    }
+
+    /// Publishes with QoS 1 and waits for the broker's acknowledgement.
+    pub async fn publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), PublishFailed> {
+        let (done, acked) = oneshot::channel();
+        let request = Request {
+            topic,
+            payload,
+            retain,
+            done,
+        };
+        let wait = async {
+            self.requests
+                .send(request)
+                .await
+                .map_err(|_| PublishFailed::Stopped)?;
+            acked.await.map_err(|_| PublishFailed::Stopped)?
+        };
+        tokio::time::timeout(self.ack_timeout, wait)
+            .await
+            .map_err(|_| PublishFailed::Timeout(self.ack_timeout))?
+    }
+}
+
+/// The connection's task: polls the event loop, hands requests to the client while connected,
+/// and matches acknowledgements to their waiters.
+async fn drive(
+    opts: MqttOptions,
+    broker: String,
+    mut requests: mpsc::Receiver<Request>,
+    cancel: CancellationToken,
+) {
+    // The client's queue holds at most what we allow outstanding: `try_publish` never finds it
+    // full, and the event loop is never starved while we hand it work.
+    let (client, mut eventloop) = AsyncClient::new(opts, MAX_OUTSTANDING + 8);
+    let mut unassigned: VecDeque<oneshot::Sender<Result<(), PublishFailed>>> = VecDeque::new();
+    let mut awaiting: HashMap<u16, oneshot::Sender<Result<(), PublishFailed>>> = HashMap::new();
+    let mut connected = false;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        let room = unassigned.len() + awaiting.len() < MAX_OUTSTANDING;
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            event = eventloop.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                    if let Some(waiter) = unassigned.pop_front() {
+                        awaiting.insert(pkid, waiter);
+                    }
+                }
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    if let Some(waiter) = awaiting.remove(&ack.pkid) {
+                        let _ = waiter.send(Ok(()));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    connected = false;
+                    let why = PublishFailed::Disconnected(broker.clone(), e.to_string());
+                    for waiter in unassigned.drain(..).chain(awaiting.drain().map(|(_, w)| w)) {
+                        let _ = waiter.send(Err(why.clone()));
+                    }
+                    tracing::warn!(%broker, error = %e, "agent publisher lost the broker; reconnecting");
+                    if backoff.wait(&cancel).await.is_err() {
+                        break;
+                    }
+                }
+            },
+            request = requests.recv(), if connected && room => {
+                let Some(r) = request else { break };
+                if r.done.is_closed() {
+                    continue; // its caller gave up (timed out) before it was sent
+                }
+                match client.try_publish(r.topic, QoS::AtLeastOnce, r.retain, r.payload) {
+                    Ok(()) => unassigned.push_back(r.done),
+                    Err(e) => {
+                        let _ = r.done.send(Err(PublishFailed::Invalid(e.to_string())));
+                    }
+                }
+            }
+        }
+    }
+    for waiter in unassigned.drain(..).chain(awaiting.drain().map(|(_, w)| w)) {
+        let _ = waiter.send(Err(PublishFailed::Stopped));
+    }
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+}
