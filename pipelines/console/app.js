@@ -551,8 +551,11 @@ async function renderSegment(main, key) {
       const modules = latest ? { ...latest.modules } : {};
       modules[file.value] = source.value;
       try {
-        const v = (await api(base, { method: "POST", body: { modules, data: parsed } })).result;
-        message(status, "notice", `Published version ${v.version}; the engine sends it to the segment's agents.`);
+        const answer = await api(base, { method: "POST", body: { modules, data: parsed } });
+        const v = answer.result;
+        message(status, "notice", answer.unchanged
+          ? `Unchanged: version ${v.version} already holds this policy.`
+          : `Published version ${v.version}; the engine sends it to the segment's agents.`);
         await load();
       } catch (err) {
         message(status, "error", `Not published: ${err.message}`);

@@ -21,7 +21,17 @@ fn portcullis(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
 fn help_lists_every_command() {
     let (code, out, _) = portcullis(&["--help"], &[]);
     assert_eq!(code, 0);
-    for cmd in ["run", "migrate", "demo", "config", "tenant", "token", "dlq"] {
+    for cmd in [
+        "run",
+        "migrate",
+        "demo",
+        "config",
+        "tenant",
+        "token",
+        "dlq",
+        "segment",
+        "signing-key",
+    ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
     assert!(
@@ -125,8 +135,13 @@ fn run_stops_cleanly_on_sigterm() {
         &suffix[..12]
     );
     let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tenants");
+    let state = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("run")
+        .env(
+            "PORTCULLIS_DISTRIBUTION__SIGNING_KEY_FILE",
+            state.path().join("policy-signing.key"),
+        )
         .env("PORTCULLIS_POSTGRES__URL", &db_url)
         .env("PORTCULLIS_KAFKA__TOPIC", format!("ct_sigterm_{suffix}"))
         .env("PORTCULLIS_KAFKA__GROUP_ID", format!("g_sigterm_{suffix}"))

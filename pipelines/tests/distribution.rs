@@ -138,6 +138,16 @@ fn versions_published_through_the_api_reach_agents_signed_in_order_and_retained(
             .map(|(_, p)| open(&env, p).version)
             .collect();
         assert_eq!(got, [2, 3]);
+        // The latest policy again: no new version, nothing sent.
+        let (status, body) = post_json(&api, versions, &policy("allow if false")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (
+                body["unchanged"].as_bool(),
+                body["result"]["version"].as_u64()
+            ),
+            (Some(true), Some(3))
+        );
         assert!(
             agent.quiet_for(Duration::from_millis(500)).await,
             "nothing sent twice"

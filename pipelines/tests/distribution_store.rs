@@ -68,7 +68,7 @@ fn versions_are_numbered_without_gaps_signed_and_kept_until_sent() {
         let mut versions: Vec<u64> = futures::future::join_all(publishes)
             .await
             .iter()
-            .map(|p| p.version)
+            .map(|p| p.version.version)
             .collect();
         versions.sort();
         assert_eq!(versions, (1..=10).collect::<Vec<_>>());
@@ -80,7 +80,22 @@ fn versions_are_numbered_without_gaps_signed_and_kept_until_sent() {
         )
         .await
         .unwrap();
-        assert_eq!(other.version, 1, "each segment counts its own versions");
+        assert_eq!(
+            (other.version.version, other.created),
+            (1, true),
+            "each segment counts its own versions"
+        );
+        // The same policy again makes no new version: the latest is returned.
+        let again = publish_version(
+            &env.pool,
+            new_version("acme", "finance", "x := 1"),
+            &signer,
+            MAX,
+        )
+        .await
+        .unwrap();
+        assert_eq!((again.version.version, again.created), (1, false));
+        assert_eq!(again.version.digest, other.version.digest);
 
         // Every stored envelope verifies and says what its row says.
         let mut waiting = segments_with_unsent(&env.pool).await.unwrap();

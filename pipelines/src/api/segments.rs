@@ -112,7 +112,8 @@ struct PublishRequest {
 }
 
 /// `POST /v1/segments/{tenant}/{segment}/versions` with `{"modules": {...}, "data": {...}}`:
-/// checks, numbers, signs and stores the next version; the engine then sends it to agents.
+/// checks, numbers, signs and stores the next version (201); the engine then sends it to
+/// agents. The latest version's policy again is 200 with `"unchanged": true` and that version.
 pub(super) async fn publish(
     state: web::Data<State>,
     caller: Authorized,
@@ -141,10 +142,18 @@ pub(super) async fn publish(
         data: request.data.unwrap_or_else(|| json!({})),
         published_by: format!("token:{}", caller.0.name),
     };
-    let published = publish_version(&state.pool, new, &signer, state.max_policy_bytes)
+    let done = publish_version(&state.pool, new, &signer, state.max_policy_bytes)
         .await
         .map_err(distribution_error)?;
-    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({ "result": published })))
+    let status = if done.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(json!({
+        "result": done.version,
+        "unchanged": !done.created,
+    })))
 }
 
 /// `GET /v1/segment-rules[?tenant_id=]`.

@@ -209,12 +209,20 @@ pub async fn run(config: &Config, cmd: SegmentCommand) -> anyhow::Result<()> {
                 data,
                 published_by: "cli".into(),
             };
-            let v =
+            let done =
                 publish_version(&pool, new, &signer, config.distribution.max_policy_bytes).await?;
-            println!(
-                "published {}/{} version {} ({}), signed by {}; a running engine sends it to the segment's agents",
-                v.tenant, v.segment, v.version, v.digest, v.key_id
-            );
+            let v = done.version;
+            if done.created {
+                println!(
+                    "published {}/{} version {} ({}), signed by {}; a running engine sends it to the segment's agents",
+                    v.tenant, v.segment, v.version, v.digest, v.key_id
+                );
+            } else {
+                println!(
+                    "unchanged: {}/{} version {} already holds this policy ({})",
+                    v.tenant, v.segment, v.version, v.digest
+                );
+            }
         }
         SegmentCommand::Versions {
             tenant,

@@ -54,13 +54,14 @@ impl PublishedVersion {
 /// Checks, numbers, signs and stores the next version of a segment (creating the segment on
 /// its first version), in one transaction: the segment's row is locked, so concurrent publishes
 /// get consecutive versions. The version then waits to be sent (`sent_at` NULL), and the
-/// insert's trigger wakes the engine's sender when the transaction commits.
+/// insert's trigger wakes the engine's sender when the transaction commits. A policy equal to
+/// the latest version's (same digest, same signing key) makes no new version.
 pub async fn publish_version(
     pool: &PgPool,
     new: NewVersion,
     signer: &PolicySigner,
     max_bytes: usize,
-) -> Result<PublishedVersion, DistributionError> {
+) -> Result<Publish, DistributionError> {
     if new.modules.is_empty() {
         return Err(DistributionError::NoModules);
     }
@@ -88,14 +89,38 @@ pub async fn publish_version(
     .execute(&mut *tx)
     .await
     .map_err(unknown)?;
-    let version: i64 = sqlx::query_scalar(
-        "UPDATE segments SET latest_version = latest_version + 1
-         WHERE tenant_id = $1 AND segment_id = $2 RETURNING latest_version",
+    let latest: i64 = sqlx::query_scalar(
+        "SELECT latest_version FROM segments WHERE tenant_id = $1 AND segment_id = $2 FOR UPDATE",
     )
     .bind(new.tenant.as_str())
     .bind(new.segment.as_str())
     .fetch_one(&mut *tx)
     .await?;
+    let digest = policy_digest(&new.modules, &new.data);
+    if latest > 0 {
+        // The same policy again (a repeated click, a re-run script) makes no new version,
+        // unless the signing key changed: after a rotation, publishing again re-signs it.
+        let key = SegmentKey {
+            tenant: new.tenant.clone(),
+            segment: new.segment.clone(),
+        };
+        let current = version_in(&mut tx, &key, latest as u64).await?;
+        if let Some(current) =
+            current.filter(|c| c.digest == digest && c.key_id == signer.key_id())
+        {
+            return Ok(Publish {
+                version: current,
+                created: false,
+            });
+        }
+    }
+    let version = latest + 1;
+    sqlx::query("UPDATE segments SET latest_version = $3 WHERE tenant_id = $1 AND segment_id = $2")
+        .bind(new.tenant.as_str())
+        .bind(new.segment.as_str())
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
     let document = SegmentPolicy {
         protocol: SEGMENT_POLICY_PROTOCOL,
         tenant_id: new.tenant.clone(),
@@ -107,7 +132,7 @@ pub async fn publish_version(
         published_at: DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
             .unwrap_or_else(Utc::now),
     };
-    let digest = document.digest();
+    debug_assert_eq!(document.digest(), digest);
     let envelope = signer.sign(SEGMENT_POLICY_TYPE, document.to_payload());
     let size = serde_json::to_vec(&envelope).map_or(usize::MAX, |b| b.len());
     if size > max_bytes {
@@ -135,17 +160,42 @@ pub async fn publish_version(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(PublishedVersion {
-        tenant: new.tenant,
-        segment: new.segment,
-        version: version as u64,
-        digest,
-        key_id: signer.key_id().to_owned(),
-        published_by: new.published_by,
-        published_at: document.published_at,
-        sent_at: None,
-        envelope,
+    Ok(Publish {
+        version: PublishedVersion {
+            tenant: new.tenant,
+            segment: new.segment,
+            version: version as u64,
+            digest,
+            key_id: signer.key_id().to_owned(),
+            published_by: new.published_by,
+            published_at: document.published_at,
+            sent_at: None,
+            envelope,
+        },
+        created: true,
     })
+}
+
+/// The digest a segment policy document of these modules and data has.
+fn policy_digest(modules: &BTreeMap<String, String>, data: &serde_json::Value) -> String {
+    SegmentPolicy {
+        protocol: SEGMENT_POLICY_PROTOCOL,
+        tenant_id: TenantId::parse("x").expect("a valid tenant id"),
+        segment_id: SegmentId::parse("x").expect("a valid segment id"),
+        version: 0,
+        modules: modules.clone(),
+        data: data.clone(),
+        published_at: DateTime::<Utc>::UNIX_EPOCH,
+    }
+    .digest()
+}
+
+/// What a publish did: a new version, or none because the policy is the latest's.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub version: PublishedVersion,
+    /// `false`: the policy equals the latest version's, which is returned.
+    pub created: bool,
 }
 
 const VERSION_COLUMNS: &str =
@@ -284,6 +334,23 @@ pub async fn list_versions(
         .into_iter()
         .filter_map(VersionRow::into_published)
         .collect())
+}
+
+async fn version_in(
+    conn: &mut PgConnection,
+    key: &SegmentKey,
+    version: u64,
+) -> Result<Option<PublishedVersion>, sqlx::Error> {
+    let row: Option<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {VERSION_COLUMNS} FROM segment_versions
+         WHERE tenant_id = $1 AND segment_id = $2 AND version = $3"
+    )))
+    .bind(key.tenant.as_str())
+    .bind(key.segment.as_str())
+    .bind(version.min(i64::MAX as u64) as i64)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.and_then(VersionRow::into_published))
 }
 
 /// One version with its modules and data, as published.
