@@ -44,7 +44,7 @@ impl DeviceTopic {
     }
 }
 
-fn valid_agent_id(id: &str) -> bool {
+pub(crate) fn valid_agent_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && id

@@ -2,6 +2,7 @@
 //! an agent's groups put it in, the signed envelope a segment policy version travels in, and the
 //! rule by which an agent applies versions in order with no gap.
 
+mod agent_messages;
 mod envelope;
 mod ordering;
 mod policy_check;
@@ -10,6 +11,10 @@ mod segment;
 mod segmentation;
 mod topics;
 
+pub use agent_messages::{
+    AgentMessageError, AgentStatus, ConfigReply, Hello, SegmentVersions, AGENT_PROTOCOL,
+    MAX_GROUPS, MAX_GROUP_LEN,
+};
 pub use envelope::{
     encode_public_key, key_id_of, pae, parse_public_key, EnvelopeError, EnvelopeSignature,
     PolicySigner, SignedEnvelope, TrustedKeys, SEGMENT_POLICY_TYPE,
@@ -19,4 +24,6 @@ pub use policy_check::{check_segment_policy, MAX_SEGMENT_MODULES};
 pub use policy_document::{SegmentPolicy, SEGMENT_POLICY_PROTOCOL};
 pub use segment::{SegmentId, SegmentIdError, SegmentKey};
 pub use segmentation::{SegmentRule, Segmentation};
-pub use topics::segment_policy_topic;
+pub use topics::{
+    agent_topic, agent_topic_filter, parse_agent_topic, segment_policy_topic, AgentTopicKind,
+};

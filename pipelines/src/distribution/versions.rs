@@ -105,8 +105,7 @@ pub async fn publish_version(
             segment: new.segment.clone(),
         };
         let current = version_in(&mut tx, &key, latest as u64).await?;
-        if let Some(current) =
-            current.filter(|c| c.digest == digest && c.key_id == signer.key_id())
+        if let Some(current) = current.filter(|c| c.digest == digest && c.key_id == signer.key_id())
         {
             return Ok(Publish {
                 version: current,
