@@ -5,13 +5,16 @@
 //! - [`policy`]: the policy store, where each tenant's compiled bundle is published once per
 //!   generation and read by everyone, and the decision API's query path with its slow lane;
 //! - [`tenant`]: the tenant entity, which judges its tenant's events;
-//! - [`segment`]: the segment entity, which sends a segment's policy versions to its agents.
+//! - [`segment`]: the segment entity, which sends a segment's policy versions to its agents;
+//! - [`agent`]: the agent-session entity, which answers an agent's hellos and records its status.
 
+pub mod agent;
 pub mod entity;
 pub mod policy;
 pub mod segment;
 pub mod tenant;
 
+pub use agent::{AgentSession, AgentStore, FromAgent, SessionError, SessionState};
 pub use entity::{Arbiters, Entity, EntityDirectory, EntityError, EntityLimits, EntityStats};
 pub use policy::{
     answer_query, Activation, ActivationObserver, BundleSource, BundleStatus, FailedQuery,

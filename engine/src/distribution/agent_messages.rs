@@ -17,6 +17,19 @@ pub const MAX_GROUPS: usize = 100;
 /// Most characters of a group name (as `segment_rules.group_name`).
 pub const MAX_GROUP_LEN: usize = 200;
 
+/// One tenant's agent: what an agent-session actor and an agent's topics belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentKey {
+    pub tenant: crate::TenantId,
+    pub agent: String,
+}
+
+impl std::fmt::Display for AgentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.agent)
+    }
+}
+
 /// An agent asking for its segments' policy: at bootstrap (`applied` empty) and when it has
 /// seen a version jump (`applied` says what it has).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +57,20 @@ pub struct AgentStatus {
 pub struct ConfigReply {
     pub protocol: u32,
     pub segments: Vec<SegmentVersions>,
+    /// Set instead of segments when the hello was refused (why, for the agent's log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ConfigReply {
+    /// The answer to a hello that cannot be served.
+    pub fn refusal(why: impl Into<String>) -> Self {
+        Self {
+            protocol: AGENT_PROTOCOL,
+            segments: Vec::new(),
+            error: Some(why.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +197,7 @@ mod tests {
                 latest: 0,
                 versions: vec![],
             }],
+            error: None,
         };
         let bytes = serde_json::to_vec(&reply).unwrap();
         assert_eq!(ConfigReply::parse(&bytes).unwrap(), reply);

@@ -12,7 +12,7 @@ mod segmentation;
 mod topics;
 
 pub use agent_messages::{
-    AgentMessageError, AgentStatus, ConfigReply, Hello, SegmentVersions, AGENT_PROTOCOL,
+    AgentKey, AgentMessageError, AgentStatus, ConfigReply, Hello, SegmentVersions, AGENT_PROTOCOL,
     MAX_GROUPS, MAX_GROUP_LEN,
 };
 pub use envelope::{

@@ -1,7 +1,10 @@
 //! Policy distribution to edge agents (seed 000), the edges: segmentation rules and signed
-//! segment policy versions in Postgres, the signing key on disk, and the sender that wakes each
-//! segment's actor to publish its versions over MQTT.
+//! segment policy versions in Postgres, the signing key on disk, the sender that wakes each
+//! segment's actor to publish its versions over MQTT, and the listener that hands agents'
+//! hellos and statuses to their session actors.
 
+mod agent_listener;
+mod agent_store;
 pub mod config;
 mod error;
 mod outbox;
@@ -11,6 +14,8 @@ mod sender;
 mod signing_key;
 mod versions;
 
+pub use agent_listener::{run_agent_listener, AgentDirectory};
+pub use agent_store::{PgAgentStore, MAX_CATCH_UP};
 pub use config::DistributionConfig;
 pub use error::DistributionError;
 pub use outbox::PgMqttOutbox;

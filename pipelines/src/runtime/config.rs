@@ -15,6 +15,9 @@ pub struct ActorsConfig {
     /// Segment actors (one per segment with versions to send); idle ones passivate quickly,
     /// their state is in Postgres.
     pub segment: EntityConfig,
+    /// Agent sessions (one per agent heard from lately); idle ones passivate, their record is
+    /// in Postgres.
+    pub agent_session: EntityConfig,
 }
 
 impl Default for ActorsConfig {
@@ -25,6 +28,11 @@ impl Default for ActorsConfig {
             segment: EntityConfig {
                 idle_secs: 60,
                 ..EntityConfig::default()
+            },
+            agent_session: EntityConfig {
+                mailbox: 16,
+                idle_secs: 300,
+                max_live: 1_000_000,
             },
         }
     }

@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::distribution::{self, load_or_create_signing_key, PgMqttOutbox, SegmentDirectory};
+use crate::distribution::{
+    self, load_or_create_signing_key, AgentDirectory, PgAgentStore, PgMqttOutbox, SegmentDirectory,
+};
 use crate::path::{DecodeLimits, Decoder, EventPath, SharedRegistry};
 use crate::policy_service::bundle_files::FsBundleSource;
 use crate::policy_service::{self, ActivationRecorder, DecisionBus, DecisionLog};
@@ -186,7 +188,24 @@ pub async fn run(
             Duration::from_secs(config.distribution.ack_timeout_secs),
             cancel.clone(),
         );
-        let outbox = PgMqttOutbox::new(pool.clone(), publisher, config.mqtt.topic_prefix.clone());
+        let outbox = PgMqttOutbox::new(
+            pool.clone(),
+            publisher.clone(),
+            config.mqtt.topic_prefix.clone(),
+        );
+        let agent_store =
+            PgAgentStore::new(pool.clone(), publisher, config.mqtt.topic_prefix.clone());
+        let sessions = Arc::new(AgentDirectory::new(
+            parts.arbiters.clone(),
+            Arc::new(agent_store),
+            config.actors.agent_session.limits(),
+        ));
+        stats.metrics.register_entities(vec![sessions.stats()]);
+        tasks.spawn(distribution::run_agent_listener(
+            config.mqtt.clone(),
+            sessions.clone(),
+            cancel.clone(),
+        ));
         let segments = Arc::new(SegmentDirectory::new(
             parts.arbiters.clone(),
             Arc::new(outbox),
@@ -199,7 +218,7 @@ pub async fn run(
             Duration::from_secs(config.distribution.resend_secs.max(1)),
             cancel.clone(),
         ));
-        Some(segments)
+        Some((segments, sessions))
     } else {
         if config.distribution.enabled {
             info!("policy distribution: versions can be published, but none are sent while [mqtt] is disabled");
@@ -299,8 +318,9 @@ pub async fn run(
         http.stop(true).await;
     }
     drop(_watcher);
-    if let Some(segments) = segments {
+    if let Some((segments, sessions)) = segments {
         segments.passivate_all();
+        sessions.passivate_all();
     }
     parts.shutdown();
     // Every answered query is logged before the pool closes.

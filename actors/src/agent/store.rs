@@ -1,0 +1,38 @@
+//! What an agent session reads, records and answers through: Postgres and MQTT, implemented at
+//! the edges (`pipelines`).
+
+use std::future::Future;
+
+use portcullis_engine::distribution::{AgentKey, AgentStatus, Hello};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot read or record the agent: {0}")]
+    Store(String),
+    #[error("cannot answer the agent: {0}")]
+    Send(String),
+}
+
+pub trait AgentStore: Send + Sync + 'static {
+    /// Records the agent (groups, online, applied versions) and answers it on its config topic
+    /// with its segments' versions after those it applies. Returns how many versions were sent.
+    fn hello(
+        &self,
+        key: AgentKey,
+        hello: Hello,
+    ) -> impl Future<Output = Result<usize, SessionError>> + Send + 'static;
+
+    /// Records the agent's status (online or not, applied versions).
+    fn status(
+        &self,
+        key: AgentKey,
+        status: AgentStatus,
+    ) -> impl Future<Output = Result<(), SessionError>> + Send + 'static;
+
+    /// Answers a message that could not be read (refused hello) on the agent's config topic.
+    fn refuse(
+        &self,
+        key: AgentKey,
+        why: String,
+    ) -> impl Future<Output = Result<(), SessionError>> + Send + 'static;
+}

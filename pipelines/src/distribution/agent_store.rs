@@ -1,0 +1,215 @@
+//! Agent sessions' store: agents and their applied versions in Postgres, answers on the
+//! agent's MQTT config topic.
+
+use std::collections::BTreeMap;
+
+use portcullis_actors::{AgentStore, SessionError};
+use portcullis_engine::distribution::{
+    agent_topic, AgentKey, AgentStatus, AgentTopicKind, ConfigReply, Hello, SegmentId, SegmentKey,
+    SegmentVersions, SignedEnvelope, AGENT_PROTOCOL,
+};
+use sqlx::types::Json;
+use sqlx::PgPool;
+
+use super::error::foreign_key_violation;
+use super::rules::segmentation;
+use crate::sinks::mqtt::MqttPublisher;
+
+/// Most versions of one segment in one answer; an agent further behind applies these and asks
+/// again (it sees the gap to the retained latest).
+pub const MAX_CATCH_UP: i64 = 50;
+
+pub struct PgAgentStore {
+    pool: PgPool,
+    publisher: MqttPublisher,
+    prefix: String,
+}
+
+impl PgAgentStore {
+    pub fn new(pool: PgPool, publisher: MqttPublisher, prefix: String) -> Self {
+        Self {
+            pool,
+            publisher,
+            prefix,
+        }
+    }
+}
+
+fn store(e: sqlx::Error) -> SessionError {
+    SessionError::Store(e.to_string())
+}
+
+async fn answer(
+    publisher: &MqttPublisher,
+    prefix: &str,
+    key: &AgentKey,
+    reply: &ConfigReply,
+) -> Result<(), SessionError> {
+    let topic = agent_topic(prefix, &key.tenant, &key.agent, AgentTopicKind::Config);
+    let payload = serde_json::to_vec(reply).map_err(|e| SessionError::Send(e.to_string()))?;
+    publisher
+        .publish(topic, payload, false)
+        .await
+        .map_err(|e| SessionError::Send(e.to_string()))
+}
+
+/// Records what the agent says it applies.
+async fn record_applied(
+    pool: &PgPool,
+    key: &AgentKey,
+    applied: &BTreeMap<SegmentId, u64>,
+) -> Result<(), sqlx::Error> {
+    for (segment, version) in applied.iter().filter(|(_, v)| **v > 0) {
+        sqlx::query(
+            "INSERT INTO agent_segments (tenant_id, agent_id, segment_id, applied_version)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, agent_id, segment_id) DO UPDATE
+             SET applied_version = EXCLUDED.applied_version, applied_at = now()
+             WHERE agent_segments.applied_version IS DISTINCT FROM EXCLUDED.applied_version",
+        )
+        .bind(key.tenant.as_str())
+        .bind(&key.agent)
+        .bind(segment.as_str())
+        .bind((*version).min(i64::MAX as u64) as i64)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A segment's latest version and the envelopes after `applied` (only the latest when
+/// `applied` is `None`), oldest first, at most [`MAX_CATCH_UP`].
+async fn versions_after(
+    pool: &PgPool,
+    key: &SegmentKey,
+    applied: Option<u64>,
+) -> Result<SegmentVersions, sqlx::Error> {
+    let latest: i64 = sqlx::query_scalar(
+        "SELECT coalesce((SELECT latest_version FROM segments
+                          WHERE tenant_id = $1 AND segment_id = $2), 0)",
+    )
+    .bind(key.tenant.as_str())
+    .bind(key.segment.as_str())
+    .fetch_one(pool)
+    .await?;
+    let after = match applied {
+        Some(v) => v.min(i64::MAX as u64) as i64,
+        None => latest - 1,
+    };
+    let envelopes: Vec<Json<SignedEnvelope>> = sqlx::query_scalar(
+        "SELECT envelope FROM segment_versions
+         WHERE tenant_id = $1 AND segment_id = $2 AND version > $3
+         ORDER BY version LIMIT $4",
+    )
+    .bind(key.tenant.as_str())
+    .bind(key.segment.as_str())
+    .bind(after)
+    .bind(MAX_CATCH_UP)
+    .fetch_all(pool)
+    .await?;
+    Ok(SegmentVersions {
+        segment_id: key.segment.clone(),
+        latest: latest.max(0) as u64,
+        versions: envelopes.into_iter().map(|e| e.0).collect(),
+    })
+}
+
+impl AgentStore for PgAgentStore {
+    fn hello(
+        &self,
+        key: AgentKey,
+        hello: Hello,
+    ) -> impl std::future::Future<Output = Result<usize, SessionError>> + Send + 'static {
+        let (pool, publisher, prefix) = (
+            self.pool.clone(),
+            self.publisher.clone(),
+            self.prefix.clone(),
+        );
+        async move {
+            let recorded = sqlx::query(
+                "INSERT INTO agents (tenant_id, agent_id, groups, online, last_seen_at)
+                 VALUES ($1, $2, $3, true, now())
+                 ON CONFLICT (tenant_id, agent_id) DO UPDATE
+                 SET groups = EXCLUDED.groups, online = true, last_seen_at = now()",
+            )
+            .bind(key.tenant.as_str())
+            .bind(&key.agent)
+            .bind(&hello.groups)
+            .execute(&pool)
+            .await;
+            match recorded {
+                Err(e) if foreign_key_violation(&e) => {
+                    let why = format!("tenant {} is not registered", key.tenant);
+                    answer(&publisher, &prefix, &key, &ConfigReply::refusal(why)).await?;
+                    return Ok(0);
+                }
+                other => other.map_err(store)?,
+            };
+            record_applied(&pool, &key, &hello.applied)
+                .await
+                .map_err(store)?;
+            let segments = segmentation(&pool, &key.tenant)
+                .await
+                .map_err(store)?
+                .segments_for(hello.groups.as_slice());
+            let mut reply = ConfigReply {
+                protocol: AGENT_PROTOCOL,
+                segments: Vec::new(),
+                error: None,
+            };
+            for segment in segments {
+                let applied = hello.applied.get(&segment).copied();
+                let segment_key = SegmentKey {
+                    tenant: key.tenant.clone(),
+                    segment,
+                };
+                reply.segments.push(
+                    versions_after(&pool, &segment_key, applied)
+                        .await
+                        .map_err(store)?,
+                );
+            }
+            let sent = reply.segments.iter().map(|s| s.versions.len()).sum();
+            answer(&publisher, &prefix, &key, &reply).await?;
+            Ok(sent)
+        }
+    }
+
+    fn status(
+        &self,
+        key: AgentKey,
+        status: AgentStatus,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send + 'static {
+        let pool = self.pool.clone();
+        async move {
+            let recorded = sqlx::query(
+                "INSERT INTO agents (tenant_id, agent_id, online, last_seen_at)
+                 VALUES ($1, $2, $3, now())
+                 ON CONFLICT (tenant_id, agent_id) DO UPDATE
+                 SET online = EXCLUDED.online, last_seen_at = now()",
+            )
+            .bind(key.tenant.as_str())
+            .bind(&key.agent)
+            .bind(status.online)
+            .execute(&pool)
+            .await;
+            match recorded {
+                // An unregistered tenant's agent: nothing to record (its hello was refused).
+                Err(e) if foreign_key_violation(&e) => return Ok(()),
+                other => other.map_err(store)?,
+            };
+            record_applied(&pool, &key, &status.applied)
+                .await
+                .map_err(store)
+        }
+    }
+
+    fn refuse(
+        &self,
+        key: AgentKey,
+        why: String,
+    ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send + 'static {
+        let (publisher, prefix) = (self.publisher.clone(), self.prefix.clone());
+        async move { answer(&publisher, &prefix, &key, &ConfigReply::refusal(why)).await }
+    }
+}
