@@ -98,7 +98,12 @@ impl SegmentOutbox for Memory {
                 .push((key.to_string(), version.version));
             Ok(())
         };
-        async move { result }
+        // A send takes time, as a broker's acknowledgement does: flushes that overlapped
+        // would show here as versions sent twice or out of order.
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            result
+        }
     }
 
     fn release(

@@ -534,8 +534,8 @@ async function renderSegment(main, key) {
       h("thead", {}, h("tr", {}, ["Version", "Published", "By", "Sent", "Key", "Digest", ""]
         .map((c) => h("th", { scope: "col" }, c)))), body));
   const rows = await load();
+  const latest = rows.length ? await show(rows[0].version) : null;
   if (mayAdminister(tenant)) {
-    const latest = rows.length ? await show(rows[0].version) : null;
     const file = h("input", { id: "pub-file", value: latest ? Object.keys(latest.modules)[0] : `${segment}.rego`, required: true });
     const source = h("textarea", { id: "pub-source", rows: 10, required: true, spellcheck: "false" },
       latest ? Object.values(latest.modules)[0] : `package segments.${segment}\n\ndefault allow := false\n`);

@@ -461,6 +461,10 @@ fn an_admin_publishes_segment_policy_from_the_console_and_a_reader_cannot() {
         browser
             .run(json!({"op": "wait", "selector": "tr[data-version='1']", "text": "1"}))
             .await;
+        // The version's detail shows after the point where an admin's form would be added.
+        browser
+            .run(json!({"op": "wait", "selector": "h2", "text": "Version 1"}))
+            .await;
         let forms = browser
             .run(json!({"op": "count", "selector": "form.publish"}))
             .await;

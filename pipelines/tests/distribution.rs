@@ -129,17 +129,23 @@ fn versions_published_through_the_api_reach_agents_signed_in_order_and_retained(
         assert_eq!(body["result"]["digest"], doc.digest());
 
         // Two more at once: they arrive in order, each once.
-        for rule in ["allow if input.action == \"write\"", "allow if false"] {
-            let (status, body) = post_json(&api, versions, &policy(rule)).await;
-            assert_eq!(status, 201, "{body}");
-        }
-        let got: Vec<u64> = [agent.next().await, agent.next().await]
+        let (write, none) = (
+            policy("allow if input.action == \"write\""),
+            policy("allow if false"),
+        );
+        let (a, b) = tokio::join!(
+            post_json(&api, versions, &write),
+            post_json(&api, versions, &none)
+        );
+        assert_eq!((a.0, b.0), (201, 201), "{} {}", a.1, b.1);
+        let docs: Vec<SegmentPolicy> = [agent.next().await, agent.next().await]
             .iter()
-            .map(|(_, p)| open(&env, p).version)
+            .map(|(_, p)| open(&env, p))
             .collect();
-        assert_eq!(got, [2, 3]);
+        assert_eq!(docs.iter().map(|d| d.version).collect::<Vec<_>>(), [2, 3]);
         // The latest policy again: no new version, nothing sent.
-        let (status, body) = post_json(&api, versions, &policy("allow if false")).await;
+        let latest = json!({"modules": docs[1].modules, "data": docs[1].data});
+        let (status, body) = post_json(&api, versions, &latest).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             (
@@ -183,10 +189,10 @@ fn versions_published_through_the_api_reach_agents_signed_in_order_and_retained(
         let (status, body) = request(&api, "GET", &format!("{versions}/2"), &[], b"").await;
         assert_eq!(status, 200, "{body}");
         let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert!(detail["result"]["modules"]["usb.rego"]
-            .as_str()
-            .unwrap()
-            .contains("write"));
+        assert_eq!(
+            detail["result"]["modules"]["usb.rego"],
+            docs[0].modules["usb.rego"]
+        );
         assert_eq!(
             detail["result"]["envelope"]["payloadType"],
             SEGMENT_POLICY_TYPE
@@ -235,9 +241,20 @@ fn broken_or_foreign_policy_and_missing_scopes_are_refused_before_anything_is_se
                 "extra",
             ),
             (
-                json!({"modules": {"p.rego": format!("package segments.hr\nx := \"{}\"", "a".repeat(2_000_000))}}),
+                json!({"modules": {"p.rego": "package segments.hr\nx := 1"},
+                       "data": {"blob": "a".repeat(800_000)}}),
                 413,
-                "",
+                "max_policy_bytes",
+            ),
+            (
+                json!({"modules": {"../p.rego": "package segments.hr\nx := 1"}}),
+                400,
+                "module names",
+            ),
+            (
+                json!({"modules": {"p.rego": "package segments.hr\nx := 1"}, "data": {"a": "\u{0}"}}),
+                400,
+                "NUL",
             ),
         ];
         for (body, want, says) in refused {
@@ -296,6 +313,25 @@ fn versions_committed_while_no_engine_ran_are_sent_in_order_when_one_starts() {
     block_on(async {
         let env = TestEnv::new("dist_restart").await;
         let dir = tempfile::tempdir().unwrap();
+        // The CLI signs only with an existing key, never a new one agents do not trust.
+        std::fs::write(
+            dir.path().join("hr.rego"),
+            "package segments.hr\nlevel := 0\n",
+        )
+        .unwrap();
+        let (code, _, err) = env.cli(&[
+            "segment",
+            "publish",
+            "--tenant",
+            "acme",
+            "--segment",
+            "hr",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_ne!(code, 0);
+        assert!(err.contains("no signing key"), "{err}");
+        let (code, _, err) = env.cli(&["signing-key", "show"]);
+        assert_eq!(code, 0, "{err}");
         // Three versions through the CLI, with no engine to send them: committed, unsent, as
         // after a crash between the commit and the send.
         for n in 1..=3 {

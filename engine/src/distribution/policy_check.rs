@@ -27,8 +27,28 @@ pub fn check_segment_policy(
             message: format!("a segment policy has at most {MAX_SEGMENT_MODULES} modules"),
         });
     }
+    for (file, src) in modules {
+        if !module_name_ok(file) {
+            return Err(PolicyError::Rego {
+                file: file.chars().take(140).collect(),
+                message: "module names are 1 to 128 characters of A-Z a-z 0-9 _ - . ending in .rego (agents store them as files)".into(),
+            });
+        }
+        if src.contains('\0') {
+            return Err(PolicyError::Rego {
+                file: file.clone(),
+                message: "the module contains U+0000 (NUL)".into(),
+            });
+        }
+    }
     if !data.is_object() {
         return Err(PolicyError::DataNotObject);
+    }
+    if holds_nul(data) {
+        return Err(PolicyError::Rego {
+            file: "data".into(),
+            message: "data contains U+0000 (NUL), which Postgres cannot store".into(),
+        });
     }
     let package = segment.rego_package();
     let expected = format!("data.{package}");
@@ -70,6 +90,25 @@ pub fn check_segment_policy(
             message: e.to_string(),
         })?;
     Ok(())
+}
+
+/// Safe as a file name on any agent: no path separators, no `..` alone, no hidden files.
+fn module_name_ok(name: &str) -> bool {
+    (6..=128).contains(&name.len())
+        && name.ends_with(".rego")
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +163,35 @@ mod tests {
             check_segment_policy(&hr(), &modules("package segments.hr\nx := 1"), &json!([1])),
             Err(PolicyError::DataNotObject)
         );
+        for name in [
+            "../x.rego",
+            "a/b.rego",
+            ".hidden.rego",
+            "p.txt",
+            "",
+            "p\0.rego",
+        ] {
+            let m = BTreeMap::from([(name.to_owned(), "package segments.hr\nx := 1".to_owned())]);
+            assert!(
+                matches!(
+                    check_segment_policy(&hr(), &m, &json!({})),
+                    Err(PolicyError::Rego { .. })
+                ),
+                "{name:?}"
+            );
+        }
+        assert!(check_segment_policy(
+            &hr(),
+            &modules("package segments.hr\nx := 1"),
+            &json!({"a": ["\0"]})
+        )
+        .is_err());
+        assert!(check_segment_policy(
+            &hr(),
+            &modules("package segments.hr\nx := 1"),
+            &json!({"\0": 1})
+        )
+        .is_err());
         let unknown_fn = "package segments.hr\nx := no_such_function(1)";
         assert!(matches!(
             check_segment_policy(&hr(), &modules(unknown_fn), &json!({})),

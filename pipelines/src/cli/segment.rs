@@ -15,15 +15,16 @@ use portcullis_engine::TenantId;
 use crate::config::Config;
 use crate::distribution::{
     add_segment_rule, list_rules, list_segments, list_versions, load_or_create_signing_key,
-    publish_version, remove_segment_rule, NewVersion,
+    load_signing_key, publish_version, remove_segment_rule, NewVersion,
 };
 use crate::records::TenantScope;
 use crate::sinks::postgres;
 
 #[derive(Subcommand)]
 pub enum SegmentCommand {
-    /// Publish a new version of a segment's policy: checked, numbered, signed, and sent by the
-    /// engine to every agent in the segment.
+    /// Publish a new version of a segment's policy: checked, numbered, signed with the engine's
+    /// key (distribution.signing_key_file, which must exist), and sent by the engine to every
+    /// agent in the segment.
     ///
     /// Modules must declare `package segments.<segment>` (or a package below it). PATH is a
     /// .rego file or a directory of them; a directory's data.json is the policy's data unless
@@ -93,7 +94,7 @@ pub enum RuleCommand {
 pub enum SigningKeyCommand {
     /// Print the key id and public key agents must trust (creates the key if there is none).
     ///
-    /// Give the public key to agents: `portcullis agent … --trust-key <public key>`. To rotate:
+    /// Give the public key to agents (they verify every version with it). To rotate:
     /// make a new key file, have agents trust both public keys, point
     /// distribution.signing_key_file at the new file, restart, then drop the old key from agents.
     Show,
@@ -192,16 +193,15 @@ pub async fn run(config: &Config, cmd: SegmentCommand) -> anyhow::Result<()> {
     match cmd {
         SegmentCommand::Publish { .. } => {
             let (key, (modules, data)) = publish.expect("read above");
-            let (signer, created) =
-                load_or_create_signing_key(&config.distribution.signing_key_file)?;
-            if created {
-                eprintln!(
-                    "created the policy signing key {} ({}); agents must trust its public key: {}",
-                    config.distribution.signing_key_file.display(),
-                    signer.key_id(),
-                    encode_public_key(&signer.public_key())
+            // Never a new key here: a version signed by a key agents do not trust would become
+            // the latest and be refused by every agent.
+            let path = &config.distribution.signing_key_file;
+            let Some(signer) = load_signing_key(path)? else {
+                bail!(
+                    "no signing key at {} (distribution.signing_key_file): run this where the engine runs, with its configuration, or create the key with `portcullis signing-key show` and have agents trust it",
+                    path.display()
                 );
-            }
+            };
             let new = NewVersion {
                 tenant: key.tenant,
                 segment: key.segment,

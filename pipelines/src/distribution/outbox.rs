@@ -48,7 +48,14 @@ impl SegmentOutbox for PgMqttOutbox {
     ) -> impl std::future::Future<Output = Result<Claimed<Self::Claim>, OutboxError>> + Send + 'static
     {
         let pool = self.pool.clone();
+        // Not while the broker is away: the claim would hold a pooled connection for nothing.
+        let broker_up = self.publisher.is_connected();
         async move {
+            if !broker_up {
+                return Err(OutboxError::Send(
+                    "the broker is not connected; retrying at the next sweep".into(),
+                ));
+            }
             let mut tx = pool.begin().await.map_err(store)?;
             // Not a row lock: publishing (which locks the segment's row) is never held up by
             // a send in progress. A hash collision only makes an engine skip until the sweep.

@@ -2,14 +2,15 @@
 //! `segment_versions` trigger's notification), on (re)connecting to Postgres, and in a sweep
 //! every `distribution.resend_secs`, which also retries sends that failed (broker away).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portcullis_actors::{EntityDirectory, Flush, SegmentActor};
 use portcullis_engine::distribution::{SegmentId, SegmentKey};
 use portcullis_engine::TenantId;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -21,6 +22,8 @@ use crate::sinks::postgres::notifications::{follow, Notice};
 pub type SegmentDirectory = EntityDirectory<SegmentActor<PgMqttOutbox>>;
 
 const CHANNEL: &str = "portcullis_segment_versions";
+/// Segments flushed at once; each holds a pooled Postgres connection while it sends.
+const MAX_CONCURRENT_FLUSHES: usize = 2;
 
 enum Wake {
     One(SegmentKey),
@@ -57,6 +60,9 @@ pub async fn run_sender(
             wake.send(w).is_ok()
         }))
     };
+    // Segments being flushed; `true`: woken again meanwhile, flush once more.
+    let in_flight: Arc<Mutex<HashMap<SegmentKey, bool>>> = Arc::default();
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_FLUSHES));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -76,18 +82,43 @@ pub async fn run_sender(
             },
         };
         for key in keys {
-            // Each segment's actor sends in order; segments go in parallel.
-            let segments = segments.clone();
+            // One flush per segment in flight (the sweep must not pile them up while a send
+            // waits on the broker), and few at once (each holds a pooled connection). A wake
+            // for a segment being flushed makes it flush once more afterwards.
+            {
+                let mut flights = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(again) = flights.get_mut(&key) {
+                    *again = true;
+                    continue;
+                }
+                flights.insert(key.clone(), false);
+            }
+            let (segments, in_flight, permits) =
+                (segments.clone(), in_flight.clone(), permits.clone());
             tokio::spawn(async move {
-                match segments.send(&key, Flush).await {
-                    Ok(Ok(f)) if !f.sent.is_empty() => {
-                        debug!(segment = %key, sent = ?f.sent, "segment versions sent")
+                loop {
+                    let outcome = match permits.clone().acquire_owned().await {
+                        Ok(_permit) => segments.send(&key, Flush).await,
+                        Err(_) => return,
+                    };
+                    match outcome {
+                        Ok(Ok(f)) if !f.sent.is_empty() => {
+                            debug!(segment = %key, sent = ?f.sent, "segment versions sent")
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            warn!(segment = %key, error = %e, "segment versions not sent yet; retrying at the next sweep")
+                        }
+                        Err(e) => warn!(segment = %key, error = %e, "segment actor unavailable"),
                     }
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        warn!(segment = %key, error = %e, "segment versions not sent yet; retrying at the next sweep")
+                    let mut flights = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                    match flights.get_mut(&key) {
+                        Some(again) if *again => *again = false,
+                        _ => {
+                            flights.remove(&key);
+                            return;
+                        }
                     }
-                    Err(e) => warn!(segment = %key, error = %e, "segment actor unavailable"),
                 }
             });
         }
