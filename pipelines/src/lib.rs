@@ -11,6 +11,7 @@
 //! - [`cli`] and [`tools`] (demo, benchmarks, local services): apart from the runtime.
 
 pub mod access;
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use portcullis::cli::agent::{self, AgentCommand};
 use portcullis::cli::dlq;
 use portcullis::cli::segment::{self, SegmentCommand, SigningKeyCommand};
 use portcullis::cli::token::{self, TokenCommand};
@@ -88,6 +89,10 @@ enum Command {
     /// The key segment policy is signed with, and the public key agents trust.
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+    /// The reference edge agent: segment policy kept on disk, applied in order, enforced
+    /// locally (`portcullis agent run --help`).
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// Measure throughput and latency on this machine's real services.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -450,6 +455,12 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             segment::run(&config, cmd).await
         }),
         Command::SigningKey(SigningKeyCommand::Show) => segment::show_signing_key(&config),
+        Command::Agent(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&config.telemetry)?;
+            let cancel = CancellationToken::new();
+            tokio::spawn(stop_on_signal(cancel.clone()));
+            agent::run(&config, cmd, cancel).await
+        }),
         Command::Dlq(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&config.telemetry)?;
             match cmd {

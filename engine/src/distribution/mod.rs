@@ -3,6 +3,7 @@
 //! rule by which an agent applies versions in order with no gap.
 
 mod agent_messages;
+mod enforcer;
 mod envelope;
 mod ordering;
 mod policy_check;
@@ -15,6 +16,7 @@ pub use agent_messages::{
     AgentKey, AgentMessageError, AgentStatus, ConfigReply, Hello, SegmentVersions, AGENT_PROTOCOL,
     MAX_GROUPS, MAX_GROUP_LEN,
 };
+pub use enforcer::{Accepted, SegmentEnforcer};
 pub use envelope::{
     encode_public_key, key_id_of, pae, parse_public_key, EnvelopeError, EnvelopeSignature,
     PolicySigner, SignedEnvelope, TrustedKeys, SEGMENT_POLICY_TYPE,

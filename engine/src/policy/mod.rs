@@ -27,4 +27,6 @@ pub use mask::InputMask;
 pub use path::RulePath;
 pub use query::Answer;
 pub use query_body::{query_input, QueryBodyError};
+pub(crate) use rego_value::to_rego as to_rego_value;
+pub(crate) use tenant_policy::to_json as value_to_json;
 pub use tenant_policy::{TenantPolicy, DEFAULT_EVAL_TIMEOUT};

@@ -1,5 +1,6 @@
 //! What the `portcullis` command's subcommands do beyond parsing their arguments.
 
+pub mod agent;
 pub mod dlq;
 pub mod segment;
 pub mod token;

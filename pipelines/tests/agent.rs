@@ -1,0 +1,275 @@
+//! The reference agent (`portcullis agent run`, the real binary) against a running engine and
+//! the real Mosquitto: it bootstraps, keeps its policy on disk, applies every version in order
+//! (also those published while it was stopped, after a restart that skips bootstrap), refuses
+//! forged, unsigned and replayed policy, and answers decisions locally, also with the broker
+//! gone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{post_json, ChildGuard, TestEnv};
+use portcullis::distribution::load_signing_key;
+use portcullis::runtime::block_on;
+use portcullis_engine::distribution::{encode_public_key, PolicySigner, SEGMENT_POLICY_TYPE};
+use serde_json::{json, Value};
+
+struct RunningAgent {
+    _child: ChildGuard,
+    log: PathBuf,
+    api: std::net::SocketAddr,
+}
+
+fn spawn_agent(env: &TestEnv, id: &str, state: &Path) -> RunningAgent {
+    let signer = load_signing_key(&env.config.distribution.signing_key_file)
+        .unwrap()
+        .expect("the engine made its key");
+    let port = common::free_port();
+    let log = state.with_extension(format!("{}.log", uuid::Uuid::new_v4().simple()));
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "agent",
+            "run",
+            "--tenant",
+            "acme",
+            "--id",
+            id,
+            "--groups",
+            "HR,laptops",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--trust-key",
+            &encode_public_key(&signer.public_key()),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env(
+            "PORTCULLIS_MQTT__TOPIC_PREFIX",
+            &env.config.mqtt.topic_prefix,
+        )
+        .env("PORTCULLIS_MQTT__PORT", env.config.mqtt.port.to_string())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
+        .spawn()
+        .expect("start portcullis agent run");
+    RunningAgent {
+        _child: ChildGuard(child),
+        log,
+        api: ([127, 0, 0, 1], port).into(),
+    }
+}
+
+impl RunningAgent {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn applied(&self) -> Value {
+        match common::try_http_get(self.api, "/v1/status").await {
+            Some((200, body)) => serde_json::from_str::<Value>(&body).unwrap()["applied"].clone(),
+            _ => Value::Null,
+        }
+    }
+
+    async fn wait_applied(&self, segment: &str, version: u64) {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let applied = self.applied().await;
+            if applied[segment] == version {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "agent did not apply {segment} v{version} within 30 s: {applied}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn decide(&self, path: &str, input: Value) -> Value {
+        let (status, body) = common::request(
+            self.api,
+            "POST",
+            &format!("/v1/data/segments/{path}"),
+            &[],
+            &serde_json::to_vec(&json!({ "input": input })).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["result"].clone()
+    }
+}
+
+async fn publish(api: &common::Api, rule: &str) -> u64 {
+    let body = json!({"modules": {"p.rego": format!("package segments.hr\ndefault allow := false\n{rule}")}});
+    let (status, answer) = post_json(api, "/v1/segments/acme/hr/versions", &body).await;
+    assert_eq!(status, 201, "{answer}");
+    answer["result"]["version"].as_u64().unwrap()
+}
+
+async fn with_rules(env: &TestEnv, api: &common::Api) {
+    let rule = json!({"tenant_id": "acme", "group": "HR", "segment_id": "hr"});
+    assert_eq!(post_json(api, "/v1/segment-rules", &rule).await.0, 201);
+    let _ = env;
+}
+
+#[test]
+fn an_agent_bootstraps_enforces_locally_and_catches_up_in_order_after_a_restart() {
+    block_on(async {
+        let env = TestEnv::new("agent_run").await;
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        with_rules(&env, &api).await;
+        publish(&api, "allow if input.action == \"read\"").await;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("laptop-7");
+
+        let agent = spawn_agent(&env, "laptop-7", &state);
+        agent.wait_applied("hr", 1).await;
+        assert!(agent.log().contains("bootstrapping"), "{}", agent.log());
+        assert_eq!(
+            agent.decide("hr/allow", json!({"action": "read"})).await,
+            true
+        );
+        assert_eq!(
+            agent.decide("hr/allow", json!({"action": "write"})).await,
+            false
+        );
+        // A new version reaches it live.
+        publish(&api, "allow if input.action in {\"read\", \"write\"}").await;
+        agent.wait_applied("hr", 2).await;
+        assert_eq!(
+            agent.decide("hr/allow", json!({"action": "write"})).await,
+            true
+        );
+        assert!(state.join("segments/hr.json").exists(), "kept on disk");
+        // The engine records what it applies.
+        env.wait_at_least(
+            "SELECT count(*) FROM agent_segments WHERE agent_id = 'laptop-7' AND applied_version = 2",
+            1,
+            Duration::from_secs(10),
+        )
+        .await;
+
+        // Stopped (killed), three versions go out, and it starts again from its cache.
+        drop(agent);
+        for n in 3..=5 {
+            publish(&api, &format!("allow if input.level >= {n}")).await;
+        }
+        let agent = spawn_agent(&env, "laptop-7", &state);
+        agent.wait_applied("hr", 5).await;
+        let log = agent.log();
+        assert!(
+            log.contains("found 1 segments on disk, skipping bootstrap"),
+            "{log}"
+        );
+        assert!(log.contains("waiting for queued messages"), "{log}");
+        let order: Vec<usize> = (3..=5)
+            .map(|n| {
+                log.find(&format!("applied hr v{n}"))
+                    .unwrap_or_else(|| panic!("v{n} in {log}"))
+            })
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "applied in order: {log}"
+        );
+        assert_eq!(agent.decide("hr/allow", json!({"level": 5})).await, true);
+        assert_eq!(agent.decide("hr/allow", json!({"level": 4})).await, false);
+        drop(agent);
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn forged_unsigned_and_replayed_policy_is_refused_by_the_agent() {
+    block_on(async {
+        let env = TestEnv::new("agent_forged").await;
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        with_rules(&env, &api).await;
+        publish(&api, "allow if input.action == \"read\"").await;
+        publish(&api, "allow if false").await;
+        let dir = tempfile::tempdir().unwrap();
+        let agent = spawn_agent(&env, "kiosk-2", &dir.path().join("kiosk-2"));
+        agent.wait_applied("hr", 2).await;
+
+        // What a compromised broker, or anyone who may publish there, could push.
+        let topic = format!("{}/acme/segments/hr/policy", env.config.mqtt.topic_prefix);
+        let doc = |version: u64| {
+            json!({"protocol": 1, "tenant_id": "acme", "segment_id": "hr", "version": version,
+                   "modules": {"p.rego": "package segments.hr\nallow := true"}, "data": {},
+                   "published_at": "2026-12-02T00:00:00Z"})
+        };
+        let mallory = PolicySigner::from_secret(&[66; 32]);
+        let forged = mallory.sign(SEGMENT_POLICY_TYPE, serde_json::to_vec(&doc(3)).unwrap());
+        let mut unsigned = forged.clone();
+        unsigned.signatures.clear();
+        let v1: Value = {
+            let (_, body) =
+                common::request(&api, "GET", "/v1/segments/acme/hr/versions/1", &[], b"").await;
+            serde_json::from_str::<Value>(&body).unwrap()["result"]["envelope"].clone()
+        };
+        env.publish(&[
+            (topic.clone(), serde_json::to_vec(&forged).unwrap()),
+            (topic.clone(), serde_json::to_vec(&unsigned).unwrap()),
+            (topic.clone(), serde_json::to_vec(&v1).unwrap()),
+            (topic.clone(), b"{not json".to_vec()),
+        ])
+        .await;
+        let until = Instant::now() + Duration::from_secs(10);
+        while agent.log().matches("refused a segment policy").count() < 2 {
+            assert!(Instant::now() < until, "{}", agent.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(agent.applied().await["hr"], 2, "still v2: {}", agent.log());
+        assert_eq!(
+            agent.decide("hr/allow", json!({"action": "read"})).await,
+            false
+        );
+        drop(agent);
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_agent_keeps_deciding_with_the_broker_gone() {
+    block_on(async {
+        let mut env = TestEnv::new("agent_offline").await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port();
+        env.config.mqtt.port = port;
+        let broker = common::private_mosquitto(dir.path(), port);
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        with_rules(&env, &api).await;
+        publish(&api, "allow if input.action == \"read\"").await;
+        let agent = spawn_agent(&env, "van-3", &dir.path().join("van-3"));
+        agent.wait_applied("hr", 1).await;
+
+        drop(broker);
+        let until = Instant::now() + Duration::from_secs(20);
+        while !agent.log().contains("broker unreachable") {
+            assert!(Instant::now() < until, "{}", agent.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            agent.decide("hr/allow", json!({"action": "read"})).await,
+            true
+        );
+        assert_eq!(
+            agent.decide("hr/allow", json!({"action": "delete"})).await,
+            false
+        );
+        drop(agent);
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
