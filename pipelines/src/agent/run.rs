@@ -13,7 +13,7 @@ use portcullis_engine::TenantId;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::cache::PolicyCache;
 use super::local_api;
@@ -119,7 +119,8 @@ impl Agent {
                 true
             }
             Accepted::AlreadyHave { segment, version } => {
-                debug!(%segment, version, "already applied; ignored");
+                // The retained copy on (re)subscribing, a redelivery or a replay.
+                info!(%segment, version, "{segment} v{version} already applied; ignored");
                 false
             }
             Accepted::Gap { segment, missing } => {

@@ -361,6 +361,15 @@ impl TestEnv {
             Duration::from_secs(10),
             cancel.clone(),
         );
+        // A test's own broker may be gone by now: then there is nothing to clear.
+        let until = Instant::now() + Duration::from_secs(2);
+        while !publisher.is_connected() {
+            if Instant::now() > until {
+                cancel.cancel();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         for (tenant, segment) in keys {
             let topic = format!(
                 "{}/{tenant}/segments/{segment}/policy",
