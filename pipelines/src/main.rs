@@ -16,8 +16,8 @@ use portcullis::sinks::postgres;
 use portcullis::sinks::postgres::{DeadLetterFilter, DeadLetterRow};
 use portcullis::telemetry::stats::Stats;
 use portcullis::tools::bench::{
-    run_engine_bench, run_pipeline_bench, run_policy_bench, BenchOptions, EngineBenchOptions,
-    PolicyBenchOptions,
+    run_engine_bench, run_fanout_bench, run_pipeline_bench, run_policy_bench, BenchOptions,
+    EngineBenchOptions, FanoutOptions, PolicyBenchOptions,
 };
 use portcullis::tools::demo::{run_demo, DemoOptions};
 use portcullis::tools::services;
@@ -100,6 +100,25 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Segment policy fan-out: N simulated agents, each with its own MQTT connection, one
+    /// segment update, the time until every agent has verified and applied it.
+    ///
+    /// In one run, on the same connections: the ceiling (an envelope of the same size published
+    /// straight to the broker) and the engine (a version published in Postgres and sent by the
+    /// segment actor). Prints p50, p99 and the last agent for both. Uses `{database}_bench` and
+    /// a signing key of its own. Raise the open-file limit for large N (each agent is a socket
+    /// here and in the broker).
+    Fanout {
+        /// Simulated agents.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        agents: u64,
+        /// Connections opened at once while ramping up.
+        #[arg(long, default_value_t = 250)]
+        connect_batch: usize,
+        /// Seconds to wait for every agent to apply the update.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
     /// The engine's own throughput into Postgres, without the broker, against a COPY ceiling.
     ///
     /// Generates CloudTrail messages in memory and, in one run: decodes them and COPYs their
@@ -347,6 +366,42 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 let _t = telemetry::init(&tcfg)?;
                 run_demo(config, opts, |s| print_demo_summary(s, &url, keep_running)).await
             })?;
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Fanout {
+            agents,
+            connect_batch,
+            timeout_secs,
+        }) => {
+            let tcfg = quiet(&config.telemetry);
+            let opts = FanoutOptions {
+                agents: agents as usize,
+                connect_batch,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            let r = runtime::block_on(async {
+                let _t = telemetry::init(&tcfg)?;
+                run_fanout_bench(&config, &opts).await
+            })?;
+            println!(
+                "fan-out benchmark: {} agents, one segment update of {} bytes, {} cores (connected in {:.1} s)",
+                r.agents,
+                r.payload_bytes,
+                cores(),
+                r.connect_secs
+            );
+            for (name, s) in [
+                ("ceiling: broker only", &r.ceiling),
+                ("engine: publish → applied", &r.engine),
+            ] {
+                println!(
+                    "  {name:<26} applied {:>6}/{}  p50 {:>7.1} ms  p99 {:>7.1} ms  last {:>7.1} ms",
+                    s.applied, r.agents, s.p50_ms, s.p99_ms, s.max_ms
+                );
+            }
+            if r.engine.applied < r.agents || r.ceiling.applied < r.agents {
+                anyhow::bail!("not every agent applied the update");
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Policy {

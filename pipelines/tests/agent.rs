@@ -67,6 +67,19 @@ impl RunningAgent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the agent's log says `text` (`times` times).
+    async fn wait_log(&self, text: &str, times: usize) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while self.log().matches(text).count() < times {
+            assert!(
+                Instant::now() < until,
+                "{text:?} not logged: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn applied(&self) -> Value {
         match common::try_http_get(self.api, "/v1/status").await {
             Some((200, body)) => serde_json::from_str::<Value>(&body).unwrap()["applied"].clone(),
@@ -115,6 +128,22 @@ async fn with_rules(env: &TestEnv, api: &common::Api) {
     let rule = json!({"tenant_id": "acme", "group": "HR", "segment_id": "hr"});
     assert_eq!(post_json(api, "/v1/segment-rules", &rule).await.0, 201);
     let _ = env;
+}
+
+/// An engine with the HR rule and a first version `rule`, and an agent that has applied it.
+async fn hr_agent(
+    env: &TestEnv,
+    id: &str,
+    dir: &Path,
+    rule: &str,
+) -> (common::Running, common::Api, RunningAgent) {
+    let engine = env.start().await;
+    let api = env.api(engine.http_addr());
+    with_rules(env, &api).await;
+    publish(&api, rule).await;
+    let agent = spawn_agent(env, id, &dir.join(id));
+    agent.wait_applied("hr", 1).await;
+    (engine, api, agent)
 }
 
 #[test]
@@ -199,11 +228,7 @@ fn forged_unsigned_and_replayed_policy_is_refused_by_the_agent() {
         let agent = spawn_agent(&env, "kiosk-2", &dir.path().join("kiosk-2"));
         agent.wait_applied("hr", 2).await;
         // Subscribed to the segment's topic once its retained copy has come and been ignored.
-        let until = Instant::now() + Duration::from_secs(10);
-        while !agent.log().contains("hr v2 already applied") {
-            assert!(Instant::now() < until, "{}", agent.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        agent.wait_log("hr v2 already applied", 1).await;
 
         // What a compromised broker, or anyone who may publish there, could push.
         let topic = format!("{}/acme/segments/hr/policy", env.config.mqtt.topic_prefix);
@@ -228,11 +253,7 @@ fn forged_unsigned_and_replayed_policy_is_refused_by_the_agent() {
             (topic.clone(), b"{not json".to_vec()),
         ])
         .await;
-        let until = Instant::now() + Duration::from_secs(10);
-        while agent.log().matches("refused a segment policy").count() < 2 {
-            assert!(Instant::now() < until, "{}", agent.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        agent.wait_log("refused a segment policy", 2).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(agent.applied().await["hr"], 2, "still v2: {}", agent.log());
         assert_eq!(
@@ -248,24 +269,17 @@ fn forged_unsigned_and_replayed_policy_is_refused_by_the_agent() {
 #[test]
 fn an_agent_keeps_deciding_with_the_broker_gone() {
     block_on(async {
-        let mut env = TestEnv::new("agent_offline").await;
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_port();
-        env.config.mqtt.port = port;
-        let broker = common::private_mosquitto(dir.path(), port);
-        let engine = env.start().await;
-        let api = env.api(engine.http_addr());
-        with_rules(&env, &api).await;
-        publish(&api, "allow if input.action == \"read\"").await;
-        let agent = spawn_agent(&env, "van-3", &dir.path().join("van-3"));
-        agent.wait_applied("hr", 1).await;
+        let (env, private, broker) = TestEnv::on_private_broker("agent_offline").await;
+        let (engine, _, agent) = hr_agent(
+            &env,
+            "van-3",
+            private.dir(),
+            "allow if input.action == \"read\"",
+        )
+        .await;
 
         drop(broker);
-        let until = Instant::now() + Duration::from_secs(20);
-        while !agent.log().contains("broker unreachable") {
-            assert!(Instant::now() < until, "{}", agent.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        agent.wait_log("broker unreachable", 1).await;
         assert_eq!(
             agent.decide("hr/allow", json!({"action": "read"})).await,
             true
@@ -283,25 +297,17 @@ fn an_agent_keeps_deciding_with_the_broker_gone() {
 #[test]
 fn a_broker_restart_mid_stream_leaves_the_agent_with_no_gap() {
     block_on(async {
-        let mut env = TestEnv::new("agent_broker_restart").await;
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_port();
-        env.config.mqtt.port = port;
-        env.config.distribution.resend_secs = 1;
         // A broker that keeps nothing: its restart loses every session and queued message.
-        let broker = common::private_mosquitto(dir.path(), port);
-        let engine = env.start().await;
-        let api = env.api(engine.http_addr());
-        with_rules(&env, &api).await;
-        publish(&api, "allow if input.level >= 1").await;
-        let agent = spawn_agent(&env, "rig-9", &dir.path().join("rig-9"));
-        agent.wait_applied("hr", 1).await;
+        let (mut env, private, broker) = TestEnv::on_private_broker("agent_broker_restart").await;
+        env.config.distribution.resend_secs = 1;
+        let (engine, api, agent) =
+            hr_agent(&env, "rig-9", private.dir(), "allow if input.level >= 1").await;
 
         drop(broker);
         for n in 2..=4 {
             publish(&api, &format!("allow if input.level >= {n}")).await;
         }
-        let _broker = common::private_mosquitto(dir.path(), port);
+        let _broker = private.start();
         // The agent finds its session gone, asks for what it lacks, and applies all of it.
         agent.wait_applied("hr", 4).await;
         let log = agent.log();

@@ -135,3 +135,28 @@ fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
         }
     });
 }
+
+#[test]
+fn the_fanout_benchmark_measures_the_broker_ceiling_and_the_engine_on_the_same_agents() {
+    block_on(async {
+        let env = TestEnv::new("bench_fanout").await;
+        let opts = portcullis::tools::bench::FanoutOptions {
+            agents: 40,
+            connect_batch: 20,
+            timeout: std::time::Duration::from_secs(30),
+        };
+        let r = portcullis::tools::bench::run_fanout_bench(&env.config, &opts)
+            .await
+            .expect("benchmark runs");
+        assert_eq!((r.ceiling.applied, r.engine.applied), (40, 40), "{r:?}");
+        for s in [&r.ceiling, &r.engine] {
+            assert!(
+                s.p50_ms > 0.0 && s.p50_ms <= s.p99_ms && s.p99_ms <= s.max_ms,
+                "{r:?}"
+            );
+        }
+        assert!(r.payload_bytes > 200, "a real signed envelope: {r:?}");
+        common::drop_database(&common::database_of(&bench_url(&env.config.postgres.url))).await;
+        env.cleanup().await;
+    });
+}

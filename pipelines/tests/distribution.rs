@@ -308,26 +308,29 @@ fn broken_or_foreign_policy_and_missing_scopes_are_refused_before_anything_is_se
     });
 }
 
+/// Writes `source` as `hr.rego` in `dir` and publishes the directory with the CLI:
+/// `(exit code, stdout, stderr)`.
+fn publish_with_cli(env: &TestEnv, dir: &std::path::Path, source: &str) -> (i32, String, String) {
+    std::fs::write(dir.join("hr.rego"), source).unwrap();
+    env.cli(&[
+        "segment",
+        "publish",
+        "--tenant",
+        "acme",
+        "--segment",
+        "hr",
+        dir.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn versions_committed_while_no_engine_ran_are_sent_in_order_when_one_starts() {
     block_on(async {
         let env = TestEnv::new("dist_restart").await;
         let dir = tempfile::tempdir().unwrap();
         // The CLI signs only with an existing key, never a new one agents do not trust.
-        std::fs::write(
-            dir.path().join("hr.rego"),
-            "package segments.hr\nlevel := 0\n",
-        )
-        .unwrap();
-        let (code, _, err) = env.cli(&[
-            "segment",
-            "publish",
-            "--tenant",
-            "acme",
-            "--segment",
-            "hr",
-            dir.path().to_str().unwrap(),
-        ]);
+        let (code, _, err) =
+            publish_with_cli(&env, dir.path(), "package segments.hr\nlevel := 0\n");
         assert_ne!(code, 0);
         assert!(err.contains("no signing key"), "{err}");
         let (code, _, err) = env.cli(&["signing-key", "show"]);
@@ -335,20 +338,11 @@ fn versions_committed_while_no_engine_ran_are_sent_in_order_when_one_starts() {
         // Three versions through the CLI, with no engine to send them: committed, unsent, as
         // after a crash between the commit and the send.
         for n in 1..=3 {
-            std::fs::write(
-                dir.path().join("hr.rego"),
-                format!("package segments.hr\nlevel := {n}\n"),
-            )
-            .unwrap();
-            let (code, out, err) = env.cli(&[
-                "segment",
-                "publish",
-                "--tenant",
-                "acme",
-                "--segment",
-                "hr",
-                dir.path().to_str().unwrap(),
-            ]);
+            let (code, out, err) = publish_with_cli(
+                &env,
+                dir.path(),
+                &format!("package segments.hr\nlevel := {n}\n"),
+            );
             assert_eq!(code, 0, "{err}");
             assert!(out.contains(&format!("version {n}")), "{out}");
         }
@@ -390,20 +384,7 @@ fn versions_committed_while_no_engine_ran_are_sent_in_order_when_one_starts() {
         assert_eq!(code, 0, "{err}");
         assert_eq!(out.lines().count(), 4, "{out}");
         assert!(!out.contains(" - "), "every version has a send time: {out}");
-        std::fs::write(
-            dir.path().join("hr.rego"),
-            "package segments.hr\nlevel := \n",
-        )
-        .unwrap();
-        let (code, _, err) = env.cli(&[
-            "segment",
-            "publish",
-            "--tenant",
-            "acme",
-            "--segment",
-            "hr",
-            dir.path().to_str().unwrap(),
-        ]);
+        let (code, _, err) = publish_with_cli(&env, dir.path(), "package segments.hr\nlevel := \n");
         assert_ne!(code, 0);
         assert!(err.contains("hr.rego"), "{err}");
         assert!(agent.quiet_for(Duration::from_millis(500)).await);
@@ -489,12 +470,8 @@ fn segment_rules_are_managed_through_the_api_and_the_cli_within_scopes() {
 #[test]
 fn versions_published_while_the_broker_is_away_are_sent_in_order_when_it_returns() {
     block_on(async {
-        let mut env = TestEnv::new("dist_broker").await;
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_port();
-        env.config.mqtt.port = port;
+        let (mut env, private, broker) = TestEnv::on_private_broker("dist_broker").await;
         env.config.distribution.resend_secs = 1;
-        let broker = common::private_mosquitto(dir.path(), port);
         let engine = env.start().await;
         let api = env.api(engine.http_addr());
         let versions = "/v1/segments/acme/hr/versions";
@@ -512,7 +489,7 @@ fn versions_published_while_the_broker_is_away_are_sent_in_order_when_it_returns
             "nothing is recorded as sent while the broker is away"
         );
 
-        let _broker = common::private_mosquitto(dir.path(), port);
+        let _broker = private.start();
         let filter = format!("{}/acme/segments/hr/policy", env.config.mqtt.topic_prefix);
         let mut agent = Subscriber::new(&env, &filter).await;
         // Sent in order once the broker is back: live (v1 then v2) or, had the sends beaten

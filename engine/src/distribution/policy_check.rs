@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::segment::SegmentId;
-use crate::policy::PolicyError;
+use crate::policy::{add_modules_within, PolicyError};
 
 /// Most modules in one segment policy.
 pub const MAX_SEGMENT_MODULES: usize = 100;
@@ -54,26 +54,7 @@ pub fn check_segment_policy(
     let expected = format!("data.{package}");
     let mut engine = regorus::Engine::new();
     engine.set_strict_builtin_errors(false);
-    for (file, src) in modules {
-        let found =
-            engine
-                .add_policy(file.clone(), src.clone())
-                .map_err(|e| PolicyError::Rego {
-                    file: file.clone(),
-                    message: e.to_string(),
-                })?;
-        let inside = found == expected
-            || found
-                .strip_prefix(&expected)
-                .is_some_and(|rest| rest.starts_with('.'));
-        if !inside {
-            return Err(PolicyError::WrongPackage {
-                file: file.clone(),
-                package: found.trim_start_matches("data.").to_owned(),
-                expected: package,
-            });
-        }
-    }
+    add_modules_within(&mut engine, modules, &package)?;
     engine
         .add_data(regorus::Value::from(
             serde_json::json!({"segments": {segment.as_str(): data}}),

@@ -10,6 +10,7 @@ use super::bounded_range;
 use super::decision::allowed_by;
 use super::dispatch::Dispatch;
 use super::input::event_input;
+use super::namespace::add_modules_within;
 use super::program::Program;
 use super::query::KnownRules;
 use super::{
@@ -81,26 +82,11 @@ impl TenantPolicy {
         // its expression undefined.
         engine.set_strict_builtin_errors(false);
         bounded_range::guard_interpreter(&mut engine);
-        for (file, src) in &bundle.modules {
-            let package =
-                engine
-                    .add_policy(file.clone(), src.clone())
-                    .map_err(|e| PolicyError::Rego {
-                        file: file.clone(),
-                        message: e.to_string(),
-                    })?;
-            let inside = package == expected
-                || package
-                    .strip_prefix(&expected)
-                    .is_some_and(|rest| rest.starts_with('.'));
-            if !inside {
-                return Err(PolicyError::WrongPackage {
-                    file: file.clone(),
-                    package: package.trim_start_matches("data.").to_owned(),
-                    expected: bundle.tenant.rego_package(),
-                });
-            }
-        }
+        add_modules_within(
+            &mut engine,
+            bundle.modules.iter().map(|(f, s)| (f, s)),
+            &bundle.tenant.rego_package(),
+        )?;
         let mut mounted = None;
         if let Some(data) = &bundle.data {
             if !data.is_object() {

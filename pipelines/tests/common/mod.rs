@@ -664,6 +664,37 @@ pub fn cloudtrail_by(
     serde_json::to_vec(&rec).unwrap()
 }
 
+/// A broker a test may stop and start: a port and a directory of its own.
+pub struct PrivateBroker {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PrivateBroker {
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts it (again); it stops when the guard drops.
+    pub fn start(&self) -> ChildGuard {
+        private_mosquitto(self.dir.path(), self.port)
+    }
+}
+
+impl TestEnv {
+    /// A scratch world whose engine uses a broker of its own, started.
+    pub async fn on_private_broker(tag: &str) -> (TestEnv, PrivateBroker, ChildGuard) {
+        let mut env = TestEnv::new(tag).await;
+        let broker = PrivateBroker {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+        };
+        env.config.mqtt.port = broker.port;
+        let running = broker.start();
+        (env, broker, running)
+    }
+}
+
 /// A Mosquitto of the test's own on `port` (loopback, anonymous), so a test can stop and
 /// restart a broker without touching the one other tests share. Stopped (by its pid) when
 /// the guard drops.

@@ -2,10 +2,12 @@
 
 mod copy;
 mod engine;
+mod fanout;
 mod pipeline;
 mod policy;
 
 pub use engine::{run_engine_bench, EngineBenchOptions, EngineBenchReport, Phase};
+pub use fanout::{run_fanout_bench, FanoutOptions, FanoutReport, Spread};
 pub use pipeline::{bench_url, run_pipeline_bench, BenchOptions, BenchReport};
 pub use policy::{run_policy_bench, CaseReport, PolicyBenchOptions, HEADER as POLICY_HEADER};
 
