@@ -184,6 +184,29 @@ fn an_agent_bootstraps_enforces_locally_and_catches_up_in_order_after_a_restart(
         )
         .await;
 
+        // An engine restart replays the agent's retained status: its state, not a sighting.
+        let seen = "SELECT (extract(epoch FROM last_seen_at) * 1e6)::bigint FROM agents WHERE agent_id = 'laptop-7'";
+        let before = env.count(seen).await;
+        engine.stop().await.unwrap();
+        sqlx::query("UPDATE agents SET online = false WHERE agent_id = 'laptop-7'")
+            .execute(&env.pool)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        env.wait_at_least(
+            "SELECT count(*) FROM agents WHERE agent_id = 'laptop-7' AND online",
+            1,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(
+            env.count(seen).await,
+            before,
+            "last seen is not the engine's restart"
+        );
+
         // Stopped (killed), three versions go out, and it starts again from its cache.
         drop(agent);
         for n in 3..=5 {

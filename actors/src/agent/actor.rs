@@ -15,7 +15,12 @@ use crate::entity::{Entity, Lease};
 #[derive(Debug, Clone)]
 pub enum FromAgent {
     Hello(Hello),
-    Status(AgentStatus),
+    /// `replayed`: the broker's retained copy, delivered again on (re)subscribing; it says
+    /// the agent's last state, not that the agent was seen now.
+    Status {
+        status: AgentStatus,
+        replayed: bool,
+    },
     /// Unreadable (bad JSON, unknown protocol): answered with why.
     Refused(String),
 }
@@ -85,8 +90,8 @@ impl<S: AgentStore> Handler<FromAgent> for AgentSession<S> {
                     let sent = store.hello(key.clone(), hello).await?;
                     info!(agent = %key, versions = sent, "agent said hello; answered with its segments");
                 }
-                FromAgent::Status(status) => {
-                    store.status(key.clone(), status.clone()).await?;
+                FromAgent::Status { status, replayed } => {
+                    store.status(key.clone(), status.clone(), replayed).await?;
                     debug!(agent = %key, online = status.online, "agent status");
                 }
                 FromAgent::Refused(why) => {
@@ -104,7 +109,7 @@ impl<S: AgentStore> Handler<FromAgent> for AgentSession<S> {
                         act.state.online = true;
                         act.state.applied = h.applied;
                     }
-                    FromAgent::Status(s) => {
+                    FromAgent::Status { status: s, .. } => {
                         act.state.online = s.online;
                         if s.online || !s.applied.is_empty() {
                             act.state.applied = s.applied;

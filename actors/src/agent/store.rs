@@ -22,11 +22,13 @@ pub trait AgentStore: Send + Sync + 'static {
         hello: Hello,
     ) -> impl Future<Output = Result<usize, SessionError>> + Send + 'static;
 
-    /// Records the agent's status (online or not, applied versions).
+    /// Records the agent's status (online or not, applied versions); a `replayed` one (the
+    /// broker's retained copy) does not count as the agent being seen.
     fn status(
         &self,
         key: AgentKey,
         status: AgentStatus,
+        replayed: bool,
     ) -> impl Future<Output = Result<(), SessionError>> + Send + 'static;
 
     /// Answers a message that could not be read (refused hello) on the agent's config topic.

@@ -50,7 +50,10 @@ fn to_session(prefix: &str, p: &Publish) -> Option<(AgentKey, FromAgent)> {
             Err(e) => FromAgent::Refused(format!("hello refused: {e}")),
         },
         AgentTopicKind::Status => match AgentStatus::parse(&p.payload) {
-            Ok(s) => FromAgent::Status(s),
+            Ok(status) => FromAgent::Status {
+                status,
+                replayed: p.retain,
+            },
             Err(e) => {
                 warn!(agent = %key, error = %e, "agent status refused");
                 return None;

@@ -179,6 +179,7 @@ impl AgentStore for PgAgentStore {
         &self,
         key: AgentKey,
         status: AgentStatus,
+        replayed: bool,
     ) -> impl std::future::Future<Output = Result<(), SessionError>> + Send + 'static {
         let pool = self.pool.clone();
         async move {
@@ -186,11 +187,13 @@ impl AgentStore for PgAgentStore {
                 "INSERT INTO agents (tenant_id, agent_id, online, last_seen_at)
                  VALUES ($1, $2, $3, now())
                  ON CONFLICT (tenant_id, agent_id) DO UPDATE
-                 SET online = EXCLUDED.online, last_seen_at = now()",
+                 SET online = EXCLUDED.online,
+                     last_seen_at = CASE WHEN $4 THEN agents.last_seen_at ELSE now() END",
             )
             .bind(key.tenant.as_str())
             .bind(&key.agent)
             .bind(status.online)
+            .bind(replayed)
             .execute(&pool)
             .await;
             match recorded {
