@@ -583,7 +583,10 @@ async function renderAgents(main) {
       for (const a of rows) {
         body.append(h("tr", { "data-agent": `${a.tenant_id}/${a.agent_id}` },
           h("td", {}, a.tenant_id), h("td", { class: "mono" }, a.agent_id),
-          h("td", {}, a.online ? "online" : "offline"), h("td", {}, a.groups.join(", ")),
+          h("td", {}, a.online ? "online" : "offline"),
+          h("td", { title: a.enrolled ? "broker credentials; groups fixed at enrollment" : "anonymous; groups as the agent says" },
+            a.enrolled ? "enrolled" : "self-declared"),
+          h("td", {}, a.groups.join(", ")),
           h("td", {}, a.segments.map((s) => `${s.segment} v${s.applied}${s.applied < s.latest ? ` (latest v${s.latest})` : ""}`).join(", ")),
           h("td", { class: "mono" }, time(a.last_seen_at))));
       }
@@ -600,7 +603,7 @@ async function renderAgents(main) {
       h("label", { for: "ag-behind" }, behind, "Only agents behind")),
     status,
     h("table", { "aria-label": "Agents" },
-      h("thead", {}, h("tr", {}, ["Tenant", "Agent", "State", "Groups", "Applied", "Last seen"]
+      h("thead", {}, h("tr", {}, ["Tenant", "Agent", "State", "Identity", "Groups", "Applied", "Last seen"]
         .map((c) => h("th", { scope: "col" }, c)))), body));
   await load();
 }

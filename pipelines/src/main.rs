@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use portcullis::cli::agent::{self, AgentCommand};
+use portcullis::cli::broker::{self, BrokerCommand};
 use portcullis::cli::dlq;
 use portcullis::cli::segment::{self, SegmentCommand, SigningKeyCommand};
 use portcullis::cli::token::{self, TokenCommand};
@@ -93,6 +94,9 @@ enum Command {
     /// locally (`portcullis agent run --help`).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Prepare the MQTT broker for enrolled agents (`portcullis broker setup --help`).
+    #[command(subcommand)]
+    Broker(BrokerCommand),
     /// Measure throughput and latency on this machine's real services.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -248,6 +252,11 @@ struct DemoArgs {
     /// the console until Ctrl-C.
     #[arg(long)]
     exit: bool,
+    /// Simulated edge agents (the reference agent, each with its own MQTT connection) in
+    /// several groups: segment updates are published while a third of them are offline, and
+    /// the summary shows whether every one converged on every segment's latest version.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(0..=500))]
+    agents: u64,
 }
 
 #[derive(Subcommand)]
@@ -354,6 +363,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 seed: args.seed,
                 keep_running,
                 stop: CancellationToken::new(),
+                edge_agents: args.agents as usize,
             };
             // The built-in URL's password is a documented development default: show it whole so
             // the hint can be pasted. Any other URL keeps its password hidden.
@@ -516,6 +526,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             tokio::spawn(stop_on_signal(cancel.clone()));
             agent::run(&config, cmd, cancel).await
         }),
+        Command::Broker(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&config.telemetry)?;
+            broker::run(&config, cmd).await
+        }),
         Command::Dlq(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&config.telemetry)?;
             match cmd {
@@ -623,7 +637,14 @@ fn print_dead_letters(rows: &[DeadLetterRow]) {
 }
 
 fn config_check(config: &Config, connect: bool) -> anyhow::Result<()> {
-    print!("{}", toml::to_string_pretty(config)?);
+    let mut shown = config.clone();
+    shown.postgres.url = runtime::redact(&shown.postgres.url);
+    for secret in [&mut shown.mqtt.password, &mut shown.mqtt.admin_password] {
+        if secret.is_some() {
+            *secret = Some("<redacted>".into());
+        }
+    }
+    print!("{}", toml::to_string_pretty(&shown)?);
     let mut problems = Vec::new();
     if !config.policy.bundles_dir.is_dir() {
         problems.push(format!(
@@ -679,6 +700,19 @@ fn print_demo_summary(s: &portcullis::tools::demo::DemoSummary, url: &str, keep_
         for (reason, n) in &s.top_deny_reasons {
             println!("    {n:>6}  {reason}");
         }
+    }
+    if let Some(e) = &s.edge {
+        let latest: Vec<String> = e.latest.iter().map(|(s, v)| format!("{s} v{v}")).collect();
+        println!(
+            "  edge agents    : {} agents; {} segment versions published while {} of them were offline",
+            e.agents, e.published_while_away, e.went_offline
+        );
+        println!(
+            "                   all {} converged on every segment's latest ({}), {:.1} s after the offline ones returned",
+            e.agents,
+            latest.join(", "),
+            e.catch_up.as_secs_f64()
+        );
     }
     println!();
     println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");

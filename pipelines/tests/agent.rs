@@ -6,116 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use common::{post_json, ChildGuard, TestEnv};
-use portcullis::distribution::load_signing_key;
+use common::agent::{spawn_agent, RunningAgent};
+use common::{post_json, TestEnv};
 use portcullis::runtime::block_on;
-use portcullis_engine::distribution::{encode_public_key, PolicySigner, SEGMENT_POLICY_TYPE};
+use portcullis_engine::distribution::{PolicySigner, SEGMENT_POLICY_TYPE};
 use serde_json::{json, Value};
-
-struct RunningAgent {
-    _child: ChildGuard,
-    log: PathBuf,
-    api: std::net::SocketAddr,
-}
-
-fn spawn_agent(env: &TestEnv, id: &str, state: &Path) -> RunningAgent {
-    let signer = load_signing_key(&env.config.distribution.signing_key_file)
-        .unwrap()
-        .expect("the engine made its key");
-    let port = common::free_port();
-    let log = state.with_extension(format!("{}.log", uuid::Uuid::new_v4().simple()));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "agent",
-            "run",
-            "--tenant",
-            "acme",
-            "--id",
-            id,
-            "--groups",
-            "HR,laptops",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--trust-key",
-            &encode_public_key(&signer.public_key()),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env(
-            "PORTCULLIS_MQTT__TOPIC_PREFIX",
-            &env.config.mqtt.topic_prefix,
-        )
-        .env("PORTCULLIS_MQTT__PORT", env.config.mqtt.port.to_string())
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
-        .spawn()
-        .expect("start portcullis agent run");
-    RunningAgent {
-        _child: ChildGuard(child),
-        log,
-        api: ([127, 0, 0, 1], port).into(),
-    }
-}
-
-impl RunningAgent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the agent's log says `text` (`times` times).
-    async fn wait_log(&self, text: &str, times: usize) {
-        let until = Instant::now() + Duration::from_secs(20);
-        while self.log().matches(text).count() < times {
-            assert!(
-                Instant::now() < until,
-                "{text:?} not logged: {}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn applied(&self) -> Value {
-        match common::try_http_get(self.api, "/v1/status").await {
-            Some((200, body)) => serde_json::from_str::<Value>(&body).unwrap()["applied"].clone(),
-            _ => Value::Null,
-        }
-    }
-
-    async fn wait_applied(&self, segment: &str, version: u64) {
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            let applied = self.applied().await;
-            if applied[segment] == version {
-                return;
-            }
-            assert!(
-                Instant::now() < until,
-                "agent did not apply {segment} v{version} within 30 s: {applied}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn decide(&self, path: &str, input: Value) -> Value {
-        let (status, body) = common::request(
-            self.api,
-            "POST",
-            &format!("/v1/data/segments/{path}"),
-            &[],
-            &serde_json::to_vec(&json!({ "input": input })).unwrap(),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str::<Value>(&body).unwrap()["result"].clone()
-    }
-}
 
 async fn publish(api: &common::Api, rule: &str) -> u64 {
     let body = json!({"modules": {"p.rego": format!("package segments.hr\ndefault allow := false\n{rule}")}});

@@ -364,8 +364,13 @@ fn a_page_that_falls_behind_the_stream_says_so() {
         for _ in 0..20 {
             let burst =
                 (0..100).map(|_| common::post_json(&api, "/v1/data/tenants/acme/allow", &input));
-            for (status, _) in futures::future::join_all(burst).await {
-                assert_eq!(status, 200);
+            for (status, body) in futures::future::join_all(burst).await {
+                // A tenant's queue may refuse part of a burst (backpressure, not a failure
+                // of this page); anything else is.
+                assert!(
+                    status == 200 || (status == 503 && body["code"] == "tenant_throttled"),
+                    "{status}: {body}"
+                );
             }
             let seen = browser
                 .try_do(json!({"op": "wait", "selector": ".notice", "text": "skipped", "timeout": 1000}))
@@ -473,6 +478,108 @@ fn an_admin_publishes_segment_policy_from_the_console_and_a_reader_cannot() {
         browser
             .close_expecting(&["status of 400 (Bad Request)"])
             .await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn the_agents_page_shows_each_agents_state_identity_and_drift() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_agents").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        let api = env.api(engine.http_addr());
+        let rule = json!({"tenant_id": "acme", "group": "HR", "segment_id": "hr"});
+        assert_eq!(
+            common::post_json(&api, "/v1/segment-rules", &rule).await.0,
+            201
+        );
+        for step in 1..=2 {
+            let body = json!({"modules": {"hr.rego": "package segments.hr\ndefault allow := false\n"},
+                              "data": {"step": step}});
+            let (status, answer) =
+                common::post_json(&api, "/v1/segments/acme/hr/versions", &body).await;
+            assert_eq!(status, 201, "{answer}");
+        }
+        // Two agents speak the protocol: one applies v1 and stays, one applies v2 and leaves.
+        let p = &env.config.mqtt.topic_prefix;
+        let say = |agent: &str, kind: &str, body: Value| {
+            (
+                format!("{p}/acme/agents/{agent}/{kind}"),
+                body.to_string().into_bytes(),
+            )
+        };
+        portcullis::sources::mqtt::publish_all(
+            &env.config.mqtt,
+            &format!("pc-test-agents-{}", env.suffix),
+            vec![
+                say(
+                    "laptop-1",
+                    "hello",
+                    json!({"protocol": 1, "groups": ["HR"]}),
+                ),
+                say(
+                    "laptop-1",
+                    "status",
+                    json!({"protocol": 1, "online": true, "applied": {"hr": 1}}),
+                ),
+                say(
+                    "laptop-2",
+                    "hello",
+                    json!({"protocol": 1, "groups": ["HR"]}),
+                ),
+                say(
+                    "laptop-2",
+                    "status",
+                    json!({"protocol": 1, "online": true, "applied": {"hr": 2}}),
+                ),
+                say(
+                    "laptop-2",
+                    "status",
+                    json!({"protocol": 1, "online": false}),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        env.expect_count(
+            "SELECT count(*) FROM agent_segments",
+            2,
+            Duration::from_secs(10),
+        )
+        .await;
+
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/agents")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-agent='acme/laptop-2']", "text": "offline"}))
+            .await;
+        let behind = browser.texts("tr[data-agent='acme/laptop-1'] td").await;
+        assert_eq!(
+            &behind[..5],
+            ["acme", "laptop-1", "online", "self-declared", "HR"]
+        );
+        assert_eq!(behind[5], "hr v1 (latest v2)", "{behind:?}");
+        let current = browser.texts("tr[data-agent='acme/laptop-2'] td").await;
+        assert_eq!(current[5], "hr v2", "{current:?}");
+        // Only those behind.
+        browser
+            .run(json!({"op": "click", "selector": "#ag-behind"}))
+            .await;
+        browser
+            .run(json!({"op": "gone", "selector": "tr[data-agent='acme/laptop-2']"}))
+            .await;
+        let rows = browser
+            .run(json!({"op": "count", "selector": "tbody tr"}))
+            .await;
+        assert_eq!(rows["count"], 1);
+        browser.close_expecting(&[]).await;
         engine.stop().await.unwrap();
         env.cleanup().await;
     });

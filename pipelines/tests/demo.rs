@@ -20,6 +20,7 @@ fn demo_drives_realistic_traffic_through_the_engine_into_postgres() {
             seed: 9,
             keep_running: false,
             stop: tokio_util::sync::CancellationToken::new(),
+            edge_agents: 8,
         };
         let s = run_demo(env.config.clone(), opts, |_| {})
             .await
@@ -37,6 +38,26 @@ fn demo_drives_realistic_traffic_through_the_engine_into_postgres() {
             s.deny
         );
         assert!(!s.top_deny_reasons.is_empty());
+        // The edge: 8 agents, 3 offline while 4 versions were published; all converged.
+        let edge = s.edge.expect("the simulated agents ran");
+        assert_eq!((edge.agents, edge.went_offline), (8, 3));
+        assert_eq!(edge.published_while_away, 4);
+        assert_eq!(
+            edge.latest,
+            [("eng", 2), ("hr", 3), ("laptops", 2)]
+                .map(|(s, v)| (s.to_owned(), v))
+                .into()
+        );
+        // What each agent reports, recorded by the engine: the latest of each of its segments.
+        assert_eq!(
+            env.count(
+                "SELECT count(*) FROM agent_segments a JOIN segments s USING (tenant_id, segment_id)
+                 WHERE a.agent_id LIKE 'demo-agent-%' AND a.applied_version = s.latest_version"
+            )
+            .await,
+            // groups per agent i (i % 4): HR+laptops, Engineering+laptops, Engineering, HR
+            2 + 2 + 1 + 1 + 2 + 2 + 1 + 1
+        );
         assert_eq!(env.count("SELECT count(*) FROM events").await, 462);
         assert_eq!(env.count("SELECT count(*) FROM dead_letters").await, 6);
         assert_eq!(
@@ -66,6 +87,7 @@ fn after_the_summary_the_demo_keeps_a_gentle_stream_going_for_the_console() {
             seed: 3,
             keep_running: true,
             stop: stop.clone(),
+            edge_agents: 0,
         };
         let pool = env.pool.clone();
         let watcher = std::sync::Arc::new(std::sync::Mutex::new(None));

@@ -44,7 +44,9 @@ impl DeviceTopic {
     }
 }
 
-pub(crate) fn valid_agent_id(id: &str) -> bool {
+/// An agent id: 1 to 128 of `A-Z a-z 0-9 _ - .`, starting with a letter or digit (a single
+/// topic level, safe in a client id and a broker username).
+pub fn valid_agent_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && id

@@ -7,7 +7,7 @@ pub(crate) mod fields;
 mod literal_json;
 
 pub use cloudtrail::decode_cloudtrail;
-pub(crate) use device::valid_agent_id;
+pub use device::valid_agent_id;
 pub use device::{decode_device, device_topic_filter, DeviceTopic};
 pub use error::DecodeError;
 pub use literal_json::parse_untrusted;

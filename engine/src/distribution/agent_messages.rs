@@ -106,17 +106,23 @@ impl Hello {
         let hello: Hello =
             serde_json::from_slice(bytes).map_err(|e| AgentMessageError::Json(e.to_string()))?;
         check_protocol(hello.protocol)?;
-        if hello.groups.len() > MAX_GROUPS {
-            return Err(AgentMessageError::TooManyGroups(hello.groups.len()));
-        }
-        let bad = |g: &String| {
-            g.is_empty() || g.chars().count() > MAX_GROUP_LEN || g.chars().any(char::is_control)
-        };
-        if hello.groups.iter().any(bad) {
-            return Err(AgentMessageError::BadGroup);
-        }
+        check_groups(&hello.groups)?;
         Ok(hello)
     }
+}
+
+/// The limits on an agent's groups, as it says them in a hello or as it is enrolled with.
+pub fn check_groups(groups: &[String]) -> Result<(), AgentMessageError> {
+    if groups.len() > MAX_GROUPS {
+        return Err(AgentMessageError::TooManyGroups(groups.len()));
+    }
+    let bad = |g: &String| {
+        g.is_empty() || g.chars().count() > MAX_GROUP_LEN || g.chars().any(char::is_control)
+    };
+    if groups.iter().any(bad) {
+        return Err(AgentMessageError::BadGroup);
+    }
+    Ok(())
 }
 
 impl AgentStatus {

@@ -3,6 +3,7 @@
 //! rule by which an agent applies versions in order with no gap.
 
 mod agent_messages;
+mod broker_access;
 mod enforcer;
 mod envelope;
 mod ordering;
@@ -13,8 +14,12 @@ mod segmentation;
 mod topics;
 
 pub use agent_messages::{
-    AgentKey, AgentMessageError, AgentStatus, ConfigReply, Hello, SegmentVersions, AGENT_PROTOCOL,
-    MAX_GROUPS, MAX_GROUP_LEN,
+    check_groups, AgentKey, AgentMessageError, AgentStatus, ConfigReply, Hello, SegmentVersions,
+    AGENT_PROTOCOL, MAX_GROUPS, MAX_GROUP_LEN,
+};
+pub use broker_access::{
+    agent_broker_access, agent_client_id, agent_role, agent_username, engine_broker_access,
+    BrokerAccess, TopicAccess, ENGINE_ROLE,
 };
 pub use enforcer::{Accepted, SegmentEnforcer};
 pub use envelope::{

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use portcullis_engine::distribution::{
-    agent_topic, segment_policy_topic, Accepted, AgentTopicKind, ConfigReply, SegmentEnforcer,
-    SegmentId, SegmentKey, SignedEnvelope, TrustedKeys, AGENT_PROTOCOL,
+    agent_client_id, agent_topic, segment_policy_topic, Accepted, AgentTopicKind, ConfigReply,
+    SegmentEnforcer, SegmentId, SegmentKey, SignedEnvelope, TrustedKeys, AGENT_PROTOCOL,
 };
 use portcullis_engine::TenantId;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -31,7 +31,7 @@ pub struct AgentOptions {
     pub trusted: TrustedKeys,
     /// The local decision API's address (loopback).
     pub listen: String,
-    /// The broker, the topic prefix and the keep-alive.
+    /// The broker, the topic prefix, the keep-alive and the agent's own account.
     pub mqtt: MqttConfig,
 }
 
@@ -214,11 +214,11 @@ pub async fn run_agent(opts: AgentOptions, cancel: CancellationToken) -> anyhow:
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     info!(%addr, "local decision API: POST http://{addr}/v1/data/segments/<segment>/<rule>");
 
-    let mut mqtt = MqttOptions::new(
-        format!("portcullis-agent-{}-{}", opts.tenant, opts.agent),
-        &opts.mqtt.host,
-        opts.mqtt.port,
-    );
+    // The agent's own account (from `portcullis agent enroll`), if any: the CLI never hands
+    // it the engine's.
+    let mut mqtt = opts
+        .mqtt
+        .options(agent_client_id(&opts.tenant, &opts.agent));
     let status_topic = agent_topic(
         &opts.mqtt.topic_prefix,
         &opts.tenant,
@@ -226,7 +226,6 @@ pub async fn run_agent(opts: AgentOptions, cancel: CancellationToken) -> anyhow:
         AgentTopicKind::Status,
     );
     mqtt.set_clean_session(false)
-        .set_keep_alive(Duration::from_secs(opts.mqtt.keep_alive_secs.max(5)))
         .set_max_packet_size(16 * 1024 * 1024, 1024 * 1024)
         .set_last_will(LastWill::new(
             status_topic,

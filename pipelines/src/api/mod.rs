@@ -6,6 +6,7 @@ mod bundles;
 pub mod config;
 mod console;
 mod data;
+mod enrollment;
 mod error;
 mod health;
 mod query;

@@ -34,6 +34,8 @@ pub(crate) struct State {
     pub(super) path: Option<Arc<EventPath>>,
     pub(super) signer: Option<Arc<PolicySigner>>,
     pub(super) max_policy_bytes: usize,
+    /// The broker and the engine's account on it, to enroll agents with.
+    pub(super) broker: crate::config::MqttConfig,
 }
 
 /// How long a tenant whose query ran long stays on the slow lane after its last slow query
@@ -79,6 +81,7 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         path: services.path,
         signer: services.signer,
         max_policy_bytes: services.max_policy_bytes,
+        broker: config.mqtt.clone(),
     });
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism()
@@ -148,6 +151,15 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         web::delete().to(super::segments::remove_rule),
                     )
                     .route("/agents", web::get().to(super::segments::agents))
+                    .route(
+                        "/agents/{tenant}/{agent}/enrollment",
+                        web::post().to(super::enrollment::enroll),
+                    )
+                    .route(
+                        "/agents/{tenant}/{agent}/enrollment",
+                        web::delete().to(super::enrollment::revoke),
+                    )
+                    .route("/enrollments", web::get().to(super::enrollment::list))
                     .default_service(web::to(super::not_found)),
             )
             .default_service(web::to(super::not_found))

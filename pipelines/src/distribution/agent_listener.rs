@@ -13,7 +13,7 @@ use portcullis_actors::{AgentSession, EntityDirectory, FromAgent};
 use portcullis_engine::distribution::{
     agent_topic_filter, parse_agent_topic, AgentKey, AgentStatus, AgentTopicKind, Hello,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -70,9 +70,8 @@ pub async fn run_agent_listener(
     sessions: Arc<AgentDirectory>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut opts = MqttOptions::new(format!("{}-agents", cfg.client_id), &cfg.host, cfg.port);
-    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs.max(5)))
-        .set_clean_session(false)
+    let mut opts = cfg.options(format!("{}-agents", cfg.client_id));
+    opts.set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(
             cfg.max_payload_bytes.max(MAX_MESSAGE_BYTES) + 1024,

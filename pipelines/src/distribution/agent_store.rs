@@ -126,18 +126,22 @@ impl AgentStore for PgAgentStore {
             self.prefix.clone(),
         );
         async move {
-            let recorded = sqlx::query(
+            // An enrolled agent's groups are the enrolled ones: what it says is not checked.
+            let recorded: Result<Vec<String>, _> = sqlx::query_scalar(
                 "INSERT INTO agents (tenant_id, agent_id, groups, online, last_seen_at)
-                 VALUES ($1, $2, $3, true, now())
+                 VALUES ($1, $2, coalesce((SELECT groups FROM agent_enrollments
+                                           WHERE tenant_id = $1 AND agent_id = $2), $3),
+                         true, now())
                  ON CONFLICT (tenant_id, agent_id) DO UPDATE
-                 SET groups = EXCLUDED.groups, online = true, last_seen_at = now()",
+                 SET groups = EXCLUDED.groups, online = true, last_seen_at = now()
+                 RETURNING groups",
             )
             .bind(key.tenant.as_str())
             .bind(&key.agent)
             .bind(&hello.groups)
-            .execute(&pool)
+            .fetch_one(&pool)
             .await;
-            match recorded {
+            let groups = match recorded {
                 Err(e) if foreign_key_violation(&e) => {
                     let why = format!("tenant {} is not registered", key.tenant);
                     answer(&publisher, &prefix, &key, &ConfigReply::refusal(why)).await?;
@@ -151,7 +155,7 @@ impl AgentStore for PgAgentStore {
             let segments = segmentation(&pool, &key.tenant)
                 .await
                 .map_err(store)?
-                .segments_for(hello.groups.as_slice());
+                .segments_for(groups.as_slice());
             let mut reply = ConfigReply {
                 protocol: AGENT_PROTOCOL,
                 segments: Vec::new(),

@@ -6,6 +6,7 @@
 mod agent_listener;
 mod agent_store;
 pub mod config;
+mod enrollment;
 mod error;
 mod outbox;
 mod registry;
@@ -17,6 +18,10 @@ mod versions;
 pub use agent_listener::{run_agent_listener, AgentDirectory};
 pub use agent_store::{PgAgentStore, MAX_CATCH_UP};
 pub use config::DistributionConfig;
+pub use enrollment::{
+    enroll_agent, list_enrollments, revoke_agent, setup_broker, AgentCredentials, EnrollmentError,
+    EnrollmentRow,
+};
 pub use error::DistributionError;
 pub use outbox::PgMqttOutbox;
 pub use registry::{list_agents, list_segments, AgentRow, SegmentRow};

@@ -62,6 +62,8 @@ pub struct AgentRow {
     pub online: bool,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// Enrolled with broker credentials (its groups are then the enrolled ones).
+    pub enrolled: bool,
     /// Per segment: `{"segment", "applied", "latest"}`.
     pub segments: serde_json::Value,
     /// Segments where the applied version is behind the latest.
@@ -78,6 +80,9 @@ pub async fn list_agents(
     sqlx::query_as(
         "SELECT * FROM (
              SELECT g.tenant_id, g.agent_id, g.groups, g.online, g.first_seen_at, g.last_seen_at,
+                    EXISTS (SELECT 1 FROM agent_enrollments e
+                            WHERE e.tenant_id = g.tenant_id AND e.agent_id = g.agent_id)
+                        AS enrolled,
                     coalesce(jsonb_agg(jsonb_build_object(
                         'segment', a.segment_id, 'applied', a.applied_version,
                         'latest', s.latest_version) ORDER BY a.segment_id)

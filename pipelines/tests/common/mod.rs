@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -331,6 +333,40 @@ impl TestEnv {
             .env(
                 "PORTCULLIS_DISTRIBUTION__SIGNING_KEY_FILE",
                 &self.config.distribution.signing_key_file,
+            )
+            .env("PORTCULLIS_MQTT__HOST", &self.config.mqtt.host)
+            .env("PORTCULLIS_MQTT__PORT", self.config.mqtt.port.to_string())
+            .env(
+                "PORTCULLIS_MQTT__TOPIC_PREFIX",
+                &self.config.mqtt.topic_prefix,
+            )
+            .envs(
+                self.config
+                    .mqtt
+                    .username
+                    .iter()
+                    .map(|u| ("PORTCULLIS_MQTT__USERNAME", u.as_str())),
+            )
+            .envs(
+                self.config
+                    .mqtt
+                    .password
+                    .iter()
+                    .map(|p| ("PORTCULLIS_MQTT__PASSWORD", p.as_str())),
+            )
+            .envs(
+                self.config
+                    .mqtt
+                    .admin_username
+                    .iter()
+                    .map(|u| ("PORTCULLIS_MQTT__ADMIN_USERNAME", u.as_str())),
+            )
+            .envs(
+                self.config
+                    .mqtt
+                    .admin_password
+                    .iter()
+                    .map(|p| ("PORTCULLIS_MQTT__ADMIN_PASSWORD", p.as_str())),
             )
             .env("RUST_LOG", "warn")
             .output()
@@ -668,6 +704,8 @@ pub fn cloudtrail_by(
 pub struct PrivateBroker {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// Mosquitto settings beyond the listener (authentication).
+    extra_conf: String,
 }
 
 impl PrivateBroker {
@@ -677,8 +715,26 @@ impl PrivateBroker {
 
     /// Starts it (again); it stops when the guard drops.
     pub fn start(&self) -> ChildGuard {
-        private_mosquitto(self.dir.path(), self.port)
+        private_mosquitto(self.dir.path(), self.port, &self.extra_conf)
     }
+}
+
+/// The engine's account on a secured broker, as docs/operations.md sets it up.
+pub const ENGINE_BROKER_USER: &str = "portcullis-engine";
+/// The broker's dynamic security admin there.
+pub const BROKER_ADMIN_USER: &str = "portcullis-admin";
+
+/// Where Debian (and most builds) put Mosquitto's dynamic security plugin.
+fn dynsec_plugin() -> &'static str {
+    [
+        "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+        "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+        "/usr/lib/mosquitto_dynamic_security.so",
+        "/usr/local/lib/mosquitto_dynamic_security.so",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("Mosquitto's dynamic security plugin is installed (scripts/services up)")
 }
 
 impl TestEnv {
@@ -688,21 +744,69 @@ impl TestEnv {
         let broker = PrivateBroker {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
+            extra_conf: "allow_anonymous true\n".into(),
         };
         env.config.mqtt.port = broker.port;
         let running = broker.start();
         (env, broker, running)
     }
+
+    /// A scratch world on a broker of its own that checks identities as docs/operations.md
+    /// says: no anonymous clients, Mosquitto's dynamic security plugin and its admin, and the
+    /// engine's account made by `portcullis broker setup`.
+    pub async fn on_secured_broker(tag: &str) -> (TestEnv, PrivateBroker, ChildGuard) {
+        let mut env = TestEnv::new(tag).await;
+        let dir = tempfile::tempdir().unwrap();
+        let dynsec = dir.path().join("dynsec.json");
+        let secret = || uuid::Uuid::new_v4().simple().to_string();
+        let (admin_password, engine_password) = (secret(), secret());
+        let init = std::process::Command::new("mosquitto_ctrl")
+            .args([
+                "dynsec",
+                "init",
+                dynsec.to_str().unwrap(),
+                BROKER_ADMIN_USER,
+            ])
+            .arg(&admin_password)
+            .output()
+            .expect("mosquitto_ctrl is installed (scripts/services up)");
+        assert!(init.status.success(), "{init:?}");
+        // Run as root, Mosquitto would become the `mosquitto` user, which cannot write the
+        // plugin's file in our private directory: it stays who we are.
+        let me = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let broker = PrivateBroker {
+            port: free_port(),
+            extra_conf: format!(
+                "user {}\nallow_anonymous false\nplugin {}\nplugin_opt_config_file {}\n",
+                String::from_utf8_lossy(&me.stdout).trim(),
+                dynsec_plugin(),
+                dynsec.display()
+            ),
+            dir,
+        };
+        env.config.mqtt.port = broker.port;
+        env.config.mqtt.admin_username = Some(BROKER_ADMIN_USER.into());
+        env.config.mqtt.admin_password = Some(admin_password);
+        env.config.mqtt.username = Some(ENGINE_BROKER_USER.into());
+        env.config.mqtt.password = Some(engine_password);
+        let running = broker.start();
+        let (code, out, err) = env.cli(&["broker", "setup"]);
+        assert_eq!(code, 0, "broker setup: {out}{err}");
+        (env, broker, running)
+    }
 }
 
-/// A Mosquitto of the test's own on `port` (loopback, anonymous), so a test can stop and
-/// restart a broker without touching the one other tests share. Stopped (by its pid) when
-/// the guard drops.
-pub fn private_mosquitto(dir: &Path, port: u16) -> ChildGuard {
+/// A Mosquitto of the test's own on `port` (loopback; `extra_conf` says who may connect), so
+/// a test can stop and restart a broker without touching the one other tests share. Stopped
+/// (by its pid) when the guard drops.
+pub fn private_mosquitto(dir: &Path, port: u16, extra_conf: &str) -> ChildGuard {
     let conf = dir.join(format!("mosquitto-{port}.conf"));
     std::fs::write(
         &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        format!("listener {port} 127.0.0.1\npersistence false\n{extra_conf}"),
     )
     .unwrap();
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]

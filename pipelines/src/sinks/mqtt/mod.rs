@@ -1,5 +1,8 @@
-//! MQTT out: what the engine publishes to agents (segment policy versions).
+//! MQTT out: what the engine publishes to agents (segment policy versions), and the broker's
+//! dynamic security API it enrolls agents through.
 
+mod broker_admin;
 mod publisher;
 
+pub use broker_admin::{control, control_all, role_acls, BrokerAdminError, CommandOutcome};
 pub use publisher::{MqttPublisher, PublishFailed};

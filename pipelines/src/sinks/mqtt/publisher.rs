@@ -65,9 +65,8 @@ impl MqttPublisher {
         ack_timeout: Duration,
         cancel: CancellationToken,
     ) -> Self {
-        let mut opts = MqttOptions::new(client_id, &cfg.host, cfg.port);
-        opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs.max(5)))
-            .set_clean_session(true)
+        let mut opts = cfg.options(client_id);
+        opts.set_clean_session(true)
             .set_max_packet_size(64 * 1024, max_payload_bytes + 64 * 1024);
         let broker = format!("{}:{}", cfg.host, cfg.port);
         let (requests, rx) = mpsc::channel(MAX_OUTSTANDING);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use crate::config::MqttConfig;
 
@@ -26,7 +26,7 @@ pub async fn publish_all(
     if messages.is_empty() {
         return Ok(());
     }
-    let mut opts = MqttOptions::new(client_id, &cfg.host, cfg.port);
+    let mut opts = cfg.options(client_id);
     // Only acks come back; outgoing may be as large as the broker accepts (16 MiB in our set-up),
     // so oversized payloads can be sent to test that they are dead-lettered.
     opts.set_keep_alive(Duration::from_secs(30))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use portcullis_engine::decode::device_topic_filter;
 use portcullis_engine::Origin;
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, Outgoing, Packet, Publish, QoS};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -44,9 +44,8 @@ pub async fn run_source(
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> Result<(), rumqttc::ClientError> {
-    let mut opts = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
-    opts.set_keep_alive(Duration::from_secs(cfg.keep_alive_secs.max(5)))
-        .set_clean_session(false)
+    let mut opts = cfg.options(&cfg.client_id);
+    opts.set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(MAX_INCOMING_PACKET, 1024 * 1024);
     // Room for a whole batch of acks plus subscriptions, so acking never waits on the event loop.

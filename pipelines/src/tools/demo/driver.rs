@@ -8,6 +8,7 @@ use portcullis_engine::access::Grants;
 use portcullis_engine::TenantId;
 use tokio_util::sync::CancellationToken;
 
+use super::agents::{simulate_edge, EdgeSummary};
 use super::generator::{Generator, Traffic};
 use super::tenants::DEMO_TENANTS;
 use crate::access::{create_token, NewToken};
@@ -34,6 +35,8 @@ pub struct DemoOptions {
     pub keep_running: bool,
     /// Ends the gentle stream, as Ctrl-C does.
     pub stop: CancellationToken,
+    /// Simulated edge agents taken through segment updates while some are offline (0: none).
+    pub edge_agents: usize,
 }
 
 /// The gentle stream's pace: one CloudTrail record this often, and an agent event every fifth.
@@ -52,6 +55,8 @@ pub struct DemoSummary {
     pub token: Option<String>,
     /// Where the engine's HTTP server (API and console) listened.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// The simulated agents' round, if any ran.
+    pub edge: Option<EdgeSummary>,
 }
 
 /// How long the token a demo run prints stays valid.
@@ -96,7 +101,7 @@ pub async fn run_demo(
     // Start the engine in this process.
     let stats = Arc::new(Stats::default());
     let cancel = CancellationToken::new();
-    let engine = actix_rt::spawn(runtime::run(config.clone(), stats.clone(), cancel.clone()));
+    let mut engine = actix_rt::spawn(runtime::run(config.clone(), stats.clone(), cancel.clone()));
     let ready_by = Instant::now() + Duration::from_secs(30);
     while config.mqtt.enabled
         && !stats
@@ -173,6 +178,18 @@ pub async fn run_demo(
     .bind(started_at)
     .fetch_all(&pool)
     .await?;
+    let edge = if opts.edge_agents > 0 && config.distribution.enabled && config.mqtt.enabled {
+        let round = simulate_edge(&config, &pool, &run, opts.edge_agents, opts.timeout);
+        tokio::select! {
+            r = round => Some(r.context("the simulated agents")?),
+            r = &mut engine => {
+                r??;
+                bail!("the engine stopped while the simulated agents ran");
+            }
+        }
+    } else {
+        None
+    };
     let summary = DemoSummary {
         elapsed,
         records: total,
@@ -183,6 +200,7 @@ pub async fn run_demo(
         top_deny_reasons,
         token,
         http_addr: stats.http_addr.get().copied(),
+        edge,
     };
     report(&summary);
     let trickled = if opts.keep_running {
