@@ -15,7 +15,9 @@ pub mod segment;
 pub mod tenant;
 
 pub use agent::{AgentSession, AgentStore, FromAgent, SessionError, SessionState};
-pub use entity::{Arbiters, Entity, EntityDirectory, EntityError, EntityLimits, EntityStats};
+pub use entity::{
+    Arbiters, Entity, EntityCounts, EntityDirectory, EntityError, EntityLimits, EntityStats,
+};
 pub use policy::{
     answer_query, Activation, ActivationObserver, BundleSource, BundleStatus, FailedQuery,
     LoadError, PolicySlot, PolicyStore, PolicyUnavailable, Query, QueryError, QueryReply,

@@ -17,8 +17,8 @@ use portcullis::sinks::postgres;
 use portcullis::sinks::postgres::{DeadLetterFilter, DeadLetterRow};
 use portcullis::telemetry::stats::Stats;
 use portcullis::tools::bench::{
-    run_engine_bench, run_fanout_bench, run_pipeline_bench, run_policy_bench, BenchOptions,
-    EngineBenchOptions, FanoutOptions, PolicyBenchOptions,
+    run_engine_bench, run_fanout_bench, run_pipeline_bench, run_policy_bench, run_sessions_bench,
+    BenchOptions, EngineBenchOptions, FanoutOptions, PolicyBenchOptions, SessionsOptions,
 };
 use portcullis::tools::demo::{run_demo, DemoOptions};
 use portcullis::tools::services;
@@ -122,6 +122,24 @@ enum BenchCommand {
         /// Seconds to wait for every agent to apply the update.
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
+    },
+    /// The engine's memory per agent session: resident memory with N agents' sessions live
+    /// and idle, and after they passivate.
+    ///
+    /// N agents say hello (one MQTT client publishing on each agent's own topic: a session
+    /// belongs to an agent, not a connection) and stay idle: growth over the baseline, per
+    /// agent, bounds a live session. They passivate, then N more say hello and passivate:
+    /// growth between those two readings, per agent, is what a passivated session keeps.
+    /// Uses `{database}_bench`. Run it on a release build for figures that count.
+    Sessions {
+        /// Agents (sessions) per round.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        agents: u64,
+        /// How long a session stays live without messages (actors.agent_session.idle_secs)
+        /// in this run: longer than the hellos take, or the first passivate before the last
+        /// are measured.
+        #[arg(long, default_value_t = 60)]
+        idle_secs: u64,
     },
     /// The engine's own throughput into Postgres, without the broker, against a COPY ceiling.
     ///
@@ -412,6 +430,41 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             if r.engine.applied < r.agents || r.ceiling.applied < r.agents {
                 anyhow::bail!("not every agent applied the update");
             }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Sessions { agents, idle_secs }) => {
+            let tcfg = quiet(&config.telemetry);
+            let opts = SessionsOptions {
+                agents: agents as usize,
+                idle_secs,
+            };
+            let r = runtime::block_on(async {
+                let _t = telemetry::init(&tcfg)?;
+                run_sessions_bench(&config, &opts).await
+            })?;
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            println!(
+                "agent sessions benchmark: {} agents per round, {} cores (hellos handled in {:.1} s)",
+                r.agents,
+                cores(),
+                r.hello_secs
+            );
+            println!(
+                "  resident memory: {:.1} MiB baseline, {:.1} MiB with all live and idle, {:.1} MiB after they passivated, {:.1} MiB after {} more passivated",
+                mib(r.baseline_rss),
+                mib(r.live_rss),
+                mib(r.passivated_rss),
+                mib(r.passivated_twice_rss),
+                r.agents
+            );
+            println!(
+                "  per live idle session   {:>8.0} bytes at most (target 4096)",
+                r.per_live_session()
+            );
+            println!(
+                "  per passivated session  {:>8.0} bytes",
+                r.per_passivated_session()
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Policy {

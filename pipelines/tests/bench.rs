@@ -160,3 +160,26 @@ fn the_fanout_benchmark_measures_the_broker_ceiling_and_the_engine_on_the_same_a
         env.cleanup().await;
     });
 }
+
+#[test]
+fn the_sessions_benchmark_measures_live_sessions_then_passivated_ones() {
+    block_on(async {
+        let env = TestEnv::new("bench_sessions").await;
+        let opts = portcullis::tools::bench::SessionsOptions {
+            agents: 200,
+            idle_secs: 3,
+        };
+        let r = portcullis::tools::bench::run_sessions_bench(&env.config, &opts)
+            .await
+            .expect("benchmark runs: every hello handled, every session live, then passivated");
+        assert_eq!(r.agents, 200);
+        assert!(r.hello_secs > 0.0, "{r:?}");
+        assert!(
+            r.baseline_rss > 0 && r.live_rss > 0 && r.passivated_rss > 0,
+            "{r:?}"
+        );
+        assert!(r.per_live_session().is_finite(), "{r:?}");
+        common::drop_database(&common::database_of(&bench_url(&env.config.postgres.url))).await;
+        env.cleanup().await;
+    });
+}

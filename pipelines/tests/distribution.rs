@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{post_json, request, TestEnv};
@@ -14,7 +15,7 @@ use portcullis_engine::distribution::{
     SegmentPolicy, SignedEnvelope, TrustedKeys, SEGMENT_POLICY_TYPE,
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// An MQTT client subscribed to one filter, collecting what arrives.
@@ -594,6 +595,67 @@ fn after_a_key_rotation_agents_trusting_both_keys_accept_old_and_new_versions() 
         );
 
         agent.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_agents_events_are_answered_on_its_decisions_topic_once_committed() {
+    block_on(async {
+        let env = TestEnv::new("dist_verdicts").await;
+        let p = env.config.mqtt.topic_prefix.clone();
+        let mut laptop =
+            Subscriber::new(&env, &format!("{p}/acme/agents/laptop-1/decisions")).await;
+        let mut other = Subscriber::new(&env, &format!("{p}/acme/agents/laptop-2/decisions")).await;
+        let engine = env.start().await;
+        let topic = env.device_topic("acme", "laptop-1");
+        env.publish(&[
+            (topic.clone(), serde_json::to_vec(&json!({
+                "id": "m1", "time": "2026-11-22T10:00:00Z", "user": "alice", "action": "read", "resource": {"type": "hr_files", "region": "EU"}
+            })).unwrap()),
+            (topic.clone(), serde_json::to_vec(&json!({
+                "id": "m2", "time": "2026-11-22T10:00:01Z", "user": "mallory", "action": "delete", "resource": {"type": "hr_files", "region": "US"}
+            })).unwrap()),
+            (topic, b"not json at all".to_vec()),
+        ])
+        .await;
+        let mut verdicts = BTreeMap::new();
+        let mut ids = BTreeMap::new();
+        for _ in 0..2 {
+            let (_, payload) = laptop.next().await;
+            let v: Value = serde_json::from_slice(&payload).unwrap();
+            assert_eq!(v["protocol"], 1, "{v}");
+            assert!(
+                v["decision_id"].is_string() && v["revision"].is_string(),
+                "{v}"
+            );
+            let event = v["event_id"].as_str().unwrap().to_owned();
+            ids.insert(event.clone(), v["decision_id"].as_str().unwrap().to_owned());
+            verdicts.insert(event, v["allowed"].clone());
+        }
+        assert_eq!(
+            verdicts,
+            BTreeMap::from([
+                ("laptop-1/m1".to_owned(), json!(true)),
+                ("laptop-1/m2".to_owned(), json!(false)),
+            ])
+        );
+        // Each is the stored decision (sent once it was committed).
+        let stored: BTreeMap<String, String> = sqlx::query_as::<_, (String, String)>(
+            "SELECT event_id, decision_id::text FROM decisions WHERE event_id LIKE 'laptop-1/%'",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+        assert_eq!(stored, ids);
+        // A dead letter gets no verdict, and no other agent hears of these.
+        assert!(laptop.quiet_for(Duration::from_millis(500)).await);
+        assert!(other.quiet_for(Duration::from_millis(100)).await);
+        laptop.close().await;
+        other.close().await;
         engine.stop().await.unwrap();
         env.cleanup().await;
     });

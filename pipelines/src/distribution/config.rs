@@ -19,6 +19,12 @@ pub struct DistributionConfig {
     pub ack_timeout_secs: u64,
     /// Largest signed version (modules and data, base64 in its envelope) that may be published.
     pub max_policy_bytes: usize,
+    /// Tell each agent the verdict on each of its events, on its `…/decisions` topic, once the
+    /// decision is committed (docs/agent-protocol.md).
+    pub decisions_to_agents: bool,
+    /// Verdicts waiting to be published to agents; past this, they are dropped and counted
+    /// in `portcullis_agent_decisions_dropped_total` (Postgres has them all).
+    pub decisions_queue: usize,
 }
 
 impl Default for DistributionConfig {
@@ -29,6 +35,8 @@ impl Default for DistributionConfig {
             resend_secs: 5,
             ack_timeout_secs: 10,
             max_policy_bytes: 1024 * 1024,
+            decisions_to_agents: true,
+            decisions_queue: 10_000,
         }
     }
 }

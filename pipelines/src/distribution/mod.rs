@@ -6,6 +6,7 @@
 mod agent_listener;
 mod agent_store;
 pub mod config;
+mod decision_replies;
 mod enrollment;
 mod error;
 mod outbox;
@@ -18,6 +19,7 @@ mod versions;
 pub use agent_listener::{run_agent_listener, AgentDirectory};
 pub use agent_store::{PgAgentStore, MAX_CATCH_UP};
 pub use config::DistributionConfig;
+pub use decision_replies::{decision_replies, run_decision_replies, DecisionReplies};
 pub use enrollment::{
     enroll_agent, list_enrollments, revoke_agent, setup_broker, AgentCredentials, EnrollmentError,
     EnrollmentRow,

@@ -31,7 +31,11 @@ pub struct Parts {
     pub registry: SharedRegistry,
     /// Where committed and API decisions are shown live.
     pub bus: Arc<DecisionBus>,
+    /// Verdicts on agents' events, for `run` to publish back to them (others may drop it).
+    pub agent_decisions: Option<AgentDecisions>,
 }
+
+pub type AgentDecisions = tokio::sync::mpsc::Receiver<(String, Vec<u8>)>;
 
 /// Bundle activations as they happen, for `run` to record (others may drop it).
 pub type Activations = tokio::sync::mpsc::UnboundedReceiver<Activation>;
@@ -92,13 +96,25 @@ pub async fn build(
             mqtt_prefix: config.mqtt.topic_prefix.clone(),
         },
     );
-    let path = EventPath::new(
+    let mut path = EventPath::new(
         decoder,
         directory.clone(),
         Arc::new(PgSink::new(pool.clone())),
         stats.clone(),
     )
     .with_after_commit(bus.clone());
+    let d = &config.distribution;
+    let agent_decisions = if config.mqtt.enabled && d.enabled && d.decisions_to_agents {
+        let (step, queue) = distribution::decision_replies(
+            config.mqtt.topic_prefix.clone(),
+            d.decisions_queue,
+            stats.clone(),
+        );
+        path = path.with_after_commit(Arc::new(step));
+        Some(queue)
+    } else {
+        None
+    };
 
     let parts = Parts {
         path: Arc::new(path),
@@ -107,6 +123,7 @@ pub async fn build(
         arbiters,
         registry,
         bus,
+        agent_decisions,
     };
     Ok((parts, activations))
 }
@@ -127,7 +144,8 @@ pub async fn run(
             redact(&config.postgres.url)
         )
     })?;
-    let (parts, activations) = build(&config, &pool, stats.clone()).await?;
+    let (mut parts, activations) = build(&config, &pool, stats.clone()).await?;
+    let agent_decisions = parts.agent_decisions.take();
 
     // Bundles: activations recorded as they happen; every bundle on disk activated now, so a
     // broken one shows at start-up; then watched for changes.
@@ -195,6 +213,21 @@ pub async fn run(
         );
         let agent_store =
             PgAgentStore::new(pool.clone(), publisher, config.mqtt.topic_prefix.clone());
+        if let Some(queue) = agent_decisions {
+            // A client of its own: verdicts never wait behind policy versions, nor these on them.
+            let replies = MqttPublisher::start(
+                &config.mqtt,
+                &format!("{}-decisions", config.mqtt.client_id),
+                64 * 1024,
+                Duration::from_secs(config.distribution.ack_timeout_secs),
+                cancel.clone(),
+            );
+            tasks.spawn(distribution::run_decision_replies(
+                queue,
+                replies,
+                cancel.clone(),
+            ));
+        }
         let sessions = Arc::new(AgentDirectory::new(
             parts.arbiters.clone(),
             Arc::new(agent_store),

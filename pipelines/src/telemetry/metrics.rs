@@ -39,6 +39,8 @@ pub struct Metrics {
     pub kafka_assigned_partitions: IntGauge,
     /// QoS 0 MQTT messages dropped because `mqtt.qos0_buffer_bytes` was full.
     pub mqtt_qos0_dropped: IntCounter,
+    /// Verdicts not published to agents because `distribution.decisions_queue` was full.
+    pub agent_decisions_dropped: IntCounter,
     /// Bundles that became a tenant's serving policy, by tenant.
     pub bundle_activations: IntCounterVec,
     /// Bundles refused (syntax error, wrong package, bad JSON, ...), by tenant.
@@ -156,6 +158,10 @@ impl Metrics {
             "mqtt_qos0_dropped_total",
             "QoS 0 MQTT messages dropped because the QoS 0 buffer (mqtt.qos0_buffer_bytes) was full.",
         ).expect("metric"));
+        let agent_decisions_dropped = registered(&registry, IntCounter::new(
+            "agent_decisions_dropped_total",
+            "Verdicts on agents' events not published back to them because distribution.decisions_queue was full (Postgres has them).",
+        ).expect("metric"));
         let tenant = &["tenant"];
         let bundle_activations = counter(
             "bundle_activations_total",
@@ -254,6 +260,7 @@ impl Metrics {
             kafka_consumer_lag,
             kafka_assigned_partitions,
             mqtt_qos0_dropped,
+            agent_decisions_dropped,
             bundle_activations,
             bundle_rejections,
             bundle_healthy,
@@ -273,6 +280,16 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(kinds);
+    }
+
+    /// A kind of entity's counters, once its directory is made (benchmarks read them).
+    pub fn entity_counts(&self, kind: &str) -> Option<portcullis_actors::EntityCounts> {
+        self.entity_kinds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|k| k.kind() == kind)
+            .map(|k| k.read())
     }
 
     /// The Prometheus text exposition of every metric.

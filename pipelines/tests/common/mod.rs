@@ -15,7 +15,7 @@ use portcullis::sinks::postgres;
 use portcullis::telemetry::stats::Stats;
 use portcullis_engine::TenantId;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+use rumqttc::{AsyncClient, Event, MqttOptions};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -310,18 +310,7 @@ impl TestEnv {
 
     /// Discards a persistent MQTT session so the broker does not keep one per test.
     pub async fn discard_mqtt_session(&self, client_id: &str) {
-        let mut opts = MqttOptions::new(client_id, &self.config.mqtt.host, self.config.mqtt.port);
-        opts.set_clean_session(true);
-        let (client, mut eventloop) = AsyncClient::new(opts, 4);
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while !matches!(
-                eventloop.poll().await,
-                Ok(Event::Incoming(Packet::ConnAck(_))) | Err(_)
-            ) {}
-        })
-        .await;
-        let _ = client.disconnect().await;
-        let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+        portcullis::sinks::mqtt::discard_session(&self.config.mqtt, client_id).await;
     }
 
     /// Runs the `portcullis` binary on this test's database and signing key:

@@ -3,6 +3,8 @@
 
 mod broker_admin;
 mod publisher;
+mod session;
 
 pub use broker_admin::{control, control_all, role_acls, BrokerAdminError, CommandOutcome};
 pub use publisher::{MqttPublisher, PublishFailed};
+pub use session::discard_session;

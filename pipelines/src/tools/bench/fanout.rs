@@ -25,7 +25,7 @@ use super::pipeline::bench_url;
 use crate::config::Config;
 use crate::distribution::{load_or_create_signing_key, publish_version, NewVersion};
 use crate::runtime;
-use crate::sinks::mqtt::MqttPublisher;
+use crate::sinks::mqtt::{discard_session, MqttPublisher};
 use crate::sinks::postgres;
 use crate::telemetry::stats::Stats;
 
@@ -125,22 +125,6 @@ async fn agent(
         }
     }
     let _ = client.try_disconnect();
-}
-
-/// Connects as `id` with a clean session, which makes the broker drop what it kept for it.
-async fn discard_session(cfg: &crate::config::MqttConfig, id: &str) {
-    let mut opts = MqttOptions::new(id, &cfg.host, cfg.port);
-    opts.set_clean_session(true);
-    let (client, mut eventloop) = AsyncClient::new(opts, 4);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while !matches!(
-            eventloop.poll().await,
-            Ok(Event::Incoming(Packet::ConnAck(_))) | Err(_)
-        ) {}
-    })
-    .await;
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
 }
 
 /// Collects `n` applications of `phase`, or what arrived by `deadline`.

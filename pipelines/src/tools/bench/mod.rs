@@ -5,11 +5,13 @@ mod engine;
 mod fanout;
 mod pipeline;
 mod policy;
+mod sessions;
 
 pub use engine::{run_engine_bench, EngineBenchOptions, EngineBenchReport, Phase};
 pub use fanout::{run_fanout_bench, FanoutOptions, FanoutReport, Spread};
 pub use pipeline::{bench_url, run_pipeline_bench, BenchOptions, BenchReport};
 pub use policy::{run_policy_bench, CaseReport, PolicyBenchOptions, HEADER as POLICY_HEADER};
+pub use sessions::{run_sessions_bench, SessionsOptions, SessionsReport};
 
 /// A benchmark whose records became dead letters measured something else: it says so, with the
 /// first reason, instead of printing figures.
