@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use common::agent::{spawn_agent, RunningAgent};
 use common::{post_json, TestEnv};
+use portcullis::distribution::{load_signing_key, publish_version, NewVersion};
 use portcullis::runtime::block_on;
-use portcullis_engine::distribution::{PolicySigner, SEGMENT_POLICY_TYPE};
+use portcullis_engine::distribution::{PolicySigner, SegmentId, SEGMENT_POLICY_TYPE};
+use portcullis_engine::TenantId;
 use serde_json::{json, Value};
 
 async fn publish(api: &common::Api, rule: &str) -> u64 {
@@ -245,6 +247,74 @@ fn a_broker_restart_mid_stream_leaves_the_agent_with_no_gap() {
         assert_eq!(agent.decide("hr/allow", json!({"level": 3})).await, false);
         assert_eq!(agent.decide("hr/allow", json!({"level": 4})).await, true);
         drop(agent);
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_engine_restart_mid_stream_leaves_a_connected_agent_with_every_version_in_order() {
+    block_on(async {
+        let env = TestEnv::new("agent_engine_restart").await;
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, _, agent) = hr_agent(&env, "laptop-5", dir.path(), "allow if true").await;
+
+        // The engine goes away; the agent stays connected. A version is committed meanwhile
+        // (the CLI, or another engine's API, would do this): stored, not sent.
+        engine.stop().await.unwrap();
+        let signer = load_signing_key(&env.config.distribution.signing_key_file)
+            .unwrap()
+            .unwrap();
+        let v2 = NewVersion {
+            tenant: TenantId::parse("acme").unwrap(),
+            segment: SegmentId::parse("hr").unwrap(),
+            modules: [(
+                "p.rego".to_owned(),
+                "package segments.hr\ndefault allow := false\nallow if input.action == \"read\""
+                    .to_owned(),
+            )]
+            .into(),
+            data: json!({}),
+            published_by: "test".into(),
+        };
+        publish_version(
+            &env.pool,
+            v2,
+            &signer,
+            env.config.distribution.max_policy_bytes,
+        )
+        .await
+        .unwrap();
+
+        // The engine returns: the version is sent, then a new one published live.
+        let engine = env.start().await;
+        agent.wait_applied("hr", 2).await;
+        assert_eq!(
+            agent.decide("hr/allow", json!({"action": "write"})).await,
+            false
+        );
+        publish(
+            &env.api(engine.http_addr()),
+            "allow if input.action != \"delete\"",
+        )
+        .await;
+        agent.wait_applied("hr", 3).await;
+        let log = agent.log();
+        let applied: Vec<usize> = ["applied hr v1", "applied hr v2", "applied hr v3"]
+            .iter()
+            .map(|l| {
+                log.find(l)
+                    .unwrap_or_else(|| panic!("{l:?} not logged: {log}"))
+            })
+            .collect();
+        assert!(applied.is_sorted(), "in order: {log}");
+        // The new engine's session for it records what it applies.
+        env.wait_at_least(
+            "SELECT count(*) FROM agent_segments WHERE agent_id = 'laptop-5' AND applied_version = 3",
+            1,
+            Duration::from_secs(10),
+        )
+        .await;
         engine.stop().await.unwrap();
         env.cleanup().await;
     });

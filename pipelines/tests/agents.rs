@@ -205,6 +205,28 @@ fn a_hello_is_answered_with_the_agents_segments_and_the_agent_is_recorded() {
         assert_eq!(agents["result"][0]["agent_id"], "laptop-7");
         assert_eq!(agents["result"][0]["behind"], 1, "{agents}");
 
+        // Moved out of HR: its hello answers laptops only, and hr is no longer its drift.
+        let reply = agent
+            .hello(json!({"protocol": 1, "groups": ["laptops"], "applied": {"laptops": 1}}))
+            .await;
+        assert_eq!(reply.segments.len(), 1, "{reply:?}");
+        assert_eq!(
+            env.count("SELECT count(*) FROM agent_segments WHERE agent_id = 'laptop-7'")
+                .await,
+            1,
+            "only laptops is recorded"
+        );
+        let (_, body) = request(
+            &api,
+            "GET",
+            "/v1/agents?tenant_id=acme&behind=true",
+            &[],
+            b"",
+        )
+        .await;
+        let agents: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(agents["result"], json!([]), "behind on nothing: {agents}");
+
         // Vanishing without goodbye: the broker's last will marks it offline.
         agent.vanish();
         let offline = env

@@ -156,6 +156,18 @@ impl AgentStore for PgAgentStore {
                 .await
                 .map_err(store)?
                 .segments_for(groups.as_slice());
+            // Segments it no longer belongs to are no longer its drift.
+            let current: Vec<&str> = segments.iter().map(SegmentId::as_str).collect();
+            sqlx::query(
+                "DELETE FROM agent_segments
+                 WHERE tenant_id = $1 AND agent_id = $2 AND segment_id <> ALL($3)",
+            )
+            .bind(key.tenant.as_str())
+            .bind(&key.agent)
+            .bind(&current)
+            .execute(&pool)
+            .await
+            .map_err(store)?;
             let mut reply = ConfigReply {
                 protocol: AGENT_PROTOCOL,
                 segments: Vec::new(),
