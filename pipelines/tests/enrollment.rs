@@ -157,6 +157,23 @@ fn credentials(answer: &Value) -> (String, String, String) {
     )
 }
 
+/// `portcullis agent enroll` of acme's `agent` in group HR, credentials to `file`.
+fn cli_enroll(env: &TestEnv, agent: &str, file: &std::path::Path) -> (i32, String) {
+    let (code, _, err) = env.cli(&[
+        "agent",
+        "enroll",
+        "--tenant",
+        "acme",
+        "--id",
+        agent,
+        "--groups",
+        "HR",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    (code, err)
+}
+
 fn segment_policy(segment: &str) -> Value {
     json!({"modules": {"p.rego": format!("package segments.{segment}\ndefault allow := false\n")}})
 }
@@ -189,18 +206,7 @@ fn enrolled_agents_are_confined_to_their_own_topics_and_their_tenants_policy() {
         assert_eq!(client1, "portcullis-agent-acme-laptop-1");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("laptop-2.toml");
-        let (code, _, err) = env.cli(&[
-            "agent",
-            "enroll",
-            "--tenant",
-            "acme",
-            "--id",
-            "laptop-2",
-            "--groups",
-            "HR",
-            "--out",
-            file.to_str().unwrap(),
-        ]);
+        let (code, err) = cli_enroll(&env, "laptop-2", &file);
         assert_eq!(code, 0, "{err}");
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -374,18 +380,7 @@ fn an_enrolled_agents_groups_decide_its_segments_and_revoking_cuts_it_off() {
         // The real agent with its credentials file: it claims HR and laptops, gets hr.
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("laptop-9.toml");
-        let (code, _, err) = env.cli(&[
-            "agent",
-            "enroll",
-            "--tenant",
-            "acme",
-            "--id",
-            "laptop-9",
-            "--groups",
-            "HR",
-            "--out",
-            file.to_str().unwrap(),
-        ]);
+        let (code, err) = cli_enroll(&env, "laptop-9", &file);
         assert_eq!(code, 0, "re-enrolling makes new credentials: {err}");
         let agent = spawn_agent_with(
             &env,

@@ -21,13 +21,11 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::bench_url;
+use super::in_process::BenchWorld;
 use crate::config::Config;
 use crate::distribution::{load_or_create_signing_key, publish_version, NewVersion};
-use crate::runtime;
-use crate::sinks::mqtt::{discard_session, MqttPublisher};
+use crate::sinks::mqtt::MqttPublisher;
 use crate::sinks::postgres;
-use crate::telemetry::stats::Stats;
 
 pub struct FanoutOptions {
     pub agents: usize,
@@ -155,18 +153,9 @@ pub async fn run_fanout_bench(
     if opts.agents == 0 {
         bail!("--agents must be at least 1");
     }
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    // A key of the benchmark's own, never the operator's.
-    let keys = std::env::temp_dir().join(format!("portcullis-bench-{run}"));
-    let mut cfg = config.clone();
-    cfg.postgres.url = bench_url(&config.postgres.url);
-    cfg.kafka.enabled = false;
-    cfg.http.enabled = false;
-    // No tenant policy is needed: the benchmark sends segment policy only.
-    cfg.policy.watch = false;
-    cfg.mqtt.client_id = format!("portcullis-bench-{run}");
-    cfg.mqtt.topic_prefix = format!("pcbench/{run}");
-    cfg.distribution.signing_key_file = keys.join("bench.key");
+    // A key, database and prefix of the benchmark's own, never the operator's.
+    let world = BenchWorld::new(config);
+    let (cfg, run) = (world.cfg.clone(), world.run.clone());
     let pool = postgres::migrate(&cfg.postgres)
         .await
         .context("cannot prepare the bench database")?;
@@ -186,21 +175,8 @@ pub async fn run_fanout_bench(
     let engine_topic = segment_policy_topic(&cfg.mqtt.topic_prefix, &key);
     let ceiling_topic = format!("{}/ceiling", cfg.mqtt.topic_prefix);
 
-    let stats = Arc::new(Stats::default());
-    let cancel = CancellationToken::new();
-    let engine = actix_rt::spawn(runtime::run(cfg.clone(), stats.clone(), cancel.clone()));
-    let until = Instant::now() + Duration::from_secs(30);
-    while !stats
-        .mqtt_subscribed
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        if engine.is_finished() || Instant::now() > until {
-            cancel.cancel();
-            engine.await??;
-            bail!("the engine did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let engine = world.start_engine().await?;
+    let cancel = engine.cancel.clone();
 
     eprintln!(
         "connecting {} agents to {}:{}…",
@@ -308,20 +284,11 @@ pub async fn run_fanout_bench(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = clear.publish(engine_topic, Vec::new(), true).await;
-    cancel.cancel();
-    engine.await??;
-    // The engine's persistent sessions were this run's alone.
-    for id in [
-        cfg.mqtt.client_id.clone(),
-        format!("{}-agents", cfg.mqtt.client_id),
-    ] {
-        discard_session(&cfg.mqtt, &id).await;
-    }
+    world.finish(engine).await?;
     sqlx::query("DELETE FROM segments WHERE tenant_id = 'bench'")
         .execute(&pool)
         .await?;
     pool.close().await;
-    let _ = std::fs::remove_dir_all(&keys);
     Ok(FanoutReport {
         agents: opts.agents,
         connect_secs,

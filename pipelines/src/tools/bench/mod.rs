@@ -3,6 +3,7 @@
 mod copy;
 mod engine;
 mod fanout;
+mod in_process;
 mod pipeline;
 mod policy;
 mod sessions;

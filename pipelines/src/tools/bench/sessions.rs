@@ -8,22 +8,17 @@
 //! were anything kept per passivated session, memory would grow with the second N as with the
 //! first, so the growth between the two passivated readings, over N, is its cost.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use portcullis_engine::distribution::{agent_topic, AgentTopicKind, AGENT_PROTOCOL};
 use portcullis_engine::TenantId;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use super::pipeline::bench_url;
+use super::in_process::BenchWorld;
 use crate::config::Config;
-use crate::runtime;
-use crate::sinks::mqtt::discard_session;
 use crate::sinks::postgres;
 use crate::sources::mqtt;
-use crate::telemetry::stats::Stats;
 
 const KIND: &str = "agent_session";
 /// Agents of the warm-up round.
@@ -81,16 +76,9 @@ pub async fn run_sessions_bench(
     if opts.agents == 0 {
         bail!("--agents must be at least 1");
     }
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let keys = std::env::temp_dir().join(format!("portcullis-bench-{run}"));
-    let mut cfg = config.clone();
-    cfg.postgres.url = bench_url(&config.postgres.url);
-    cfg.kafka.enabled = false;
-    cfg.http.enabled = false;
-    cfg.policy.watch = false;
-    cfg.mqtt.client_id = format!("portcullis-bench-{run}");
-    cfg.mqtt.topic_prefix = format!("pcbench/{run}");
-    cfg.distribution.signing_key_file = keys.join("bench.key");
+    let mut world = BenchWorld::new(config);
+    let run = world.run.clone();
+    let cfg = &mut world.cfg;
     cfg.actors.agent_session.idle_secs = opts.idle_secs.max(1);
     cfg.actors.agent_session.max_live = cfg.actors.agent_session.max_live.max(opts.agents);
     let pool = postgres::migrate(&cfg.postgres)
@@ -103,21 +91,11 @@ pub async fn run_sessions_bench(
         .execute(&pool)
         .await?;
 
-    let stats = Arc::new(Stats::default());
-    let cancel = CancellationToken::new();
-    let engine = actix_rt::spawn(runtime::run(cfg.clone(), stats.clone(), cancel.clone()));
-    let until = Instant::now() + Duration::from_secs(30);
-    while stats.metrics.entity_counts(KIND).is_none()
-        || !stats
-            .mqtt_subscribed
-            .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        if engine.is_finished() || Instant::now() > until {
-            cancel.cancel();
-            engine.await??;
-            bail!("the engine did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let cfg = world.cfg.clone();
+    let engine = world.start_engine().await?;
+    let stats = engine.stats.clone();
+    if stats.metrics.entity_counts(KIND).is_none() {
+        bail!("the engine runs no agent sessions (is [distribution] enabled?)");
     }
     let live = || stats.metrics.entity_counts(KIND).unwrap_or_default().live;
     // Generous: a hello is a Postgres round trip or two and an answer over MQTT.
@@ -199,19 +177,11 @@ pub async fn run_sessions_bench(
     wait_passivated().await?;
     let passivated_twice_rss = rss_bytes()?;
 
-    cancel.cancel();
-    engine.await??;
-    for id in [
-        cfg.mqtt.client_id.clone(),
-        format!("{}-agents", cfg.mqtt.client_id),
-    ] {
-        discard_session(&cfg.mqtt, &id).await;
-    }
+    world.finish(engine).await?;
     sqlx::query("DELETE FROM agents WHERE tenant_id = 'bench'")
         .execute(&pool)
         .await?;
     pool.close().await;
-    let _ = std::fs::remove_dir_all(&keys);
     Ok(SessionsReport {
         agents: opts.agents,
         baseline_rss,
