@@ -1,13 +1,14 @@
 //! Agent sessions' store: agents and their applied versions in Postgres, answers on the
 //! agent's MQTT config topic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use portcullis_actors::{AgentStore, SessionError};
 use portcullis_engine::distribution::{
-    agent_topic, AgentKey, AgentStatus, AgentTopicKind, ConfigReply, Hello, SegmentId, SegmentKey,
+    agent_topic, AgentKey, AgentStatus, AgentTopicKind, ConfigReply, Hello, SegmentId,
     SegmentVersions, SignedEnvelope, AGENT_PROTOCOL,
 };
+use portcullis_engine::TenantId;
 use sqlx::types::Json;
 use sqlx::PgPool;
 
@@ -77,41 +78,47 @@ async fn record_applied(
     Ok(())
 }
 
-/// A segment's latest version and the envelopes after `applied` (only the latest when
-/// `applied` is `None`), oldest first, at most [`MAX_CATCH_UP`].
+/// For each segment, its latest version and the envelopes after what the agent applies (only
+/// the latest where it applies nothing), oldest first, at most [`MAX_CATCH_UP`]: one query
+/// for all of an agent's segments.
 async fn versions_after(
     pool: &PgPool,
-    key: &SegmentKey,
-    applied: Option<u64>,
-) -> Result<SegmentVersions, sqlx::Error> {
-    let latest: i64 = sqlx::query_scalar(
-        "SELECT coalesce((SELECT latest_version FROM segments
-                          WHERE tenant_id = $1 AND segment_id = $2), 0)",
+    tenant: &TenantId,
+    segments: &BTreeSet<SegmentId>,
+    applied: &BTreeMap<SegmentId, u64>,
+) -> Result<Vec<SegmentVersions>, sqlx::Error> {
+    let ids: Vec<&str> = segments.iter().map(SegmentId::as_str).collect();
+    let after: Vec<Option<i64>> = segments
+        .iter()
+        .map(|s| applied.get(s).map(|v| (*v).min(i64::MAX as u64) as i64))
+        .collect();
+    let rows: Vec<(String, i64, Json<Vec<SignedEnvelope>>)> = sqlx::query_as(
+        "SELECT w.segment_id, coalesce(s.latest_version, 0),
+                coalesce((SELECT jsonb_agg(x.envelope ORDER BY x.version)
+                          FROM (SELECT v.envelope, v.version FROM segment_versions v
+                                WHERE v.tenant_id = $1 AND v.segment_id = w.segment_id
+                                  AND v.version > coalesce(w.after, coalesce(s.latest_version, 0) - 1)
+                                ORDER BY v.version LIMIT $4) x), '[]')
+         FROM unnest($2::text[], $3::bigint[]) AS w (segment_id, after)
+         LEFT JOIN segments s ON s.tenant_id = $1 AND s.segment_id = w.segment_id
+         ORDER BY w.segment_id",
     )
-    .bind(key.tenant.as_str())
-    .bind(key.segment.as_str())
-    .fetch_one(pool)
-    .await?;
-    let after = match applied {
-        Some(v) => v.min(i64::MAX as u64) as i64,
-        None => latest - 1,
-    };
-    let envelopes: Vec<Json<SignedEnvelope>> = sqlx::query_scalar(
-        "SELECT envelope FROM segment_versions
-         WHERE tenant_id = $1 AND segment_id = $2 AND version > $3
-         ORDER BY version LIMIT $4",
-    )
-    .bind(key.tenant.as_str())
-    .bind(key.segment.as_str())
-    .bind(after)
+    .bind(tenant.as_str())
+    .bind(&ids)
+    .bind(&after)
     .bind(MAX_CATCH_UP)
     .fetch_all(pool)
     .await?;
-    Ok(SegmentVersions {
-        segment_id: key.segment.clone(),
-        latest: latest.max(0) as u64,
-        versions: envelopes.into_iter().map(|e| e.0).collect(),
-    })
+    rows.into_iter()
+        .map(|(segment, latest, envelopes)| {
+            Ok(SegmentVersions {
+                segment_id: SegmentId::parse(&segment)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                latest: latest.max(0) as u64,
+                versions: envelopes.0,
+            })
+        })
+        .collect()
 }
 
 impl AgentStore for PgAgentStore {
@@ -168,23 +175,13 @@ impl AgentStore for PgAgentStore {
             .execute(&pool)
             .await
             .map_err(store)?;
-            let mut reply = ConfigReply {
+            let reply = ConfigReply {
                 protocol: AGENT_PROTOCOL,
-                segments: Vec::new(),
+                segments: versions_after(&pool, &key.tenant, &segments, &hello.applied)
+                    .await
+                    .map_err(store)?,
                 error: None,
             };
-            for segment in segments {
-                let applied = hello.applied.get(&segment).copied();
-                let segment_key = SegmentKey {
-                    tenant: key.tenant.clone(),
-                    segment,
-                };
-                reply.segments.push(
-                    versions_after(&pool, &segment_key, applied)
-                        .await
-                        .map_err(store)?,
-                );
-            }
             let sent = reply.segments.iter().map(|s| s.versions.len()).sum();
             answer(&publisher, &prefix, &key, &reply).await?;
             Ok(sent)
