@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{post_json, request, TestEnv};
-use portcullis::distribution::load_signing_key;
+use portcullis::distribution::{load_signing_key, MAX_CATCH_UP};
 use portcullis::runtime::block_on;
 use portcullis_engine::distribution::{
     ConfigReply, SegmentPolicy, SignedEnvelope, TrustedKeys, SEGMENT_POLICY_TYPE,
@@ -274,6 +274,39 @@ fn unreadable_or_foreign_hellos_are_answered_with_why_and_change_nothing() {
             1,
             "only the readable hello's agent"
         );
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_agent_far_behind_gets_the_next_fifty_versions_in_order_and_asks_again() {
+    block_on(async {
+        let env = TestEnv::new("agents_cap").await;
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        let rule = json!({"tenant_id": "acme", "group": "HR", "segment_id": "hr"});
+        assert_eq!(post_json(&api, "/v1/segment-rules", &rule).await.0, 201);
+        for n in 1..=55 {
+            let body = json!({"modules": {"p.rego": format!("package segments.hr\nv := {n}")}});
+            let (status, text) = post_json(&api, "/v1/segments/acme/hr/versions", &body).await;
+            assert_eq!(status, 201, "{text}");
+        }
+        let mut agent = Agent::connect(&env, "acme", "laptop-3").await;
+        let reply = agent
+            .hello(json!({"protocol": 1, "groups": ["HR"], "applied": {"hr": 1}}))
+            .await;
+        assert_eq!(
+            versions(&env, &reply, "hr"),
+            (55, (2..=51).collect::<Vec<u64>>()),
+            "at most {MAX_CATCH_UP} in one answer, oldest first"
+        );
+        // It applies those, sees it is still behind the latest, and asks again.
+        let reply = agent
+            .hello(json!({"protocol": 1, "groups": ["HR"], "applied": {"hr": 51}}))
+            .await;
+        assert_eq!(versions(&env, &reply, "hr"), (55, vec![52, 53, 54, 55]));
+        agent.vanish();
         engine.stop().await.unwrap();
         env.cleanup().await;
     });
