@@ -14,7 +14,7 @@ pub mod policy;
 pub mod segment;
 pub mod tenant;
 
-pub use agent::{AgentSession, AgentStore, FromAgent, SessionError, SessionState};
+pub use agent::{AgentSession, AgentStore, FromAgent, SegmentsChanged, SessionError, SessionState};
 pub use entity::{
     Arbiters, Entity, EntityCounts, EntityDirectory, EntityError, EntityLimits, EntityStats,
 };

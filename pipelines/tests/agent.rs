@@ -319,3 +319,46 @@ fn an_engine_restart_mid_stream_leaves_a_connected_agent_with_every_version_in_o
         env.cleanup().await;
     });
 }
+
+#[test]
+fn a_rule_added_or_removed_reaches_the_connected_agent_without_a_restart() {
+    block_on(async {
+        let env = TestEnv::new("agent_rules").await;
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, api, agent) = hr_agent(&env, "laptop-6", dir.path(), "allow if true").await;
+        let laptops = json!({"modules": {"l.rego": "package segments.laptops\nusb := false"}});
+        let (status, body) = post_json(&api, "/v1/segments/acme/laptops/versions", &laptops).await;
+        assert_eq!(status, 201, "{body}");
+
+        // Its group "laptops" now gets a segment: it is told, subscribes and applies it.
+        let rule = json!({"tenant_id": "acme", "group": "laptops", "segment_id": "laptops"});
+        assert_eq!(post_json(&api, "/v1/segment-rules", &rule).await.0, 201);
+        agent.wait_applied("laptops", 1).await;
+        // And it follows that segment live from then on.
+        let (status, body) = post_json(
+            &api,
+            "/v1/segments/acme/laptops/versions",
+            &json!({"modules": {"l.rego": "package segments.laptops\nusb := true"}}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        agent.wait_applied("laptops", 2).await;
+
+        // HR no longer gets hr: it drops that policy.
+        let hr = json!({"tenant_id": "acme", "group": "HR", "segment_id": "hr"});
+        let (status, text) = common::request(
+            &api,
+            "DELETE",
+            "/v1/segment-rules",
+            &[],
+            &serde_json::to_vec(&hr).unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        agent.wait_log("no longer in segment hr", 1).await;
+        let applied = agent.applied().await;
+        assert_eq!(applied, json!({"laptops": 2}), "{}", agent.log());
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}

@@ -29,6 +29,15 @@ impl Message for FromAgent {
     type Result = Result<(), SessionError>;
 }
 
+/// The agent's segments may have changed (a segmentation rule, or its enrollment): tell it.
+/// Handled in turn with its own messages, so an answer never overtakes an earlier one.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentsChanged;
+
+impl Message for SegmentsChanged {
+    type Result = Result<(), SessionError>;
+}
+
 /// What the session knows of its agent since activation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionState {
@@ -120,5 +129,18 @@ impl<S: AgentStore> Handler<FromAgent> for AgentSession<S> {
                 Ok(())
             },
         )))
+    }
+}
+
+impl<S: AgentStore> Handler<SegmentsChanged> for AgentSession<S> {
+    type Result = AtomicResponse<Self, Result<(), SessionError>>;
+
+    fn handle(&mut self, _: SegmentsChanged, _ctx: &mut Context<Self>) -> Self::Result {
+        let (store, key) = (self.store.clone(), self.key.clone());
+        AtomicResponse::new(Box::pin(wrap_future(async move {
+            let sent = store.reconfigure(key.clone()).await?;
+            info!(agent = %key, versions = sent, "agent's segments changed; told it");
+            Ok(())
+        })))
     }
 }

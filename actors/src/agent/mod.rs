@@ -5,5 +5,5 @@
 mod actor;
 mod store;
 
-pub use actor::{AgentSession, FromAgent, SessionState};
+pub use actor::{AgentSession, FromAgent, SegmentsChanged, SessionState};
 pub use store::{AgentStore, SessionError};

@@ -31,6 +31,14 @@ pub trait AgentStore: Send + Sync + 'static {
         replayed: bool,
     ) -> impl Future<Output = Result<(), SessionError>> + Send + 'static;
 
+    /// The agent's segments changed (a rule, or its enrollment): answers it on its config topic
+    /// as if it had said hello, from what is recorded of it (groups, applied versions), without
+    /// counting it as seen. Returns how many versions were sent.
+    fn reconfigure(
+        &self,
+        key: AgentKey,
+    ) -> impl Future<Output = Result<usize, SessionError>> + Send + 'static;
+
     /// Answers a message that could not be read (refused hello) on the agent's config topic.
     fn refuse(
         &self,

@@ -121,6 +121,43 @@ async fn versions_after(
         .collect()
 }
 
+/// Answers the agent with the segments its groups give it (versions after those it applies),
+/// and forgets the drift of segments it no longer belongs to. Returns how many versions went.
+async fn answer_segments(
+    pool: &PgPool,
+    publisher: &MqttPublisher,
+    prefix: &str,
+    key: &AgentKey,
+    groups: &[String],
+    applied: &BTreeMap<SegmentId, u64>,
+) -> Result<usize, SessionError> {
+    let segments = segmentation(pool, &key.tenant)
+        .await
+        .map_err(store)?
+        .segments_for(groups);
+    let current: Vec<&str> = segments.iter().map(SegmentId::as_str).collect();
+    sqlx::query(
+        "DELETE FROM agent_segments
+         WHERE tenant_id = $1 AND agent_id = $2 AND segment_id <> ALL($3)",
+    )
+    .bind(key.tenant.as_str())
+    .bind(&key.agent)
+    .bind(&current)
+    .execute(pool)
+    .await
+    .map_err(store)?;
+    let reply = ConfigReply {
+        protocol: AGENT_PROTOCOL,
+        segments: versions_after(pool, &key.tenant, &segments, applied)
+            .await
+            .map_err(store)?,
+        error: None,
+    };
+    let sent = reply.segments.iter().map(|s| s.versions.len()).sum();
+    answer(publisher, prefix, key, &reply).await?;
+    Ok(sent)
+}
+
 impl AgentStore for PgAgentStore {
     fn hello(
         &self,
@@ -159,32 +196,51 @@ impl AgentStore for PgAgentStore {
             record_applied(&pool, &key, &hello.applied)
                 .await
                 .map_err(store)?;
-            let segments = segmentation(&pool, &key.tenant)
-                .await
-                .map_err(store)?
-                .segments_for(groups.as_slice());
-            // Segments it no longer belongs to are no longer its drift.
-            let current: Vec<&str> = segments.iter().map(SegmentId::as_str).collect();
-            sqlx::query(
-                "DELETE FROM agent_segments
-                 WHERE tenant_id = $1 AND agent_id = $2 AND segment_id <> ALL($3)",
+            answer_segments(&pool, &publisher, &prefix, &key, &groups, &hello.applied).await
+        }
+    }
+
+    fn reconfigure(
+        &self,
+        key: AgentKey,
+    ) -> impl std::future::Future<Output = Result<usize, SessionError>> + Send + 'static {
+        let (pool, publisher, prefix) = (
+            self.pool.clone(),
+            self.publisher.clone(),
+            self.prefix.clone(),
+        );
+        async move {
+            // Its groups as enrolled, or as it last said them; an agent never heard from has
+            // no session to tell.
+            let groups: Option<Vec<String>> = sqlx::query_scalar(
+                "UPDATE agents a SET groups = coalesce(
+                     (SELECT e.groups FROM agent_enrollments e
+                      WHERE e.tenant_id = a.tenant_id AND e.agent_id = a.agent_id), a.groups)
+                 WHERE a.tenant_id = $1 AND a.agent_id = $2
+                 RETURNING a.groups",
             )
             .bind(key.tenant.as_str())
             .bind(&key.agent)
-            .bind(&current)
-            .execute(&pool)
+            .fetch_optional(&pool)
             .await
             .map_err(store)?;
-            let reply = ConfigReply {
-                protocol: AGENT_PROTOCOL,
-                segments: versions_after(&pool, &key.tenant, &segments, &hello.applied)
-                    .await
-                    .map_err(store)?,
-                error: None,
+            let Some(groups) = groups else {
+                return Ok(0);
             };
-            let sent = reply.segments.iter().map(|s| s.versions.len()).sum();
-            answer(&publisher, &prefix, &key, &reply).await?;
-            Ok(sent)
+            let applied: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT segment_id, applied_version FROM agent_segments
+                 WHERE tenant_id = $1 AND agent_id = $2",
+            )
+            .bind(key.tenant.as_str())
+            .bind(&key.agent)
+            .fetch_all(&pool)
+            .await
+            .map_err(store)?;
+            let applied: BTreeMap<SegmentId, u64> = applied
+                .into_iter()
+                .filter_map(|(s, v)| Some((SegmentId::parse(&s).ok()?, v.max(0) as u64)))
+                .collect();
+            answer_segments(&pool, &publisher, &prefix, &key, &groups, &applied).await
         }
     }
 

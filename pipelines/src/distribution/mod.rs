@@ -9,6 +9,7 @@ pub mod config;
 mod decision_replies;
 mod enrollment;
 mod error;
+mod membership;
 mod outbox;
 mod registry;
 mod rules;
@@ -25,6 +26,7 @@ pub use enrollment::{
     EnrollmentRow,
 };
 pub use error::DistributionError;
+pub use membership::run_membership;
 pub use outbox::PgMqttOutbox;
 pub use registry::{list_agents, list_segments, AgentRow, SegmentRow};
 pub use rules::{add_segment_rule, list_rules, remove_segment_rule, segmentation, RuleRow};

@@ -239,6 +239,11 @@ pub async fn run(
             sessions.clone(),
             cancel.clone(),
         ));
+        tasks.spawn(distribution::run_membership(
+            pool.clone(),
+            sessions.clone(),
+            cancel.clone(),
+        ));
         let segments = Arc::new(SegmentDirectory::new(
             parts.arbiters.clone(),
             Arc::new(outbox),

@@ -1,0 +1,112 @@
+//! Segment membership changes reach the agents concerned: a segmentation rule added or
+//! removed, or an agent enrolled with other groups, and each agent it touches is answered on
+//! its config topic by its session (in turn with its own messages), gaining the segments it
+//! now belongs to and dropping the others. An agent offline gets it from its persistent
+//! session when it returns.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use portcullis_actors::SegmentsChanged;
+use portcullis_engine::distribution::AgentKey;
+use portcullis_engine::TenantId;
+use serde::Deserialize;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::AgentDirectory;
+use crate::sinks::postgres::notifications::{follow, Notice};
+
+const CHANNEL: &str = "portcullis_segment_membership";
+/// Agents told at once.
+const AT_ONCE: usize = 16;
+
+/// A NOTIFY payload (migration 0010).
+#[derive(Deserialize)]
+struct Change {
+    tenant: String,
+    group: Option<String>,
+    agent: Option<String>,
+}
+
+/// Runs until `cancel` fires. Changes made while no engine listens reach an agent at its next
+/// hello (its restart, or a gap it sees).
+pub async fn run_membership(
+    pool: PgPool,
+    sessions: Arc<AgentDirectory>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(follow(
+        pool.clone(),
+        CHANNEL,
+        cancel.clone(),
+        move |notice| match notice {
+            Notice::Payload(p) => tx.send(p).is_ok(),
+            Notice::Connected => true,
+        },
+    ));
+    loop {
+        let payload = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            p = rx.recv() => match p {
+                Some(p) => p,
+                None => return Ok(()),
+            },
+        };
+        let Some((tenant, agents)) = concerned(&pool, &payload).await else {
+            continue;
+        };
+        if agents.is_empty() {
+            continue;
+        }
+        info!(%tenant, agents = agents.len(), "segment membership changed; telling the agents concerned");
+        futures::stream::iter(agents)
+            .for_each_concurrent(AT_ONCE, |agent| {
+                let sessions = sessions.clone();
+                let key = AgentKey {
+                    tenant: tenant.clone(),
+                    agent,
+                };
+                async move {
+                    match sessions.send(&key, SegmentsChanged).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => warn!(agent = %key, error = %e, "agent not told of its new segments; it learns at its next hello"),
+                        Err(e) => warn!(agent = %key, error = %e, "agent session unavailable"),
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+/// The tenant and the agents a change touches: those in the group, or the one enrolled.
+async fn concerned(pool: &PgPool, payload: &str) -> Option<(TenantId, Vec<String>)> {
+    let change: Change = serde_json::from_str(payload)
+        .inspect_err(|e| warn!(%payload, error = %e, "unreadable membership notice"))
+        .ok()?;
+    let tenant = TenantId::parse(&change.tenant).ok()?;
+    let agents = match (change.group, change.agent) {
+        (Some(group), _) => {
+            sqlx::query_scalar(
+                "SELECT agent_id FROM agents WHERE tenant_id = $1 AND $2 = ANY (groups)
+                 ORDER BY agent_id",
+            )
+            .bind(tenant.as_str())
+            .bind(group)
+            .fetch_all(pool)
+            .await
+        }
+        (None, Some(agent)) => Ok(vec![agent]),
+        (None, None) => return None,
+    };
+    match agents {
+        Ok(agents) => Some((tenant, agents)),
+        Err(e) => {
+            warn!(error = %e, "cannot find the agents a membership change concerns");
+            None
+        }
+    }
+}
