@@ -575,6 +575,10 @@ fn the_agents_page_shows_each_agents_state_identity_and_drift() {
         browser
             .run(json!({"op": "gone", "selector": "tr[data-agent='acme/laptop-2']"}))
             .await;
+        // (the table is emptied, then refilled when the answer comes)
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-agent='acme/laptop-1']", "text": "laptop-1"}))
+            .await;
         let rows = browser
             .run(json!({"op": "count", "selector": "tbody tr"}))
             .await;

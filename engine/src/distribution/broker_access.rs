@@ -29,8 +29,9 @@ pub fn agent_username(tenant: &TenantId, agent: &str) -> String {
     format!("{tenant}/{agent}")
 }
 
-/// The MQTT client id an agent connects with; its credentials are bound to it, so no one else
-/// can take over its persistent session.
+/// The MQTT client id an agent connects with; its credentials are bound to it. (On a broker
+/// that also lets anonymous clients in, one could take the id, but would receive nothing: the
+/// plugin's default denies receiving.)
 pub fn agent_client_id(tenant: &TenantId, agent: &str) -> String {
     format!("portcullis-agent-{tenant}-{agent}")
 }

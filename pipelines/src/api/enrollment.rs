@@ -21,9 +21,9 @@ fn enrollment_error(e: EnrollmentError) -> ApiError {
         EnrollmentError::BadAgentId(_) | EnrollmentError::BadGroups(_) => {
             ApiError::bad_request(e.to_string())
         }
-        EnrollmentError::NoEngineAccount | EnrollmentError::Broker(_) => {
-            ApiError::unavailable("broker_admin", e.to_string())
-        }
+        EnrollmentError::NoEngineAccount
+        | EnrollmentError::SameAccount
+        | EnrollmentError::Broker(_) => ApiError::unavailable("broker_admin", e.to_string()),
         EnrollmentError::Db(e) => db_error(e),
     }
 }
@@ -83,8 +83,9 @@ pub(super) async fn revoke(
     {
         Ok(HttpResponse::Ok().json(json!({ "result": { "revoked": true } })))
     } else {
+        let shown: String = agent.chars().take(140).collect();
         Err(ApiError::not_found(format!(
-            "agent {agent:?} of tenant {tenant} is not enrolled"
+            "agent {shown:?} of tenant {tenant} is not enrolled"
         )))
     }
 }

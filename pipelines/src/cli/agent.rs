@@ -35,8 +35,8 @@ pub enum AgentCommand {
     /// topics, and fix its groups (they decide its segments; what it says in its hello is
     /// then ignored). Enrolling again makes a new password and disconnects the old one.
     ///
-    /// Needs a Mosquitto with the dynamic security plugin whose admin is the engine's
-    /// [mqtt] account (docs/operations.md). The password is shown once:
+    /// Needs a Mosquitto with the dynamic security plugin and its admin in [mqtt]
+    /// admin_username (docs/operations.md). The password is shown once:
     ///   portcullis agent enroll --tenant acme --id laptop-1 --groups hr --out laptop-1.toml
     ///   portcullis agent run --credentials laptop-1.toml ...
     #[command(verbatim_doc_comment)]
@@ -260,6 +260,23 @@ async fn enroll(config: &Config, args: EnrollArgs) -> anyhow::Result<()> {
     let tenant = TenantId::parse(&args.tenant)?;
     check_agent_id(&args.id)?;
     let groups = clean_groups(&args.groups)?;
+    // The file first: enrolling replaces the old password, so the new one must have a place.
+    let out = match &args.out {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            // An existing file keeps its mode on open: make sure it is private.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            Some((path, file))
+        }
+        None => None,
+    };
     let pool = postgres::migrate(&config.postgres).await?;
     let by = format!(
         "cli:{}",
@@ -267,18 +284,19 @@ async fn enroll(config: &Config, args: EnrollArgs) -> anyhow::Result<()> {
     );
     let creds = enroll_agent(&pool, &config.mqtt, &tenant, &args.id, groups, &by).await?;
     let text = credentials_toml(&creds);
-    match args.out {
-        Some(path) => {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            // An existing file keeps its mode on open: make sure it is private.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            file.write_all(text.as_bytes())?;
+    match out {
+        Some((path, mut file)) => {
+            if let Err(e) = file
+                .write_all(text.as_bytes())
+                .and_then(|_| file.sync_all())
+            {
+                // Shown rather than lost: the old password no longer works.
+                print!("{text}");
+                bail!(
+                    "enrolled, but cannot write {}: {e}; the credentials are above",
+                    path.display()
+                );
+            }
             eprintln!(
                 "enrolled {}/{} (client id {}); credentials in {}",
                 creds.tenant_id,

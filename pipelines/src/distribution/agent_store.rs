@@ -54,7 +54,8 @@ async fn answer(
         .map_err(|e| SessionError::Send(e.to_string()))
 }
 
-/// Records what the agent says it applies.
+/// Records what the agent says it applies, of the segments its groups give it (a stale or
+/// made-up segment is not its drift).
 async fn record_applied(
     pool: &PgPool,
     key: &AgentKey,
@@ -63,7 +64,11 @@ async fn record_applied(
     for (segment, version) in applied.iter().filter(|(_, v)| **v > 0) {
         sqlx::query(
             "INSERT INTO agent_segments (tenant_id, agent_id, segment_id, applied_version)
-             VALUES ($1, $2, $3, $4)
+             SELECT $1, $2, $3, $4
+             WHERE EXISTS (SELECT 1 FROM agents a
+                           JOIN segment_rules r ON r.tenant_id = a.tenant_id
+                                               AND r.group_name = ANY (a.groups)
+                           WHERE a.tenant_id = $1 AND a.agent_id = $2 AND r.segment_id = $3)
              ON CONFLICT (tenant_id, agent_id, segment_id) DO UPDATE
              SET applied_version = EXCLUDED.applied_version, applied_at = now()
              WHERE agent_segments.applied_version IS DISTINCT FROM EXCLUDED.applied_version",

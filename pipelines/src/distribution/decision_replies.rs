@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use portcullis_engine::decode::valid_agent_id;
 use portcullis_engine::distribution::{agent_topic, AgentTopicKind, AGENT_PROTOCOL};
 use portcullis_engine::event::Source;
 use serde_json::json;
@@ -27,16 +28,27 @@ pub struct DecisionReplies {
     prefix: String,
     tx: mpsc::Sender<Notice>,
     stats: Arc<Stats>,
+    max_bytes: usize,
 }
 
-/// The step and the queue it fills, `capacity` notices deep.
+/// The step and the queue it fills, `capacity` notices deep; a notice over `max_bytes` is
+/// dropped and counted (the broker, or our publisher, would refuse it).
 pub fn decision_replies(
     prefix: String,
     capacity: usize,
+    max_bytes: usize,
     stats: Arc<Stats>,
 ) -> (DecisionReplies, mpsc::Receiver<Notice>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    (DecisionReplies { prefix, tx, stats }, rx)
+    (
+        DecisionReplies {
+            prefix,
+            tx,
+            stats,
+            max_bytes,
+        },
+        rx,
+    )
 }
 
 /// A batch redelivered after a crash is told again: agents may see a verdict twice, with the
@@ -48,7 +60,12 @@ impl AfterCommit for DecisionReplies {
                 if event.source != Source::Mqtt {
                     continue;
                 }
-                // Device events carry their agent's id as the account.
+                // Device events carry their agent's id as the account, unless the tenant's
+                // bundle masks it: then there is no one to tell (never a guess).
+                if !valid_agent_id(&event.account) {
+                    self.stats.metrics.agent_decisions_dropped.inc();
+                    continue;
+                }
                 let topic = agent_topic(
                     &self.prefix,
                     &d.tenant_id,
@@ -64,7 +81,7 @@ impl AfterCommit for DecisionReplies {
                     "revision": d.bundle_revision,
                 });
                 let payload = serde_json::to_vec(&notice).expect("JSON values");
-                if self.tx.try_send((topic, payload)).is_err() {
+                if payload.len() > self.max_bytes || self.tx.try_send((topic, payload)).is_err() {
                     self.stats.metrics.agent_decisions_dropped.inc();
                 }
             }

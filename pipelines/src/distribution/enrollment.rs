@@ -35,6 +35,8 @@ pub enum EnrollmentError {
     BadGroups(String),
     #[error("[mqtt] username and password are not set: `portcullis broker setup` makes the engine's account with them")]
     NoEngineAccount,
+    #[error("[mqtt] username and admin_username must differ: setup remakes the engine's account, which would delete the broker's admin")]
+    SameAccount,
     #[error(transparent)]
     Broker(#[from] BrokerAdminError),
     #[error(transparent)]
@@ -49,7 +51,7 @@ impl From<AgentMessageError> for EnrollmentError {
 
 /// What an enrolled agent connects with. The password is shown once and stored nowhere but
 /// in the broker, as a hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct AgentCredentials {
     pub tenant_id: String,
     pub agent_id: String,
@@ -57,6 +59,19 @@ pub struct AgentCredentials {
     pub username: String,
     pub password: String,
     pub client_id: String,
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for AgentCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentCredentials")
+            .field("tenant_id", &self.tenant_id)
+            .field("agent_id", &self.agent_id)
+            .field("groups", &self.groups)
+            .field("username", &self.username)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -69,23 +84,27 @@ pub struct EnrollmentRow {
     pub enrolled_by: String,
 }
 
-fn not_found(_: &str, error: &str) -> bool {
-    error.contains("not found")
+/// Deleting what is not there is fine (a first enrollment, a repeated revoke); nothing else is.
+fn not_found(command: &str, error: &str) -> bool {
+    command.starts_with("delete") && error.contains("not found")
 }
 
 /// Makes the engine's account (`[mqtt] username` and password) with the right to publish and
-/// subscribe under the prefix, and sets the plugin's default access to deny publishing and
-/// subscribing (so roles grant exactly what they list). Safe to repeat (a running engine is
+/// subscribe under the prefix, and sets the plugin's default access to deny publishing,
+/// subscribing and receiving (so roles grant exactly what they list). Safe to repeat (a running engine is
 /// disconnected once and reconnects); run once per broker (`portcullis broker setup`).
 pub async fn setup_broker(mqtt: &MqttConfig) -> Result<(), EnrollmentError> {
     let (Some(username), Some(password)) = (&mqtt.username, &mqtt.password) else {
         return Err(EnrollmentError::NoEngineAccount);
     };
+    if mqtt.admin_username.as_ref() == Some(username) {
+        return Err(EnrollmentError::SameAccount);
+    }
     let engine = engine_broker_access(&mqtt.topic_prefix);
     let commands = vec![
         json!({"command": "setDefaultACLAccess", "acls": [
             {"acltype": "publishClientSend", "allow": false},
-            {"acltype": "publishClientReceive", "allow": true},
+            {"acltype": "publishClientReceive", "allow": false},
             {"acltype": "subscribe", "allow": false},
             {"acltype": "unsubscribe", "allow": true},
         ]}),
@@ -172,6 +191,11 @@ pub async fn revoke_agent(
     tenant: &TenantId,
     agent: &str,
 ) -> Result<bool, EnrollmentError> {
+    if !valid_agent_id(agent) {
+        return Err(EnrollmentError::BadAgentId(
+            agent.chars().take(140).collect(),
+        ));
+    }
     let mut tx = pool.begin().await?;
     let removed =
         sqlx::query("DELETE FROM agent_enrollments WHERE tenant_id = $1 AND agent_id = $2")

@@ -37,6 +37,10 @@ pub struct Parts {
 
 pub type AgentDecisions = tokio::sync::mpsc::Receiver<(String, Vec<u8>)>;
 
+/// Largest verdict told to an agent (a rule's value may echo a large input); larger ones are
+/// dropped and counted, never sent to break the publisher's connection.
+const DECISION_NOTICE_MAX_BYTES: usize = 256 * 1024;
+
 /// Bundle activations as they happen, for `run` to record (others may drop it).
 pub type Activations = tokio::sync::mpsc::UnboundedReceiver<Activation>;
 
@@ -108,6 +112,7 @@ pub async fn build(
         let (step, queue) = distribution::decision_replies(
             config.mqtt.topic_prefix.clone(),
             d.decisions_queue,
+            DECISION_NOTICE_MAX_BYTES,
             stats.clone(),
         );
         path = path.with_after_commit(Arc::new(step));
@@ -218,7 +223,7 @@ pub async fn run(
             let replies = MqttPublisher::start(
                 &config.mqtt,
                 &format!("{}-decisions", config.mqtt.client_id),
-                64 * 1024,
+                DECISION_NOTICE_MAX_BYTES,
                 Duration::from_secs(config.distribution.ack_timeout_secs),
                 cancel.clone(),
             );

@@ -185,20 +185,22 @@ pub async fn control_all(
     Ok(())
 }
 
-/// The plugin's ACL entries for a role's accesses: publishing is `publishClientSend`,
-/// subscribing `subscribePattern` (the plugin's defaults deny both, so a role grants exactly
-/// these).
+/// The plugin's ACL entries for a role's accesses: publishing is `publishClientSend`;
+/// subscribing is `subscribePattern` and receiving what matches `publishClientReceive`
+/// (`portcullis broker setup` makes the plugin deny all three by default, so a role grants
+/// exactly these, and a client that took another's id anonymously would receive nothing).
 pub fn role_acls(access: &BrokerAccess) -> Vec<Value> {
     access
         .topics
         .iter()
-        .map(|t| match t {
+        .flat_map(|t| match t {
             TopicAccess::Publish(topic) => {
-                json!({"acltype": "publishClientSend", "topic": topic, "allow": true})
+                vec![json!({"acltype": "publishClientSend", "topic": topic, "allow": true})]
             }
-            TopicAccess::Subscribe(topic) => {
-                json!({"acltype": "subscribePattern", "topic": topic, "allow": true})
-            }
+            TopicAccess::Subscribe(topic) => vec![
+                json!({"acltype": "subscribePattern", "topic": topic, "allow": true}),
+                json!({"acltype": "publishClientReceive", "topic": topic, "allow": true}),
+            ],
         })
         .collect()
 }

@@ -35,7 +35,9 @@ impl BenchWorld {
         cfg.http.enabled = false;
         cfg.policy.watch = false;
         cfg.mqtt.client_id = format!("portcullis-bench-{run}");
-        cfg.mqtt.topic_prefix = format!("pcbench/{run}");
+        // Under the operator's prefix (a broker's engine role covers it), a level deeper than
+        // any engine's filters reach.
+        cfg.mqtt.topic_prefix = format!("{}/bench-{run}", config.mqtt.topic_prefix);
         cfg.distribution.signing_key_file = keys.join("bench.key");
         Self { cfg, run, keys }
     }
