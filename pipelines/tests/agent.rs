@@ -120,16 +120,7 @@ fn an_agent_bootstraps_enforces_locally_and_catches_up_in_order_after_a_restart(
             "{log}"
         );
         assert!(log.contains("waiting for queued messages"), "{log}");
-        let order: Vec<usize> = (3..=5)
-            .map(|n| {
-                log.find(&format!("applied hr v{n}"))
-                    .unwrap_or_else(|| panic!("v{n} in {log}"))
-            })
-            .collect();
-        assert!(
-            order.windows(2).all(|w| w[0] < w[1]),
-            "applied in order: {log}"
-        );
+        agent.assert_applied_in_order("hr", 3..=5).await;
         assert_eq!(agent.decide("hr/allow", json!({"level": 5})).await, true);
         assert_eq!(agent.decide("hr/allow", json!({"level": 4})).await, false);
         drop(agent);
@@ -233,17 +224,7 @@ fn a_broker_restart_mid_stream_leaves_the_agent_with_no_gap() {
         let _broker = private.start();
         // The agent finds its session gone, asks for what it lacks, and applies all of it.
         agent.wait_applied("hr", 4).await;
-        let log = agent.log();
-        let order: Vec<usize> = (2..=4)
-            .map(|n| {
-                log.find(&format!("applied hr v{n}"))
-                    .unwrap_or_else(|| panic!("v{n} in {log}"))
-            })
-            .collect();
-        assert!(
-            order.windows(2).all(|w| w[0] < w[1]),
-            "in order, none skipped: {log}"
-        );
+        agent.assert_applied_in_order("hr", 2..=4).await;
         assert_eq!(agent.decide("hr/allow", json!({"level": 3})).await, false);
         assert_eq!(agent.decide("hr/allow", json!({"level": 4})).await, true);
         drop(agent);
@@ -299,15 +280,7 @@ fn an_engine_restart_mid_stream_leaves_a_connected_agent_with_every_version_in_o
         )
         .await;
         agent.wait_applied("hr", 3).await;
-        let log = agent.log();
-        let applied: Vec<usize> = ["applied hr v1", "applied hr v2", "applied hr v3"]
-            .iter()
-            .map(|l| {
-                log.find(l)
-                    .unwrap_or_else(|| panic!("{l:?} not logged: {log}"))
-            })
-            .collect();
-        assert!(applied.is_sorted(), "in order: {log}");
+        agent.assert_applied_in_order("hr", 1..=3).await;
         // The new engine's session for it records what it applies.
         env.wait_at_least(
             "SELECT count(*) FROM agent_segments WHERE agent_id = 'laptop-5' AND applied_version = 3",

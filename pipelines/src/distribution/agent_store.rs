@@ -27,6 +27,15 @@ pub struct PgAgentStore {
 }
 
 impl PgAgentStore {
+    /// What a handler's future owns ('static, so it cannot borrow the store).
+    fn handles(&self) -> (PgPool, MqttPublisher, String) {
+        (
+            self.pool.clone(),
+            self.publisher.clone(),
+            self.prefix.clone(),
+        )
+    }
+
     pub fn new(pool: PgPool, publisher: MqttPublisher, prefix: String) -> Self {
         Self {
             pool,
@@ -169,11 +178,7 @@ impl AgentStore for PgAgentStore {
         key: AgentKey,
         hello: Hello,
     ) -> impl std::future::Future<Output = Result<usize, SessionError>> + Send + 'static {
-        let (pool, publisher, prefix) = (
-            self.pool.clone(),
-            self.publisher.clone(),
-            self.prefix.clone(),
-        );
+        let (pool, publisher, prefix) = self.handles();
         async move {
             // An enrolled agent's groups are the enrolled ones: what it says is not checked.
             let recorded: Result<Vec<String>, _> = sqlx::query_scalar(
@@ -209,11 +214,7 @@ impl AgentStore for PgAgentStore {
         &self,
         key: AgentKey,
     ) -> impl std::future::Future<Output = Result<usize, SessionError>> + Send + 'static {
-        let (pool, publisher, prefix) = (
-            self.pool.clone(),
-            self.publisher.clone(),
-            self.prefix.clone(),
-        );
+        let (pool, publisher, prefix) = self.handles();
         async move {
             // Its groups as enrolled, or as it last said them; an agent never heard from has
             // no session to tell.

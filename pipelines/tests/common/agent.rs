@@ -64,6 +64,28 @@ pub fn spawn_agent_with(env: &TestEnv, id: &str, state: &Path, extra: &[&str]) -
 }
 
 impl RunningAgent {
+    /// Asserts its log says it applied each of `segment`'s `versions`, in that order. (The
+    /// line follows the local API's answer by a moment: it is waited for.)
+    pub async fn assert_applied_in_order(
+        &self,
+        segment: &str,
+        versions: impl IntoIterator<Item = u64>,
+    ) {
+        let lines: Vec<String> = versions
+            .into_iter()
+            .map(|n| format!("applied {segment} v{n}"))
+            .collect();
+        for line in &lines {
+            self.wait_log(line, 1).await;
+        }
+        let log = self.log();
+        let at: Vec<usize> = lines
+            .iter()
+            .map(|l| log.find(l).expect("waited for"))
+            .collect();
+        assert!(at.is_sorted(), "{segment} applied in order: {log}");
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
