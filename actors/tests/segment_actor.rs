@@ -1,5 +1,5 @@
 //! The segment actor's order and bookkeeping, with an outbox kept in memory (the Postgres and
-//! MQTT one is tested on the real services in `pipelines/tests/distribution.rs`): versions go
+//! MQTT one is tested on the real services in `pipelines/tests/it/distribution.rs`): versions go
 //! out oldest first, one flush at a time, a failed send stops the flush with what went before
 //! recorded, and a segment claimed elsewhere is left alone.
 

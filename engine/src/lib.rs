@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod anomaly;
 pub mod dead_letter;
 pub mod decode;
 pub mod distribution;

@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod agent;
+pub mod anomaly;
 pub mod api;
 pub mod cli;
 pub mod config;

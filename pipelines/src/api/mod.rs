@@ -15,6 +15,7 @@ mod segments;
 mod server;
 mod stream;
 mod tokens;
+mod training;
 
 use server::State;
 pub use server::{start, Services};

@@ -160,6 +160,27 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         web::delete().to(super::enrollment::revoke),
                     )
                     .route("/enrollments", web::get().to(super::enrollment::list))
+                    .route(
+                        "/anomaly/{tenant}/{scope}/training",
+                        web::post().to(super::training::start),
+                    )
+                    .route(
+                        "/anomaly/{tenant}/{scope}/training",
+                        web::get().to(super::training::status),
+                    )
+                    .route(
+                        "/anomaly/{tenant}/{scope}/training/stop",
+                        web::post().to(super::training::stop),
+                    )
+                    .route(
+                        "/anomaly/{tenant}/{scope}/training/close",
+                        web::post().to(super::training::close),
+                    )
+                    .route(
+                        "/training-sessions",
+                        web::get().to(super::training::sessions),
+                    )
+                    .route("/anomaly-models", web::get().to(super::training::models))
                     .default_service(web::to(super::not_found)),
             )
             .default_service(web::to(super::not_found))

@@ -3,5 +3,6 @@
 pub mod agent;
 pub mod broker;
 pub mod dlq;
+pub mod model;
 pub mod segment;
 pub mod token;

@@ -3,6 +3,7 @@
 mod copy;
 mod engine;
 mod fanout;
+mod forest;
 mod in_process;
 mod pipeline;
 mod policy;
@@ -10,6 +11,7 @@ mod sessions;
 
 pub use engine::{run_engine_bench, EngineBenchOptions, EngineBenchReport, Phase};
 pub use fanout::{run_fanout_bench, FanoutOptions, FanoutReport, Spread};
+pub use forest::{run_forest_bench, ForestBenchOptions, ForestBenchReport};
 pub use pipeline::{bench_url, run_pipeline_bench, BenchOptions, BenchReport};
 pub use policy::{run_policy_bench, CaseReport, PolicyBenchOptions, HEADER as POLICY_HEADER};
 pub use sessions::{run_sessions_bench, SessionsOptions, SessionsReport};

@@ -1,0 +1,215 @@
+//! One isolation tree, grown on a subsample by random axis-aligned splits, kept as a complete
+//! binary tree in arrays.
+//!
+//! The layout is what makes scoring fast: node `i`'s children are `2i + 1` and `2i + 2`, so a
+//! walk is `height` compare-and-step moves with no pointers and no branch on the node's kind. A
+//! leaf reached above the height limit becomes a pass-through split that always goes left (its
+//! threshold is `f64::MAX`, which no finite value exceeds), and its path length is stored at the
+//! bottom of that leftmost path.
+
+use rand::seq::index;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::path_length::average_path_length;
+use crate::anomaly::FeatureMatrix;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsolationTree {
+    /// The height limit: every walk takes exactly this many steps.
+    height: u8,
+    /// For each of the `2^height − 1` splits, the feature it looks at…
+    features: Vec<u32>,
+    /// …and the value above which a row goes right.
+    thresholds: Vec<f64>,
+    /// For each of the `2^height` leaves, the depth it sits at plus `c(size)` for the rows of the
+    /// subsample it still held: the estimated path length of a row that ends there.
+    path_lengths: Vec<f64>,
+}
+
+impl IsolationTree {
+    /// Grows a tree on the rows of `data` numbered in `sample`, to at most `height` levels.
+    pub fn grow<R: Rng>(data: &FeatureMatrix, sample: &mut [u32], height: u8, rng: &mut R) -> Self {
+        let splits = (1usize << height) - 1;
+        let mut tree = IsolationTree {
+            height,
+            features: vec![0; splits],
+            thresholds: vec![f64::MAX; splits],
+            path_lengths: vec![0.0; splits + 1],
+        };
+        let mut order: Vec<u32> = (0..data.width() as u32).collect();
+        tree.grow_node(data, sample, 0, 0, &mut order, rng);
+        tree
+    }
+
+    fn grow_node<R: Rng>(
+        &mut self,
+        data: &FeatureMatrix,
+        rows: &mut [u32],
+        node: usize,
+        depth: u8,
+        order: &mut [u32],
+        rng: &mut R,
+    ) {
+        if depth == self.height || rows.len() <= 1 {
+            return self.leaf(node, depth, rows.len());
+        }
+        let Some((feature, low, high)) = pick_feature(data, rows, order, rng) else {
+            // Every row of this node is the same point: nothing can separate them.
+            return self.leaf(node, depth, rows.len());
+        };
+        // Uniform in [low, high): the row at `low` goes left and the row at `high` goes right,
+        // so both sides hold at least one row.
+        let threshold = rng.random_range(low..high);
+        self.features[node] = feature;
+        self.thresholds[node] = threshold;
+        let mut left = 0;
+        for i in 0..rows.len() {
+            if data.get(rows[i] as usize, feature as usize) <= threshold {
+                rows.swap(i, left);
+                left += 1;
+            }
+        }
+        let (l, r) = rows.split_at_mut(left);
+        self.grow_node(data, l, 2 * node + 1, depth + 1, order, rng);
+        self.grow_node(data, r, 2 * node + 2, depth + 1, order, rng);
+    }
+
+    /// Ends the walk at `node`, `depth` levels down, holding `size` rows: the splits below it
+    /// stay pass-through, so the walk lands on the leftmost leaf under it.
+    fn leaf(&mut self, node: usize, depth: u8, size: usize) {
+        let mut bottom = node;
+        for _ in depth..self.height {
+            bottom = 2 * bottom + 1;
+        }
+        let first_leaf = self.thresholds.len();
+        self.path_lengths[bottom - first_leaf] = f64::from(depth) + average_path_length(size);
+    }
+
+    pub fn height(&self) -> u8 {
+        self.height
+    }
+
+    /// The estimated path length of `row` (which must be as wide as the training data).
+    #[inline]
+    pub fn path_length(&self, row: &[f64]) -> f64 {
+        let mut node = 0;
+        for _ in 0..self.height {
+            let go_right = row[self.features[node] as usize] > self.thresholds[node];
+            node = 2 * node + 1 + usize::from(go_right);
+        }
+        self.path_lengths[node - self.thresholds.len()]
+    }
+
+    /// Checks what deserialising cannot: the arrays fit the height and every split's feature
+    /// exists, so that a walk can never index out of bounds.
+    pub(crate) fn is_consistent(&self, width: usize) -> bool {
+        let splits = (1usize << self.height.min(30)) - 1;
+        self.height <= 30
+            && self.features.len() == splits
+            && self.thresholds.len() == splits
+            && self.path_lengths.len() == splits + 1
+            && self.features.iter().all(|&f| (f as usize) < width)
+            && self.path_lengths.iter().all(|p| p.is_finite())
+    }
+}
+
+/// Picks a feature on which the rows differ, trying features in random order (as scikit-learn's
+/// splitter does, a constant feature is skipped rather than ending the branch), with its smallest
+/// and largest value among the rows.
+fn pick_feature<R: Rng>(
+    data: &FeatureMatrix,
+    rows: &[u32],
+    order: &mut [u32],
+    rng: &mut R,
+) -> Option<(u32, f64, f64)> {
+    for tried in 0..order.len() {
+        let pick = rng.random_range(tried..order.len());
+        order.swap(tried, pick);
+        let feature = order[tried];
+        let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+        for &r in rows {
+            let v = data.get(r as usize, feature as usize);
+            low = low.min(v);
+            high = high.max(v);
+        }
+        if low < high {
+            return Some((feature, low, high));
+        }
+    }
+    None
+}
+
+/// A subsample of `size` distinct row numbers out of `rows`.
+pub(super) fn subsample<R: Rng>(rows: usize, size: usize, rng: &mut R) -> Vec<u32> {
+    index::sample(rng, rows, size)
+        .into_iter()
+        .map(|i| i as u32)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn grow(rows: &[Vec<f64>], height: u8, seed: u64) -> IsolationTree {
+        let data = FeatureMatrix::from_rows(rows).unwrap();
+        let mut sample: Vec<u32> = (0..rows.len() as u32).collect();
+        IsolationTree::grow(
+            &data,
+            &mut sample,
+            height,
+            &mut ChaCha8Rng::seed_from_u64(seed),
+        )
+    }
+
+    #[test]
+    fn identical_rows_make_one_leaf_at_the_root() {
+        let tree = grow(&vec![vec![1.0, 2.0]; 8], 3, 1);
+        assert!(tree.is_consistent(2));
+        // c(8): the whole subsample is left in the root.
+        assert_eq!(tree.path_length(&[1.0, 2.0]), average_path_length(8));
+        assert_eq!(tree.path_length(&[-5.0, 99.0]), average_path_length(8));
+    }
+
+    #[test]
+    fn distinct_rows_are_each_isolated_when_the_tree_is_tall_enough() {
+        // Eight distinct points on one axis, height 7: every point ends alone in a leaf, so a
+        // training row's path length is a whole number (its depth, c(1) = 0).
+        let rows: Vec<Vec<f64>> = (0..8).map(|i| vec![f64::from(i), 0.0]).collect();
+        let tree = grow(&rows, 7, 7);
+        for row in &rows {
+            let p = tree.path_length(row);
+            assert!((1.0..=7.0).contains(&p) && p.fract() == 0.0, "{row:?}: {p}");
+        }
+    }
+
+    #[test]
+    fn a_constant_feature_is_skipped_not_a_leaf() {
+        // Feature 0 never varies; only feature 1 can split, and it must.
+        let rows: Vec<Vec<f64>> = (0..4).map(|i| vec![3.0, f64::from(i)]).collect();
+        let tree = grow(&rows, 2, 3);
+        assert!(tree.thresholds[0] < f64::MAX);
+        assert_eq!(tree.features[0], 1);
+    }
+
+    #[test]
+    fn the_height_limit_caps_the_walk() {
+        let rows: Vec<Vec<f64>> = (0..64).map(|i| vec![f64::from(i)]).collect();
+        let tree = grow(&rows, 2, 11);
+        for row in &rows {
+            // Two levels down with ~16 rows left: 2 + c(size) > 2.
+            assert!(tree.path_length(row) > 2.0);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_tree_is_not_consistent() {
+        let mut tree = grow(&[vec![0.0], vec![1.0]], 1, 0);
+        assert!(tree.is_consistent(1));
+        tree.features[0] = 5;
+        assert!(!tree.is_consistent(1));
+    }
+}

@@ -1,0 +1,56 @@
+-- Anomaly models (issue 18): training sessions per tenant and scope, the feature rows they
+-- collect, and the model versions trained from them. Analysts: docs/schema.md.
+
+CREATE TABLE training_sessions (
+    session_id     uuid        PRIMARY KEY,
+    tenant_id      text        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    scope          text        NOT NULL CHECK (scope IN ('cloudtrail', 'device')),
+    -- active: collecting rows; trained: stopped, and model_version was trained from it;
+    -- failed: stopped, no model (failure says why); closed: force-closed, not trained.
+    state          text        NOT NULL DEFAULT 'active'
+                               CHECK (state IN ('active', 'trained', 'failed', 'closed')),
+    started_at     timestamptz NOT NULL DEFAULT now(),
+    started_by     text        NOT NULL,
+    ended_at       timestamptz,
+    ended_by       text,
+    model_version  integer,
+    failure        text,
+    CHECK ((state = 'active') = (ended_at IS NULL)),
+    CHECK ((state = 'trained') = (model_version IS NOT NULL))
+);
+-- At most one active session per tenant and scope, whatever crashed in between: the database
+-- says so, not a pointer in one process's memory.
+CREATE UNIQUE INDEX training_sessions_one_active ON training_sessions (tenant_id, scope)
+    WHERE state = 'active';
+CREATE INDEX training_sessions_tenant_idx ON training_sessions (tenant_id, scope, started_at DESC);
+COMMENT ON TABLE training_sessions IS 'Training sessions: while one is active for a tenant and scope, its events'' features are collected; stopping it trains a model version.';
+
+-- One row per event collected by a session, keyed by the event's id so that a redelivered
+-- event is collected once.
+CREATE TABLE training_rows (
+    session_id   uuid               NOT NULL REFERENCES training_sessions (session_id) ON DELETE CASCADE,
+    event_id     text               NOT NULL,
+    features     double precision[] NOT NULL,
+    collected_at timestamptz        NOT NULL DEFAULT now(),
+    PRIMARY KEY (session_id, event_id)
+);
+COMMENT ON TABLE training_rows IS 'The feature vector of each event collected by a training session (the order of docs/anomaly-models.md''s feature schema).';
+
+CREATE TABLE anomaly_models (
+    tenant_id      text        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    scope          text        NOT NULL CHECK (scope IN ('cloudtrail', 'device')),
+    version        integer     NOT NULL CHECK (version > 0),
+    session_id     uuid        NOT NULL UNIQUE REFERENCES training_sessions (session_id),
+    -- Trees, subsample size and seed.
+    params         jsonb       NOT NULL,
+    -- The features, in order, each with its name and how it is computed.
+    feature_schema jsonb       NOT NULL,
+    -- The trained forest (the engine's own format; read back and checked on load).
+    forest         jsonb       NOT NULL,
+    -- Rows trained on and the spread of their scores.
+    summary        jsonb       NOT NULL,
+    trained_at     timestamptz NOT NULL DEFAULT now(),
+    trained_by     text        NOT NULL,
+    PRIMARY KEY (tenant_id, scope, version)
+);
+COMMENT ON TABLE anomaly_models IS 'Anomaly model versions per tenant and scope; the highest version is the one that scores live events.';

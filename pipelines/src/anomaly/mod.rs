@@ -1,0 +1,13 @@
+//! Anomaly models at the edges: training sessions, the rows they collect and the model versions
+//! they produce, in Postgres (migrations/0011). The model itself is `portcullis_engine::anomaly`.
+
+mod error;
+mod models;
+mod sessions;
+
+pub use error::TrainingError;
+pub use models::{current_model, list_models, CurrentModelError, ModelRow};
+pub use sessions::{
+    active_session, close_session, list_sessions, session, start_session, stop_session, SessionRow,
+    Stopped, MAX_TRAINING_ROWS,
+};

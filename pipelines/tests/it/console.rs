@@ -1,0 +1,589 @@
+//! The web console in a real browser: Debian's Chromium, headless, driven by playwright-core
+//! (pipelines/tests/browser/driver.mjs) against a running engine on the real services.
+
+use portcullis::runtime::block_on;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common;
+use crate::common::{TestEnv, ACME_ACCOUNT};
+use portcullis::sinks::postgres::add_tenant;
+use portcullis_engine::TenantId;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+const GLOBEX_ACCOUNT: &str = "222222222222";
+const UNMAPPED_ACCOUNT: &str = "999999999999";
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// One headless Chromium, commanded a line at a time.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Browser {
+    /// `None` (the test says it skipped, when allowed) without Chromium or the npm packages.
+    fn start() -> Option<Browser> {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let have = std::path::Path::new(&chromium).exists()
+            && browser_dir().join("node_modules/playwright-core").is_dir();
+        if !common::require(
+            "browser",
+            have,
+            "needs /usr/bin/chromium and pipelines/tests/browser/node_modules (scripts/test installs both)",
+        ) {
+            return None;
+        }
+        let mut child = tokio::process::Command::new("node")
+            .arg(browser_dir().join("driver.mjs"))
+            .env("CHROMIUM", chromium)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        Some(Browser {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    async fn try_do(&mut self, cmd: Value) -> Value {
+        let line = format!("{cmd}\n");
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(60), self.stdout.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the browser did not answer {cmd}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the browser driver exited at {cmd}"));
+        serde_json::from_str(&answer).unwrap()
+    }
+
+    /// Runs a command that must succeed.
+    async fn run(&mut self, cmd: Value) -> Value {
+        let answer = self.try_do(cmd.clone()).await;
+        assert_eq!(answer["ok"], true, "{cmd} failed: {answer}");
+        answer
+    }
+
+    async fn sign_in(&mut self, base: &str, token: &str) {
+        self.run(json!({"op": "goto", "url": format!("{base}/console/")}))
+            .await;
+        self.run(json!({"op": "fill", "selector": "#token", "value": token}))
+            .await;
+        self.run(json!({"op": "click", "selector": "button[type=submit]"}))
+            .await;
+        self.run(json!({"op": "wait", "selector": "nav a", "text": "Live"}))
+            .await;
+    }
+
+    async fn texts(&mut self, selector: &str) -> Vec<String> {
+        let answer = self.run(json!({"op": "texts", "selector": selector})).await;
+        serde_json::from_value(answer["texts"].clone()).unwrap()
+    }
+
+    async fn close(self) {
+        self.close_expecting(&[]).await
+    }
+
+    /// Closes, allowing only page errors that contain one of `expected` (a refused request
+    /// the test made on purpose shows as a failed resource load).
+    async fn close_expecting(mut self, expected: &[&str]) {
+        let answer = self.try_do(json!({"op": "close"})).await;
+        let problems = answer["problems"].as_array().cloned().unwrap_or_default();
+        let unexpected: Vec<_> = problems
+            .iter()
+            .filter(|p| {
+                !expected
+                    .iter()
+                    .any(|e| p.as_str().unwrap_or("").contains(e))
+            })
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "the page reported errors: {unexpected:?}"
+        );
+        let _ = self.child.wait().await;
+    }
+}
+
+/// A console login without MFA (denied) by `user` of `account`.
+fn record(id: &str, account: &str, user: &str) -> Vec<u8> {
+    common::cloudtrail_by(id, "ConsoleLogin", Some("No"), account, user)
+}
+
+async fn console_env(tag: &str) -> TestEnv {
+    let env = TestEnv::new(tag).await;
+    add_tenant(
+        &env.pool,
+        &TenantId::parse("globex").unwrap(),
+        Some("Globex"),
+        &[GLOBEX_ACCOUNT.into()],
+    )
+    .await
+    .unwrap();
+    env
+}
+
+#[test]
+fn an_admin_signs_in_sees_decisions_live_and_drills_down() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_live").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+
+        // A wrong token is refused with the engine's reason.
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/")}))
+            .await;
+        browser
+            .run(json!({"op": "fill", "selector": "#token", "value": "pcl_nope"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "button[type=submit]"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=alert]", "text": "malformed"}))
+            .await;
+
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "wait", "selector": ".status", "text": "live"}))
+            .await;
+        let principal = format!("live-{}", env.suffix);
+        env.produce(&[(
+            ACME_ACCOUNT,
+            record("console-live-1", ACME_ACCOUNT, &principal),
+        )])
+        .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table tbody tr", "text": principal, "timeout": 30000}))
+            .await;
+
+        // Recent decisions, and one in full: reasons, rule result, raw record.
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/decisions")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table tbody tr", "text": principal}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "table tbody tr a"}))
+            .await;
+        browser.run(json!({"op": "wait", "selector": "pre[aria-label='Raw record']", "text": "console-live-1"})).await;
+        let fields = browser.texts("dl.fields dd").await.join(" | ");
+        assert!(fields.contains("MFA"), "no reasons shown: {fields}");
+
+        // Tenants and bundle health.
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/tenants")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-tenant=acme]", "text": "healthy"}))
+            .await;
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn a_tenant_token_sees_none_of_another_tenants_decisions_in_the_console() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_tenant").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        let token = env.token(&["read:acme"]).await;
+
+        browser.sign_in(&base, &token).await;
+        assert_eq!(browser.texts("#live-tenant option").await, ["acme"]);
+        browser
+            .run(json!({"op": "wait", "selector": ".status", "text": "live"}))
+            .await;
+        let (theirs, mine) = (
+            format!("globex-{}", env.suffix),
+            format!("acme-{}", env.suffix),
+        );
+        env.produce(&[
+            (
+                GLOBEX_ACCOUNT,
+                record("console-g-1", GLOBEX_ACCOUNT, &theirs),
+            ),
+            (ACME_ACCOUNT, record("console-a-1", ACME_ACCOUNT, &mine)),
+        ])
+        .await;
+        env.wait_at_least(
+            "SELECT count(*) FROM decisions WHERE tenant_id = 'globex'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        browser
+            .run(
+                json!({"op": "wait", "selector": "table tbody tr", "text": mine, "timeout": 30000}),
+            )
+            .await;
+        let live = browser.texts("table tbody tr").await.join("\n");
+        assert!(
+            !live.contains(&theirs) && !live.contains("globex"),
+            "{live}"
+        );
+
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/decisions")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table tbody tr", "text": mine}))
+            .await;
+        let listed = browser.texts("table tbody tr").await.join("\n");
+        assert!(
+            !listed.contains(&theirs) && !listed.contains("globex"),
+            "{listed}"
+        );
+        let options = browser.texts("#d-tenant option").await;
+        assert_eq!(options, ["all tenants", "acme"]);
+
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_admin_replays_a_dead_letter_from_the_console() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_replay").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        env.produce(&[(
+            UNMAPPED_ACCOUNT,
+            record("console-u-1", UNMAPPED_ACCOUNT, "ursula"),
+        )])
+        .await;
+        env.wait_at_least(
+            "SELECT count(*) FROM dead_letters",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        let id: String = sqlx::query_scalar("SELECT dead_letter_id FROM dead_letters")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+
+        // A tenant token sees no tenantless dead letter and no replay button.
+        browser
+            .sign_in(&base, &env.token(&["admin:acme"]).await)
+            .await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/dead-letters")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "No open dead letters"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "header button"}))
+            .await; // sign out
+
+        // The cause fixed, the admin replays it and it leaves the open list.
+        env.map_account("acme", UNMAPPED_ACCOUNT).await;
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/dead-letters")}))
+            .await;
+        let row = format!("tr[data-dead-letter-id='{id}']");
+        browser
+            .run(json!({"op": "wait", "selector": row, "text": "not mapped"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": format!("{row} button")}))
+            .await;
+        browser.run(json!({"op": "gone", "selector": row})).await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "1 events stored"}))
+            .await;
+        assert_eq!(
+            env.count("SELECT count(*) FROM dead_letters WHERE resolved_at IS NOT NULL")
+                .await,
+            1
+        );
+        assert_eq!(
+            env.count("SELECT count(*) FROM events WHERE event_id = 'console-u-1'")
+                .await,
+            1
+        );
+
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn a_page_that_falls_behind_the_stream_says_so() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_lag").await;
+        let mut config = env.config.clone();
+        // A tiny buffer per subscription, so a burst outruns the page's WebSocket.
+        config.http.stream_buffer = 2;
+        let engine = env.start_with(config).await;
+        let base = format!("http://{}", engine.http_addr());
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "wait", "selector": ".status", "text": "live"}))
+            .await;
+
+        let api = env.api(engine.http_addr());
+        let input = json!({"input": {"subject": {"tenant_id": "acme", "user_id": "alice"},
+            "action": "read", "resource": {"type": "sensor_data", "region": "EU"}}});
+        let mut lagged = false;
+        for _ in 0..20 {
+            let burst =
+                (0..100).map(|_| common::post_json(&api, "/v1/data/tenants/acme/allow", &input));
+            for (status, body) in futures::future::join_all(burst).await {
+                // A tenant's queue may refuse part of a burst (backpressure, not a failure
+                // of this page); anything else is.
+                assert!(
+                    status == 200 || (status == 503 && body["code"] == "tenant_throttled"),
+                    "{status}: {body}"
+                );
+            }
+            let seen = browser
+                .try_do(json!({"op": "wait", "selector": ".notice", "text": "skipped", "timeout": 1000}))
+                .await;
+            if seen["ok"] == true {
+                lagged = true;
+                break;
+            }
+        }
+        assert!(
+            lagged,
+            "no lag notice after 2,000 decisions through a 2-decision buffer"
+        );
+        let notice = browser.texts(".notice").await.join(" ");
+        assert!(notice.contains("Recent decisions"), "{notice}");
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_admin_publishes_segment_policy_from_the_console_and_a_reader_cannot() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_segments").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/segments/acme/hr")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "h1", "text": "Segment acme/hr"}))
+            .await;
+        // Broken Rego is refused with the compiler's word, and nothing is published.
+        browser
+            .run(json!({"op": "fill", "selector": "#pub-source", "value": "package segments.hr\nallow if {"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "form.publish button[type=submit]"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=alert]", "text": "Not published"}))
+            .await;
+        browser
+            .run(json!({"op": "fill", "selector": "#pub-source",
+                        "value": "package segments.hr\ndefault allow := false\nallow if input.action == \"read\""}))
+            .await;
+        browser
+            .run(json!({"op": "fill", "selector": "#pub-data", "value": "{\"owners\": [\"hr-it\"]}"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "form.publish button[type=submit]"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "Published version 1"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-version='1']", "text": "token:test-admin"}))
+            .await;
+        assert_eq!(
+            env.expect_count(
+                "SELECT count(*) FROM segment_versions WHERE sent_at IS NOT NULL",
+                1,
+                Duration::from_secs(10)
+            )
+            .await,
+            1,
+            "published once and sent"
+        );
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/segments")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-segment='acme/hr']", "text": "hr"}))
+            .await;
+        let row = browser.texts("tr[data-segment='acme/hr'] td").await;
+        assert_eq!(row[2], "1", "latest version: {row:?}");
+        assert!(row[3].ends_with('Z'), "sent, with its time: {row:?}");
+
+        // A reader sees the history and no publish form.
+        let reader = env.token(&["read:acme"]).await;
+        browser
+            .run(json!({"op": "click", "selector": "header button"}))
+            .await;
+        browser.sign_in(&base, &reader).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/segments/acme/hr")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-version='1']", "text": "1"}))
+            .await;
+        // The version's detail shows after the point where an admin's form would be added.
+        browser
+            .run(json!({"op": "wait", "selector": "h2", "text": "Version 1"}))
+            .await;
+        let forms = browser
+            .run(json!({"op": "count", "selector": "form.publish"}))
+            .await;
+        assert_eq!(forms["count"], 0);
+        // The broken policy's refusal, on purpose.
+        browser
+            .close_expecting(&["status of 400 (Bad Request)"])
+            .await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn the_agents_page_shows_each_agents_state_identity_and_drift() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_agents").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        let api = env.api(engine.http_addr());
+        let rule = json!({"tenant_id": "acme", "group": "HR", "segment_id": "hr"});
+        assert_eq!(
+            common::post_json(&api, "/v1/segment-rules", &rule).await.0,
+            201
+        );
+        for step in 1..=2 {
+            let body = json!({"modules": {"hr.rego": "package segments.hr\ndefault allow := false\n"},
+                              "data": {"step": step}});
+            let (status, answer) =
+                common::post_json(&api, "/v1/segments/acme/hr/versions", &body).await;
+            assert_eq!(status, 201, "{answer}");
+        }
+        // Two agents speak the protocol: one applies v1 and stays, one applies v2 and leaves.
+        let p = &env.config.mqtt.topic_prefix;
+        let say = |agent: &str, kind: &str, body: Value| {
+            (
+                format!("{p}/acme/agents/{agent}/{kind}"),
+                body.to_string().into_bytes(),
+            )
+        };
+        portcullis::sources::mqtt::publish_all(
+            &env.config.mqtt,
+            &format!("pc-test-agents-{}", env.suffix),
+            vec![
+                say(
+                    "laptop-1",
+                    "hello",
+                    json!({"protocol": 1, "groups": ["HR"]}),
+                ),
+                say(
+                    "laptop-1",
+                    "status",
+                    json!({"protocol": 1, "online": true, "applied": {"hr": 1}}),
+                ),
+                say(
+                    "laptop-2",
+                    "hello",
+                    json!({"protocol": 1, "groups": ["HR"]}),
+                ),
+                say(
+                    "laptop-2",
+                    "status",
+                    json!({"protocol": 1, "online": true, "applied": {"hr": 2}}),
+                ),
+                say(
+                    "laptop-2",
+                    "status",
+                    json!({"protocol": 1, "online": false}),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        env.expect_count(
+            "SELECT count(*) FROM agent_segments",
+            2,
+            Duration::from_secs(10),
+        )
+        .await;
+
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/agents")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-agent='acme/laptop-2']", "text": "offline"}))
+            .await;
+        let behind = browser.texts("tr[data-agent='acme/laptop-1'] td").await;
+        assert_eq!(
+            &behind[..5],
+            ["acme", "laptop-1", "online", "self-declared", "HR"]
+        );
+        assert_eq!(behind[5], "hr v1 (latest v2)", "{behind:?}");
+        let current = browser.texts("tr[data-agent='acme/laptop-2'] td").await;
+        assert_eq!(current[5], "hr v2", "{current:?}");
+        // Only those behind.
+        browser
+            .run(json!({"op": "click", "selector": "#ag-behind"}))
+            .await;
+        browser
+            .run(json!({"op": "gone", "selector": "tr[data-agent='acme/laptop-2']"}))
+            .await;
+        // (the table is emptied, then refilled when the answer comes)
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-agent='acme/laptop-1']", "text": "laptop-1"}))
+            .await;
+        let rows = browser
+            .run(json!({"op": "count", "selector": "tbody tr"}))
+            .await;
+        assert_eq!(rows["count"], 1);
+        browser.close_expecting(&[]).await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
