@@ -30,11 +30,14 @@ COMMENT ON TABLE training_sessions IS 'Training sessions: while one is active fo
 CREATE TABLE training_rows (
     session_id   uuid               NOT NULL REFERENCES training_sessions (session_id) ON DELETE CASCADE,
     event_id     text               NOT NULL,
-    features     double precision[] NOT NULL,
+    -- The event's features before encoding, in the order of its scope's feature schema
+    -- (docs/anomaly-models.md): categorical values as text, then numeric values.
+    categorical  text[]             NOT NULL,
+    numeric      double precision[] NOT NULL,
     collected_at timestamptz        NOT NULL DEFAULT now(),
     PRIMARY KEY (session_id, event_id)
 );
-COMMENT ON TABLE training_rows IS 'The feature vector of each event collected by a training session (the order of docs/anomaly-models.md''s feature schema).';
+COMMENT ON TABLE training_rows IS 'The features of each event collected by a training session, before encoding (docs/anomaly-models.md, "Features").';
 
 CREATE TABLE anomaly_models (
     tenant_id      text        NOT NULL REFERENCES tenants (tenant_id) ON DELETE CASCADE,
@@ -43,10 +46,11 @@ CREATE TABLE anomaly_models (
     session_id     uuid        NOT NULL UNIQUE REFERENCES training_sessions (session_id),
     -- Trees, subsample size and seed.
     params         jsonb       NOT NULL,
-    -- The features, in order, each with its name and how it is computed.
+    -- The features, in order, each with its name, kind and where it comes from.
     feature_schema jsonb       NOT NULL,
-    -- The trained forest (the engine's own format; read back and checked on load).
-    forest         jsonb       NOT NULL,
+    -- The trained model: the categorical values' shares and the forest (the engine's own
+    -- format; read back and checked on load).
+    model          jsonb       NOT NULL,
     -- Rows trained on and the spread of their scores.
     summary        jsonb       NOT NULL,
     trained_at     timestamptz NOT NULL DEFAULT now(),

@@ -1,10 +1,12 @@
-//! Anomaly models: rows of numeric features, the Isolation Forest that scores them, and how well
-//! scores match labels.
+//! Anomaly models: the features of events, the Isolation Forest that scores them, the model that
+//! joins the two, and how well scores match labels.
 
 mod error;
 mod evaluation;
 mod feature_matrix;
+pub mod features;
 pub mod forest;
+mod model;
 mod scope;
 mod training;
 
@@ -12,5 +14,6 @@ pub use error::ModelError;
 pub use evaluation::{precision_at_k, roc_auc};
 pub use feature_matrix::FeatureMatrix;
 pub use forest::{ForestParams, IsolationForest};
+pub use model::AnomalyModel;
 pub use scope::ModelScope;
-pub use training::{train, TrainingSummary};
+pub use training::{train, train_forest, TrainingSummary};

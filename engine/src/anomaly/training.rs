@@ -1,9 +1,10 @@
-//! Training a model version from a session's rows: the forest, and a summary of how the rows
-//! it learnt from score, so that a threshold can be chosen against them.
+//! Training a model version from a session's rows: the encoder and forest, and a summary of how
+//! the rows it learnt from score, so that a threshold can be chosen against them.
 
 use serde::{Deserialize, Serialize};
 
-use super::{FeatureMatrix, ForestParams, IsolationForest, ModelError};
+use super::features::{FrequencyEncoder, RawFeatures, FEATURES_VERSION};
+use super::{AnomalyModel, FeatureMatrix, ForestParams, IsolationForest, ModelError, ModelScope};
 
 /// How the training rows scored on the forest grown from them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,8 +16,30 @@ pub struct TrainingSummary {
     pub score_max: f64,
 }
 
-/// Grows a forest on `rows` and scores them.
+/// Learns the encoding of `rows` (an event scope's raw features), grows a forest on them and
+/// scores them.
 pub fn train(
+    params: ForestParams,
+    scope: ModelScope,
+    rows: &[RawFeatures],
+) -> Result<(AnomalyModel, TrainingSummary), ModelError> {
+    let encoder = FrequencyEncoder::fit(rows)?;
+    let mut matrix = FeatureMatrix::new(encoder.width())?;
+    for row in rows {
+        matrix.push(&encoder.encode(row)?)?;
+    }
+    let (forest, summary) = train_forest(params, &matrix)?;
+    let model = AnomalyModel {
+        scope,
+        features_version: FEATURES_VERSION,
+        encoder,
+        forest,
+    };
+    Ok((model, summary))
+}
+
+/// Grows a forest on numeric rows and scores them.
+pub fn train_forest(
     params: ForestParams,
     rows: &FeatureMatrix,
 ) -> Result<(IsolationForest, TrainingSummary), ModelError> {
@@ -38,23 +61,57 @@ pub fn train(
 mod tests {
     use super::*;
 
+    fn device_row(action: &str, hour: f64) -> RawFeatures {
+        RawFeatures {
+            categorical: vec![action.into(), "file".into(), "private".into()],
+            numeric: vec![hour, 0.0, 0.0, 1.0],
+        }
+    }
+
     #[test]
-    fn summarises_the_training_scores() {
-        let mut rows: Vec<Vec<f64>> = (0..200).map(|i| vec![f64::from(i % 10), 1.0]).collect();
-        rows.push(vec![500.0, -40.0]);
-        let data = FeatureMatrix::from_rows(&rows).unwrap();
-        let (forest, summary) = train(ForestParams::default(), &data).unwrap();
-        assert_eq!((summary.rows, summary.features), (201, 2));
+    fn a_trained_model_scores_the_unusual_above_the_usual_and_survives_storage() {
+        let mut rows: Vec<RawFeatures> = (0..300)
+            .map(|i| {
+                device_row(
+                    ["open", "read", "write"][i % 3],
+                    f64::from(9 + (i % 8) as u32),
+                )
+            })
+            .collect();
+        rows.push(device_row("read", 3.0));
+        let (model, summary) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
+        assert_eq!((summary.rows, summary.features), (301, 7));
         assert!(summary.score_p50 <= summary.score_p99 && summary.score_p99 <= summary.score_max);
-        assert_eq!(summary.score_max, forest.score(&[500.0, -40.0]).unwrap());
+        model.validate().unwrap();
+        let usual = model.score(&device_row("read", 10.0)).unwrap();
+        // A never-seen action at 3 in the morning.
+        let unusual = model.score(&device_row("format_disk", 3.0)).unwrap();
+        assert!(unusual > usual + 0.05, "unusual {unusual}, usual {usual}");
+
+        let stored = serde_json::to_value(&model).unwrap();
+        let back: AnomalyModel = serde_json::from_value(stored.clone()).unwrap();
+        back.validate().unwrap();
+        assert_eq!(back.score(&device_row("read", 10.0)).unwrap(), usual);
+        // A model of another features version, or of the other scope's shape, is refused.
+        let mut old = stored.clone();
+        old["features_version"] = 0.into();
+        let old: AnomalyModel = serde_json::from_value(old).unwrap();
+        assert!(old
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("train it again"));
+        let mut other = stored;
+        other["scope"] = "cloudtrail".into();
+        let other: AnomalyModel = serde_json::from_value(other).unwrap();
+        assert!(other.validate().is_err());
     }
 
     #[test]
     fn too_few_rows_is_an_error() {
-        let data = FeatureMatrix::from_rows(&[vec![1.0]]).unwrap();
-        assert!(matches!(
-            train(ForestParams::default(), &data),
-            Err(ModelError::NotEnoughRows { .. })
-        ));
+        for rows in [vec![], vec![device_row("read", 1.0)]] {
+            let err = train(ForestParams::default(), ModelScope::Device, &rows).unwrap_err();
+            assert!(matches!(err, ModelError::NotEnoughRows { .. }), "{err}");
+        }
     }
 }

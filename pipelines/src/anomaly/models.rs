@@ -2,8 +2,9 @@
 //! scores or lists them.
 
 use chrono::{DateTime, Utc};
+use portcullis_engine::anomaly::features::{schema, FEATURES_VERSION};
 use portcullis_engine::anomaly::{
-    ForestParams, IsolationForest, ModelError, ModelScope, TrainingSummary,
+    AnomalyModel, ForestParams, ModelError, ModelScope, TrainingSummary,
 };
 use portcullis_engine::TenantId;
 use serde::Serialize;
@@ -32,7 +33,7 @@ pub struct ModelRow {
 const COLUMNS: &str =
     "tenant_id, scope, version, session_id, params, feature_schema, summary, trained_at, trained_by";
 
-/// Stores `forest` as the next version of `tenant`'s `scope` model.
+/// Stores `model` as the next version of `tenant`'s `scope` model.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn insert_model(
     tx: &mut Transaction<'_, Postgres>,
@@ -40,13 +41,13 @@ pub(super) async fn insert_model(
     scope: ModelScope,
     session: Uuid,
     params: ForestParams,
-    forest: &IsolationForest,
+    model: &AnomalyModel,
     summary: &TrainingSummary,
     by: &str,
 ) -> Result<ModelRow, sqlx::Error> {
     sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO anomaly_models
-             (tenant_id, scope, version, session_id, params, feature_schema, forest, summary, trained_by)
+             (tenant_id, scope, version, session_id, params, feature_schema, model, summary, trained_by)
          SELECT $1, $2, COALESCE(max(version), 0) + 1, $3, $4, $5, $6, $7, $8
          FROM anomaly_models WHERE tenant_id = $1 AND scope = $2
          RETURNING {COLUMNS}"
@@ -55,8 +56,8 @@ pub(super) async fn insert_model(
     .bind(scope.as_str())
     .bind(session)
     .bind(Json(params))
-    .bind(json!({ "width": forest.width() }))
-    .bind(Json(forest))
+    .bind(json!({ "version": FEATURES_VERSION, "features": schema(scope) }))
+    .bind(Json(model))
     .bind(Json(summary))
     .bind(by)
     .fetch_one(&mut **tx)
@@ -79,14 +80,14 @@ pub async fn list_models(
     .await
 }
 
-/// The latest version of `tenant`'s `scope` model and its forest, checked before use.
+/// The latest version of `tenant`'s `scope` model, checked before use.
 pub async fn current_model(
     pool: &PgPool,
     tenant: &TenantId,
     scope: ModelScope,
-) -> Result<Option<(i32, IsolationForest)>, CurrentModelError> {
-    let row: Option<(i32, Json<IsolationForest>)> = sqlx::query_as(
-        "SELECT version, forest FROM anomaly_models WHERE tenant_id = $1 AND scope = $2
+) -> Result<Option<(i32, AnomalyModel)>, CurrentModelError> {
+    let row: Option<(i32, Json<AnomalyModel>)> = sqlx::query_as(
+        "SELECT version, model FROM anomaly_models WHERE tenant_id = $1 AND scope = $2
          ORDER BY version DESC LIMIT 1",
     )
     .bind(tenant.as_str())
@@ -95,9 +96,9 @@ pub async fn current_model(
     .await?;
     match row {
         None => Ok(None),
-        Some((version, Json(forest))) => {
-            forest.validate()?;
-            Ok(Some((version, forest)))
+        Some((version, Json(model))) => {
+            model.validate()?;
+            Ok(Some((version, model)))
         }
     }
 }

@@ -3,7 +3,8 @@
 //! crashes, restarts and several engines; a session's state lives only in its row.
 
 use chrono::{DateTime, Utc};
-use portcullis_engine::anomaly::{train, FeatureMatrix, ForestParams, ModelScope};
+use portcullis_engine::anomaly::features::RawFeatures;
+use portcullis_engine::anomaly::{train, ForestParams, ModelScope};
 use portcullis_engine::TenantId;
 use serde::Serialize;
 // The formatted SQL only splices constant column lists; every value is bound.
@@ -148,8 +149,8 @@ pub async fn stop_session(
 ) -> Result<Stopped, TrainingError> {
     let mut tx = pool.begin().await?;
     let id = lock_active(&mut tx, tenant, scope).await?;
-    let rows: Vec<(Vec<f64>,)> = sqlx::query_as(
-        "SELECT features FROM training_rows WHERE session_id = $1
+    let rows: Vec<(Vec<String>, Vec<f64>)> = sqlx::query_as(
+        "SELECT categorical, numeric FROM training_rows WHERE session_id = $1
          ORDER BY md5(event_id) LIMIT $2",
     )
     .bind(id)
@@ -157,14 +158,14 @@ pub async fn stop_session(
     .fetch_all(&mut *tx)
     .await?;
     let trained = tokio::task::spawn_blocking(move || {
-        let rows: Vec<Vec<f64>> = rows.into_iter().map(|(r,)| r).collect();
-        let matrix = match FeatureMatrix::from_rows(&rows) {
-            Ok(m) => m,
-            // No rows at all: say it the way training would.
-            Err(_) if rows.is_empty() => FeatureMatrix::default(),
-            Err(e) => return Err(e),
-        };
-        train(params, &matrix)
+        let rows: Vec<RawFeatures> = rows
+            .into_iter()
+            .map(|(categorical, numeric)| RawFeatures {
+                categorical,
+                numeric,
+            })
+            .collect();
+        train(params, scope, &rows)
     })
     .await
     .expect("training does not panic");

@@ -9,6 +9,7 @@ use portcullis::anomaly::{
 };
 use portcullis::runtime::block_on;
 use portcullis::sinks::postgres::add_tenant;
+use portcullis_engine::anomaly::features::{schema, FeatureKind, RawFeatures};
 use portcullis_engine::anomaly::{ForestParams, ModelScope};
 use portcullis_engine::TenantId;
 use serde_json::json;
@@ -20,15 +21,28 @@ fn acme() -> TenantId {
     TenantId::parse("acme").unwrap()
 }
 
-/// Rows for `session` as the event path collects them: a tight grid of normal points.
-async fn collect(env: &TestEnv, session: Uuid, rows: usize) {
+/// Features of a scope's shape: categorical values common or rare, numbers on a grid.
+fn features(scope: ModelScope, i: usize) -> RawFeatures {
+    let (categorical, numeric) = FeatureKind::counts(schema(scope));
+    let value = if i % 5 == 0 { "rare" } else { "common" };
+    RawFeatures {
+        categorical: vec![value.to_owned(); categorical],
+        numeric: (0..numeric).map(|k| ((i + k) % 10) as f64).collect(),
+    }
+}
+
+/// Rows for `session` as the event path collects them.
+async fn collect(env: &TestEnv, session: Uuid, scope: ModelScope, rows: usize) {
     for i in 0..rows {
+        let f = features(scope, i);
         sqlx::query(
-            "INSERT INTO training_rows (session_id, event_id, features) VALUES ($1, $2, $3)",
+            "INSERT INTO training_rows (session_id, event_id, categorical, numeric)
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(session)
         .bind(format!("ev-{i}"))
-        .bind(vec![(i % 10) as f64, (i / 10 % 10) as f64, 1.0])
+        .bind(&f.categorical)
+        .bind(&f.numeric)
         .execute(&env.pool)
         .await
         .unwrap();
@@ -127,7 +141,7 @@ fn stopping_trains_the_next_version_from_the_sessions_rows_or_says_why_not() {
             let s = start_session(&env.pool, &acme(), scope, "test")
                 .await
                 .unwrap();
-            collect(&env, s.session_id, rows).await;
+            collect(&env, s.session_id, scope, rows).await;
             let status = active_session(&env.pool, &acme(), scope)
                 .await
                 .unwrap()
@@ -154,20 +168,19 @@ fn stopping_trains_the_next_version_from_the_sessions_rows_or_says_why_not() {
             .unwrap()
             .is_none());
 
-        // The latest version is what scores: read back, checked, and it tells the middle of the
-        // grid from a point far outside it (which, like any point past the training range,
-        // scores as the grid's corner does: splits are drawn within the range).
-        let (version, forest) = current_model(&env.pool, &acme(), scope)
+        // The latest version is what scores: read back, checked, and it tells a usual row from
+        // one with values never seen and numbers past the training range.
+        let (version, model) = current_model(&env.pool, &acme(), scope)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(version, 2);
-        let inside = forest.score(&[4.0, 5.0, 1.0]).unwrap();
-        let outside = forest.score(&[90.0, -40.0, 7.0]).unwrap();
-        assert!(
-            outside > inside + 0.05,
-            "outside {outside}, inside {inside}"
-        );
+        let usual = model.score(&features(scope, 4)).unwrap();
+        let mut odd = features(scope, 4);
+        odd.categorical.fill("never-seen".into());
+        odd.numeric.fill(50.0);
+        let unusual = model.score(&odd).unwrap();
+        assert!(unusual > usual + 0.05, "unusual {unusual}, usual {usual}");
         assert!(current_model(&env.pool, &acme(), ModelScope::Device)
             .await
             .unwrap()
@@ -184,7 +197,7 @@ fn concurrent_stops_train_once_and_force_close_ends_without_training() {
         let s = start_session(&env.pool, &acme(), scope, "test")
             .await
             .unwrap();
-        collect(&env, s.session_id, 50).await;
+        collect(&env, s.session_id, scope, 50).await;
         let tenant = acme();
         let stops =
             (0..4).map(|_| stop_session(&env.pool, &tenant, scope, ForestParams::default(), "t"));
@@ -204,7 +217,7 @@ fn concurrent_stops_train_once_and_force_close_ends_without_training() {
         let s = start_session(&env.pool, &acme(), scope, "test")
             .await
             .unwrap();
-        collect(&env, s.session_id, 10).await;
+        collect(&env, s.session_id, scope, 10).await;
         let closed = close_session(&env.pool, &acme(), scope, "ops")
             .await
             .unwrap();

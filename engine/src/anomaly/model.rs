@@ -1,0 +1,42 @@
+//! A trained anomaly model: how it encodes an event's features, and the forest that scores them.
+
+use serde::{Deserialize, Serialize};
+
+use super::features::{schema, FeatureKind, FrequencyEncoder, RawFeatures, FEATURES_VERSION};
+use super::{IsolationForest, ModelError, ModelScope};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyModel {
+    pub scope: ModelScope,
+    /// The feature definitions it was trained on (`features::FEATURES_VERSION`).
+    pub features_version: u32,
+    pub encoder: FrequencyEncoder,
+    pub forest: IsolationForest,
+}
+
+impl AnomalyModel {
+    /// The anomaly score of an event's features, in (0, 1].
+    pub fn score(&self, row: &RawFeatures) -> Result<f64, ModelError> {
+        self.forest.score(&self.encoder.encode(row)?)
+    }
+
+    /// Checks a model read back from storage: trained on today's features for its scope, and
+    /// its parts fit together.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.features_version != FEATURES_VERSION {
+            return Err(ModelError::InvalidParameters(format!(
+                "the model was trained on features version {}, this engine computes version {}; train it again",
+                self.features_version, FEATURES_VERSION
+            )));
+        }
+        let (categorical, numeric) = FeatureKind::counts(schema(self.scope));
+        if self.encoder.width() != categorical + numeric
+            || self.forest.width() != self.encoder.width()
+        {
+            return Err(ModelError::InvalidParameters(
+                "the stored model's encoder and forest do not fit its scope's features".into(),
+            ));
+        }
+        self.forest.validate()
+    }
+}
