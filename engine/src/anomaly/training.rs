@@ -35,6 +35,8 @@ pub fn train(
         encoder,
         forest,
     };
+    // Rows of another shape than the scope's features would make a model no engine can use.
+    model.validate()?;
     Ok((model, summary))
 }
 
@@ -105,6 +107,13 @@ mod tests {
         other["scope"] = "cloudtrail".into();
         let other: AnomalyModel = serde_json::from_value(other).unwrap();
         assert!(other.validate().is_err());
+    }
+
+    #[test]
+    fn rows_that_are_not_the_scopes_features_are_refused() {
+        let rows: Vec<RawFeatures> = (0..10).map(|i| device_row("read", f64::from(i))).collect();
+        let err = train(ForestParams::default(), ModelScope::Cloudtrail, &rows).unwrap_err();
+        assert!(err.to_string().contains("do not fit"), "{err}");
     }
 
     #[test]

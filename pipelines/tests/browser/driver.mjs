@@ -1,5 +1,5 @@
 // A headless Chromium driven one command at a time, for the console tests
-// (pipelines/tests/console.rs). Each line on stdin is a JSON command; each answer is one JSON
+// (pipelines/tests/it/console.rs). Each line on stdin is a JSON command; each answer is one JSON
 // line on stdout: {"ok": true, ...} or {"ok": false, "error": "..."}. The Rust test holds the
 // assertions; this only acts and reports what the page shows.
 //

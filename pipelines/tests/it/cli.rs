@@ -31,6 +31,10 @@ fn help_lists_every_command() {
         "dlq",
         "segment",
         "signing-key",
+        "agent",
+        "broker",
+        "model",
+        "bench",
     ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }

@@ -68,12 +68,31 @@ fn one_active_session_per_tenant_and_scope_enforced_by_the_database() {
             }
             other => panic!("expected AlreadyActive, got {other:?}"),
         }
-        // Eight at once from separate connections (as several engines or a retrying tool would):
-        // none gets through.
+        // With that one closed, eight starts at once on separate connections (as several engines
+        // or a retrying tool would): exactly one gets through, the rest are told which one.
         let tenant = acme();
+        close_session(&env.pool, &tenant, ModelScope::Cloudtrail, "test")
+            .await
+            .unwrap();
         let tries =
             (0..8).map(|_| start_session(&env.pool, &tenant, ModelScope::Cloudtrail, "race"));
-        assert!(join_all(tries).await.iter().all(|r| r.is_err()));
+        let results = join_all(tries).await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        let winner = results
+            .iter()
+            .find_map(|r| r.as_ref().ok())
+            .unwrap()
+            .session_id;
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(e, TrainingError::AlreadyActive { session, .. } if *session == winner),
+                "{e}"
+            );
+        }
         // Not through the store either: the database itself refuses a second active row.
         let raw = sqlx::query(
             "INSERT INTO training_sessions (session_id, tenant_id, scope, started_by)

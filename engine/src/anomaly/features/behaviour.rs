@@ -127,12 +127,19 @@ impl BehaviourBook {
         self.principals.is_empty()
     }
 
-    /// Forgets the least recently seen tenth, so that eviction is rare, not once per event.
+    /// Forgets the least recently seen tenth (exactly: ties do not take more with them), so
+    /// that eviction is rare, not once per event.
     fn forget_oldest(&mut self) {
-        let mut seen: Vec<i64> = self.principals.values().map(|h| h.last_seen).collect();
-        let cut = seen.len() / 10;
-        let (_, &mut threshold, _) = seen.select_nth_unstable(cut);
-        self.principals.retain(|_, h| h.last_seen > threshold);
+        let mut seen: Vec<(i64, String)> = self
+            .principals
+            .iter()
+            .map(|(p, h)| (h.last_seen, p.clone()))
+            .collect();
+        let cut = (seen.len() / 10).max(1);
+        seen.select_nth_unstable(cut - 1);
+        for (_, principal) in &seen[..cut] {
+            self.principals.remove(principal);
+        }
     }
 }
 
@@ -204,5 +211,12 @@ mod tests {
         // The newest is kept, the oldest forgotten.
         assert!(book.principals.contains_key(&format!("p{MAX_PRINCIPALS}")));
         assert!(!book.principals.contains_key("p0"));
+
+        // Everyone seen at the same moment: a tenth goes, not all of them.
+        let mut book = BehaviourBook::default();
+        for i in 0..(MAX_PRINCIPALS + 1) {
+            book.observe(&format!("p{i}"), at(0), "X", None, None);
+        }
+        assert_eq!(book.len(), MAX_PRINCIPALS - MAX_PRINCIPALS / 10 + 1);
     }
 }

@@ -125,8 +125,9 @@ impl IsolationForest {
         Ok(self.to_score(total))
     }
 
-    /// The scores of every row of `data`, in order. Rows are walked a block at a time through
-    /// each tree, so a tree's arrays stay in cache while it serves the whole block.
+    /// The scores of every row of `data`, in order. Rows are walked sixteen at a time in lockstep
+    /// through each tree, a block at a time, so a tree's arrays stay in cache while it serves
+    /// the block.
     pub fn score_all(&self, data: &FeatureMatrix) -> Result<Vec<f64>, ModelError> {
         if data.width() != self.width && !data.is_empty() {
             return Err(ModelError::WrongWidth {
@@ -135,7 +136,8 @@ impl IsolationForest {
                 found: data.width(),
             });
         }
-        const BLOCK: usize = 64;
+        const LANES: usize = 16;
+        const BLOCK: usize = 4 * LANES;
         let mut scores = Vec::with_capacity(data.rows());
         let mut totals = [0.0_f64; BLOCK];
         for start in (0..data.rows()).step_by(BLOCK) {
@@ -143,8 +145,17 @@ impl IsolationForest {
             let totals = &mut totals[..end - start];
             totals.fill(0.0);
             for tree in &self.trees {
-                for (total, r) in totals.iter_mut().zip(start..end) {
+                let mut lanes = totals.chunks_exact_mut(LANES);
+                let mut r = start;
+                for lane in &mut lanes {
+                    let rows: [&[f64]; LANES] = std::array::from_fn(|k| data.row(r + k));
+                    let lane: &mut [f64; LANES] = lane.try_into().expect("a full lane");
+                    tree.add_path_lengths(&rows, lane);
+                    r += LANES;
+                }
+                for total in lanes.into_remainder() {
                     *total += tree.path_length(data.row(r));
+                    r += 1;
                 }
             }
             scores.extend(totals.iter().map(|&t| self.to_score(t)));
@@ -162,7 +173,7 @@ impl IsolationForest {
     pub fn validate(&self) -> Result<(), ModelError> {
         self.params.check()?;
         let consistent = self.width > 0
-            && self.sample_size >= 2
+            && (2..=self.params.sample_size).contains(&self.sample_size)
             && self.trees.len() == self.params.trees
             && self.trees.iter().all(|t| {
                 t.is_consistent(self.width) && t.height() == height_limit(self.sample_size)

@@ -14,14 +14,26 @@ use serde::{Deserialize, Serialize};
 use super::path_length::average_path_length;
 use crate::anomaly::FeatureMatrix;
 
+/// A split: a row whose `feature` is above `threshold` goes right. Feature and threshold side by
+/// side, so that a step of a walk reads one place.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Split {
+    threshold: f64,
+    feature: u32,
+}
+
+/// Always left: every finite value is at most `f64::MAX`.
+const PASS_THROUGH: Split = Split {
+    threshold: f64::MAX,
+    feature: 0,
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsolationTree {
     /// The height limit: every walk takes exactly this many steps.
     height: u8,
-    /// For each of the `2^height − 1` splits, the feature it looks at…
-    features: Vec<u32>,
-    /// …and the value above which a row goes right.
-    thresholds: Vec<f64>,
+    /// The `2^height − 1` splits.
+    splits: Vec<Split>,
     /// For each of the `2^height` leaves, the depth it sits at plus `c(size)` for the rows of the
     /// subsample it still held: the estimated path length of a row that ends there.
     path_lengths: Vec<f64>,
@@ -33,8 +45,7 @@ impl IsolationTree {
         let splits = (1usize << height) - 1;
         let mut tree = IsolationTree {
             height,
-            features: vec![0; splits],
-            thresholds: vec![f64::MAX; splits],
+            splits: vec![PASS_THROUGH; splits],
             path_lengths: vec![0.0; splits + 1],
         };
         let mut order: Vec<u32> = (0..data.width() as u32).collect();
@@ -58,11 +69,8 @@ impl IsolationTree {
             // Every row of this node is the same point: nothing can separate them.
             return self.leaf(node, depth, rows.len());
         };
-        // Uniform in [low, high): the row at `low` goes left and the row at `high` goes right,
-        // so both sides hold at least one row.
-        let threshold = rng.random_range(low..high);
-        self.features[node] = feature;
-        self.thresholds[node] = threshold;
+        let threshold = split_between(low, high, rng.random::<f64>());
+        self.splits[node] = Split { threshold, feature };
         let mut left = 0;
         for i in 0..rows.len() {
             if data.get(rows[i] as usize, feature as usize) <= threshold {
@@ -82,7 +90,7 @@ impl IsolationTree {
         for _ in depth..self.height {
             bottom = 2 * bottom + 1;
         }
-        let first_leaf = self.thresholds.len();
+        let first_leaf = self.splits.len();
         self.path_lengths[bottom - first_leaf] = f64::from(depth) + average_path_length(size);
     }
 
@@ -95,10 +103,29 @@ impl IsolationTree {
     pub fn path_length(&self, row: &[f64]) -> f64 {
         let mut node = 0;
         for _ in 0..self.height {
-            let go_right = row[self.features[node] as usize] > self.thresholds[node];
+            let split = self.splits[node];
+            let go_right = row[split.feature as usize] > split.threshold;
             node = 2 * node + 1 + usize::from(go_right);
         }
-        self.path_lengths[node - self.thresholds.len()]
+        self.path_lengths[node - self.splits.len()]
+    }
+
+    /// Adds the path lengths of `N` rows to `totals`, walking them in lockstep: the `N` walks
+    /// do not depend on each other, so the processor overlaps their loads instead of waiting
+    /// for one walk's next node at a time.
+    #[inline]
+    pub fn add_path_lengths<const N: usize>(&self, rows: &[&[f64]; N], totals: &mut [f64; N]) {
+        let mut nodes = [0usize; N];
+        for _ in 0..self.height {
+            for (node, row) in nodes.iter_mut().zip(rows) {
+                let split = self.splits[*node];
+                let go_right = row[split.feature as usize] > split.threshold;
+                *node = 2 * *node + 1 + usize::from(go_right);
+            }
+        }
+        for (total, node) in totals.iter_mut().zip(nodes) {
+            *total += self.path_lengths[node - self.splits.len()];
+        }
     }
 
     /// Checks what deserialising cannot: the arrays fit the height and every split's feature
@@ -106,10 +133,9 @@ impl IsolationTree {
     pub(crate) fn is_consistent(&self, width: usize) -> bool {
         let splits = (1usize << self.height.min(30)) - 1;
         self.height <= 30
-            && self.features.len() == splits
-            && self.thresholds.len() == splits
+            && self.splits.len() == splits
             && self.path_lengths.len() == splits + 1
-            && self.features.iter().all(|&f| (f as usize) < width)
+            && self.splits.iter().all(|s| (s.feature as usize) < width)
             && self.path_lengths.iter().all(|p| p.is_finite())
     }
 }
@@ -138,6 +164,19 @@ fn pick_feature<R: Rng>(
         }
     }
     None
+}
+
+/// A threshold a share `u` ∈ [0, 1) of the way from `low` to `high` (`low < high`), such that the
+/// row at `low` goes left and the row at `high` goes right, so both sides hold at least one row.
+/// Weighted rather than `low + u (high − low)`, which overflows for far-apart finite values;
+/// rounding up to `high` falls back to `low`, as scikit-learn's splitter does.
+fn split_between(low: f64, high: f64, u: f64) -> f64 {
+    let t = (low * (1.0 - u) + high * u).clamp(low, high);
+    if t >= high {
+        low
+    } else {
+        t
+    }
 }
 
 /// A subsample of `size` distinct row numbers out of `rows`.
@@ -191,25 +230,49 @@ mod tests {
         // Feature 0 never varies; only feature 1 can split, and it must.
         let rows: Vec<Vec<f64>> = (0..4).map(|i| vec![3.0, f64::from(i)]).collect();
         let tree = grow(&rows, 2, 3);
-        assert!(tree.thresholds[0] < f64::MAX);
-        assert_eq!(tree.features[0], 1);
+        assert!(tree.splits[0].threshold < f64::MAX);
+        assert_eq!(tree.splits[0].feature, 1);
     }
 
     #[test]
     fn the_height_limit_caps_the_walk() {
         let rows: Vec<Vec<f64>> = (0..64).map(|i| vec![f64::from(i)]).collect();
         let tree = grow(&rows, 2, 11);
+        assert_eq!(tree.height(), 2);
         for row in &rows {
-            // Two levels down with ~16 rows left: 2 + c(size) > 2.
-            assert!(tree.path_length(row) > 2.0);
+            // At most two splits, then c(rows left), which is at most c(63).
+            let p = tree.path_length(row);
+            assert!((1.0..=2.0 + average_path_length(63)).contains(&p), "{p}");
         }
+    }
+
+    #[test]
+    fn thresholds_split_far_apart_values_and_never_reach_the_top() {
+        for (low, high) in [
+            (-1e308, 1e308),
+            (f64::MIN, f64::MAX),
+            (0.0, 1.0),
+            (1.0, 1.0 + f64::EPSILON),
+        ] {
+            for u in [0.0, 0.5, 1.0 - f64::EPSILON, 0.999_999_999_999] {
+                let t = split_between(low, high, u);
+                assert!(
+                    t.is_finite() && low <= t && t < high,
+                    "{low} {high} {u}: {t}"
+                );
+            }
+        }
+        // Far-apart values in a column grow a tree (not a panic) that separates them.
+        let tree = grow(&[vec![-1e308], vec![1e308]], 1, 0);
+        assert_eq!(tree.path_length(&[-1e308]), 1.0);
+        assert_eq!(tree.path_length(&[1e308]), 1.0);
     }
 
     #[test]
     fn a_corrupt_tree_is_not_consistent() {
         let mut tree = grow(&[vec![0.0], vec![1.0]], 1, 0);
         assert!(tree.is_consistent(1));
-        tree.features[0] = 5;
+        tree.splits[0].feature = 5;
         assert!(!tree.is_consistent(1));
     }
 }

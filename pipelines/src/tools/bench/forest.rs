@@ -71,7 +71,7 @@ pub fn run_forest_bench(opts: &ForestBenchOptions) -> anyhow::Result<ForestBench
         let started = Instant::now();
         forest = IsolationForest::fit(
             ForestParams {
-                seed: opts.seed + i as u64,
+                seed: opts.seed.wrapping_add(i as u64),
                 ..params
             },
             &data,
