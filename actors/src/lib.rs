@@ -6,15 +6,20 @@
 //!   generation and read by everyone, and the decision API's query path with its slow lane;
 //! - [`tenant`]: the tenant entity, which judges its tenant's events;
 //! - [`segment`]: the segment entity, which sends a segment's policy versions to its agents;
-//! - [`agent`]: the agent-session entity, which answers an agent's hellos and records its status.
+//! - [`agent`]: the agent-session entity, which answers an agent's hellos and records its status;
+//! - [`anomaly`]: the anomaly-model entity, which computes events' features and scores them.
 
 pub mod agent;
+pub mod anomaly;
 pub mod entity;
 pub mod policy;
 pub mod segment;
 pub mod tenant;
 
 pub use agent::{AgentSession, AgentStore, FromAgent, SegmentsChanged, SessionError, SessionState};
+pub use anomaly::{
+    ModelActor, ModelState, ModelStore, ModelStoreError, Observation, Observe, Reload,
+};
 pub use entity::{
     Arbiters, Entity, EntityCounts, EntityDirectory, EntityError, EntityLimits, EntityStats,
 };

@@ -7,6 +7,7 @@ mod feature_matrix;
 pub mod features;
 pub mod forest;
 mod model;
+mod model_key;
 mod scope;
 mod training;
 
@@ -15,5 +16,6 @@ pub use evaluation::{precision_at_k, roc_auc};
 pub use feature_matrix::FeatureMatrix;
 pub use forest::{ForestParams, IsolationForest};
 pub use model::AnomalyModel;
+pub use model_key::ModelKey;
 pub use scope::ModelScope;
 pub use training::{train, train_forest, TrainingSummary};

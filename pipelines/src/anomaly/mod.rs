@@ -2,10 +2,12 @@
 //! they produce, in Postgres (migrations/0011). The model itself is `portcullis_engine::anomaly`.
 
 mod error;
+mod model_store;
 mod models;
 mod sessions;
 
 pub use error::TrainingError;
+pub use model_store::PgModelStore;
 pub use models::{current_model, list_models, CurrentModelError, ModelRow};
 pub use sessions::{
     active_session, close_session, list_sessions, session, start_session, stop_session, SessionRow,

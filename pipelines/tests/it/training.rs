@@ -5,12 +5,14 @@
 
 use futures::future::join_all;
 use portcullis::anomaly::{
-    active_session, close_session, current_model, start_session, stop_session, TrainingError,
+    active_session, close_session, current_model, start_session, stop_session, PgModelStore,
+    TrainingError,
 };
 use portcullis::runtime::block_on;
 use portcullis::sinks::postgres::add_tenant;
+use portcullis_actors::ModelStore;
 use portcullis_engine::anomaly::features::{schema, FeatureKind, RawFeatures};
-use portcullis_engine::anomaly::{ForestParams, ModelScope};
+use portcullis_engine::anomaly::{ForestParams, ModelKey, ModelScope};
 use portcullis_engine::TenantId;
 use serde_json::json;
 use uuid::Uuid;
@@ -161,6 +163,18 @@ fn stopping_trains_the_next_version_from_the_sessions_rows_or_says_why_not() {
                 .await
                 .unwrap();
             collect(&env, s.session_id, scope, rows).await;
+            let loaded = PgModelStore::new(env.pool.clone())
+                .load(ModelKey {
+                    tenant: acme(),
+                    scope,
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                loaded.session,
+                Some(s.session_id),
+                "the actor collects for it"
+            );
             let status = active_session(&env.pool, &acme(), scope)
                 .await
                 .unwrap()
@@ -200,6 +214,16 @@ fn stopping_trains_the_next_version_from_the_sessions_rows_or_says_why_not() {
         odd.numeric.fill(50.0);
         let unusual = model.score(&odd).unwrap();
         assert!(unusual > usual + 0.05, "unusual {unusual}, usual {usual}");
+        // What an anomaly-model actor loads: the latest version, and no session now.
+        let loaded = PgModelStore::new(env.pool.clone())
+            .load(ModelKey {
+                tenant: acme(),
+                scope,
+            })
+            .await
+            .unwrap();
+        assert_eq!(loaded.model.map(|(v, _)| v), Some(2));
+        assert_eq!(loaded.session, None);
         assert!(current_model(&env.pool, &acme(), ModelScope::Device)
             .await
             .unwrap()

@@ -1,0 +1,150 @@
+//! One model line's actor (a tenant's CloudTrail or device model): it computes each event's
+//! features in order, keeping its principals' behaviour between them, scores them with the
+//! current model, and says which training session, if any, collects them.
+//!
+//! Its model and session are loaded on activation and again on `Reload` (sent when a session
+//! starts or ends or a model is trained). The principals' behaviour is memory only: it starts
+//! empty after activation, so the first events of each principal after a restart look new.
+
+use std::sync::Arc;
+
+use actix::fut::wrap_future;
+use actix::{Actor, ActorFutureExt, AtomicResponse, Context, Handler, Message, Supervised};
+use portcullis_engine::anomaly::features::{extract, BehaviourBook, RawFeatures};
+use portcullis_engine::anomaly::ModelKey;
+use portcullis_engine::Event;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::store::{ModelState, ModelStore, ModelStoreError};
+use crate::entity::{catch_panic, Entity, Lease, Panicked};
+
+/// Features and scores for these events (all of one tenant and scope), in order.
+pub struct Observe {
+    pub events: Vec<Event>,
+}
+
+/// What the model line says about one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub features: RawFeatures,
+    /// The anomaly score, if a model has been trained (and could score these features).
+    pub score: Option<f64>,
+    /// The model version that scored it.
+    pub model_version: Option<i32>,
+    /// The training session that collects it.
+    pub session: Option<Uuid>,
+}
+
+impl Message for Observe {
+    /// The events come back with their observations, in the order given.
+    type Result = Result<Vec<(Event, Observation)>, Panicked>;
+}
+
+/// Reads the model and session again (a session started or ended, a model was trained).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reload;
+
+impl Message for Reload {
+    type Result = Result<(), ModelStoreError>;
+}
+
+pub struct ModelActor<S: ModelStore> {
+    key: ModelKey,
+    store: Arc<S>,
+    state: ModelState,
+    book: BehaviourBook,
+    lease: Lease,
+}
+
+impl<S: ModelStore> ModelActor<S> {
+    pub fn state(&self) -> &ModelState {
+        &self.state
+    }
+}
+
+impl<S: ModelStore> Entity for ModelActor<S> {
+    type Key = ModelKey;
+    type Services = S;
+    type Error = ModelStoreError;
+    const KIND: &'static str = "anomaly_model";
+
+    async fn activate(key: ModelKey, store: Arc<S>, lease: Lease) -> Result<Self, ModelStoreError> {
+        let state = store.load(key.clone()).await?;
+        Ok(Self {
+            key,
+            store,
+            state,
+            book: BehaviourBook::default(),
+            lease,
+        })
+    }
+}
+
+impl<S: ModelStore> Actor for ModelActor<S> {
+    type Context = Context<Self>;
+}
+
+impl<S: ModelStore> Supervised for ModelActor<S> {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        // A panic while observing may have left a principal's history half-updated: start
+        // again from nothing, as after activation. The model and session are unchanged.
+        self.book = BehaviourBook::default();
+        self.lease.restarting();
+    }
+}
+
+impl<S: ModelStore> Handler<Observe> for ModelActor<S> {
+    type Result = Result<Vec<(Event, Observation)>, Panicked>;
+
+    fn handle(&mut self, msg: Observe, ctx: &mut Context<Self>) -> Self::Result {
+        let key = self.key.clone();
+        let (book, state) = (&mut self.book, &self.state);
+        catch_panic::<Self, _>(ctx, &key, || {
+            msg.events
+                .into_iter()
+                .map(|event| {
+                    let features = extract(&event, book);
+                    let (score, model_version) = match &state.model {
+                        Some((version, model)) => match model.score(&features) {
+                            Ok(s) => (Some(s), Some(*version)),
+                            Err(e) => {
+                                warn!(model = %key, error = %e, "cannot score an event");
+                                (None, None)
+                            }
+                        },
+                        None => (None, None),
+                    };
+                    let observation = Observation {
+                        features,
+                        score,
+                        model_version,
+                        session: state.session,
+                    };
+                    (event, observation)
+                })
+                .collect()
+        })
+    }
+}
+
+impl<S: ModelStore> Handler<Reload> for ModelActor<S> {
+    type Result = AtomicResponse<Self, Result<(), ModelStoreError>>;
+
+    fn handle(&mut self, _: Reload, _ctx: &mut Context<Self>) -> Self::Result {
+        let load = self.store.load(self.key.clone());
+        AtomicResponse::new(Box::pin(wrap_future(load).map(
+            |loaded: Result<ModelState, ModelStoreError>, act: &mut Self, _| {
+                let state = loaded?;
+                info!(
+                    model = %act.key,
+                    version = state.model.as_ref().map(|(v, _)| *v),
+                    session = ?state.session,
+                    "anomaly model reloaded"
+                );
+                act.state = state;
+                Ok(())
+            },
+        )))
+    }
+}

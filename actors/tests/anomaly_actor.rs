@@ -1,0 +1,150 @@
+//! The anomaly-model actor with a store kept in memory (the Postgres one is tested on the real
+//! services in `pipelines/tests/it/training.rs`): features in order with each principal's
+//! behaviour, scores from the current model, the active session named, and a reload that picks
+//! up a newly trained model.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{TimeZone, Utc};
+use portcullis_actors::{
+    Arbiters, EntityDirectory, EntityLimits, ModelActor, ModelState, ModelStore, ModelStoreError,
+    Observe, Reload,
+};
+use portcullis_engine::anomaly::features::{extract, BehaviourBook};
+use portcullis_engine::anomaly::{train, ForestParams, ModelKey, ModelScope};
+use portcullis_engine::{Event, EventKind, Source, TenantId};
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Default)]
+struct Memory {
+    state: Mutex<ModelState>,
+    loads: Mutex<usize>,
+}
+
+impl ModelStore for Memory {
+    fn load(
+        &self,
+        _key: ModelKey,
+    ) -> impl std::future::Future<Output = Result<ModelState, ModelStoreError>> + Send + 'static
+    {
+        *self.loads.lock().unwrap() += 1;
+        let state = self.state.lock().unwrap().clone();
+        async move { Ok(state) }
+    }
+}
+
+fn key() -> ModelKey {
+    ModelKey {
+        tenant: TenantId::parse("acme").unwrap(),
+        scope: ModelScope::Device,
+    }
+}
+
+fn event(i: usize, user: &str, action: &str) -> Event {
+    Event {
+        event_id: format!("e{i}"),
+        tenant_id: TenantId::parse("acme").unwrap(),
+        source: Source::Mqtt,
+        kind: EventKind::Device,
+        event_time: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
+        principal: user.into(),
+        action: action.into(),
+        service: "agent".into(),
+        resource: Some("file:/tmp/x".into()),
+        source_ip: Some("10.0.0.5".into()),
+        account: "laptop-1".into(),
+        raw: json!({"action": action, "resource": "file:/tmp/x", "source_ip": "10.0.0.5"}),
+    }
+}
+
+#[actix_rt::test]
+async fn features_in_order_scores_from_the_current_model_and_the_session_named() {
+    let store = Arc::new(Memory::default());
+    let session = Uuid::now_v7();
+    store.state.lock().unwrap().session = Some(session);
+    let dir: Arc<EntityDirectory<ModelActor<Memory>>> = Arc::new(EntityDirectory::new(
+        Arc::new(Arbiters::start(2)),
+        store.clone(),
+        EntityLimits::default(),
+    ));
+
+    // No model yet: features and the session, no score. The second "open" by alice is no
+    // longer new to her; bob's first is.
+    let events = vec![
+        event(1, "alice", "open"),
+        event(2, "alice", "open"),
+        event(3, "bob", "open"),
+    ];
+    let seen = dir
+        .send(
+            &key(),
+            Observe {
+                events: events.clone(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen
+        .iter()
+        .all(|(_, o)| o.score.is_none() && o.session == Some(session)));
+    let new_action = |o: &portcullis_actors::Observation| o.features.numeric[1];
+    assert_eq!(
+        seen.iter().map(|(_, o)| new_action(o)).collect::<Vec<_>>(),
+        [1.0, 0.0, 1.0]
+    );
+    // The events come back as they went in, and the features are the engine's, in order.
+    let mut book = BehaviourBook::default();
+    for ((back, o), sent) in seen.iter().zip(&events) {
+        assert_eq!(back, sent);
+        assert_eq!(o.features, extract(sent, &mut book));
+    }
+
+    // A model is trained on a usual stretch (two users, one event a minute, mostly "open")
+    // and the session ends: after a reload, events are scored by it.
+    let usual_day: Vec<Event> = (0..300)
+        .map(|i| {
+            let mut e = event(
+                i,
+                ["carol", "dave"][i % 2],
+                if i % 4 == 3 { "read" } else { "open" },
+            );
+            e.event_time = Utc.timestamp_opt(1_700_000_000 + 60 * i as i64, 0).unwrap();
+            e
+        })
+        .collect();
+    let rows: Vec<_> = {
+        let mut book = BehaviourBook::default();
+        usual_day.iter().map(|e| extract(e, &mut book)).collect()
+    };
+    let (model, _) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
+    *store.state.lock().unwrap() = ModelState {
+        model: Some((1, Arc::new(model))),
+        session: None,
+    };
+    dir.send(&key(), Reload).await.unwrap().unwrap();
+    // The actor sees the same stretch (its principals' behaviour warms up), then one more
+    // usual event and one from a user never seen doing something never seen.
+    let later = |i: i64, user: &str, action: &str| {
+        let mut e = event(0, user, action);
+        e.event_id = format!("later-{i}");
+        e.event_time = Utc
+            .timestamp_opt(1_700_000_000 + 60 * (300 + i), 0)
+            .unwrap();
+        e
+    };
+    let mut events = usual_day.clone();
+    events.push(later(0, "carol", "open"));
+    events.push(later(1, "mallory", "wipe"));
+    let seen = dir.send(&key(), Observe { events }).await.unwrap().unwrap();
+    let (usual, odd) = (&seen[300].1, &seen[301].1);
+    assert_eq!((usual.model_version, usual.session), (Some(1), None));
+    let (usual, odd) = (usual.score.unwrap(), odd.score.unwrap());
+    assert!(
+        odd > usual + 0.1,
+        "a new user's never-seen action {odd} vs {usual}"
+    );
+    assert_eq!(*store.loads.lock().unwrap(), 2, "activation and one reload");
+}
