@@ -58,3 +58,38 @@ CREATE TABLE anomaly_models (
     PRIMARY KEY (tenant_id, scope, version)
 );
 COMMENT ON TABLE anomaly_models IS 'Anomaly model versions per tenant and scope; the highest version is the one that scores live events.';
+
+-- The anomaly score of every event a model scored, beside the event (same key). Partitioned
+-- by month of event_time, as events are.
+CREATE TABLE anomaly_scores (
+    tenant_id     text             NOT NULL,
+    event_id      text             NOT NULL,
+    event_time    timestamptz      NOT NULL,
+    scope         text             NOT NULL CHECK (scope IN ('cloudtrail', 'device')),
+    model_version integer          NOT NULL,
+    score         double precision NOT NULL CHECK (score > 0 AND score <= 1),
+    scored_at     timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, event_id, event_time)
+) PARTITION BY RANGE (event_time);
+CREATE INDEX anomaly_scores_tenant_score_idx ON anomaly_scores (tenant_id, event_time DESC, score DESC);
+CREATE TABLE anomaly_scores_default PARTITION OF anomaly_scores DEFAULT;
+SELECT portcullis_ensure_partitions('anomaly_scores', now() - interval '1 month', 4);
+COMMENT ON TABLE anomaly_scores IS 'Each scored event''s anomaly score in (0, 1] and the model version that gave it; join events on (tenant_id, event_id, event_time).';
+
+-- A session started or ended, or a model trained: the engine's actor for that tenant and scope
+-- reads its model and session again. Payload: 'tenant/scope'.
+CREATE FUNCTION portcullis_anomaly_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('portcullis_anomaly_models', NEW.tenant_id || '/' || NEW.scope);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER training_sessions_notify
+    AFTER INSERT OR UPDATE OF state ON training_sessions
+    FOR EACH ROW EXECUTE FUNCTION portcullis_anomaly_notify();
+
+CREATE TRIGGER anomaly_models_notify
+    AFTER INSERT ON anomaly_models
+    FOR EACH ROW EXECUTE FUNCTION portcullis_anomaly_notify();

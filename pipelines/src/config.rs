@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::anomaly::AnomalyConfig;
 pub use crate::api::config::HttpConfig;
 pub use crate::distribution::DistributionConfig;
 pub use crate::policy_service::config::PolicyConfig;
@@ -31,6 +32,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub policy: PolicyConfig,
     pub distribution: DistributionConfig,
+    pub anomaly: AnomalyConfig,
     pub actors: ActorsConfig,
     pub http: HttpConfig,
     pub tuning: TuningConfig,

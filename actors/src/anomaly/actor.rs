@@ -19,9 +19,11 @@ use uuid::Uuid;
 use super::store::{ModelState, ModelStore, ModelStoreError};
 use crate::entity::{catch_panic, Entity, Lease, Panicked};
 
-/// Features and scores for these events (all of one tenant and scope), in order.
+/// Features and scores for these events (all of one tenant and scope), in order. Shared, not
+/// moved: the caller keeps them whatever becomes of the message, and takes them back whole once
+/// it is answered.
 pub struct Observe {
-    pub events: Vec<Event>,
+    pub events: Arc<Vec<Event>>,
 }
 
 /// What the model line says about one event.
@@ -37,8 +39,8 @@ pub struct Observation {
 }
 
 impl Message for Observe {
-    /// The events come back with their observations, in the order given.
-    type Result = Result<Vec<(Event, Observation)>, Panicked>;
+    /// One observation per event, in the order given.
+    type Result = Result<Vec<Observation>, Panicked>;
 }
 
 /// Reads the model and session again (a session started or ended, a model was trained).
@@ -95,16 +97,16 @@ impl<S: ModelStore> Supervised for ModelActor<S> {
 }
 
 impl<S: ModelStore> Handler<Observe> for ModelActor<S> {
-    type Result = Result<Vec<(Event, Observation)>, Panicked>;
+    type Result = Result<Vec<Observation>, Panicked>;
 
     fn handle(&mut self, msg: Observe, ctx: &mut Context<Self>) -> Self::Result {
         let key = self.key.clone();
         let (book, state) = (&mut self.book, &self.state);
         catch_panic::<Self, _>(ctx, &key, || {
             msg.events
-                .into_iter()
+                .iter()
                 .map(|event| {
-                    let features = extract(&event, book);
+                    let features = extract(event, book);
                     let (score, model_version) = match &state.model {
                         Some((version, model)) => match model.score(&features) {
                             Ok(s) => (Some(s), Some(*version)),
@@ -115,13 +117,12 @@ impl<S: ModelStore> Handler<Observe> for ModelActor<S> {
                         },
                         None => (None, None),
                     };
-                    let observation = Observation {
+                    Observation {
                         features,
                         score,
                         model_version,
                         session: state.session,
-                    };
-                    (event, observation)
+                    }
                 })
                 .collect()
         })

@@ -91,11 +91,13 @@ impl Handler<Judge> for TenantActor {
 
     fn handle(&mut self, msg: Judge, ctx: &mut Context<Self>) -> Vec<(Event, Verdict)> {
         let serving = self.slot.load_full();
-        let context = PolicyContext::neutral(msg.now);
+        let mut context = PolicyContext::neutral(msg.now);
         let mut out = Vec::with_capacity(msg.events.len());
         let mut stopped = 0;
+        let mut scores = msg.anomaly_scores.into_iter();
         let mut events = msg.events.into_iter();
         while let Some(mut event) = events.next() {
+            context.anomaly_score = scores.next().unwrap_or(0.0);
             if stopped == LIMIT_STOPS_PER_BATCH {
                 out.push((event, Verdict::Refused(not_evaluated(stopped))));
                 continue;

@@ -8,6 +8,9 @@ use portcullis_engine::{Decision, Event};
 pub struct Judge {
     pub events: Vec<Event>,
     pub now: DateTime<Utc>,
+    /// Each event's anomaly score, for `input.context.anomaly_score`; empty, or shorter than
+    /// `events`: 0 for those without one.
+    pub anomaly_scores: Vec<f64>,
 }
 
 /// What became of one event.

@@ -30,7 +30,8 @@ impl ProtectionLevel {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PolicyContext {
     pub protection_level: ProtectionLevel,
-    /// Anomaly score in [0, 1]; 0 until anomaly models land.
+    /// Anomaly score in (0, 1] from the tenant's model for the event's scope; 0 when no model
+    /// scored it (none trained yet, or the decision API, which has no event).
     pub anomaly_score: f64,
     /// Principal trust in [0, 1]; 1 until trust scores land.
     pub principal_trust: f64,

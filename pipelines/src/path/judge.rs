@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::future::join_all;
-use portcullis_actors::{Judge, TenantDirectory, Verdict};
+use portcullis_actors::{Judge, Observation, TenantDirectory, Verdict};
 use portcullis_engine::{DeadLetter, Event, Origin, TenantId};
 use tracing::instrument;
 
 use super::decode::Decoded;
+use super::observe::{observe_tenant, EventObserver, Observed};
 use super::{Inbound, RowSet};
 
 /// A tenant actor stopped with a batch of events in its mailbox (its task ended: a panic that
@@ -21,18 +22,30 @@ pub struct ActorStopped(pub TenantId);
 
 pub struct Judging {
     directory: Arc<TenantDirectory>,
+    observer: Option<Arc<dyn EventObserver>>,
 }
 
-/// One tenant's share of a batch: its events, and the message each came from.
+/// One tenant's share of a batch: its events, the message each came from, and what its
+/// anomaly model said of each.
 #[derive(Default)]
 struct Share {
     messages: Vec<usize>,
     events: Vec<Event>,
+    observations: Vec<Option<Observation>>,
 }
 
 impl Judging {
     pub fn new(directory: Arc<TenantDirectory>) -> Self {
-        Self { directory }
+        Self {
+            directory,
+            observer: None,
+        }
+    }
+
+    /// Events' features and scores come from `observer` before policy sees them.
+    pub fn with_observer(mut self, observer: Arc<dyn EventObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn directory(&self) -> &Arc<TenantDirectory> {
@@ -69,26 +82,54 @@ impl Judging {
             share.messages.push(message);
             share.events.push(event);
         }
+        // Observed once, before the first round: a principal's behaviour counts each event once.
+        if let Some(observer) = &self.observer {
+            let observing = shares.iter_mut().map(|(tenant, share)| async move {
+                let events = std::mem::take(&mut share.events);
+                let (events, observations) =
+                    observe_tenant(observer.as_ref(), tenant, events).await;
+                share.events = events;
+                share.observations = observations;
+            });
+            join_all(observing).await;
+        }
         // After a panic, an actor hands back the rest of its batch unjudged and restarts; each
         // round settles at least the event that panicked, so this ends.
         while !shares.is_empty() {
             let asks = shares.drain().map(|(tenant, share)| async move {
+                let mut observations = share.observations;
+                observations.resize(share.events.len(), None);
+                let anomaly_scores = observations
+                    .iter()
+                    .map(|o| o.as_ref().and_then(|o| o.score).unwrap_or(0.0))
+                    .collect();
                 let answer = match self.directory.addr(&tenant).await {
                     Ok(addr) => {
                         let events = share.events;
-                        Ok(addr.send(Judge { events, now }).await)
+                        Ok(addr
+                            .send(Judge {
+                                events,
+                                now,
+                                anomaly_scores,
+                            })
+                            .await)
                     }
                     Err(unavailable) => Err((unavailable, share.events)),
                 };
-                (tenant, share.messages, answer)
+                (tenant, share.messages, observations, answer)
             });
-            for (tenant, messages, answer) in join_all(asks).await {
+            for (tenant, messages, observations, answer) in join_all(asks).await {
                 match answer {
                     Ok(Ok(verdicts)) => {
-                        for ((event, verdict), message) in verdicts.into_iter().zip(messages) {
+                        for (((event, verdict), message), observation) in
+                            verdicts.into_iter().zip(messages).zip(observations)
+                        {
                             let set = &mut sets[message];
                             match verdict {
                                 Verdict::Judged(decision) => {
+                                    if let Some(observation) = observation {
+                                        set.observed.push(Observed::of(&event, observation));
+                                    }
                                     set.decisions.push(decision);
                                     set.events.push(event);
                                 }
@@ -103,6 +144,7 @@ impl Judging {
                                     let share = shares.entry(tenant.clone()).or_default();
                                     share.messages.push(message);
                                     share.events.push(event);
+                                    share.observations.push(observation);
                                 }
                             }
                         }

@@ -13,6 +13,7 @@ pub mod after_commit;
 pub mod decode;
 mod inbound;
 pub mod judge;
+pub mod observe;
 pub mod persist;
 mod replay;
 mod rows;
@@ -33,6 +34,7 @@ pub use after_commit::AfterCommit;
 pub use decode::{DecodeLimits, Decoder, SharedRegistry};
 pub use inbound::Inbound;
 pub use judge::Judging;
+pub use observe::{EventObserver, Observed};
 pub use persist::Persist;
 pub use replay::{ReplayError, Replayed};
 pub use rows::{RowSet, WriteCounts};
@@ -78,6 +80,12 @@ impl EventPath {
             after_commit: Vec::new(),
             stats,
         }
+    }
+
+    /// Has events' anomaly features and scores computed before policy judges them.
+    pub fn with_observer(mut self, observer: Arc<dyn EventObserver>) -> Self {
+        self.judging = self.judging.with_observer(observer);
+        self
     }
 
     /// Adds a step that sees every committed batch (stage 5).

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use portcullis_engine::{DeadLetter, Decision, Event};
 
+use super::observe::Observed;
+
 /// Everything one message produced. A capability adds its rows here (anomaly scores,
 /// violations, receipts, agent replies) and a table for them in each sink.
 #[derive(Debug, Default, Clone)]
@@ -21,6 +23,8 @@ pub struct RowSet {
     pub resolves: Vec<String>,
     /// Dead letters a replay could still not process: `(dead letter id, why)`.
     pub replay_failures: Vec<(String, String)>,
+    /// Judged events' anomaly features and scores (those a model line answered for).
+    pub observed: Vec<Observed>,
 }
 
 impl RowSet {
@@ -30,6 +34,7 @@ impl RowSet {
             && self.dead_letters.is_empty()
             && self.resolves.is_empty()
             && self.replay_failures.is_empty()
+            && self.observed.is_empty()
     }
 
     /// A message set aside: nothing but its dead letter.

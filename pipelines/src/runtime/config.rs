@@ -18,6 +18,9 @@ pub struct ActorsConfig {
     /// Agent sessions (one per agent heard from lately); idle ones passivate, their record is
     /// in Postgres.
     pub agent_session: EntityConfig,
+    /// Anomaly-model actors (one per tenant and scope with events); an idle one passivates and
+    /// forgets its principals' behaviour, so they stay live for an hour by default.
+    pub anomaly_model: EntityConfig,
 }
 
 impl Default for ActorsConfig {
@@ -33,6 +36,10 @@ impl Default for ActorsConfig {
                 mailbox: 16,
                 idle_secs: 300,
                 max_live: 1_000_000,
+            },
+            anomaly_model: EntityConfig {
+                idle_secs: 3600,
+                ..EntityConfig::default()
             },
         }
     }

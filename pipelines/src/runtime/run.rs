@@ -8,6 +8,7 @@ use portcullis_actors::{Activation, Arbiters, PolicyStore, TenantDirectory};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::anomaly::{run_model_reloads, ModelDirectory, PgModelStore};
 use crate::config::Config;
 use crate::distribution::{
     self, load_or_create_signing_key, AgentDirectory, PgAgentStore, PgMqttOutbox, SegmentDirectory,
@@ -33,6 +34,8 @@ pub struct Parts {
     pub bus: Arc<DecisionBus>,
     /// Verdicts on agents' events, for `run` to publish back to them (others may drop it).
     pub agent_decisions: Option<AgentDecisions>,
+    /// The anomaly-model actors, if `anomaly.enabled`.
+    pub models: Option<Arc<ModelDirectory>>,
 }
 
 pub type AgentDecisions = tokio::sync::mpsc::Receiver<(String, Vec<u8>)>;
@@ -107,6 +110,17 @@ pub async fn build(
         stats.clone(),
     )
     .with_after_commit(bus.clone());
+    let models = config.anomaly.enabled.then(|| {
+        Arc::new(ModelDirectory::new(
+            arbiters.clone(),
+            Arc::new(PgModelStore::new(pool.clone())),
+            config.actors.anomaly_model.limits(),
+        ))
+    });
+    if let Some(models) = &models {
+        stats.metrics.register_entities(vec![models.stats()]);
+        path = path.with_observer(models.clone());
+    }
     let d = &config.distribution;
     let agent_decisions = if config.mqtt.enabled && d.enabled && d.decisions_to_agents {
         let (step, queue) = distribution::decision_replies(
@@ -129,6 +143,7 @@ pub async fn build(
         registry,
         bus,
         agent_decisions,
+        models,
     };
     Ok((parts, activations))
 }
@@ -198,6 +213,9 @@ pub async fn run(
     .context("cannot start the decision log writer")?;
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(models) = parts.models.clone() {
+        tasks.spawn(run_model_reloads(pool.clone(), models, cancel.clone()));
+    }
     let signer = if config.distribution.enabled {
         Some(Arc::new(load_signer(&config)?))
     } else {

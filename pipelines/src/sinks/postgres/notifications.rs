@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -21,12 +21,19 @@ pub enum Notice {
 
 /// Listens on `channel` until `cancel` fires or `on` returns `false`, reconnecting with the
 /// shared backoff; `on` hears `Connected` after each (re)connection.
+///
+/// The listening connection is its own, made with `pool`'s settings but outside it: a listener
+/// holds its connection for as long as it listens, and each one taken from the shared pool
+/// would leave one fewer for the work (a small pool ran out once a fourth follower came).
 pub async fn follow(
     pool: PgPool,
     channel: &'static str,
     cancel: CancellationToken,
     mut on: impl FnMut(Notice) -> bool,
 ) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
         let attempt = async {

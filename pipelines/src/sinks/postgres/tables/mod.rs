@@ -1,6 +1,7 @@
 //! The tables a row set is written to, in the order they are written. A capability that adds
 //! rows to [`RowSet`] adds its table here: a file, and one line in [`TABLES`].
 
+mod anomaly;
 mod copied;
 mod dead_letters;
 mod decisions;
@@ -37,4 +38,6 @@ pub(super) const TABLES: &[&dyn Table] = &[
     &dead_letters::DeadLetters,
     &replays::Resolves,
     &replays::ReplayFailures,
+    &anomaly::AnomalyScores,
+    &anomaly::TrainingRows,
 ];

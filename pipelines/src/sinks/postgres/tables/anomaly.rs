@@ -1,0 +1,125 @@
+//! What anomaly models said of judged events: each score, and the features a training session
+//! collects. Both keyed by the event, so a redelivered batch stores nothing twice.
+
+use futures::future::BoxFuture;
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::Table;
+use crate::path::{Observed, RowSet};
+
+fn observed(sets: &[RowSet]) -> impl Iterator<Item = &Observed> {
+    sets.iter().flat_map(|s| &s.observed)
+}
+
+/// `anomaly_scores`: one row per scored event.
+pub(in crate::sinks::postgres) struct AnomalyScores;
+
+impl Table for AnomalyScores {
+    fn name(&self) -> &'static str {
+        "anomaly_scores"
+    }
+
+    fn has_rows(&self, sets: &[RowSet]) -> bool {
+        observed(sets).any(|o| o.observation.score.is_some())
+    }
+
+    fn write<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        sets: &'a [RowSet],
+    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
+        let mut tenants = Vec::new();
+        let mut ids = Vec::new();
+        let mut times = Vec::new();
+        let mut scopes = Vec::new();
+        let mut versions = Vec::new();
+        let mut scores = Vec::new();
+        for o in observed(sets) {
+            if let (Some(score), Some(version)) = (o.observation.score, o.observation.model_version)
+            {
+                tenants.push(o.tenant.to_string());
+                ids.push(o.event_id.clone());
+                times.push(o.event_time);
+                scopes.push(o.scope.as_str());
+                versions.push(version);
+                scores.push(score);
+            }
+        }
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO anomaly_scores (tenant_id, event_id, event_time, scope, model_version, score)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
+                                      $5::integer[], $6::float8[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenants)
+            .bind(ids)
+            .bind(times)
+            .bind(scopes)
+            .bind(versions)
+            .bind(scores)
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+}
+
+/// `training_rows`: the features of each event a training session collects.
+pub(in crate::sinks::postgres) struct TrainingRows;
+
+impl Table for TrainingRows {
+    fn name(&self) -> &'static str {
+        "training_rows"
+    }
+
+    fn has_rows(&self, sets: &[RowSet]) -> bool {
+        observed(sets).any(|o| o.observation.session.is_some())
+    }
+
+    fn write<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        sets: &'a [RowSet],
+    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
+        let mut sessions: Vec<Uuid> = Vec::new();
+        let mut ids = Vec::new();
+        let mut categorical = Vec::new();
+        let mut numeric = Vec::new();
+        for o in observed(sets) {
+            if let Some(session) = o.observation.session {
+                sessions.push(session);
+                ids.push(o.event_id.clone());
+                categorical.push(Json(o.observation.features.categorical.clone()));
+                numeric.push(Json(o.observation.features.numeric.clone()));
+            }
+        }
+        Box::pin(async move {
+            // Arrays of arrays of different lengths cannot be bound as one Postgres array:
+            // each row's features travel as JSON and become arrays here. A session that ended
+            // meanwhile takes no more rows (the join), so a stopped session's model is what it
+            // was trained on.
+            let done = sqlx::query(
+                "INSERT INTO training_rows (session_id, event_id, categorical, numeric)
+                 SELECT t.session_id, t.event_id,
+                        ARRAY(SELECT v FROM jsonb_array_elements_text(t.categorical)
+                              WITH ORDINALITY AS e(v, i) ORDER BY i),
+                        ARRAY(SELECT v::float8 FROM jsonb_array_elements_text(t.numeric)
+                              WITH ORDINALITY AS e(v, i) ORDER BY i)
+                 FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[])
+                      AS t(session_id, event_id, categorical, numeric)
+                 JOIN training_sessions s ON s.session_id = t.session_id AND s.state = 'active'
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(sessions)
+            .bind(ids)
+            .bind(categorical)
+            .bind(numeric)
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+}

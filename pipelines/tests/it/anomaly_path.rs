@@ -1,0 +1,160 @@
+//! Anomaly models in the event path, on the real services: while a training session is active,
+//! every judged event's features are collected (once, whatever the redelivery); stopping the
+//! session trains a model from them, and from then on every event is scored before policy, the
+//! score is stored beside the event, and policy reads it as `input.context.anomaly_score`.
+
+use std::time::Duration;
+
+use portcullis::runtime::block_on;
+use serde_json::json;
+
+use crate::common::{cloudtrail, post_json, TestEnv, ACME_ACCOUNT};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A record of alice's: one of a few S3 calls, from the office, with the CLI.
+fn usual(i: usize) -> serde_json::Value {
+    let mut rec = cloudtrail(
+        &format!("usual-{i}"),
+        ["GetObject", "ListBuckets", "PutObject"][i % 3],
+        None,
+    );
+    rec["sourceIPAddress"] = json!("10.1.2.3");
+    rec["userAgent"] = json!("aws-cli/2.15.0 Python/3.11");
+    rec["awsRegion"] = json!("eu-west-1");
+    rec
+}
+
+#[test]
+fn a_session_collects_features_its_model_scores_live_events_and_policy_sees_the_score() {
+    block_on(async {
+        let env = TestEnv::new("anomaly_path").await;
+        // Policy that echoes the score it is given, so the test can see what policy saw.
+        std::fs::write(
+            env.bundles_dir().join("acme/anomaly_echo.rego"),
+            "package tenants.acme\nimport rego.v1\n\
+             reasons contains sprintf(\"anomaly score %v\", [input.context.anomaly_score]) if {\n\
+             \tinput.context.anomaly_score > 0\n}\n",
+        )
+        .unwrap();
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        let training = "/v1/anomaly/acme/cloudtrail/training";
+        let (status, started) = post_json(&api, training, &json!({})).await;
+        assert_eq!(status, 201, "{started}");
+
+        // 120 usual records, the last 20 sent twice (a redelivery): collected once each.
+        let mut batch: Vec<(&str, Vec<u8>)> = (0..120)
+            .map(|i| (ACME_ACCOUNT, serde_json::to_vec(&usual(i)).unwrap()))
+            .collect();
+        batch.extend((100..120).map(|i| (ACME_ACCOUNT, serde_json::to_vec(&usual(i)).unwrap())));
+        env.produce(&batch).await;
+        env.expect_count("SELECT count(*) FROM events", 120, WAIT)
+            .await;
+        env.expect_count("SELECT count(*) FROM training_rows", 120, WAIT)
+            .await;
+        // No model yet: nothing scored, and policy saw 0.
+        assert_eq!(env.count("SELECT count(*) FROM anomaly_scores").await, 0);
+        assert_eq!(
+            env.count("SELECT count(*) FROM decisions WHERE result::text LIKE '%anomaly score%'")
+                .await,
+            0
+        );
+        let (cat, num): (Vec<String>, Vec<f64>) = sqlx::query_as(
+            "SELECT categorical, numeric FROM training_rows WHERE event_id = 'usual-0'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(cat[0], "GetObject");
+        assert_eq!(cat[5], "aws-cli");
+        assert_eq!(cat[6], "private");
+        assert_eq!(num.len(), 7);
+
+        let (status, stopped) = post_json(&api, &format!("{training}/stop"), &json!({})).await;
+        assert_eq!(status, 200, "{stopped}");
+        assert_eq!(stopped["result"]["model"]["version"], 1, "{stopped}");
+        assert_eq!(
+            stopped["result"]["model"]["summary"]["rows"], 120,
+            "{stopped}"
+        );
+
+        // The model line reloads on the NOTIFY; then one usual record and one that is not: a
+        // first-time call, failing, from the internet, with a browser, in another region.
+        let mut odd = cloudtrail("odd-1", "DeleteTrail", None);
+        odd["sourceIPAddress"] = json!("198.51.100.77");
+        odd["userAgent"] = json!("Mozilla/5.0 (X11; Linux x86_64)");
+        odd["awsRegion"] = json!("ap-south-1");
+        odd["errorCode"] = json!("AccessDenied");
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut round = 0;
+        let (usual_score, odd_score) = loop {
+            // Until the reload is seen, records are judged unscored: send fresh ones each round.
+            round += 1;
+            let mut u = usual(round);
+            u["eventID"] = json!(format!("after-usual-{round}"));
+            let mut o = odd.clone();
+            o["eventID"] = json!(format!("after-odd-{round}"));
+            env.produce(&[
+                (ACME_ACCOUNT, serde_json::to_vec(&u).unwrap()),
+                (ACME_ACCOUNT, serde_json::to_vec(&o).unwrap()),
+            ])
+            .await;
+            env.expect_count(
+                &format!("SELECT count(*) FROM events WHERE event_id LIKE 'after-%-{round}'"),
+                2,
+                WAIT,
+            )
+            .await;
+            let scores: Vec<(String, f64, i32)> = sqlx::query_as(
+                "SELECT event_id, score, model_version FROM anomaly_scores
+                 WHERE event_id LIKE 'after-%' ORDER BY event_id",
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+            let of = |prefix: &str| {
+                scores
+                    .iter()
+                    .find(|(id, _, _)| id == &format!("{prefix}-{round}"))
+                    .map(|(_, s, v)| (*s, *v))
+            };
+            if let (Some(u), Some(o)) = (of("after-usual"), of("after-odd")) {
+                assert_eq!((u.1, o.1), (1, 1), "scored by version 1");
+                break (u.0, o.0);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never scored: {scores:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        assert!(
+            odd_score > usual_score + 0.1,
+            "odd {odd_score}, usual {usual_score}"
+        );
+        // Policy saw the very score that was stored.
+        let reasons: serde_json::Value =
+            sqlx::query_scalar("SELECT result->'reasons' FROM decisions WHERE event_id = $1")
+                .bind(format!("after-odd-{round}"))
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        let seen: f64 = reasons
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|r| r.as_str()?.strip_prefix("anomaly score "))
+            .unwrap_or_else(|| panic!("no score in {reasons}"))
+            .parse()
+            .unwrap();
+        assert!(
+            (seen - odd_score).abs() < 1e-9,
+            "policy saw {seen}, stored {odd_score}"
+        );
+        // The session has ended: nothing more is collected.
+        assert_eq!(env.count("SELECT count(*) FROM training_rows").await, 120);
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
