@@ -67,8 +67,12 @@ fn reasons(tenant: &str, e: &Event) -> Vec<String> {
 
 #[test]
 fn every_shipped_bundle_compiles_with_its_revision() {
-    for t in ["acme", "globex", "initech"] {
-        assert_eq!(policy(t).revision(), format!("{t}-2026.11.1"));
+    for (t, revision) in [
+        ("acme", "acme-2026.12.1"),
+        ("globex", "globex-2026.11.1"),
+        ("initech", "initech-2026.11.1"),
+    ] {
+        assert_eq!(policy(t).revision(), revision);
     }
 }
 
@@ -160,4 +164,20 @@ fn device_abac_follows_each_tenants_data() {
         reasons("acme", &device("acme", write)),
         vec!["zed may not write db"]
     );
+}
+
+#[test]
+fn acme_refuses_what_its_anomaly_model_finds_unusual() {
+    let event = ct("111111111111", json!({}));
+    let judged = |score: f64| {
+        let mut ctx = PolicyContext::neutral(Utc::now());
+        ctx.anomaly_score = score;
+        let d = policy("acme").evaluate(&event, &ctx).unwrap();
+        serde_json::from_value::<Vec<String>>(d.result["reasons"].clone()).unwrap()
+    };
+    let unusual = "unusual activity for this tenant (anomaly score 0.75 or more)".to_string();
+    assert_eq!(judged(0.0), Vec::<String>::new(), "no model yet");
+    assert_eq!(judged(0.55), Vec::<String>::new(), "usual");
+    assert_eq!(judged(0.75), vec![unusual.clone()]);
+    assert_eq!(judged(0.93), vec![unusual]);
 }

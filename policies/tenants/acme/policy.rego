@@ -97,3 +97,11 @@ reasons contains "removable media is blocked" if {
 	input.event.action == "usb_insert"
 	not data.tenants.acme.allow_removable_media
 }
+
+# --- Anomaly models (docs/anomaly-models.md) ----------------------------------------------------
+
+# Unusual for this tenant: its anomaly model scored the event 0.75 or more (about 0.5 is usual).
+# The score is 0 until a model has been trained, so this never fires before one has.
+reasons contains "unusual activity for this tenant (anomaly score 0.75 or more)" if {
+	input.context.anomaly_score >= 0.75
+}
