@@ -59,22 +59,37 @@ CREATE TABLE anomaly_models (
 );
 COMMENT ON TABLE anomaly_models IS 'Anomaly model versions per tenant and scope; the highest version is the one that scores live events.';
 
--- The anomaly score of every event a model scored, beside the event (same key). Partitioned
--- by month of event_time, as events are.
-CREATE TABLE anomaly_scores (
-    tenant_id     text             NOT NULL,
-    event_id      text             NOT NULL,
-    event_time    timestamptz      NOT NULL,
-    scope         text             NOT NULL CHECK (scope IN ('cloudtrail', 'device')),
-    model_version integer          NOT NULL,
-    score         double precision NOT NULL CHECK (score > 0 AND score <= 1),
-    scored_at     timestamptz      NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, event_id, event_time)
-) PARTITION BY RANGE (event_time);
-CREATE INDEX anomaly_scores_tenant_score_idx ON anomaly_scores (tenant_id, event_time DESC, score DESC);
-CREATE TABLE anomaly_scores_default PARTITION OF anomaly_scores DEFAULT;
-SELECT portcullis_ensure_partitions('anomaly_scores', now() - interval '1 month', 4);
-COMMENT ON TABLE anomaly_scores IS 'Each scored event''s anomaly score in (0, 1] and the model version that gave it; join events on (tenant_id, event_id, event_time).';
+-- The anomaly score policy was given for each judged event, and the model version that gave it:
+-- columns of the decision, which is written anyway, rather than a row and an index more per event.
+-- NULL when no model scored the event.
+ALTER TABLE decisions
+    ADD COLUMN anomaly_score         double precision CHECK (anomaly_score > 0 AND anomaly_score <= 1),
+    ADD COLUMN anomaly_model_version integer;
+COMMENT ON COLUMN decisions.anomaly_score IS 'The event''s anomaly score in (0, 1] that policy saw as input.context.anomaly_score; NULL when no model scored it.';
+
+-- The decision log shows it too (new columns go last, as CREATE OR REPLACE VIEW requires).
+CREATE OR REPLACE VIEW decision_log AS
+SELECT d.event_time,
+       d.tenant_id,
+       e.source,
+       e.kind,
+       e.account,
+       e.principal,
+       e.action,
+       e.service,
+       e.resource,
+       e.source_ip,
+       d.outcome,
+       d.result -> 'reasons' AS reasons,
+       d.rule_path,
+       d.bundle_revision,
+       d.eval_micros,
+       d.decided_at,
+       d.event_id,
+       d.decision_id,
+       d.anomaly_score
+FROM decisions d
+JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id AND e.event_time = d.event_time;
 
 -- A session started or ended, or a model trained: the engine's actor for that tenant and scope
 -- reads its model and session again. Payload: 'tenant/scope'.

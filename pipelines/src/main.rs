@@ -152,9 +152,10 @@ enum BenchCommand {
     /// Generates CloudTrail messages in memory and, in one run: decodes them and COPYs their
     /// events straight into Postgres (the ceiling: no actors, no policy, no decisions, no
     /// idempotence); then feeds the same messages through the engine's staged event path
-    /// (decode, tenant actors and Rego, events and decisions written idempotently). Prints
-    /// events/s for both, their ratio, and the CPU time per event of the engine and of
-    /// Postgres. Uses a separate database, `{database}_bench`. Needs the demo tenants' bundles
+    /// (decode, tenant actors and Rego, events and decisions written idempotently) with
+    /// anomaly models off; then with a training session for every tenant (features collected),
+    /// and, once the sessions have trained a model, with every event scored. Prints events/s
+    /// for each, the ratios, and the CPU time per event of the engine and of Postgres. Uses a separate database, `{database}_bench`. Needs the demo tenants' bundles
     /// (policy.bundles_dir). Run it on a release build: `cargo run --release -- bench engine`.
     Engine {
         /// CloudTrail records to generate (about 2.5 per message: single records and log files).
@@ -551,6 +552,8 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             for (name, phase) in [
                 ("ceiling: decode → COPY", &r.ceiling),
                 ("engine: the staged path", &r.engine),
+                ("  + collecting features", &r.collecting),
+                ("  + scoring every event", &r.scoring),
             ] {
                 println!(
                     "  {name:<26} {:>10.0} {:>10.2} {:>15.1} µs {:>17.1} µs",
@@ -563,6 +566,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             println!(
                 "  ratio engine / ceiling     {:>10.2}",
                 r.rate(&r.engine) / r.rate(&r.ceiling)
+            );
+            println!(
+                "  ratio scoring / engine     {:>10.2}   (anomaly models on against off)",
+                r.rate(&r.scoring) / r.rate(&r.engine)
             );
             Ok(())
         }

@@ -103,26 +103,28 @@ impl<S: ModelStore> Handler<Observe> for ModelActor<S> {
         let key = self.key.clone();
         let (book, state) = (&mut self.book, &self.state);
         catch_panic::<Self, _>(ctx, &key, || {
-            msg.events
+            let features: Vec<RawFeatures> = msg
+                .events
                 .iter()
-                .map(|event| {
-                    let features = extract(event, book);
-                    let (score, model_version) = match &state.model {
-                        Some((version, model)) => match model.score(&features) {
-                            Ok(s) => (Some(s), Some(*version)),
-                            Err(e) => {
-                                warn!(model = %key, error = %e, "cannot score an event");
-                                (None, None)
-                            }
-                        },
-                        None => (None, None),
-                    };
-                    Observation {
-                        features,
-                        score,
-                        model_version,
-                        session: state.session,
+                .map(|event| extract(event, book))
+                .collect();
+            let scored = state.model.as_ref().and_then(|(version, model)| {
+                match model.score_all(&features) {
+                    Ok(scores) => Some((*version, scores)),
+                    Err(e) => {
+                        warn!(model = %key, error = %e, "cannot score these events");
+                        None
                     }
+                }
+            });
+            features
+                .into_iter()
+                .enumerate()
+                .map(|(i, features)| Observation {
+                    features,
+                    score: scored.as_ref().map(|(_, scores)| scores[i]),
+                    model_version: scored.as_ref().map(|(version, _)| *version),
+                    session: state.session,
                 })
                 .collect()
         })

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::{schema, FeatureKind, FrequencyEncoder, RawFeatures, FEATURES_VERSION};
-use super::{IsolationForest, ModelError, ModelScope};
+use super::{FeatureMatrix, IsolationForest, ModelError, ModelScope};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyModel {
@@ -18,6 +18,16 @@ impl AnomalyModel {
     /// The anomaly score of an event's features, in (0, 1].
     pub fn score(&self, row: &RawFeatures) -> Result<f64, ModelError> {
         self.forest.score(&self.encoder.encode(row)?)
+    }
+
+    /// The scores of many events' features, in order: walked through the trees together,
+    /// which is faster than one at a time (`IsolationForest::score_all`).
+    pub fn score_all(&self, rows: &[RawFeatures]) -> Result<Vec<f64>, ModelError> {
+        let mut matrix = FeatureMatrix::new(self.encoder.width())?;
+        for row in rows {
+            matrix.push(&self.encoder.encode(row)?)?;
+        }
+        self.forest.score_all(&matrix)
     }
 
     /// Checks a model read back from storage: trained on today's features for its scope, and

@@ -20,6 +20,10 @@ pub struct Decision {
     pub result: serde_json::Value,
     pub bundle_revision: String,
     pub eval_micros: u64,
+    /// The event's anomaly score policy was given, and the model version that gave it; `None`
+    /// when no model scored the event.
+    pub anomaly_score: Option<f64>,
+    pub anomaly_model_version: Option<i32>,
 }
 
 /// Reads the verdict out of a rule value: `true`, or `{"allow": true, ...}`. Anything else,

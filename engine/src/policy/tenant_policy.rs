@@ -303,6 +303,9 @@ impl TenantPolicy {
             result,
             bundle_revision: self.revision.clone(),
             eval_micros,
+            // Set by whoever scored the event (the event path), which knows the model version.
+            anomaly_score: None,
+            anomaly_model_version: None,
         })
     }
 

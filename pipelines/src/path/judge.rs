@@ -126,8 +126,10 @@ impl Judging {
                         {
                             let set = &mut sets[message];
                             match verdict {
-                                Verdict::Judged(decision) => {
+                                Verdict::Judged(mut decision) => {
                                     if let Some(observation) = observation {
+                                        decision.anomaly_score = observation.score;
+                                        decision.anomaly_model_version = observation.model_version;
                                         set.observed.push(Observed::of(&event, observation));
                                     }
                                     set.decisions.push(decision);

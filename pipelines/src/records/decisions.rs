@@ -32,6 +32,8 @@ pub struct DecisionSummary {
     pub bundle_revision: String,
     pub eval_micros: i32,
     pub decided_at: DateTime<Utc>,
+    /// The event's anomaly score policy was given; `None` when no model scored it.
+    pub anomaly_score: Option<f64>,
     pub source: String,
     pub kind: String,
     pub account: String,
@@ -55,7 +57,7 @@ pub struct DecisionDetail {
 
 const COLUMNS: &str = "d.decision_id, d.tenant_id, d.event_id, d.event_time, d.outcome, \
     d.result -> 'reasons' AS reasons, d.rule_path, d.bundle_revision, d.eval_micros, d.decided_at, \
-    e.source, e.kind, e.account, e.principal, e.action, e.service, e.resource, e.source_ip";
+    d.anomaly_score, e.source, e.kind, e.account, e.principal, e.action, e.service, e.resource, e.source_ip";
 const FROM: &str = " FROM decisions d JOIN events e \
     ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id AND e.event_time = d.event_time";
 

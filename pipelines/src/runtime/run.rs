@@ -51,6 +51,9 @@ impl Parts {
     /// Passivates the actors and stops their arbiters.
     pub fn shutdown(&self) {
         self.directory.passivate_all();
+        if let Some(models) = &self.models {
+            models.passivate_all();
+        }
         self.arbiters.stop();
     }
 }

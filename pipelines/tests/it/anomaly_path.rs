@@ -1,7 +1,7 @@
 //! Anomaly models in the event path, on the real services: while a training session is active,
 //! every judged event's features are collected (once, whatever the redelivery); stopping the
 //! session trains a model from them, and from then on every event is scored before policy, the
-//! score is stored beside the event, and policy reads it as `input.context.anomaly_score`.
+//! score is stored with the event's decision, and policy reads it as `input.context.anomaly_score`.
 
 use std::time::Duration;
 
@@ -54,7 +54,11 @@ fn a_session_collects_features_its_model_scores_live_events_and_policy_sees_the_
         env.expect_count("SELECT count(*) FROM training_rows", 120, WAIT)
             .await;
         // No model yet: nothing scored, and policy saw 0.
-        assert_eq!(env.count("SELECT count(*) FROM anomaly_scores").await, 0);
+        assert_eq!(
+            env.count("SELECT count(*) FROM decisions WHERE anomaly_score IS NOT NULL")
+                .await,
+            0
+        );
         assert_eq!(
             env.count("SELECT count(*) FROM decisions WHERE result::text LIKE '%anomaly score%'")
                 .await,
@@ -107,8 +111,8 @@ fn a_session_collects_features_its_model_scores_live_events_and_policy_sees_the_
             )
             .await;
             let scores: Vec<(String, f64, i32)> = sqlx::query_as(
-                "SELECT event_id, score, model_version FROM anomaly_scores
-                 WHERE event_id LIKE 'after-%' ORDER BY event_id",
+                "SELECT event_id, anomaly_score, anomaly_model_version FROM decisions
+                 WHERE event_id LIKE 'after-%' AND anomaly_score IS NOT NULL ORDER BY event_id",
             )
             .fetch_all(&env.pool)
             .await
@@ -152,6 +156,26 @@ fn a_session_collects_features_its_model_scores_live_events_and_policy_sees_the_
             (seen - odd_score).abs() < 1e-9,
             "policy saw {seen}, stored {odd_score}"
         );
+        // The same record again (a redelivery) together with a new one: the batch meets a
+        // stored decision, goes through staging, and keeps each score once.
+        let scored = "SELECT count(*) FROM decisions WHERE anomaly_score IS NOT NULL";
+        let scores = env.count(scored).await;
+        let mut again = odd.clone();
+        again["eventID"] = json!(format!("after-odd-{round}"));
+        let mut fresh = usual(7);
+        fresh["eventID"] = json!("fresh-1");
+        env.produce(&[
+            (ACME_ACCOUNT, serde_json::to_vec(&again).unwrap()),
+            (ACME_ACCOUNT, serde_json::to_vec(&fresh).unwrap()),
+        ])
+        .await;
+        env.expect_count(
+            "SELECT count(*) FROM decisions WHERE event_id = 'fresh-1' AND anomaly_score IS NOT NULL",
+            1,
+            WAIT,
+        )
+        .await;
+        assert_eq!(env.count(scored).await, scores + 1);
         // The session has ended: nothing more is collected.
         assert_eq!(env.count("SELECT count(*) FROM training_rows").await, 120);
         engine.stop().await.unwrap();

@@ -74,7 +74,7 @@ fn the_engine_benchmark_runs_the_ceiling_and_the_staged_path_over_the_same_messa
             r.messages > 0 && r.messages < 3_000,
             "log files hold several records"
         );
-        for phase in [&r.ceiling, &r.engine] {
+        for phase in [&r.ceiling, &r.engine, &r.collecting, &r.scoring] {
             assert!(phase.secs > 0.0 && phase.engine_cpu_secs > 0.0, "{r:?}");
         }
         // The engine's phase is what it left in `{database}_bench`: every event and decision once.
@@ -82,7 +82,12 @@ fn the_engine_benchmark_runs_the_ceiling_and_the_staged_path_over_the_same_messa
         let bench = sqlx::PgPool::connect(&bench_url(&env.config.postgres.url))
             .await
             .unwrap();
-        for table in ["events", "decisions"] {
+        // The last phase scored every event; the collecting phase trained one model per tenant.
+        for table in [
+            "events",
+            "decisions",
+            "decisions WHERE anomaly_score IS NOT NULL",
+        ] {
             let rows: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
                     .fetch_one(&bench)
@@ -90,6 +95,13 @@ fn the_engine_benchmark_runs_the_ceiling_and_the_staged_path_over_the_same_messa
                     .unwrap();
             assert_eq!(rows, 3_000, "{table}");
         }
+        let models: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT tenant_id) FROM anomaly_models WHERE scope = 'cloudtrail'",
+        )
+        .fetch_one(&bench)
+        .await
+        .unwrap();
+        assert_eq!(models, 3, "a model per demo tenant");
         bench.close().await;
         common::drop_database(&common::database_of(&bench_url(&env.config.postgres.url))).await;
         env.cleanup().await;

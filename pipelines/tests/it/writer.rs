@@ -41,6 +41,8 @@ fn decision(e: &Event) -> Decision {
         result: json!({"allow": false, "reasons": ["x"]}),
         bundle_revision: "r1".into(),
         eval_micros: 12,
+        anomaly_score: None,
+        anomaly_model_version: None,
     }
 }
 

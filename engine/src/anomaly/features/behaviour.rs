@@ -110,7 +110,11 @@ impl BehaviourBook {
         address: Option<&str>,
         client: Option<&str>,
     ) -> Behaviour {
-        if !self.principals.contains_key(principal) && self.principals.len() >= MAX_PRINCIPALS {
+        // Looked up by reference first: the principal's name is copied only the first time.
+        if let Some(history) = self.principals.get_mut(principal) {
+            return history.observe(time, action, address, client);
+        }
+        if self.principals.len() >= MAX_PRINCIPALS {
             self.forget_oldest();
         }
         self.principals

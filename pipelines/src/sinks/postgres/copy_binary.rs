@@ -17,7 +17,7 @@ pub const EVENT_COLUMNS: &str = "tenant_id, event_id, event_time, source, kind, 
 
 /// Columns of `decisions` in the order [`decisions`] writes them.
 pub const DECISION_COLUMNS: &str = "decision_id, tenant_id, event_id, event_time, rule_path, \
-     allowed, result, bundle_revision, eval_micros";
+     allowed, result, bundle_revision, eval_micros, anomaly_score, anomaly_model_version";
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
@@ -58,7 +58,7 @@ pub fn decisions<'a>(
     let decisions = decisions.into_iter();
     let mut out = Encoder::new(decisions.size_hint().0 * 256);
     for d in decisions {
-        out.row(9);
+        out.row(11);
         out.field(d.decision_id.as_bytes());
         out.text(d.tenant_id.as_str());
         out.text(&d.event_id);
@@ -77,6 +77,14 @@ pub fn decisions<'a>(
                 .unwrap_or(i32::MAX)
                 .to_be_bytes(),
         );
+        match d.anomaly_score {
+            Some(score) => out.field(&score.to_bits().to_be_bytes()),
+            None => out.null(),
+        }
+        match d.anomaly_model_version {
+            Some(version) => out.field(&version.to_be_bytes()),
+            None => out.null(),
+        }
     }
     Ok(out.finish())
 }
@@ -166,11 +174,13 @@ mod tests {
             result: Json::Null,
             bundle_revision: "r".into(),
             eval_micros: u64::MAX,
+            anomaly_score: Some(0.75),
+            anomaly_model_version: None,
         };
         let bytes = decisions([&d]).unwrap();
         let mut want = SIGNATURE.to_vec();
         want.extend([0u8; 8]);
-        want.extend(9i16.to_be_bytes());
+        want.extend(11i16.to_be_bytes());
         let mut field = |b: &[u8]| {
             want.extend((b.len() as i32).to_be_bytes());
             want.extend(b);
@@ -188,6 +198,8 @@ mod tests {
         };
         field(b"r");
         field(&i32::MAX.to_be_bytes());
+        field(&0.75f64.to_bits().to_be_bytes());
+        want.extend((-1i32).to_be_bytes()); // no model version: NULL
         want.extend((-1i16).to_be_bytes());
         assert_eq!(bytes, want);
     }

@@ -84,7 +84,7 @@ pub async fn migrate(cfg: &PostgresConfig) -> Result<PgPool, sqlx::Error> {
 
 /// Monthly partitions from last month to three months ahead.
 pub async fn ensure_partitions(pool: &PgPool) -> Result<(), sqlx::Error> {
-    for table in ["events", "decisions", "api_decisions", "anomaly_scores"] {
+    for table in ["events", "decisions", "api_decisions"] {
         sqlx::query(
             "SELECT portcullis_ensure_partitions($1::regclass, now() - interval '1 month', 5)",
         )

@@ -7,7 +7,12 @@
 //!    staging, no conflict check.
 //! 3. Engine: the same messages fed by the memory source through the staged event path (decode,
 //!    tenant actors and Rego, events and decisions COPYed through staging tables with
-//!    `ON CONFLICT DO NOTHING`, one transaction per batch), exactly as the Kafka source feeds it.
+//!    `ON CONFLICT DO NOTHING`, one transaction per batch), exactly as the Kafka source feeds it,
+//!    with anomaly models off.
+//! 4. Collecting: the same, with anomaly models on and a training session active for every
+//!    tenant (features computed and stored); the sessions are then stopped, training a model.
+//! 5. Scoring: the same, with every event scored by its tenant's model before policy, the
+//!    score stored with its decision: what anomaly scoring costs, against phase 3.
 //!
 //! CPU is read for this process (the engine) and for Postgres's processes, so the report says
 //! where the time goes. Everything happens in a dedicated database (`{database}_bench`).
@@ -17,11 +22,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::Utc;
+use portcullis_engine::anomaly::{ForestParams, ModelScope};
 use portcullis_engine::{Origin, TenantId};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::bench_url;
+use crate::anomaly::{close_session, start_session, stop_session, TrainingError};
 use crate::config::Config;
 use crate::path::{DecodeLimits, Decoder, Inbound};
 use crate::runtime;
@@ -54,7 +61,12 @@ pub struct EngineBenchReport {
     pub batch_messages: usize,
     pub in_flight: usize,
     pub ceiling: Phase,
+    /// The staged path with anomaly models off.
     pub engine: Phase,
+    /// With a training session active for every tenant: features computed and stored.
+    pub collecting: Phase,
+    /// With every event scored by its tenant's model.
+    pub scoring: Phase,
 }
 
 impl EngineBenchReport {
@@ -116,10 +128,80 @@ pub async fn run_engine_bench(
         );
     }
 
-    truncate(&pool).await?;
-    eprintln!("engine: the staged event path, fed from memory…");
+    let run = |anomaly: bool| {
+        let mut cfg = cfg.clone();
+        cfg.anomaly.enabled = anomaly;
+        let (pool, messages) = (pool.clone(), &messages);
+        async move {
+            truncate(&pool).await?;
+            engine_phase(&cfg, &pool, messages, limits, in_flight, opts.records).await
+        }
+    };
+    eprintln!("engine: the staged event path, fed from memory, anomaly models off…");
+    let engine = run(false).await?;
+    eprintln!("collecting: anomaly models on, a training session for every tenant…");
+    let scope = ModelScope::Cloudtrail;
+    for t in DEMO_TENANTS {
+        let tenant = TenantId::parse(t.id)?;
+        // A session left by an interrupted run is closed first.
+        match close_session(&pool, &tenant, scope, "bench").await {
+            Ok(_) | Err(TrainingError::NoneActive { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        start_session(&pool, &tenant, scope, "bench").await?;
+    }
+    let collecting = run(true).await?;
+    for t in DEMO_TENANTS {
+        let done = stop_session(
+            &pool,
+            &TenantId::parse(t.id)?,
+            scope,
+            ForestParams::default(),
+            "bench",
+        )
+        .await?;
+        if done.model.is_none() {
+            bail!(
+                "no model was trained for {}: {}",
+                t.id,
+                done.session.failure.unwrap_or_default()
+            );
+        }
+    }
+    eprintln!("scoring: every event scored by its tenant's model…");
+    let scoring = run(true).await?;
+    let scored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM decisions WHERE anomaly_score IS NOT NULL")
+            .fetch_one(&pool)
+            .await?;
+    if scored as u64 != opts.records {
+        bail!("{scored} events were scored, expected {}", opts.records);
+    }
+    pool.close().await;
+    Ok(EngineBenchReport {
+        records: opts.records,
+        messages: messages.len(),
+        batch_messages: batch,
+        in_flight,
+        ceiling,
+        engine,
+        collecting,
+        scoring,
+    })
+}
+
+/// One pass of the messages through a freshly built engine: its wall and CPU time, checked to
+/// have stored every event and decision once.
+async fn engine_phase(
+    cfg: &Config,
+    pool: &sqlx::PgPool,
+    messages: &[Inbound],
+    limits: BatchLimits,
+    in_flight: usize,
+    records: u64,
+) -> anyhow::Result<Phase> {
     let stats = Arc::new(Stats::default());
-    let (parts, _activations) = runtime::build(&cfg, &pool, stats.clone()).await?;
+    let (parts, _activations) = runtime::build(cfg, pool, stats.clone()).await?;
     for t in DEMO_TENANTS {
         parts
             .store
@@ -135,26 +217,17 @@ pub async fn run_engine_bench(
         &CancellationToken::new(),
     )
     .await?;
-    let engine = meter.stop();
+    let phase = meter.stop();
     parts.shutdown();
-    super::no_dead_letters(&pool, &stats).await?;
-    if run.stored.of("events") != opts.records || run.stored.of("decisions") != opts.records {
+    super::no_dead_letters(pool, &stats).await?;
+    if run.stored.of("events") != records || run.stored.of("decisions") != records {
         bail!(
-            "the engine stored {} events and {} decisions, expected {} of each",
+            "the engine stored {} events and {} decisions, expected {records} of each",
             run.stored.of("events"),
             run.stored.of("decisions"),
-            opts.records
         );
     }
-    pool.close().await;
-    Ok(EngineBenchReport {
-        records: opts.records,
-        messages: messages.len(),
-        batch_messages: batch,
-        in_flight,
-        ceiling,
-        engine,
-    })
+    Ok(phase)
 }
 
 /// The demo generator's CloudTrail traffic as Kafka messages of a 4-partition topic.

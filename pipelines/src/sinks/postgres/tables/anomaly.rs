@@ -1,5 +1,5 @@
-//! What anomaly models said of judged events: each score, and the features a training session
-//! collects. Both keyed by the event, so a redelivered batch stores nothing twice.
+//! The features a training session collects of judged events, keyed by the event, so that a
+//! redelivered batch stores nothing twice. (Scores are columns of the decisions.)
 
 use futures::future::BoxFuture;
 use sqlx::types::Json;
@@ -11,60 +11,6 @@ use crate::path::{Observed, RowSet};
 
 fn observed(sets: &[RowSet]) -> impl Iterator<Item = &Observed> {
     sets.iter().flat_map(|s| &s.observed)
-}
-
-/// `anomaly_scores`: one row per scored event.
-pub(in crate::sinks::postgres) struct AnomalyScores;
-
-impl Table for AnomalyScores {
-    fn name(&self) -> &'static str {
-        "anomaly_scores"
-    }
-
-    fn has_rows(&self, sets: &[RowSet]) -> bool {
-        observed(sets).any(|o| o.observation.score.is_some())
-    }
-
-    fn write<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        sets: &'a [RowSet],
-    ) -> BoxFuture<'a, Result<u64, sqlx::Error>> {
-        let mut tenants = Vec::new();
-        let mut ids = Vec::new();
-        let mut times = Vec::new();
-        let mut scopes = Vec::new();
-        let mut versions = Vec::new();
-        let mut scores = Vec::new();
-        for o in observed(sets) {
-            if let (Some(score), Some(version)) = (o.observation.score, o.observation.model_version)
-            {
-                tenants.push(o.tenant.to_string());
-                ids.push(o.event_id.clone());
-                times.push(o.event_time);
-                scopes.push(o.scope.as_str());
-                versions.push(version);
-                scores.push(score);
-            }
-        }
-        Box::pin(async move {
-            let done = sqlx::query(
-                "INSERT INTO anomaly_scores (tenant_id, event_id, event_time, scope, model_version, score)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],
-                                      $5::integer[], $6::float8[])
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(tenants)
-            .bind(ids)
-            .bind(times)
-            .bind(scopes)
-            .bind(versions)
-            .bind(scores)
-            .execute(conn)
-            .await?;
-            Ok(done.rows_affected())
-        })
-    }
 }
 
 /// `training_rows`: the features of each event a training session collects.

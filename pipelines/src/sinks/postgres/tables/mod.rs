@@ -38,6 +38,5 @@ pub(super) const TABLES: &[&dyn Table] = &[
     &dead_letters::DeadLetters,
     &replays::Resolves,
     &replays::ReplayFailures,
-    &anomaly::AnomalyScores,
     &anomaly::TrainingRows,
 ];

@@ -18,7 +18,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS staging_events (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS staging_decisions (
     decision_id uuid, tenant_id text, event_id text, event_time timestamptz, rule_path text,
-    allowed boolean, result jsonb, bundle_revision text, eval_micros integer
+    allowed boolean, result jsonb, bundle_revision text, eval_micros integer,
+    anomaly_score double precision, anomaly_model_version integer
 ) ON COMMIT DELETE ROWS;
 ";
 
