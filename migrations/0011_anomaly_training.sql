@@ -61,9 +61,10 @@ COMMENT ON TABLE anomaly_models IS 'Anomaly model versions per tenant and scope;
 
 -- The anomaly score policy was given for each judged event, and the model version that gave it:
 -- columns of the decision, which is written anyway, rather than a row and an index more per event.
--- NULL when no model scored the event.
+-- NULL when no model scored the event. Nullable and unchecked, so adding them rewrites and scans
+-- no partition of a large decisions table.
 ALTER TABLE decisions
-    ADD COLUMN anomaly_score         double precision CHECK (anomaly_score > 0 AND anomaly_score <= 1),
+    ADD COLUMN anomaly_score         double precision,
     ADD COLUMN anomaly_model_version integer;
 COMMENT ON COLUMN decisions.anomaly_score IS 'The event''s anomaly score in (0, 1] that policy saw as input.context.anomaly_score; NULL when no model scored it.';
 

@@ -212,6 +212,17 @@ impl<E: Entity> EntityDirectory<E> {
         Ok(addr)
     }
 
+    /// The keys of the entities live now (for telling each of them something, such as to reload
+    /// after a change that may have been missed).
+    pub fn live_keys(&self) -> Vec<E::Key> {
+        self.inner
+            .lock()
+            .live
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Passivates every live entity now (they stop once their mailboxes are empty).
     pub fn passivate_all(&self) {
         self.inner.passivate_where(|_| true);

@@ -19,41 +19,52 @@ pub type ModelDirectory = EntityDirectory<ModelActor<PgModelStore>>;
 
 const CHANNEL: &str = "portcullis_anomaly_models";
 
-/// Runs until `cancel` fires. A change made while the listener was reconnecting reaches the
-/// actor when it is next activated (it passivates after `actors.anomaly_model.idle_secs`).
+/// Runs until `cancel` fires. After the listening connection is made again, every live model
+/// line reloads: a change made while it was down was not heard.
 pub async fn run_model_reloads(
     pool: PgPool,
     models: Arc<ModelDirectory>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(follow(
-        pool,
-        CHANNEL,
-        cancel.clone(),
-        move |notice| match notice {
-            Notice::Payload(p) => tx.send(p).is_ok(),
-            Notice::Connected => true,
-        },
-    ));
-    loop {
-        let payload = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            p = rx.recv() => match p {
-                Some(p) => p,
-                None => return Ok(()),
+    let (tx, mut notices) = mpsc::unbounded_channel();
+    let mut first = true;
+    tokio::spawn(follow(pool, CHANNEL, cancel.clone(), move |notice| {
+        let reload = match notice {
+            Notice::Payload(p) => Reloads::One(p),
+            // The first connection finds nothing to catch up on: actors load as they activate.
+            Notice::Connected if std::mem::take(&mut first) => return true,
+            Notice::Connected => Reloads::AllLive,
+        };
+        tx.send(reload).is_ok()
+    }));
+    while let Some(reload) = notices.recv().await {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let keys = match reload {
+            Reloads::One(payload) => match parse(&payload) {
+                Some(key) => vec![key],
+                None => {
+                    warn!(payload, "unreadable anomaly model notice");
+                    continue;
+                }
             },
+            Reloads::AllLive => models.live_keys(),
         };
-        let Some(key) = parse(&payload) else {
-            warn!(payload, "unreadable anomaly model notice");
-            continue;
-        };
-        match models.send(&key, Reload).await {
-            Ok(Ok(())) => info!(model = %key, "anomaly model line changed; reloaded"),
-            Ok(Err(e)) => warn!(model = %key, error = %e, "anomaly model not reloaded"),
-            Err(e) => warn!(model = %key, error = %e, "anomaly model actor unavailable"),
+        for key in keys {
+            match models.send(&key, Reload).await {
+                Ok(Ok(())) => info!(model = %key, "anomaly model line changed; reloaded"),
+                Ok(Err(e)) => warn!(model = %key, error = %e, "anomaly model not reloaded"),
+                Err(e) => warn!(model = %key, error = %e, "anomaly model actor unavailable"),
+            }
         }
     }
+    Ok(())
+}
+
+enum Reloads {
+    One(String),
+    AllLive,
 }
 
 fn parse(payload: &str) -> Option<ModelKey> {

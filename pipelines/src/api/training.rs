@@ -32,6 +32,17 @@ fn target(path: (String, String)) -> Result<(TenantId, ModelScope), ApiError> {
     Ok((tenant, scope))
 }
 
+/// The tenant and scope a change names, once the caller is checked to administer the tenant,
+/// and who the change is recorded as made by.
+fn admin_target(
+    caller: &Authorized,
+    path: (String, String),
+) -> Result<(TenantId, ModelScope, String), ApiError> {
+    let (tenant, scope) = target(path)?;
+    caller.require(Permission::Administer, &tenant)?;
+    Ok((tenant, scope, format!("token:{}", caller.0.name)))
+}
+
 fn training_error(e: TrainingError) -> ApiError {
     match e {
         TrainingError::UnknownTenant(_) | TrainingError::NoneActive { .. } => {
@@ -51,9 +62,7 @@ pub(super) async fn start(
     caller: Authorized,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, scope) = target(path.into_inner())?;
-    caller.require(Permission::Administer, &tenant)?;
-    let by = format!("token:{}", caller.0.name);
+    let (tenant, scope, by) = admin_target(&caller, path.into_inner())?;
     let session = start_session(&state.pool, &tenant, scope, &by)
         .await
         .map_err(training_error)?;
@@ -87,9 +96,7 @@ pub(super) async fn stop(
     caller: Authorized,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, scope) = target(path.into_inner())?;
-    caller.require(Permission::Administer, &tenant)?;
-    let by = format!("token:{}", caller.0.name);
+    let (tenant, scope, by) = admin_target(&caller, path.into_inner())?;
     let stopped = stop_session(&state.pool, &tenant, scope, ForestParams::default(), &by)
         .await
         .map_err(training_error)?;
@@ -102,9 +109,7 @@ pub(super) async fn close(
     caller: Authorized,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, scope) = target(path.into_inner())?;
-    caller.require(Permission::Administer, &tenant)?;
-    let by = format!("token:{}", caller.0.name);
+    let (tenant, scope, by) = admin_target(&caller, path.into_inner())?;
     let session = close_session(&state.pool, &tenant, scope, &by)
         .await
         .map_err(training_error)?;

@@ -12,12 +12,11 @@ use portcullis_engine::distribution::AgentKey;
 use portcullis_engine::TenantId;
 use serde::Deserialize;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::AgentDirectory;
-use crate::sinks::postgres::notifications::{follow, Notice};
+use crate::sinks::postgres::notifications::payloads;
 
 const CHANNEL: &str = "portcullis_segment_membership";
 /// Agents told at once.
@@ -38,24 +37,11 @@ pub async fn run_membership(
     sessions: Arc<AgentDirectory>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(follow(
-        pool.clone(),
-        CHANNEL,
-        cancel.clone(),
-        move |notice| match notice {
-            Notice::Payload(p) => tx.send(p).is_ok(),
-            Notice::Connected => true,
-        },
-    ));
-    loop {
-        let payload = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            p = rx.recv() => match p {
-                Some(p) => p,
-                None => return Ok(()),
-            },
-        };
+    let mut notices = payloads(pool.clone(), CHANNEL, cancel.clone());
+    while let Some(payload) = notices.recv().await {
+        if cancel.is_cancelled() {
+            break;
+        }
         let Some((tenant, agents)) = concerned(&pool, &payload).await else {
             continue;
         };
@@ -80,6 +66,7 @@ pub async fn run_membership(
             })
             .await;
     }
+    Ok(())
 }
 
 /// The tenant and the agents a change touches: those in the group, or the one enrolled.

@@ -25,13 +25,37 @@ pub struct Judging {
     observer: Option<Arc<dyn EventObserver>>,
 }
 
-/// One tenant's share of a batch: its events, the message each came from, and what its
-/// anomaly model said of each.
+/// One tenant's share of a batch: its events, the message each came from, its place among the
+/// batch's decoded events, and what its anomaly model said of each.
 #[derive(Default)]
 struct Share {
     messages: Vec<usize>,
+    positions: Vec<usize>,
     events: Vec<Event>,
-    observations: Vec<Option<Observation>>,
+    observations: Vec<Option<Arc<Observation>>>,
+}
+
+/// One decoded event's message, and what its anomaly model said of it.
+type Seen = (usize, Option<Arc<Observation>>);
+
+/// What the anomaly models said of a batch's decoded events, by position, kept across the
+/// rounds of judging one batch: a batch judged again (an actor stopped with it) is not observed
+/// again, so each principal's behaviour counts each event once.
+#[derive(Default)]
+pub struct Observations {
+    /// Per decoded event: the message it came from, and its observation.
+    seen: Option<Vec<Seen>>,
+}
+
+impl Observations {
+    /// The observations of `events` if they are the events observed before (decoding again
+    /// gives the same events, unless the tenant registry changed in between).
+    fn of(&self, events: &[Decoded]) -> Option<&[Seen]> {
+        let seen = self.seen.as_deref()?;
+        let same = seen.len() == events.len()
+            && seen.iter().zip(events).all(|((m, _), d)| *m == d.message);
+        same.then_some(seen)
+    }
 }
 
 impl Judging {
@@ -62,10 +86,16 @@ impl Judging {
         events: Vec<Decoded>,
         sets: &mut [RowSet],
         set_aside: &HashSet<TenantId>,
+        observations: &mut Observations,
     ) -> Result<(), ActorStopped> {
         let now = Utc::now();
+        let decoded = events.len();
+        let known: Option<Vec<Option<Arc<Observation>>>> = observations
+            .of(&events)
+            .map(|seen| seen.iter().map(|(_, o)| o.clone()).collect());
+        let messages: Vec<usize> = events.iter().map(|d| d.message).collect();
         let mut shares: HashMap<TenantId, Share> = HashMap::new();
-        for Decoded { message, event } in events {
+        for (position, Decoded { message, event }) in events.into_iter().enumerate() {
             if set_aside.contains(&event.tenant_id) {
                 let reason = format!(
                     "not judged: the actor of tenant {} stopped each time it was given this \
@@ -80,18 +110,36 @@ impl Judging {
             }
             let share = shares.entry(event.tenant_id.clone()).or_default();
             share.messages.push(message);
+            share.positions.push(position);
             share.events.push(event);
         }
-        // Observed once, before the first round: a principal's behaviour counts each event once.
-        if let Some(observer) = &self.observer {
-            let observing = shares.iter_mut().map(|(tenant, share)| async move {
-                let events = std::mem::take(&mut share.events);
-                let (events, observations) =
-                    observe_tenant(observer.as_ref(), tenant, events).await;
-                share.events = events;
-                share.observations = observations;
-            });
-            join_all(observing).await;
+        // Observed once per batch, before the first round: a principal's behaviour counts each
+        // event once, also when the batch is judged again.
+        match (known, &self.observer) {
+            (Some(known), _) => {
+                for share in shares.values_mut() {
+                    share.observations =
+                        share.positions.iter().map(|&p| known[p].clone()).collect();
+                }
+            }
+            (None, Some(observer)) => {
+                let observing = shares.iter_mut().map(|(tenant, share)| async move {
+                    let events = std::mem::take(&mut share.events);
+                    let (events, seen) = observe_tenant(observer.as_ref(), tenant, events).await;
+                    share.events = events;
+                    share.observations = seen.into_iter().map(|o| o.map(Arc::new)).collect();
+                });
+                join_all(observing).await;
+                let mut seen: Vec<Seen> = messages.iter().map(|&m| (m, None)).collect();
+                for share in shares.values() {
+                    for (&p, o) in share.positions.iter().zip(&share.observations) {
+                        seen[p].1 = o.clone();
+                    }
+                }
+                debug_assert_eq!(seen.len(), decoded);
+                observations.seen = Some(seen);
+            }
+            (None, None) => {}
         }
         // After a panic, an actor hands back the rest of its batch unjudged and restarts; each
         // round settles at least the event that panicked, so this ends.
@@ -147,6 +195,7 @@ impl Judging {
                                     share.messages.push(message);
                                     share.events.push(event);
                                     share.observations.push(observation);
+                                    share.positions.push(usize::MAX);
                                 }
                             }
                         }
@@ -176,4 +225,53 @@ fn event_dead_letter(event: &Event, origin: Origin, reason: String) -> DeadLette
     // One message may hold several events; the event id keeps their dead letters apart.
     d.id = format!("{}:event:{}", d.id, event.event_id);
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_engine::anomaly::features::RawFeatures;
+    use portcullis_engine::{EventKind, Source};
+
+    fn decoded(message: usize, id: &str) -> Decoded {
+        Decoded {
+            message,
+            event: Event {
+                event_id: id.into(),
+                tenant_id: TenantId::parse("acme").unwrap(),
+                source: Source::Mqtt,
+                kind: EventKind::Device,
+                event_time: Utc::now(),
+                principal: "p".into(),
+                action: "a".into(),
+                service: "agent".into(),
+                resource: None,
+                source_ip: None,
+                account: "x".into(),
+                raw: serde_json::json!({}),
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_decoded_again_reuses_its_observations_and_another_does_not() {
+        let observation = Arc::new(Observation {
+            features: RawFeatures {
+                categorical: vec![],
+                numeric: vec![],
+            },
+            score: Some(0.6),
+            model_version: Some(1),
+            session: None,
+        });
+        let kept = Observations {
+            seen: Some(vec![(0, Some(observation)), (2, None)]),
+        };
+        let again = [decoded(0, "e1"), decoded(2, "e2")];
+        assert_eq!(kept.of(&again).map(|s| s.len()), Some(2));
+        // The registry changed between rounds: other events, other messages.
+        assert!(kept.of(&[decoded(0, "e1")]).is_none());
+        assert!(kept.of(&[decoded(1, "e1"), decoded(2, "e2")]).is_none());
+        assert!(Observations::default().of(&again).is_none());
+    }
 }

@@ -33,7 +33,7 @@ use tracing::{instrument, warn};
 pub use after_commit::AfterCommit;
 pub use decode::{DecodeLimits, Decoder, SharedRegistry};
 pub use inbound::Inbound;
-pub use judge::Judging;
+pub use judge::{Judging, Observations};
 pub use observe::{EventObserver, Observed};
 pub use persist::Persist;
 pub use replay::{ReplayError, Replayed};
@@ -151,11 +151,12 @@ impl EventPath {
         let mut backoff = Backoff::for_writes();
         let mut stops: HashMap<TenantId, usize> = HashMap::new();
         let mut set_aside = HashSet::new();
+        let mut observations = Observations::default();
         loop {
             let (events, mut sets) = self.decoder.decode(batch);
             match self
                 .judging
-                .judge(batch, events, &mut sets, &set_aside)
+                .judge(batch, events, &mut sets, &set_aside, &mut observations)
                 .await
             {
                 Ok(()) => return Ok(sets),

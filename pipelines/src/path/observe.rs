@@ -30,7 +30,11 @@ impl<S: ModelStore> EventObserver for EntityDirectory<ModelActor<S>> {
             let n = events.len();
             match self.send(&key, Observe { events }).await {
                 Ok(Ok(observations)) if observations.len() == n => Some(observations),
-                Ok(Ok(_)) => None,
+                Ok(Ok(observations)) => {
+                    warn!(model = %key, events = n, observations = observations.len(),
+                          "events judged without anomaly scores: the model line answered for another number of events");
+                    None
+                }
                 Ok(Err(panicked)) => {
                     warn!(model = %key, error = %panicked, events = n, "events judged without anomaly scores");
                     None
@@ -112,11 +116,11 @@ pub struct Observed {
     pub event_id: String,
     pub event_time: chrono::DateTime<chrono::Utc>,
     pub scope: ModelScope,
-    pub observation: Observation,
+    pub observation: Arc<Observation>,
 }
 
 impl Observed {
-    pub fn of(event: &Event, observation: Observation) -> Self {
+    pub fn of(event: &Event, observation: Arc<Observation>) -> Self {
         Observed {
             tenant: event.tenant_id.clone(),
             event_id: event.event_id.clone(),

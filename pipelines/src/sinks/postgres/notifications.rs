@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::retry::Backoff;
@@ -79,4 +80,19 @@ pub async fn follow(
             return;
         }
     }
+}
+
+/// The payloads of `channel`'s notifications, in order; the receiver ends when `cancel` fires.
+/// Reconnections are not reported: a follower that must look afresh after one uses [`follow`].
+pub fn payloads(
+    pool: PgPool,
+    channel: &'static str,
+    cancel: CancellationToken,
+) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(follow(pool, channel, cancel, move |notice| match notice {
+        Notice::Payload(p) => tx.send(p).is_ok(),
+        Notice::Connected => true,
+    }));
+    rx
 }

@@ -106,6 +106,10 @@ pub async fn run_engine_bench(
     };
 
     truncate(&pool).await?;
+    // Models and sessions of an earlier run would score the collecting phase.
+    sqlx::query("TRUNCATE training_rows, anomaly_models, training_sessions")
+        .execute(&pool)
+        .await?;
     eprintln!("ceiling: decode → COPY into events, no actors, no policy…");
     let registry = Arc::new(std::sync::RwLock::new(Arc::new(
         postgres::load_registry(&pool).await?,

@@ -45,8 +45,9 @@ impl Table for TrainingRows {
         Box::pin(async move {
             // Arrays of arrays of different lengths cannot be bound as one Postgres array:
             // each row's features travel as JSON and become arrays here. A session that ended
-            // meanwhile takes no more rows (the join), so a stopped session's model is what it
-            // was trained on.
+            // meanwhile takes no more rows: the sessions are read FOR KEY SHARE, which waits for
+            // a stop in progress (it holds the row FOR UPDATE) and then sees it ended, so a
+            // stopped session's rows are exactly what its model was trained on.
             let done = sqlx::query(
                 "INSERT INTO training_rows (session_id, event_id, categorical, numeric)
                  SELECT t.session_id, t.event_id,
@@ -56,7 +57,9 @@ impl Table for TrainingRows {
                               WITH ORDINALITY AS e(v, i) ORDER BY i)
                  FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[])
                       AS t(session_id, event_id, categorical, numeric)
-                 JOIN training_sessions s ON s.session_id = t.session_id AND s.state = 'active'
+                 JOIN (SELECT session_id FROM training_sessions
+                       WHERE session_id = ANY($1) AND state = 'active' FOR KEY SHARE) s
+                   ON s.session_id = t.session_id
                  ON CONFLICT DO NOTHING",
             )
             .bind(sessions)
