@@ -10,7 +10,7 @@ use portcullis_actors::{
     Arbiters, EntityDirectory, EntityLimits, ModelActor, ModelState, ModelStore, ModelStoreError,
     Observe, Reload,
 };
-use portcullis_engine::anomaly::features::{extract, BehaviourBook};
+use portcullis_engine::anomaly::features::{extract, BehaviourBook, PastEvent};
 use portcullis_engine::anomaly::{train, ForestParams, ModelKey, ModelScope};
 use portcullis_engine::{Event, EventKind, Source, TenantId};
 use serde_json::json;
@@ -20,6 +20,7 @@ use uuid::Uuid;
 struct Memory {
     state: Mutex<ModelState>,
     loads: Mutex<usize>,
+    past: Mutex<Vec<PastEvent>>,
 }
 
 impl ModelStore for Memory {
@@ -31,6 +32,15 @@ impl ModelStore for Memory {
         *self.loads.lock().unwrap() += 1;
         let state = self.state.lock().unwrap().clone();
         async move { Ok(state) }
+    }
+
+    fn history(
+        &self,
+        _key: ModelKey,
+    ) -> impl std::future::Future<Output = Result<Vec<PastEvent>, ModelStoreError>> + Send + 'static
+    {
+        let past = self.past.lock().unwrap().clone();
+        async move { Ok(past) }
     }
 }
 
@@ -155,4 +165,40 @@ async fn features_in_order_scores_from_the_current_model_and_the_session_named()
         "a new user's never-seen action {odd} vs {usual}"
     );
     assert_eq!(*store.loads.lock().unwrap(), 2, "activation and one reload");
+}
+
+#[actix_rt::test]
+async fn an_activated_line_remembers_its_principals_from_the_store() {
+    let store = Arc::new(Memory::default());
+    *store.past.lock().unwrap() = (0..5)
+        .map(|i| PastEvent {
+            principal: "alice".into(),
+            time: Utc.timestamp_opt(1_700_000_000 + i, 0).unwrap(),
+            action: "open".into(),
+            address: Some("10.0.0.5".into()),
+            client: None,
+        })
+        .collect();
+    let dir: Arc<EntityDirectory<ModelActor<Memory>>> = Arc::new(EntityDirectory::new(
+        Arc::new(Arbiters::start(1)),
+        store.clone(),
+        EntityLimits::default(),
+    ));
+    let seen = dir
+        .send(
+            &key(),
+            Observe {
+                events: Arc::new(vec![event(10, "alice", "open"), event(11, "bob", "open")]),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // numeric[1]: new action for the principal, numeric[2]: new address.
+    assert_eq!(
+        &seen[0].features.numeric[1..3],
+        &[0.0, 0.0],
+        "alice is known"
+    );
+    assert_eq!(&seen[1].features.numeric[1..3], &[1.0, 1.0], "bob is not");
 }

@@ -3,8 +3,9 @@
 //! current model, and says which training session, if any, collects them.
 //!
 //! Its model and session are loaded on activation and again on `Reload` (sent when a session
-//! starts or ends or a model is trained). The principals' behaviour is memory only: it starts
-//! empty after activation, so the first events of each principal after a restart look new.
+//! starts or ends or a model is trained). The principals' behaviour lives in memory; on
+//! activation it is warmed up on the line's recent events from the store, so that after a
+//! restart or an idle hour principals are not all new again.
 
 use std::sync::Arc;
 
@@ -73,11 +74,15 @@ impl<S: ModelStore> Entity for ModelActor<S> {
 
     async fn activate(key: ModelKey, store: Arc<S>, lease: Lease) -> Result<Self, ModelStoreError> {
         let state = store.load(key.clone()).await?;
+        let past = store.history(key.clone()).await?;
+        let book = tokio::task::spawn_blocking(move || BehaviourBook::warmed_up(&past))
+            .await
+            .map_err(|e| ModelStoreError(format!("warming up the behaviour history: {e}")))?;
         Ok(Self {
             key,
             store,
             state,
-            book: BehaviourBook::default(),
+            book,
             lease,
         })
     }
@@ -89,9 +94,8 @@ impl<S: ModelStore> Actor for ModelActor<S> {
 
 impl<S: ModelStore> Supervised for ModelActor<S> {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        // A panic while observing may have left a principal's history half-updated: start
-        // again from nothing, as after activation. The model and session are unchanged.
-        self.book = BehaviourBook::default();
+        // The model and session are unchanged, and the histories are kept: a panic while
+        // observing leaves at most the event in hand counted in its principal's history.
         self.lease.restarting();
     }
 }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use portcullis_engine::anomaly::features::PastEvent;
 use portcullis_engine::anomaly::{AnomalyModel, ModelKey};
 use uuid::Uuid;
 
@@ -23,8 +24,16 @@ pub struct ModelStoreError(pub String);
 /// The model store, as anomaly-model actors use it. Futures are `'static`: implementations
 /// clone what they need (a pool).
 pub trait ModelStore: Send + Sync + 'static {
+    /// The latest model and the active session.
     fn load(
         &self,
         key: ModelKey,
     ) -> impl Future<Output = Result<ModelState, ModelStoreError>> + Send + 'static;
+
+    /// Recent events of the model line, oldest first, to warm its principals' behaviour up on
+    /// activation.
+    fn history(
+        &self,
+        key: ModelKey,
+    ) -> impl Future<Output = Result<Vec<PastEvent>, ModelStoreError>> + Send + 'static;
 }

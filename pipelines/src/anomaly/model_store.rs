@@ -3,16 +3,34 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use portcullis_actors::{ModelState, ModelStore, ModelStoreError};
-use portcullis_engine::anomaly::ModelKey;
+use portcullis_engine::anomaly::features::{client_family, PastEvent};
+use portcullis_engine::anomaly::{ModelKey, ModelScope};
+use portcullis_engine::EventKind;
 use sqlx::PgPool;
 use tracing::warn;
 
 use super::models::{current_model, CurrentModelError};
 use super::sessions::active_session;
 
+/// How far back a model line's principals are remembered when its actor is activated, and how
+/// many of the most recent events that covers at most.
+pub const HISTORY_DAYS: i32 = 7;
+pub const HISTORY_EVENTS: i64 = 100_000;
+
 pub struct PgModelStore {
     pool: PgPool,
+}
+
+/// An event of the line's history, as read back.
+#[derive(sqlx::FromRow)]
+struct PastRow {
+    principal: String,
+    event_time: DateTime<Utc>,
+    action: String,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
 }
 
 impl PgModelStore {
@@ -45,6 +63,48 @@ impl ModelStore for PgModelStore {
                 .map_err(db)?
                 .map(|s| s.session_id);
             Ok(ModelState { model, session })
+        }
+    }
+
+    fn history(
+        &self,
+        key: ModelKey,
+    ) -> impl std::future::Future<Output = Result<Vec<PastEvent>, ModelStoreError>> + Send + 'static
+    {
+        let pool = self.pool.clone();
+        async move {
+            let kind = match key.scope {
+                ModelScope::Cloudtrail => EventKind::Cloudtrail,
+                ModelScope::Device => EventKind::Device,
+            };
+            let rows: Vec<PastRow> = sqlx::query_as(
+                "SELECT principal, event_time, action, source_ip, user_agent FROM (
+                         SELECT principal, event_time, action, source_ip,
+                                raw ->> 'userAgent' AS user_agent
+                         FROM events
+                         WHERE tenant_id = $1 AND kind = $2
+                           AND event_time > now() - make_interval(days => $3)
+                         ORDER BY event_time DESC LIMIT $4) recent
+                     ORDER BY event_time",
+            )
+            .bind(key.tenant.as_str())
+            .bind(kind.as_str())
+            .bind(HISTORY_DAYS)
+            .bind(HISTORY_EVENTS)
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| ModelStoreError(e.to_string()))?;
+            Ok(rows
+                .into_iter()
+                .map(|r| PastEvent {
+                    principal: r.principal,
+                    time: r.event_time,
+                    action: r.action,
+                    address: r.source_ip,
+                    client: (key.scope == ModelScope::Cloudtrail)
+                        .then(|| client_family(r.user_agent.as_deref()).to_owned()),
+                })
+                .collect())
         }
     }
 }

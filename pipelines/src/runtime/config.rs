@@ -18,8 +18,8 @@ pub struct ActorsConfig {
     /// Agent sessions (one per agent heard from lately); idle ones passivate, their record is
     /// in Postgres.
     pub agent_session: EntityConfig,
-    /// Anomaly-model actors (one per tenant and scope with events); an idle one passivates and
-    /// forgets its principals' behaviour, so they stay live for an hour by default.
+    /// Anomaly-model actors (one per tenant and scope with events); activating one warms its
+    /// principals' behaviour up on recent events, so they stay live for an hour by default.
     pub anomaly_model: EntityConfig,
 }
 

@@ -182,3 +182,45 @@ fn a_session_collects_features_its_model_scores_live_events_and_policy_sees_the_
         env.cleanup().await;
     });
 }
+
+/// An engine that starts again remembers the principals it saw: their first events after the
+/// restart are not "new" (the model line warms up on recent events from Postgres).
+#[test]
+fn principals_are_remembered_across_an_engine_restart() {
+    block_on(async {
+        let env = TestEnv::new("anomaly_restart").await;
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        let training = "/v1/anomaly/acme/cloudtrail/training";
+        assert_eq!(post_json(&api, training, &json!({})).await.0, 201);
+        let first: Vec<(&str, Vec<u8>)> = (0..3)
+            .map(|i| (ACME_ACCOUNT, serde_json::to_vec(&usual(3 * i)).unwrap()))
+            .collect();
+        env.produce(&first).await;
+        env.expect_count("SELECT count(*) FROM training_rows", 3, WAIT)
+            .await;
+        engine.stop().await.unwrap();
+
+        let engine = env.start().await;
+        let mut again = usual(0);
+        again["eventID"] = json!("after-restart");
+        env.produce(&[(ACME_ACCOUNT, serde_json::to_vec(&again).unwrap())])
+            .await;
+        env.expect_count("SELECT count(*) FROM training_rows", 4, WAIT)
+            .await;
+        let new: Vec<f64> = sqlx::query_scalar(
+            "SELECT numeric[4:6] FROM training_rows WHERE event_id = 'after-restart'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        // new_api_for_principal, new_address_for_principal, new_client_for_principal.
+        assert_eq!(
+            new,
+            [0.0, 0.0, 0.0],
+            "alice's usual call after a restart is not new"
+        );
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}

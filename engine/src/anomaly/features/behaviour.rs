@@ -95,6 +95,17 @@ fn remember(seen: &mut HashSet<String>, value: &str) -> bool {
     true
 }
 
+/// What a history needs of an event seen before (read back from storage to warm a book up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastEvent {
+    pub principal: String,
+    pub time: DateTime<Utc>,
+    pub action: String,
+    pub address: Option<String>,
+    /// The client family (CloudTrail); `None` for device events.
+    pub client: Option<String>,
+}
+
 /// The histories of a model's principals, bounded.
 #[derive(Debug, Default)]
 pub struct BehaviourBook {
@@ -102,6 +113,21 @@ pub struct BehaviourBook {
 }
 
 impl BehaviourBook {
+    /// A book that has seen `past`, oldest first: after a restart, principals are not all new.
+    pub fn warmed_up(past: &[PastEvent]) -> Self {
+        let mut book = BehaviourBook::default();
+        for e in past {
+            book.observe(
+                &e.principal,
+                e.time,
+                &e.action,
+                e.address.as_deref(),
+                e.client.as_deref(),
+            );
+        }
+        book
+    }
+
     pub fn observe(
         &mut self,
         principal: &str,
@@ -195,6 +221,30 @@ mod tests {
             .observe(at(24 * 300 + 86_400), "GetObject", None, None)
             .rate_vs_usual;
         assert_eq!(after, 1.0);
+    }
+
+    #[test]
+    fn a_book_warmed_up_on_the_past_knows_its_principals() {
+        let past: Vec<PastEvent> = (0..10)
+            .map(|i| PastEvent {
+                principal: "alice".into(),
+                time: at(i * 60),
+                action: "GetObject".into(),
+                address: Some("10.0.0.1".into()),
+                client: Some("aws-cli".into()),
+            })
+            .collect();
+        let mut book = BehaviourBook::warmed_up(&past);
+        let b = book.observe(
+            "alice",
+            at(700),
+            "GetObject",
+            Some("10.0.0.1"),
+            Some("aws-cli"),
+        );
+        assert!(!b.new_action && !b.new_address && !b.new_client);
+        let b = book.observe("bob", at(700), "GetObject", None, None);
+        assert!(b.new_action);
     }
 
     #[test]

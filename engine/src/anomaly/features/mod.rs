@@ -10,7 +10,7 @@ mod device;
 mod frequency_encoder;
 
 pub use address_class::address_class;
-pub use behaviour::{Behaviour, BehaviourBook, PrincipalHistory};
+pub use behaviour::{Behaviour, BehaviourBook, PastEvent, PrincipalHistory};
 pub use client_family::client_family;
 pub use frequency_encoder::FrequencyEncoder;
 
