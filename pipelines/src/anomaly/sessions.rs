@@ -12,6 +12,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::records::TenantScope;
+use crate::sinks::postgres::error_codes::{foreign_key_violation, unique_violation};
 
 use super::error::TrainingError;
 use super::models::{insert_model, ModelRow};
@@ -41,18 +42,6 @@ const SELECT: &str = "SELECT s.session_id, s.tenant_id, s.scope, s.state, s.star
         s.started_by, s.ended_at, s.ended_by, s.model_version, s.failure,
         (SELECT count(*) FROM training_rows r WHERE r.session_id = s.session_id) AS rows_collected
     FROM training_sessions s";
-
-fn unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "23505")
-}
-
-fn foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "23503")
-}
 
 /// Starts a session for `tenant`'s `scope`, refused if one is active.
 pub async fn start_session(

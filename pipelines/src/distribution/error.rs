@@ -18,8 +18,4 @@ pub enum DistributionError {
     Db(#[from] sqlx::Error),
 }
 
-pub(super) fn foreign_key_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "23503")
-}
+pub(super) use crate::sinks::postgres::error_codes::foreign_key_violation;

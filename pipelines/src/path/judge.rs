@@ -178,7 +178,12 @@ impl Judging {
                                     if let Some(observation) = observation {
                                         decision.anomaly_score = observation.score;
                                         decision.anomaly_model_version = observation.model_version;
-                                        set.observed.push(Observed::of(&event, observation));
+                                        if observation.session.is_some() {
+                                            set.observed.push(Observed {
+                                                event_id: event.event_id.clone(),
+                                                observation,
+                                            });
+                                        }
                                     }
                                     set.decisions.push(decision);
                                     set.events.push(event);

@@ -109,24 +109,10 @@ async fn observe_one(
     (events, observations)
 }
 
-/// A judged event's observation, as the anomaly tables store it.
+/// A judged event collected by a training session: what `training_rows` stores of it. (Its
+/// score is a column of its decision.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
-    pub tenant: TenantId,
     pub event_id: String,
-    pub event_time: chrono::DateTime<chrono::Utc>,
-    pub scope: ModelScope,
     pub observation: Arc<Observation>,
-}
-
-impl Observed {
-    pub fn of(event: &Event, observation: Arc<Observation>) -> Self {
-        Observed {
-            tenant: event.tenant_id.clone(),
-            event_id: event.event_id.clone(),
-            event_time: event.event_time,
-            scope: ModelScope::of(event.kind),
-            observation,
-        }
-    }
 }

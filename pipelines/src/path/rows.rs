@@ -23,7 +23,7 @@ pub struct RowSet {
     pub resolves: Vec<String>,
     /// Dead letters a replay could still not process: `(dead letter id, why)`.
     pub replay_failures: Vec<(String, String)>,
-    /// Judged events' anomaly features and scores (those a model line answered for).
+    /// Judged events a training session collects, with their features.
     pub observed: Vec<Observed>,
 }
 

@@ -6,6 +6,7 @@ mod api_decisions;
 pub mod config;
 pub mod copy_binary;
 mod dead_letters;
+pub mod error_codes;
 pub mod notifications;
 mod registry;
 mod sink;

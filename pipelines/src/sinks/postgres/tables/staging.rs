@@ -7,6 +7,8 @@
 
 use sqlx::{AssertSqlSafe, PgConnection};
 
+use crate::sinks::postgres::error_codes::unique_violation;
+
 /// Created on every new connection (`after_connect`). Temporary tables are unlogged and private
 /// to their session, and `ON COMMIT DELETE ROWS` empties them at the end of each transaction,
 /// so a failed batch leaves nothing behind either. Column types mirror the target tables, so a
@@ -58,7 +60,8 @@ pub(super) async fn insert_once(
                 .await?;
             return Ok(rows);
         }
-        Err(e) if !is_duplicate(&e) => return Err(e),
+        // Not a duplicate (rows of this batch stored already): a real failure.
+        Err(e) if !unique_violation(&e) => return Err(e),
         Err(_) => {
             sqlx::raw_sql("ROLLBACK TO SAVEPOINT straight_in")
                 .execute(&mut *conn)
@@ -73,11 +76,4 @@ pub(super) async fn insert_once(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// A unique violation: rows of this batch are stored already.
-fn is_duplicate(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == "23505")
 }
