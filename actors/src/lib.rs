@@ -18,7 +18,8 @@ pub mod tenant;
 
 pub use agent::{AgentSession, AgentStore, FromAgent, SegmentsChanged, SessionError, SessionState};
 pub use anomaly::{
-    ModelActor, ModelState, ModelStore, ModelStoreError, Observation, Observe, Reload,
+    Finding, ModelActor, ModelState, ModelStore, ModelStoreError, Observation, Observe, Reload,
+    StoredTrust,
 };
 pub use entity::{
     Arbiters, Entity, EntityCounts, EntityDirectory, EntityError, EntityLimits, EntityStats,
@@ -31,4 +32,6 @@ pub use policy::{
 pub use segment::{
     Claimed, Flush, FlushError, Flushed, OutboxError, OutgoingVersion, SegmentActor, SegmentOutbox,
 };
-pub use tenant::{Judge, TenantActor, TenantDirectory, Verdict, LIMIT_STOPS_PER_BATCH};
+pub use tenant::{
+    AnomalyContext, Judge, TenantActor, TenantDirectory, Verdict, LIMIT_STOPS_PER_BATCH,
+};

@@ -1,16 +1,18 @@
 //! The anomaly-model actor with a store kept in memory (the Postgres one is tested on the real
 //! services in `pipelines/tests/it/training.rs`): features in order with each principal's
-//! behaviour, scores from the current model, the active session named, and a reload that picks
-//! up a newly trained model.
+//! behaviour, scores from the current model, the active session named, a reload that picks
+//! up a newly trained model, anomalies with what made them unusual, and trust kept and resumed.
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
 use portcullis_actors::{
     Arbiters, EntityDirectory, EntityLimits, ModelActor, ModelState, ModelStore, ModelStoreError,
-    Observe, Reload,
+    Observe, Reload, StoredTrust,
 };
 use portcullis_engine::anomaly::features::{extract, BehaviourBook, PastEvent};
+use portcullis_engine::anomaly::trust::TrustState;
+use portcullis_engine::anomaly::AnomalySettings;
 use portcullis_engine::anomaly::{train, ForestParams, ModelKey, ModelScope};
 use portcullis_engine::{Event, EventKind, Source, TenantId};
 use serde_json::json;
@@ -21,6 +23,7 @@ struct Memory {
     state: Mutex<ModelState>,
     loads: Mutex<usize>,
     past: Mutex<Vec<PastEvent>>,
+    trust: Mutex<StoredTrust>,
 }
 
 impl ModelStore for Memory {
@@ -32,6 +35,15 @@ impl ModelStore for Memory {
         *self.loads.lock().unwrap() += 1;
         let state = self.state.lock().unwrap().clone();
         async move { Ok(state) }
+    }
+
+    fn trust(
+        &self,
+        _key: ModelKey,
+    ) -> impl std::future::Future<Output = Result<StoredTrust, ModelStoreError>> + Send + 'static
+    {
+        let trust = self.trust.lock().unwrap().clone();
+        async move { Ok(trust) }
     }
 
     fn history(
@@ -129,9 +141,11 @@ async fn features_in_order_scores_from_the_current_model_and_the_session_named()
         usual_day.iter().map(|e| extract(e, &mut book)).collect()
     };
     let (model, _) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
+    let settings = AnomalySettings::new(0.6, 3600).unwrap();
     *store.state.lock().unwrap() = ModelState {
         model: Some((1, Arc::new(model))),
         session: None,
+        settings,
     };
     dir.send(&key(), Reload).await.unwrap().unwrap();
     // The actor sees the same stretch (its principals' behaviour warms up), then one more
@@ -159,11 +173,29 @@ async fn features_in_order_scores_from_the_current_model_and_the_session_named()
         .unwrap();
     let (usual, odd) = (&seen[300], &seen[301]);
     assert_eq!((usual.model_version, usual.session), (Some(1), None));
-    let (usual, odd) = (usual.score.unwrap(), odd.score.unwrap());
+    let (usual_score, odd_score) = (usual.score.unwrap(), odd.score.unwrap());
     assert!(
-        odd > usual + 0.1,
-        "a new user's never-seen action {odd} vs {usual}"
+        odd_score > usual_score + 0.1 && odd_score >= settings.threshold,
+        "a new user's never-seen action {odd_score} vs {usual_score}"
     );
+    // Anomalies are the events at or above the threshold, each saying what made it unusual.
+    for o in &seen {
+        assert_eq!(o.anomaly.is_some(), o.score.unwrap() >= 0.6, "{o:?}");
+    }
+    let finding = odd.anomaly.as_ref().unwrap();
+    assert_eq!(finding.threshold, 0.6);
+    assert!(!finding.unusual.is_empty(), "{finding:?}");
+    // The agent (every event came from laptop-1) lost trust to it, and that is to be stored.
+    let trust = odd.trust.unwrap();
+    assert!(trust < 100, "{trust}");
+    let change = odd.trust_change.as_ref().expect("trust moved");
+    assert_eq!((change.subject.as_str(), change.trust), ("laptop-1", trust));
+    // Changes are ordered, and only moves are told.
+    let seqs: Vec<i64> = seen
+        .iter()
+        .filter_map(|o| o.trust_change.as_ref().map(|c| c.seq))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert_eq!(*store.loads.lock().unwrap(), 2, "activation and one reload");
 }
 
@@ -201,4 +233,57 @@ async fn an_activated_line_remembers_its_principals_from_the_store() {
         "alice is known"
     );
     assert_eq!(&seen[1].features.numeric[1..3], &[1.0, 1.0], "bob is not");
+}
+
+#[actix_rt::test]
+async fn trust_resumes_from_the_store() {
+    let store = Arc::new(Memory::default());
+    let usual: Vec<Event> = (0..50).map(|i| event(i, "carol", "open")).collect();
+    let rows: Vec<_> = {
+        let mut book = BehaviourBook::default();
+        usual.iter().map(|e| extract(e, &mut book)).collect()
+    };
+    let (model, _) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
+    store.state.lock().unwrap().model = Some((1, Arc::new(model)));
+    *store.past.lock().unwrap() = usual
+        .iter()
+        .map(|e| PastEvent {
+            principal: e.principal.clone(),
+            time: e.event_time,
+            action: e.action.clone(),
+            address: e.source_ip.clone(),
+            client: None,
+        })
+        .collect();
+    // laptop-1 lost 90 % of its trust an hour (the default half-life) before the next event.
+    let next = event(50, "carol", "open");
+    store.trust.lock().unwrap().last_seq = 41;
+    store.trust.lock().unwrap().subjects = vec![(
+        "laptop-1".to_owned(),
+        TrustState {
+            risk: 0.9,
+            as_of: next.event_time - chrono::Duration::hours(1),
+        },
+        41,
+    )];
+    let dir: Arc<EntityDirectory<ModelActor<Memory>>> = Arc::new(EntityDirectory::new(
+        Arc::new(Arbiters::start(1)),
+        store.clone(),
+        EntityLimits::default(),
+    ));
+    let seen = dir
+        .send(
+            &key(),
+            Observe {
+                events: Arc::new(vec![next]),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // A usual event: half the risk is gone, trust 55, and the change comes after the stored one.
+    assert!(seen[0].anomaly.is_none(), "{:?}", seen[0]);
+    assert_eq!(seen[0].trust, Some(55), "{:?}", seen[0]);
+    let change = seen[0].trust_change.as_ref().unwrap();
+    assert_eq!((change.trust, change.seq), (55, 42));
 }

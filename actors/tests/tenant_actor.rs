@@ -113,7 +113,7 @@ async fn judge(dir: &TenantDirectory, tenant: &str, events: Vec<Event>) -> Vec<(
         Judge {
             events,
             now: Utc::now(),
-            anomaly_scores: Vec::new(),
+            anomaly: Vec::new(),
         },
     )
     .await

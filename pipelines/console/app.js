@@ -111,6 +111,7 @@ const pages = [
   { path: "tenants", label: "Tenants", render: renderTenants },
   { path: "segments", label: "Segments", render: renderSegments },
   { path: "agents", label: "Agents", render: renderAgents },
+  { path: "anomalies", label: "Anomalies", render: renderAnomalies },
 ];
 
 function route() {
@@ -199,11 +200,18 @@ function tenantSelect(id, { allowAll }) {
 
 let live = null;
 
+// A page's periodic refresh; stopped when the page changes, as the live stream is.
+let refreshTimer = null;
+
 function stopLive() {
   if (live) {
     live.closed = true;
     live.ws.close();
     live = null;
+  }
+  if (refreshTimer) {
+    clearInterval(refreshTimer);
+    refreshTimer = null;
   }
 }
 
@@ -606,6 +614,130 @@ async function renderAgents(main) {
       h("thead", {}, h("tr", {}, ["Tenant", "Agent", "State", "Identity", "Groups", "Applied", "Last seen"]
         .map((c) => h("th", { scope: "col" }, c)))), body));
   await load();
+}
+
+// ---- anomaly models: training, anomalies, trust -------------------------------------------
+
+const TRUST_LEVELS = { trusted: "allow", watch: "watch", low: "deny", untrusted: "deny" };
+
+function unusualText(unusual) {
+  return (unusual || []).map((u) => {
+    const value = typeof u.value === "string" ? u.value : String(u.value);
+    const share = typeof u.training_share === "number"
+      ? ` (${(100 * u.training_share).toFixed(1)} % of training)` : "";
+    return `${u.feature} = ${value}${share}`;
+  }).join("; ");
+}
+
+async function renderAnomalies(main) {
+  const tenant = tenantSelect("an-tenant", { allowAll: true });
+  const status = h("div", { "aria-live": "polite" });
+  const lines = h("tbody");
+  const anomalies = h("tbody");
+  const trust = h("tbody");
+  const models = h("tbody");
+  const act = async (t, scope, verb) => {
+    const base = `/v1/anomaly/${encodeURIComponent(t)}/${encodeURIComponent(scope)}/training`;
+    try {
+      const answer = await api(verb === "start" ? base : `${base}/${verb}`, { method: "POST", body: {} });
+      const r = answer.result;
+      if (verb === "start") message(status, "notice", `Training ${t}/${scope}: collecting events.`);
+      else if (verb === "close") message(status, "notice", `Closed ${t}/${scope}'s session without training.`);
+      else if (r.model) message(status, "notice", `Trained ${t}/${scope} model version ${r.model.version} on ${r.model.summary.rows} events.`);
+      else message(status, "error", `No model was trained: ${r.session.failure || "unknown reason"}`);
+    } catch (e) {
+      message(status, "error", `${verb} ${t}/${scope}: ${e.message}`);
+    }
+    await load();
+  };
+  const load = async () => {
+    const q = query({ tenant_id: tenant.value });
+    let settings, sessions, versions, found, subjects;
+    try {
+      [settings, sessions, versions, found, subjects] = await Promise.all([
+        api(`/v1/anomaly-settings${q}`), api(`/v1/training-sessions${query({ tenant_id: tenant.value, limit: 200 })}`),
+        api(`/v1/anomaly-models${q}`), api(`/v1/anomalies${query({ tenant_id: tenant.value, limit: 100 })}`),
+        api(`/v1/trust-scores${query({ tenant_id: tenant.value, limit: 100 })}`),
+      ]).then((answers) => answers.map((a) => a.result));
+    } catch (e) {
+      message(status, "error", e.message);
+      return;
+    }
+    lines.replaceChildren(...settings.map((line) => {
+      const key = `${line.tenant_id}/${line.scope}`;
+      const active = sessions.find((s) => s.state === "active" && s.tenant_id === line.tenant_id && s.scope === line.scope);
+      const model = versions.find((m) => m.tenant_id === line.tenant_id && m.scope === line.scope);
+      const buttons = [];
+      if (mayAdminister(line.tenant_id)) {
+        if (active) {
+          buttons.push(h("button", { type: "button", class: "primary", onclick: () => act(line.tenant_id, line.scope, "stop") }, "Stop and train"),
+            h("button", { type: "button", onclick: () => act(line.tenant_id, line.scope, "close") }, "Close"));
+        } else {
+          buttons.push(h("button", { type: "button", onclick: () => act(line.tenant_id, line.scope, "start") }, "Start training"));
+        }
+      }
+      return h("tr", { "data-line": key },
+        h("td", {}, line.tenant_id), h("td", {}, line.scope),
+        h("td", {}, active ? `training: ${active.rows_collected} events collected since ${time(active.started_at)}`
+          : (model ? "scoring" : "no model")),
+        h("td", { class: "num" }, model ? `v${model.version}` : "—"),
+        h("td", { class: "num" }, line.threshold),
+        h("td", { class: "num" }, `${line.trust_half_life_secs} s`),
+        h("td", {}, h("div", { class: "row-actions" }, buttons)));
+    }));
+    anomalies.replaceChildren(...found.map((a) => h("tr", { "data-anomaly": a.event_id },
+      h("td", { class: "mono" }, time(a.event_time)), h("td", {}, `${a.tenant_id}/${a.scope}`),
+      h("td", { class: "wrap" }, a.subject), h("td", {}, a.action),
+      h("td", { class: "num" }, a.score.toFixed(3)),
+      h("td", { class: "reason" }, unusualText(a.unusual)),
+      h("td", { class: "num" }, a.trust),
+      h("td", {}, a.outcome ? outcomeBadge(a.outcome) : "—"))));
+    trust.replaceChildren(...subjects.map((t) => h("tr", { "data-subject": `${t.subject_kind}/${t.subject}` },
+      h("td", {}, t.tenant_id), h("td", {}, t.subject_kind), h("td", { class: "wrap" }, t.subject),
+      h("td", { class: "num" }, t.trust),
+      h("td", {}, h("span", { class: `outcome ${TRUST_LEVELS[t.level] || ""}` }, t.level)),
+      h("td", { class: "num" }, t.anomalies_24h), h("td", { class: "mono" }, time(t.as_of)))));
+    models.replaceChildren(...versions.map((m) => h("tr", { "data-model": `${m.tenant_id}/${m.scope}/${m.version}` },
+      h("td", {}, `${m.tenant_id}/${m.scope}`), h("td", { class: "num" }, `v${m.version}`),
+      h("td", { class: "mono" }, time(m.trained_at)), h("td", {}, m.trained_by),
+      h("td", { class: "num" }, m.summary.rows),
+      h("td", { class: "num" }, `${Number(m.summary.score_p50).toFixed(3)} / ${Number(m.summary.score_p99).toFixed(3)}`))));
+    if (!found.length && !versions.length && !sessions.some((s) => s.state === "active")) {
+      message(status, "notice", "No model yet: start a training session on a usual stretch of events, then stop it to train.");
+    }
+  };
+  tenant.addEventListener("change", load);
+  const table = (label, columns, body) => h("table", { "aria-label": label },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))), body);
+  const heading = h("h1", {}, "Anomalies");
+  main.append(heading,
+    h("p", { class: "muted" }, "Each tenant learns its usual CloudTrail and device activity in a training session; every later event is scored before policy. Trust (0–100) falls with anomalies and comes back with time."),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "an-tenant" }, "Tenant", tenant)),
+    status,
+    h("h2", {}, "Model lines"),
+    table("Model lines", ["Tenant", "Scope", "Mode", "Model", "Threshold", "Trust half-life", ""], lines),
+    h("h2", {}, "Recent anomalies"),
+    table("Recent anomalies", ["Event time", "Line", "Subject", "Action", "Score", "What was unusual", "Trust after", "Decision"], anomalies),
+    h("h2", {}, "Trust"),
+    h("p", { class: "muted" }, "Principals and agents that lost trust, least trusted first; any other has full trust (100)."),
+    table("Trust", ["Tenant", "Kind", "Subject", "Trust", "Level", "Anomalies (24 h)", "Last counted"], trust),
+    h("h2", {}, "Model versions"),
+    table("Model versions", ["Line", "Version", "Trained", "By", "Events", "Score p50 / p99"], models));
+  // Refreshed while this page is shown: a timer that outlives it (the page was left while it
+  // loaded) stops itself, and a refresh waits for the one before.
+  let loading = false;
+  const refresh = async () => {
+    if (loading) return;
+    loading = true;
+    try { await load(); } finally { loading = false; }
+  };
+  const timer = setInterval(() => {
+    if (!heading.isConnected) clearInterval(timer);
+    else refresh();
+  }, 5000);
+  refreshTimer = timer;
+  await refresh();
 }
 
 window.addEventListener("hashchange", () => render());

@@ -5,5 +5,5 @@
 mod actor;
 mod store;
 
-pub use actor::{ModelActor, Observation, Observe, Reload};
-pub use store::{ModelState, ModelStore, ModelStoreError};
+pub use actor::{Finding, ModelActor, Observation, Observe, Reload};
+pub use store::{ModelState, ModelStore, ModelStoreError, StoredTrust};

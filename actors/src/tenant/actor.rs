@@ -94,10 +94,12 @@ impl Handler<Judge> for TenantActor {
         let mut context = PolicyContext::neutral(msg.now);
         let mut out = Vec::with_capacity(msg.events.len());
         let mut stopped = 0;
-        let mut scores = msg.anomaly_scores.into_iter();
+        let mut anomaly = msg.anomaly.into_iter();
         let mut events = msg.events.into_iter();
         while let Some(mut event) = events.next() {
-            context.anomaly_score = scores.next().unwrap_or(0.0);
+            let seen = anomaly.next().unwrap_or_default();
+            context.anomaly_score = seen.score;
+            context.principal_trust = seen.trust;
             if stopped == LIMIT_STOPS_PER_BATCH {
                 out.push((event, Verdict::Refused(not_evaluated(stopped))));
                 continue;

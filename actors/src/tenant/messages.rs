@@ -8,9 +8,28 @@ use portcullis_engine::{Decision, Event};
 pub struct Judge {
     pub events: Vec<Event>,
     pub now: DateTime<Utc>,
-    /// Each event's anomaly score, for `input.context.anomaly_score`; empty, or shorter than
-    /// `events`: 0 for those without one.
-    pub anomaly_scores: Vec<f64>,
+    /// What the anomaly models said of each event, for `input.context`; empty, or shorter
+    /// than `events`: the neutral context for those without.
+    pub anomaly: Vec<AnomalyContext>,
+}
+
+/// An event's anomaly score and its subject's trust, as policy reads them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnomalyContext {
+    /// `input.context.anomaly_score`.
+    pub score: f64,
+    /// `input.context.principal_trust`, 0 to 100.
+    pub trust: f64,
+}
+
+impl Default for AnomalyContext {
+    /// No model scored the event.
+    fn default() -> Self {
+        Self {
+            score: 0.0,
+            trust: 100.0,
+        }
+    }
 }
 
 /// What became of one event.

@@ -4,4 +4,4 @@ mod actor;
 mod messages;
 
 pub use actor::{TenantActor, TenantDirectory, LIMIT_STOPS_PER_BATCH};
-pub use messages::{Judge, Verdict};
+pub use messages::{AnomalyContext, Judge, Verdict};

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::features::{schema, FeatureKind, FrequencyEncoder, RawFeatures, FEATURES_VERSION};
-use super::{FeatureMatrix, IsolationForest, ModelError, ModelScope};
+use super::{
+    FeatureMatrix, FeatureValue, IsolationForest, ModelError, ModelScope, UnusualFeature,
+    MAX_UNUSUAL_FEATURES, MIN_UNUSUAL_WEIGHT,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyModel {
@@ -28,6 +31,40 @@ impl AnomalyModel {
             matrix.push(&self.encoder.encode(row)?)?;
         }
         self.forest.score_all(&matrix)
+    }
+
+    /// The features that made an event's features unusual, most telling first: those with the
+    /// largest share of its isolation (`IsolationForest::attribution`).
+    pub fn unusual(&self, row: &RawFeatures) -> Result<Vec<UnusualFeature>, ModelError> {
+        let shares = self.forest.attribution(&self.encoder.encode(row)?)?;
+        let mut order: Vec<usize> = (0..shares.len()).collect();
+        order.sort_by(|&a, &b| shares[b].total_cmp(&shares[a]).then(a.cmp(&b)));
+        let specs = schema(self.scope);
+        let categorical = row.categorical.len();
+        Ok(order
+            .into_iter()
+            .enumerate()
+            .take_while(|&(rank, i)| rank == 0 || shares[i] >= MIN_UNUSUAL_WEIGHT)
+            .take(MAX_UNUSUAL_FEATURES)
+            .filter(|&(_, i)| shares[i] > 0.0)
+            .map(|(_, i)| {
+                let (value, training_share) = if i < categorical {
+                    let value = &row.categorical[i];
+                    (
+                        FeatureValue::Text(value.clone()),
+                        Some(self.encoder.share(i, value)),
+                    )
+                } else {
+                    (FeatureValue::Number(row.numeric[i - categorical]), None)
+                };
+                UnusualFeature {
+                    feature: specs.get(i).map_or("?", |s| s.name).to_owned(),
+                    value,
+                    weight: shares[i],
+                    training_share,
+                }
+            })
+            .collect())
     }
 
     /// Checks a model read back from storage: trained on today's features for its scope, and

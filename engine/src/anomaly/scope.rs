@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use crate::EventKind;
+use crate::{Event, EventKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +32,24 @@ impl ModelScope {
         match self {
             ModelScope::Cloudtrail => "cloudtrail",
             ModelScope::Device => "device",
+        }
+    }
+
+    /// Whose trust its anomalies lower: the principal of a CloudTrail record, the agent that
+    /// sent a device event.
+    pub fn subject_kind(self) -> &'static str {
+        match self {
+            ModelScope::Cloudtrail => "principal",
+            ModelScope::Device => "agent",
+        }
+    }
+
+    /// The subject of an event of this scope (`subject_kind`).
+    pub fn subject_of(self, event: &Event) -> &str {
+        match self {
+            ModelScope::Cloudtrail => &event.principal,
+            // A device event's account is the agent that sent it.
+            ModelScope::Device => &event.account,
         }
     }
 

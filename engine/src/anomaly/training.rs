@@ -28,7 +28,7 @@ pub fn train(
     for row in rows {
         matrix.push(&encoder.encode(row)?)?;
     }
-    let (forest, summary) = train_forest(params, &matrix)?;
+    let (forest, summary) = train_forest(params, &matrix, &encoder.single_valued_columns())?;
     let model = AnomalyModel {
         scope,
         features_version: FEATURES_VERSION,
@@ -40,12 +40,13 @@ pub fn train(
     Ok((model, summary))
 }
 
-/// Grows a forest on numeric rows and scores them.
+/// Grows a forest on numeric rows and scores them; `floors` as `IsolationForest::fit_with_floors`.
 pub fn train_forest(
     params: ForestParams,
     rows: &FeatureMatrix,
+    floors: &[u32],
 ) -> Result<(IsolationForest, TrainingSummary), ModelError> {
-    let forest = IsolationForest::fit(params, rows)?;
+    let forest = IsolationForest::fit_with_floors(params, rows, floors)?;
     let mut scores = forest.score_all(rows)?;
     scores.sort_by(f64::total_cmp);
     let at = |q: f64| scores[((scores.len() - 1) as f64 * q).round() as usize];
@@ -62,6 +63,7 @@ pub fn train_forest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anomaly::{FeatureValue, MAX_UNUSUAL_FEATURES};
 
     fn device_row(action: &str, hour: f64) -> RawFeatures {
         RawFeatures {
@@ -107,6 +109,69 @@ mod tests {
         other["scope"] = "cloudtrail".into();
         let other: AnomalyModel = serde_json::from_value(other).unwrap();
         assert!(other.validate().is_err());
+    }
+
+    #[test]
+    fn an_unusual_event_names_what_made_it_so() {
+        let mut rows: Vec<RawFeatures> = (0..300)
+            .map(|i| {
+                device_row(
+                    ["open", "read", "write"][i % 3],
+                    f64::from(9 + (i % 8) as u32),
+                )
+            })
+            .collect();
+        rows.push(device_row("format_disk", 12.0));
+        let (model, _) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
+        // A usual action at 3 in the morning: the hour stands out, and nothing categorical.
+        let at_night = model.unusual(&device_row("read", 3.0)).unwrap();
+        assert_eq!(at_night[0].feature, "hour_of_day", "{at_night:?}");
+        assert_eq!(at_night[0].value, FeatureValue::Number(3.0));
+        assert_eq!(at_night[0].training_share, None);
+        // An action seen once in training, in office hours: the action, and how rare it was.
+        let new_action = model.unusual(&device_row("format_disk", 10.0)).unwrap();
+        assert_eq!(new_action[0].feature, "action", "{new_action:?}");
+        assert_eq!(
+            new_action[0].value,
+            FeatureValue::Text("format_disk".into())
+        );
+        assert_eq!(new_action[0].training_share, Some(1.0 / 301.0));
+        for unusual in [&at_night, &new_action] {
+            assert!((1..=MAX_UNUSUAL_FEATURES).contains(&unusual.len()));
+            assert!(unusual.windows(2).all(|w| w[0].weight >= w[1].weight));
+        }
+    }
+
+    #[test]
+    fn a_new_value_where_training_had_one_stands_out() {
+        // Every training event touched a file from a private address.
+        let rows: Vec<RawFeatures> = (0..300)
+            .map(|i| {
+                device_row(
+                    ["open", "read", "write"][i % 3],
+                    f64::from(9 + (i % 8) as u32),
+                )
+            })
+            .collect();
+        let (model, _) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
+        let mut usb = device_row("read", 10.0);
+        usb.categorical[1] = "usb".into();
+        let usual = model.score(&device_row("read", 10.0)).unwrap();
+        let new = model.score(&usb).unwrap();
+        assert!(new > usual + 0.1, "new resource type {new}, usual {usual}");
+        let unusual = model.unusual(&usb).unwrap();
+        assert_eq!(
+            unusual[0].value,
+            FeatureValue::Text("usb".into()),
+            "{unusual:?}"
+        );
+        assert_eq!(unusual[0].training_share, Some(0.0));
+        // Training rows themselves are not set apart by it: they all score alike.
+        let scores: Vec<f64> = rows[..3].iter().map(|r| model.score(r).unwrap()).collect();
+        assert!(
+            scores.iter().all(|s| (s - usual).abs() < 0.1),
+            "{scores:?} vs {usual}"
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub struct PolicyContext {
     /// Anomaly score in (0, 1] from the tenant's model for the event's scope; 0 when no model
     /// scored it (none trained yet, or the decision API, which has no event).
     pub anomaly_score: f64,
-    /// Principal trust in [0, 1]; 1 until trust scores land.
+    /// The trust, from 0 to 100, of the event's principal (CloudTrail) or agent (devices) once
+    /// the event is counted (docs/anomaly-models.md, "Trust scores"); 100 when no model scored
+    /// it, and in the decision API.
     pub principal_trust: f64,
     /// When the decision is being made.
     pub now: DateTime<Utc>,
@@ -44,7 +46,7 @@ impl PolicyContext {
         Self {
             protection_level: ProtectionLevel::Permissive,
             anomaly_score: 0.0,
-            principal_trust: 1.0,
+            principal_trust: 100.0,
             now,
         }
     }

@@ -1,10 +1,10 @@
-//! The anomaly-model actors' store: the latest model version and the active session of a
-//! tenant and scope, from Postgres.
+//! The anomaly-model actors' store: the latest model version, the active session, the settings
+//! and the stored trust of a tenant and scope, from Postgres.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use portcullis_actors::{ModelState, ModelStore, ModelStoreError};
+use portcullis_actors::{ModelState, ModelStore, ModelStoreError, StoredTrust};
 use portcullis_engine::anomaly::features::{client_family, PastEvent};
 use portcullis_engine::anomaly::{ModelKey, ModelScope};
 use portcullis_engine::EventKind;
@@ -13,6 +13,8 @@ use tracing::warn;
 
 use super::models::{current_model, CurrentModelError};
 use super::sessions::active_session;
+use super::settings::line_settings;
+use super::trust_scores::stored_trust;
 
 /// How far back a model line's principals are remembered when its actor is activated, and how
 /// many of the most recent events that covers at most.
@@ -62,7 +64,27 @@ impl ModelStore for PgModelStore {
                 .await
                 .map_err(db)?
                 .map(|s| s.session_id);
-            Ok(ModelState { model, session })
+            let settings = line_settings(&pool, &key.tenant, key.scope)
+                .await
+                .map_err(db)?;
+            Ok(ModelState {
+                model,
+                session,
+                settings,
+            })
+        }
+    }
+
+    fn trust(
+        &self,
+        key: ModelKey,
+    ) -> impl std::future::Future<Output = Result<StoredTrust, ModelStoreError>> + Send + 'static
+    {
+        let pool = self.pool.clone();
+        async move {
+            stored_trust(&pool, &key.tenant, key.scope)
+                .await
+                .map_err(|e| ModelStoreError(e.to_string()))
         }
     }
 

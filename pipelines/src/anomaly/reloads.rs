@@ -8,12 +8,11 @@ use portcullis_actors::{EntityDirectory, ModelActor, Reload};
 use portcullis_engine::anomaly::{ModelKey, ModelScope};
 use portcullis_engine::TenantId;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::PgModelStore;
-use crate::sinks::postgres::notifications::{follow, Notice};
+use crate::sinks::postgres::notifications::{heard, Heard};
 
 pub type ModelDirectory = EntityDirectory<ModelActor<PgModelStore>>;
 
@@ -26,30 +25,20 @@ pub async fn run_model_reloads(
     models: Arc<ModelDirectory>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (tx, mut notices) = mpsc::unbounded_channel();
-    let mut first = true;
-    tokio::spawn(follow(pool, CHANNEL, cancel.clone(), move |notice| {
-        let reload = match notice {
-            Notice::Payload(p) => Reloads::One(p),
-            // The first connection finds nothing to catch up on: actors load as they activate.
-            Notice::Connected if std::mem::take(&mut first) => return true,
-            Notice::Connected => Reloads::AllLive,
-        };
-        tx.send(reload).is_ok()
-    }));
+    let mut notices = heard(pool, CHANNEL, cancel.clone());
     while let Some(reload) = notices.recv().await {
         if cancel.is_cancelled() {
             break;
         }
         let keys = match reload {
-            Reloads::One(payload) => match parse(&payload) {
+            Heard::Payload(payload) => match parse(&payload) {
                 Some(key) => vec![key],
                 None => {
                     warn!(payload, "unreadable anomaly model notice");
                     continue;
                 }
             },
-            Reloads::AllLive => models.live_keys(),
+            Heard::Reconnected => models.live_keys(),
         };
         for key in keys {
             match models.send(&key, Reload).await {
@@ -60,11 +49,6 @@ pub async fn run_model_reloads(
         }
     }
     Ok(())
-}
-
-enum Reloads {
-    One(String),
-    AllLive,
 }
 
 fn parse(payload: &str) -> Option<ModelKey> {

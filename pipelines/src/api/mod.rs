@@ -1,6 +1,7 @@
 //! The engine's HTTP server: the OPA-shaped decision API, bundle status, the decision stream,
 //! health and metrics.
 
+mod anomalies;
 mod auth;
 mod bundles;
 pub mod config;

@@ -181,6 +181,19 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         web::get().to(super::training::sessions),
                     )
                     .route("/anomaly-models", web::get().to(super::training::models))
+                    .route(
+                        "/anomaly/{tenant}/{scope}/settings",
+                        web::put().to(super::anomalies::set_settings),
+                    )
+                    .route(
+                        "/anomaly-settings",
+                        web::get().to(super::anomalies::settings),
+                    )
+                    .route("/anomalies", web::get().to(super::anomalies::anomalies))
+                    .route(
+                        "/trust-scores",
+                        web::get().to(super::anomalies::trust_scores),
+                    )
                     .default_service(web::to(super::not_found)),
             )
             .default_service(web::to(super::not_found))

@@ -26,7 +26,7 @@ use crate::anomaly::{
 };
 use crate::records::MAX_PAGE;
 
-fn target(path: (String, String)) -> Result<(TenantId, ModelScope), ApiError> {
+pub(super) fn target(path: (String, String)) -> Result<(TenantId, ModelScope), ApiError> {
     let tenant = TenantId::parse(&path.0).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let scope = ModelScope::parse(&path.1).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((tenant, scope))
@@ -34,7 +34,7 @@ fn target(path: (String, String)) -> Result<(TenantId, ModelScope), ApiError> {
 
 /// The tenant and scope a change names, once the caller is checked to administer the tenant,
 /// and who the change is recorded as made by.
-fn admin_target(
+pub(super) fn admin_target(
     caller: &Authorized,
     path: (String, String),
 ) -> Result<(TenantId, ModelScope, String), ApiError> {
@@ -43,7 +43,7 @@ fn admin_target(
     Ok((tenant, scope, format!("token:{}", caller.0.name)))
 }
 
-fn training_error(e: TrainingError) -> ApiError {
+pub(super) fn training_error(e: TrainingError) -> ApiError {
     match e {
         TrainingError::UnknownTenant(_) | TrainingError::NoneActive { .. } => {
             ApiError::not_found(e.to_string())

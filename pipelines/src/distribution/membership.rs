@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::AgentDirectory;
-use crate::sinks::postgres::notifications::payloads;
+use crate::sinks::postgres::notifications::{heard, Heard};
 
 const CHANNEL: &str = "portcullis_segment_membership";
 /// Agents told at once.
@@ -31,31 +31,44 @@ struct Change {
 }
 
 /// Runs until `cancel` fires. Changes made while no engine listens reach an agent at its next
-/// hello (its restart, or a gap it sees).
+/// hello (its restart, or a gap it sees). After the listening connection is made again, every
+/// live agent session is told: a change made while it was down was not heard.
 pub async fn run_membership(
     pool: PgPool,
     sessions: Arc<AgentDirectory>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut notices = payloads(pool.clone(), CHANNEL, cancel.clone());
-    while let Some(payload) = notices.recv().await {
+    let mut notices = heard(pool.clone(), CHANNEL, cancel.clone());
+    while let Some(change) = notices.recv().await {
         if cancel.is_cancelled() {
             break;
         }
-        let Some((tenant, agents)) = concerned(&pool, &payload).await else {
-            continue;
+        let agents = match change {
+            Heard::Payload(payload) => match concerned(&pool, &payload).await {
+                Some((tenant, agents)) => {
+                    info!(%tenant, agents = agents.len(), "segment membership changed; telling the agents concerned");
+                    agents
+                        .into_iter()
+                        .map(|agent| AgentKey {
+                            tenant: tenant.clone(),
+                            agent,
+                        })
+                        .collect()
+                }
+                None => continue,
+            },
+            Heard::Reconnected => {
+                let live = sessions.live_keys();
+                info!(
+                    agents = live.len(),
+                    "membership notices may have been missed; telling every live agent session"
+                );
+                live
+            }
         };
-        if agents.is_empty() {
-            continue;
-        }
-        info!(%tenant, agents = agents.len(), "segment membership changed; telling the agents concerned");
         futures::stream::iter(agents)
-            .for_each_concurrent(AT_ONCE, |agent| {
+            .for_each_concurrent(AT_ONCE, |key| {
                 let sessions = sessions.clone();
-                let key = AgentKey {
-                    tenant: tenant.clone(),
-                    agent,
-                };
                 async move {
                     match sessions.send(&key, SegmentsChanged).await {
                         Ok(Ok(())) => {}

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::future::join_all;
-use portcullis_actors::{Judge, Observation, TenantDirectory, Verdict};
+use portcullis_actors::{AnomalyContext, Judge, Observation, TenantDirectory, Verdict};
+use portcullis_engine::anomaly::trust::FULL_TRUST;
 use portcullis_engine::{DeadLetter, Event, Origin, TenantId};
 use tracing::instrument;
 
@@ -147,9 +148,19 @@ impl Judging {
             let asks = shares.drain().map(|(tenant, share)| async move {
                 let mut observations = share.observations;
                 observations.resize(share.events.len(), None);
-                let anomaly_scores = observations
+                let anomaly = observations
                     .iter()
-                    .map(|o| o.as_ref().and_then(|o| o.score).unwrap_or(0.0))
+                    .map(|o| match o.as_deref() {
+                        Some(Observation {
+                            score: Some(score),
+                            trust,
+                            ..
+                        }) => AnomalyContext {
+                            score: *score,
+                            trust: f64::from(trust.unwrap_or(FULL_TRUST)),
+                        },
+                        _ => AnomalyContext::default(),
+                    })
                     .collect();
                 let answer = match self.directory.addr(&tenant).await {
                     Ok(addr) => {
@@ -158,7 +169,7 @@ impl Judging {
                             .send(Judge {
                                 events,
                                 now,
-                                anomaly_scores,
+                                anomaly,
                             })
                             .await)
                     }
@@ -178,12 +189,7 @@ impl Judging {
                                     if let Some(observation) = observation {
                                         decision.anomaly_score = observation.score;
                                         decision.anomaly_model_version = observation.model_version;
-                                        if observation.session.is_some() {
-                                            set.observed.push(Observed {
-                                                event_id: event.event_id.clone(),
-                                                observation,
-                                            });
-                                        }
+                                        set.observed.extend(Observed::of(&event, &observation));
                                     }
                                     set.decisions.push(decision);
                                     set.events.push(event);
@@ -268,6 +274,9 @@ mod tests {
             score: Some(0.6),
             model_version: Some(1),
             session: None,
+            trust: Some(100),
+            trust_change: None,
+            anomaly: None,
         });
         let kept = Observations {
             seen: Some(vec![(0, Some(observation)), (2, None)]),

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use futures::future::BoxFuture;
 use portcullis_actors::{EntityDirectory, ModelActor, ModelStore, Observation, Observe};
 use portcullis_engine::anomaly::{ModelKey, ModelScope};
@@ -109,10 +111,35 @@ async fn observe_one(
     (events, observations)
 }
 
-/// A judged event collected by a training session: what `training_rows` stores of it. (Its
-/// score is a column of its decision.)
+/// A judged event whose observation leaves rows besides its decision (which has the score):
+/// features for a training session, an anomaly, a trust change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
+    pub tenant: TenantId,
     pub event_id: String,
+    pub event_time: DateTime<Utc>,
+    pub scope: ModelScope,
+    pub subject: String,
+    pub action: String,
     pub observation: Arc<Observation>,
+}
+
+impl Observed {
+    /// The rows `observation` leaves for `event`, if any.
+    pub fn of(event: &Event, observation: &Arc<Observation>) -> Option<Self> {
+        let o = observation;
+        if o.session.is_none() && o.anomaly.is_none() && o.trust_change.is_none() {
+            return None;
+        }
+        let scope = ModelScope::of(event.kind);
+        Some(Observed {
+            tenant: event.tenant_id.clone(),
+            event_id: event.event_id.clone(),
+            event_time: event.event_time,
+            scope,
+            subject: scope.subject_of(event).to_owned(),
+            action: event.action.clone(),
+            observation: observation.clone(),
+        })
+    }
 }

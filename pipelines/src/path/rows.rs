@@ -23,7 +23,8 @@ pub struct RowSet {
     pub resolves: Vec<String>,
     /// Dead letters a replay could still not process: `(dead letter id, why)`.
     pub replay_failures: Vec<(String, String)>,
-    /// Judged events a training session collects, with their features.
+    /// Judged events whose observation leaves rows: features a training session collects,
+    /// anomalies, trust changes.
     pub observed: Vec<Observed>,
 }
 

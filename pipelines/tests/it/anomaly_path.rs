@@ -8,22 +8,9 @@ use std::time::Duration;
 use portcullis::runtime::block_on;
 use serde_json::json;
 
-use crate::common::{cloudtrail, post_json, TestEnv, ACME_ACCOUNT};
+use crate::common::{odd_cloudtrail, post_json, usual_cloudtrail as usual, TestEnv, ACME_ACCOUNT};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A record of alice's: one of a few S3 calls, from the office, with the CLI.
-fn usual(i: usize) -> serde_json::Value {
-    let mut rec = cloudtrail(
-        &format!("usual-{i}"),
-        ["GetObject", "ListBuckets", "PutObject"][i % 3],
-        None,
-    );
-    rec["sourceIPAddress"] = json!("10.1.2.3");
-    rec["userAgent"] = json!("aws-cli/2.15.0 Python/3.11");
-    rec["awsRegion"] = json!("eu-west-1");
-    rec
-}
 
 #[test]
 fn a_session_collects_features_its_model_scores_live_events_and_policy_sees_the_score() {
@@ -85,11 +72,7 @@ fn a_session_collects_features_its_model_scores_live_events_and_policy_sees_the_
 
         // The model line reloads on the NOTIFY; then one usual record and one that is not: a
         // first-time call, failing, from the internet, with a browser, in another region.
-        let mut odd = cloudtrail("odd-1", "DeleteTrail", None);
-        odd["sourceIPAddress"] = json!("198.51.100.77");
-        odd["userAgent"] = json!("Mozilla/5.0 (X11; Linux x86_64)");
-        odd["awsRegion"] = json!("ap-south-1");
-        odd["errorCode"] = json!("AccessDenied");
+        let odd = odd_cloudtrail("odd-1");
         let deadline = std::time::Instant::now() + WAIT;
         let mut round = 0;
         let (usual_score, odd_score) = loop {

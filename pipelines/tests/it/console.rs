@@ -587,3 +587,139 @@ fn the_agents_page_shows_each_agents_state_identity_and_drift() {
         env.cleanup().await;
     });
 }
+
+#[test]
+fn the_anomalies_page_trains_a_model_and_shows_what_it_finds() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_anomalies").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        let api = env.api(engine.http_addr());
+        browser.sign_in(&base, &env.admin_token).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/anomalies")}))
+            .await;
+        let line = "tr[data-line='acme/cloudtrail']";
+        browser
+            .run(json!({"op": "wait", "selector": line, "text": "no model"}))
+            .await;
+        // Training mode: start, watch the events come in, stop to train.
+        browser
+            .run(json!({"op": "click", "selector": format!("{line} button")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "collecting events"}))
+            .await;
+        let batch: Vec<(&str, Vec<u8>)> = (0..60)
+            .map(|i| {
+                (
+                    ACME_ACCOUNT,
+                    serde_json::to_vec(&common::usual_cloudtrail(i)).unwrap(),
+                )
+            })
+            .collect();
+        env.produce(&batch).await;
+        browser
+            .run(json!({"op": "wait", "selector": line, "text": "60 events collected"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": format!("{line} button.primary")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]",
+                        "text": "Trained acme/cloudtrail model version 1 on 60 events"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-model='acme/cloudtrail/1']", "text": "60"}))
+            .await;
+        // Live mode: a low threshold, then odd records until one is an anomaly.
+        let (status, text) = common::request(
+            &api,
+            "PUT",
+            "/v1/anomaly/acme/cloudtrail/settings",
+            &[],
+            br#"{"threshold": 0.55}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut round = 0;
+        let odd_id = loop {
+            round += 1;
+            let id = format!("odd-{round}");
+            env.produce(&[(
+                ACME_ACCOUNT,
+                serde_json::to_vec(&common::odd_cloudtrail(&id)).unwrap(),
+            )])
+            .await;
+            env.expect_count(
+                &format!("SELECT count(*) FROM decisions WHERE event_id = '{id}'"),
+                1,
+                Duration::from_secs(30),
+            )
+            .await;
+            let found = env
+                .count(&format!(
+                    "SELECT count(*) FROM anomalies WHERE event_id = '{id}'"
+                ))
+                .await;
+            if found == 1 {
+                break id;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no anomaly by round {round}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        let anomaly = format!("tr[data-anomaly='{odd_id}']");
+        browser
+            .run(json!({"op": "wait", "selector": anomaly, "text": "DeleteTrail"}))
+            .await;
+        let row = browser.texts(&format!("{anomaly} td")).await;
+        assert!(row[5].contains(" = "), "what was unusual, named: {row:?}");
+        assert_eq!(row[7], "deny", "{row:?}");
+        let principal = format!("arn:aws:iam::{ACME_ACCOUNT}:user/alice");
+        let trust_row = format!("tr[data-subject='principal/{principal}']");
+        browser
+            .run(json!({"op": "wait", "selector": trust_row, "text": "alice"}))
+            .await;
+        let row = browser.texts(&format!("{trust_row} td")).await;
+        let trust: u8 = row[3].parse().unwrap();
+        assert!(trust < 100, "{row:?}");
+        assert!(
+            ["watch", "low", "untrusted"].contains(&row[4].as_str()),
+            "{row:?}"
+        );
+        browser
+            .run(json!({"op": "wait", "selector": line, "text": "scoring"}))
+            .await;
+
+        // A reader of acme sees the same and no training buttons; globex's line is not shown.
+        let reader = env.token(&["read:acme"]).await;
+        browser
+            .run(json!({"op": "click", "selector": "header button"}))
+            .await;
+        browser.sign_in(&base, &reader).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/anomalies")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": anomaly, "text": "DeleteTrail"}))
+            .await;
+        let buttons = browser
+            .run(json!({"op": "count", "selector": format!("{line} button")}))
+            .await;
+        assert_eq!(buttons["count"], 0);
+        let globex = browser
+            .run(json!({"op": "count", "selector": "tr[data-line^='globex/']"}))
+            .await;
+        assert_eq!(globex["count"], 0);
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}

@@ -9,6 +9,7 @@ mod common;
 mod access;
 mod agent;
 mod agents;
+mod anomaly_findings;
 mod anomaly_path;
 mod backpressure;
 mod bench;

@@ -45,7 +45,7 @@ fn kafka_records_become_events_decisions_and_dead_letters() {
         .unwrap();
         assert_eq!(outcome, "deny");
         assert_eq!(reasons, json!(["console login without MFA (CIS 4.2)"]));
-        assert_eq!(revision, "acme-2026.12.1");
+        assert_eq!(revision, "acme-2026.12.2");
         assert_eq!(source, "kafka");
         let allowed: Vec<(String,)> = sqlx::query_as(
             "SELECT event_id FROM decision_log WHERE outcome = 'allow' ORDER BY event_id",

@@ -68,7 +68,7 @@ fn reasons(tenant: &str, e: &Event) -> Vec<String> {
 #[test]
 fn every_shipped_bundle_compiles_with_its_revision() {
     for (t, revision) in [
-        ("acme", "acme-2026.12.1"),
+        ("acme", "acme-2026.12.2"),
         ("globex", "globex-2026.11.1"),
         ("initech", "initech-2026.11.1"),
     ] {
@@ -180,4 +180,53 @@ fn acme_refuses_what_its_anomaly_model_finds_unusual() {
     assert_eq!(judged(0.55), Vec::<String>::new(), "usual");
     assert_eq!(judged(0.75), vec![unusual.clone()]);
     assert_eq!(judged(0.93), vec![unusual]);
+}
+
+#[test]
+fn acme_steps_up_and_then_refuses_changes_as_trust_falls() {
+    let judged = |event: &Event, trust: f64| {
+        let mut ctx = PolicyContext::neutral(Utc::now());
+        ctx.principal_trust = trust;
+        let d = policy("acme").evaluate(event, &ctx).unwrap();
+        serde_json::from_value::<Vec<String>>(d.result["reasons"].clone()).unwrap()
+    };
+    let change = ct("111111111111", json!({"eventName": "RunInstances"}));
+    let read = ct("111111111111", json!({"eventName": "DescribeInstances"}));
+    let with_mfa = ct(
+        "111111111111",
+        json!({"eventName": "RunInstances", "userIdentity": {"type": "IAMUser",
+            "arn": "arn:aws:iam::111111111111:user/bob", "accountId": "111111111111",
+            "sessionContext": {"attributes": {"mfaAuthenticated": "true"}}}}),
+    );
+    // Trusted and watched principals change what they like.
+    for trust in [100.0, 80.0, 50.0] {
+        assert_eq!(judged(&change, trust), Vec::<String>::new(), "{trust}");
+    }
+    // Low trust: a change needs MFA; reads go on.
+    assert_eq!(
+        judged(&change, 49.0),
+        vec!["low trust (49): changes need an MFA-authenticated session"]
+    );
+    assert_eq!(judged(&with_mfa, 49.0), Vec::<String>::new());
+    assert_eq!(judged(&read, 20.0), Vec::<String>::new());
+    // Untrusted: no changes, with or without MFA; still reads.
+    for e in [&change, &with_mfa] {
+        assert_eq!(
+            judged(e, 19.0),
+            vec!["untrusted (19): changes are refused until trust comes back"]
+        );
+    }
+    assert_eq!(judged(&read, 0.0), Vec::<String>::new());
+    // An untrusted agent's device writes are refused; its reads are not.
+    let write = device(
+        "acme",
+        json!({"user": "amy", "action": "write", "resource": {"type": "db", "region": "EU"}}),
+    );
+    let open = device(
+        "acme",
+        json!({"user": "amy", "action": "open", "resource": {"type": "db", "region": "EU"}}),
+    );
+    assert!(judged(&write, 10.0)
+        .contains(&"untrusted (10): changes are refused until trust comes back".to_string()));
+    assert_eq!(judged(&open, 10.0), Vec::<String>::new());
 }

@@ -62,7 +62,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         assert_eq!(body["metrics"]["tenant_id"], "acme");
         assert_eq!(
             body["provenance"]["bundles"]["acme"]["revision"],
-            "acme-2026.12.1"
+            "acme-2026.12.2"
         );
 
         // Undefined: 200 without `result`, as OPA answers.
@@ -159,7 +159,7 @@ fn the_decision_api_answers_like_opa_and_logs_every_decision() {
         assert!(input["subject"].get("token").is_none(), "masked: {input}");
         assert_eq!(erased, ["/input/subject/token"]);
         assert_eq!(path, "data.tenants.acme.allow");
-        assert_eq!(revision, "acme-2026.12.1");
+        assert_eq!(revision, "acme-2026.12.2");
         let undefined = env
             .count("SELECT count(*) FROM api_decisions WHERE result IS NULL AND path LIKE '%no_such_rule'")
             .await;
@@ -254,7 +254,7 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
         let context = &seen["context"];
         assert_eq!(context["protection_level"], "permissive", "{seen}");
         assert_eq!(context["anomaly_score"].as_f64(), Some(0.0), "{seen}");
-        assert_eq!(context["principal_trust"].as_f64(), Some(1.0), "{seen}");
+        assert_eq!(context["principal_trust"].as_f64(), Some(100.0), "{seen}");
         let at = chrono::DateTime::parse_from_rfc3339(context["time"].as_str().unwrap()).unwrap();
         let age = chrono::Utc::now().signed_duration_since(at);
         assert!(
@@ -369,7 +369,7 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
         let engine = env.start().await;
         let addr = env.api(engine.http_addr());
         let first = bundle_status(&addr, "acme").await;
-        assert_eq!(first["revision"], "acme-2026.12.1");
+        assert_eq!(first["revision"], "acme-2026.12.2");
         assert_eq!(first["healthy"], true);
         // The shipped bundle's rules test input.raw.eventName: the engine dispatches on it.
         assert_eq!(first["evaluation"]["evaluator"], "dispatch", "{first}");
@@ -411,7 +411,7 @@ fn hot_reload_activates_valid_bundles_and_refuses_broken_ones() {
         };
         assert_eq!(
             revisions.first().map(String::as_str),
-            Some("acme-2026.12.1")
+            Some("acme-2026.12.2")
         );
         assert_eq!(revisions.last().map(String::as_str), Some("acme-2026.11.2"));
 
@@ -828,7 +828,7 @@ fn the_decision_stream_shows_api_and_event_decisions_of_the_chosen_tenant() {
             env.bundles_dir(),
             "acme",
             "metadata.json",
-            r#"{"revision": "acme-2026.12.1",
+            r#"{"revision": "acme-2026.12.2",
                 "decision_log": {"mask": ["/input/subject/token", "/input/raw/resource/region"]}}"#,
         );
         let engine = env.start().await;

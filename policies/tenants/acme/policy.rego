@@ -105,3 +105,35 @@ reasons contains "removable media is blocked" if {
 reasons contains "unusual activity for this tenant (anomaly score 0.75 or more)" if {
 	input.context.anomaly_score >= 0.75
 }
+
+# Trust (0–100) of the event's principal, or of the agent for device events, after its recent
+# anomalies (docs/anomaly-models.md, "Trust scores"); 100 until a model scores its events.
+# Low trust (below 50): changes need a session authenticated with MFA (a step-up).
+reasons contains sprintf("low trust (%d): changes need an MFA-authenticated session", [trust]) if {
+	cloudtrail
+	trust := input.context.principal_trust
+	trust < 50
+	trust >= 20
+	not read_only
+	not input.raw.userIdentity.sessionContext.attributes.mfaAuthenticated == "true"
+}
+
+# Untrusted (below 20): no changes at all until trust comes back.
+reasons contains sprintf("untrusted (%d): changes are refused until trust comes back", [trust]) if {
+	trust := input.context.principal_trust
+	trust < 20
+	not read_only
+}
+
+read_only if input.raw.readOnly == true
+
+read_only if {
+	cloudtrail
+	some prefix in {"Get", "List", "Describe", "Head"}
+	startswith(input.raw.eventName, prefix)
+}
+
+read_only if {
+	device
+	input.event.action in {"read", "open", "login"}
+}

@@ -80,6 +80,14 @@ impl FrequencyEncoder {
         Ok(out)
     }
 
+    /// The categorical columns that held a single value in every training row: a new value
+    /// there can only stand out if the forest may split them against 0 (`fit_with_floors`).
+    pub fn single_valued_columns(&self) -> Vec<u32> {
+        (0..self.columns.len() as u32)
+            .filter(|&c| self.columns[c as usize].len() == 1)
+            .collect()
+    }
+
     /// The share a value had in training (0 if never seen): for saying which features made a
     /// row unusual.
     pub fn share(&self, column: usize, value: &str) -> f64 {

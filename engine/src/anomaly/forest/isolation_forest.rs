@@ -72,7 +72,24 @@ pub struct IsolationForest {
 impl IsolationForest {
     /// Grows a forest on `data` (at least two rows).
     pub fn fit(params: ForestParams, data: &FeatureMatrix) -> Result<Self, ModelError> {
+        Self::fit_with_floors(params, data, &[])
+    }
+
+    /// As [`fit`](Self::fit), with `floors`: columns of a single value in `data` whose domain
+    /// also holds 0, a value never seen in training (`IsolationTree::grow_with_floors`). At most
+    /// 64.
+    pub fn fit_with_floors(
+        params: ForestParams,
+        data: &FeatureMatrix,
+        floors: &[u32],
+    ) -> Result<Self, ModelError> {
         params.check()?;
+        if floors.len() > 64 || floors.iter().any(|&f| f as usize >= data.width()) {
+            return Err(ModelError::InvalidParameters(format!(
+                "at most 64 floor columns, each below {}, got {floors:?}",
+                data.width()
+            )));
+        }
         if data.rows() < 2 {
             return Err(ModelError::NotEnoughRows {
                 rows: data.rows(),
@@ -93,7 +110,7 @@ impl IsolationForest {
                 let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
                 rng.set_stream(t as u64);
                 let mut sample = subsample(data.rows(), sample_size, &mut rng);
-                IsolationTree::grow(data, &mut sample, height, &mut rng)
+                IsolationTree::grow_with_floors(data, &mut sample, height, floors, &mut rng)
             })
             .collect();
         Ok(IsolationForest {
@@ -161,6 +178,22 @@ impl IsolationForest {
             scores.extend(totals.iter().map(|&t| self.to_score(t)));
         }
         Ok(scores)
+    }
+
+    /// How much each feature did to isolate `row`, as shares summing to 1 (all 0 if no tree
+    /// split it at all): the features that made an anomalous row stand out come first when
+    /// sorted. Costs a walk per tree, so it is for the few rows above a threshold.
+    pub fn attribution(&self, row: &[f64]) -> Result<Vec<f64>, ModelError> {
+        check_row(row, self.width, 0)?;
+        let mut credit = vec![0.0; self.width];
+        for tree in &self.trees {
+            tree.credit_path(row, &mut credit);
+        }
+        let total: f64 = credit.iter().sum();
+        if total > 0.0 {
+            credit.iter_mut().for_each(|c| *c /= total);
+        }
+        Ok(credit)
     }
 
     fn to_score(&self, total_path_length: f64) -> f64 {
@@ -239,6 +272,35 @@ mod tests {
             "mean inlier {mean_inlier}"
         );
         assert!(scores.iter().all(|s| *s > 0.0 && *s <= 1.0));
+    }
+
+    #[test]
+    fn attribution_names_the_feature_that_isolates_a_row() {
+        // Three features of the same cluster; the last row is usual in two and far out in one.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut rows: Vec<Vec<f64>> = (0..500)
+            .map(|_| (0..3).map(|_| normal(&mut rng)).collect())
+            .collect();
+        for far in 0..3 {
+            let mut row = vec![0.1, -0.2, 0.3];
+            row[far] = 9.0;
+            rows.push(row);
+        }
+        let data = FeatureMatrix::from_rows(&rows).unwrap();
+        let forest = IsolationForest::fit(ForestParams::default(), &data).unwrap();
+        for far in 0..3 {
+            let shares = forest.attribution(data.row(500 + far)).unwrap();
+            assert!(
+                (shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+                "{shares:?}"
+            );
+            let top = (0..3)
+                .max_by(|&a, &b| shares[a].total_cmp(&shares[b]))
+                .unwrap();
+            assert_eq!(top, far, "{shares:?}");
+            assert!(shares[far] > 0.5, "{shares:?}");
+        }
+        assert!(forest.attribution(&[0.0]).is_err());
     }
 
     #[test]

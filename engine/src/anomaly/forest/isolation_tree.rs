@@ -41,7 +41,23 @@ pub struct IsolationTree {
 
 impl IsolationTree {
     /// Grows a tree on the rows of `data` numbered in `sample`, to at most `height` levels.
+    #[cfg(test)]
     pub fn grow<R: Rng>(data: &FeatureMatrix, sample: &mut [u32], height: u8, rng: &mut R) -> Self {
+        Self::grow_with_floors(data, sample, height, &[], rng)
+    }
+
+    /// As [`grow`](Self::grow), with `floors`: columns that held one value in all the training
+    /// data but whose domain also holds 0 (a categorical value never seen in training). Such a
+    /// column cannot split the training rows, so on its own a new value there would never stand
+    /// out; instead it may be split once per path between 0 and its value, which sets no
+    /// training row apart and isolates a row with a new value. At most 64 floors.
+    pub fn grow_with_floors<R: Rng>(
+        data: &FeatureMatrix,
+        sample: &mut [u32],
+        height: u8,
+        floors: &[u32],
+        rng: &mut R,
+    ) -> Self {
         let splits = (1usize << height) - 1;
         let mut tree = IsolationTree {
             height,
@@ -49,38 +65,68 @@ impl IsolationTree {
             path_lengths: vec![0.0; splits + 1],
         };
         let mut order: Vec<u32> = (0..data.width() as u32).collect();
-        tree.grow_node(data, sample, 0, 0, &mut order, rng);
+        let floors = &floors[..floors.len().min(64)];
+        let unused = if floors.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << floors.len()) - 1
+        };
+        let mut grower = Grower {
+            data,
+            order: &mut order,
+            floors,
+            rng,
+        };
+        tree.grow_node(&mut grower, sample, 0, 0, unused);
         tree
     }
 
     fn grow_node<R: Rng>(
         &mut self,
-        data: &FeatureMatrix,
+        g: &mut Grower<'_, R>,
         rows: &mut [u32],
         node: usize,
         depth: u8,
-        order: &mut [u32],
-        rng: &mut R,
+        unused_floors: u64,
     ) {
         if depth == self.height || rows.len() <= 1 {
             return self.leaf(node, depth, rows.len());
         }
-        let Some((feature, low, high)) = pick_feature(data, rows, order, rng) else {
+        match g.pick(rows, unused_floors) {
             // Every row of this node is the same point: nothing can separate them.
-            return self.leaf(node, depth, rows.len());
-        };
-        let threshold = split_between(low, high, rng.random::<f64>());
-        self.splits[node] = Split { threshold, feature };
-        let mut left = 0;
-        for i in 0..rows.len() {
-            if data.get(rows[i] as usize, feature as usize) <= threshold {
-                rows.swap(i, left);
-                left += 1;
+            None => self.leaf(node, depth, rows.len()),
+            Some(Pick::Split { feature, low, high }) => {
+                let threshold = split_between(low, high, g.rng.random::<f64>());
+                self.splits[node] = Split { threshold, feature };
+                let mut left = 0;
+                for i in 0..rows.len() {
+                    if g.data.get(rows[i] as usize, feature as usize) <= threshold {
+                        rows.swap(i, left);
+                        left += 1;
+                    }
+                }
+                let (l, r) = rows.split_at_mut(left);
+                self.grow_node(g, l, 2 * node + 1, depth + 1, unused_floors);
+                self.grow_node(g, r, 2 * node + 2, depth + 1, unused_floors);
+            }
+            Some(Pick::Floor {
+                floor,
+                feature,
+                value,
+            }) => {
+                let threshold = split_between(0.0, value, g.rng.random::<f64>());
+                self.splits[node] = Split { threshold, feature };
+                // Every training row is above it: the left is an empty leaf.
+                self.leaf(2 * node + 1, depth + 1, 0);
+                self.grow_node(
+                    g,
+                    rows,
+                    2 * node + 2,
+                    depth + 1,
+                    unused_floors & !(1 << floor),
+                );
             }
         }
-        let (l, r) = rows.split_at_mut(left);
-        self.grow_node(data, l, 2 * node + 1, depth + 1, order, rng);
-        self.grow_node(data, r, 2 * node + 2, depth + 1, order, rng);
     }
 
     /// Ends the walk at `node`, `depth` levels down, holding `size` rows: the splits below it
@@ -128,6 +174,26 @@ impl IsolationTree {
         }
     }
 
+    /// Credits the feature of the last split of `row`'s walk (the one that set it apart) with
+    /// `1 / h`, `h` being the path length the walk ends at: a feature that isolates a row
+    /// early earns much, one that ends a long walk little. Pass-through steps split nothing.
+    pub fn credit_path(&self, row: &[f64], credit: &mut [f64]) {
+        let mut node = 0;
+        let mut last = None;
+        for _ in 0..self.height {
+            let split = self.splits[node];
+            if split.threshold != f64::MAX {
+                last = Some(split.feature);
+            }
+            let go_right = row[split.feature as usize] > split.threshold;
+            node = 2 * node + 1 + usize::from(go_right);
+        }
+        if let Some(feature) = last {
+            let h = self.path_lengths[node - self.splits.len()].max(1.0);
+            credit[feature as usize] += 1.0 / h;
+        }
+    }
+
     /// Checks what deserialising cannot: the arrays fit the height and every split's feature
     /// exists, so that a walk can never index out of bounds.
     pub(crate) fn is_consistent(&self, width: usize) -> bool {
@@ -140,30 +206,56 @@ impl IsolationTree {
     }
 }
 
-/// Picks a feature on which the rows differ, trying features in random order (as scikit-learn's
-/// splitter does, a constant feature is skipped rather than ending the branch), with its smallest
-/// and largest value among the rows.
-fn pick_feature<R: Rng>(
-    data: &FeatureMatrix,
-    rows: &[u32],
-    order: &mut [u32],
-    rng: &mut R,
-) -> Option<(u32, f64, f64)> {
-    for tried in 0..order.len() {
-        let pick = rng.random_range(tried..order.len());
-        order.swap(tried, pick);
-        let feature = order[tried];
-        let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &r in rows {
-            let v = data.get(r as usize, feature as usize);
-            low = low.min(v);
-            high = high.max(v);
+/// What a node splits on.
+enum Pick {
+    /// A feature on which its rows differ, with their smallest and largest value.
+    Split { feature: u32, low: f64, high: f64 },
+    /// A floor column (`floors[floor]`) not yet split on along this path, and its one value.
+    Floor {
+        floor: u32,
+        feature: u32,
+        value: f64,
+    },
+}
+
+/// What growing a tree reads and draws from.
+struct Grower<'a, R: Rng> {
+    data: &'a FeatureMatrix,
+    order: &'a mut [u32],
+    floors: &'a [u32],
+    rng: &'a mut R,
+}
+
+impl<R: Rng> Grower<'_, R> {
+    /// Picks a feature on which the rows differ, trying features in random order (as
+    /// scikit-learn's splitter does, a constant feature is skipped rather than ending the
+    /// branch), or a floor column still unused on this path.
+    fn pick(&mut self, rows: &[u32], unused_floors: u64) -> Option<Pick> {
+        for tried in 0..self.order.len() {
+            let pick = self.rng.random_range(tried..self.order.len());
+            self.order.swap(tried, pick);
+            let feature = self.order[tried];
+            let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+            for &r in rows {
+                let v = self.data.get(r as usize, feature as usize);
+                low = low.min(v);
+                high = high.max(v);
+            }
+            if low < high {
+                return Some(Pick::Split { feature, low, high });
+            }
+            if let Some(floor) = self.floors.iter().position(|&f| f == feature) {
+                if unused_floors & (1 << floor) != 0 && low > 0.0 {
+                    return Some(Pick::Floor {
+                        floor: floor as u32,
+                        feature,
+                        value: low,
+                    });
+                }
+            }
         }
-        if low < high {
-            return Some((feature, low, high));
-        }
+        None
     }
-    None
 }
 
 /// A threshold a share `u` ∈ [0, 1) of the way from `low` to `high` (`low < high`), such that the

@@ -1,8 +1,10 @@
 //! `portcullis model`: anomaly models. `train` runs a tenant's training sessions (as the API
-//! does, on Postgres directly), `list` shows model versions, and `eval` measures the Isolation
-//! Forest on labelled data, so that its accuracy can be checked against another implementation
-//! or on an analyst's own data.
+//! does, on Postgres directly), `list` shows model versions, `anomalies`, `trust` and
+//! `settings` what the models found and how, and `eval` measures the Isolation Forest on
+//! labelled data, so that its accuracy can be checked against another implementation or on an
+//! analyst's own data.
 
+mod findings;
 mod labelled_csv;
 
 use std::io::Write;
@@ -27,8 +29,8 @@ use crate::sinks::postgres;
 #[derive(Subcommand)]
 pub enum ModelCommand {
     /// Training sessions: while one is active for a tenant and scope, the features of its
-    /// events are collected; stopping it trains the next model version from them. (The event
-    /// path does not collect yet: docs/anomaly-models.md says where this stands.)
+    /// events are collected; stopping it trains the next model version from them, which scores
+    /// every later event (docs/anomaly-models.md).
     ///
     ///   portcullis model train start --tenant acme --scope cloudtrail
     ///   portcullis model train status --tenant acme --scope cloudtrail
@@ -54,6 +56,27 @@ pub enum ModelCommand {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Anomalies, newest first: events scored at or above their line's threshold, with the
+    /// features that made them unusual and the decision they got.
+    ///
+    ///   portcullis model anomalies --tenant acme --since 2026-12-01T00:00:00Z
+    #[command(verbatim_doc_comment)]
+    Anomalies(findings::AnomaliesArgs),
+    /// Trust now (0–100) of the principals and agents that lost some, least trusted first.
+    /// One not listed has full trust (100). Levels: trusted 80–100, watch 50–79, low 20–49,
+    /// untrusted 0–19.
+    ///
+    ///   portcullis model trust --tenant acme --kind principal
+    #[command(verbatim_doc_comment)]
+    Trust(findings::TrustArgs),
+    /// Show each model line's settings, or change one line's: the score from which an event
+    /// is an anomaly (default 0.7) and the half-life of lost trust (default 3600 s). The
+    /// engine picks a change up at once.
+    ///
+    ///   portcullis model settings --tenant acme
+    ///   portcullis model settings --tenant acme --scope cloudtrail --threshold 0.75
+    #[command(verbatim_doc_comment)]
+    Settings(findings::SettingsArgs),
     /// Train the Isolation Forest on a CSV of numeric features and score the same rows against
     /// a 0/1 label column (1 = anomaly): prints the ROC AUC and the precision among the top-k
     /// scores, k being the number of labelled anomalies.
@@ -148,6 +171,9 @@ pub async fn run(config: &Config, cmd: ModelCommand) -> anyhow::Result<()> {
     );
     match cmd {
         ModelCommand::Eval(_) => unreachable!("answered above"),
+        ModelCommand::Anomalies(args) => findings::anomalies(&pool, args).await?,
+        ModelCommand::Trust(args) => findings::trust(&pool, args).await?,
+        ModelCommand::Settings(args) => findings::settings(&pool, args, &by).await?,
         ModelCommand::Train(command) => {
             let (tenant, scope) = target.expect("parsed above");
             match command {

@@ -82,17 +82,31 @@ pub async fn follow(
     }
 }
 
-/// The payloads of `channel`'s notifications, in order; the receiver ends when `cancel` fires.
-/// Reconnections are not reported: a follower that must look afresh after one uses [`follow`].
-pub fn payloads(
+/// What a follower of a channel hears, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    Payload(String),
+    /// The listening connection was made again: notifications sent meanwhile were missed, so
+    /// whatever they would have said must be looked at afresh. (Not said for the first one.)
+    Reconnected,
+}
+
+/// `channel`'s notifications and reconnections, in order; the receiver ends when `cancel`
+/// fires.
+pub fn heard(
     pool: PgPool,
     channel: &'static str,
     cancel: CancellationToken,
-) -> mpsc::UnboundedReceiver<String> {
+) -> mpsc::UnboundedReceiver<Heard> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(follow(pool, channel, cancel, move |notice| match notice {
-        Notice::Payload(p) => tx.send(p).is_ok(),
-        Notice::Connected => true,
+    let mut first = true;
+    tokio::spawn(follow(pool, channel, cancel, move |notice| {
+        let heard = match notice {
+            Notice::Payload(p) => Heard::Payload(p),
+            Notice::Connected if std::mem::take(&mut first) => return true,
+            Notice::Connected => Heard::Reconnected,
+        };
+        tx.send(heard).is_ok()
     }));
     rx
 }

@@ -673,6 +673,31 @@ pub fn cloudtrail(event_id: &str, name: &str, mfa: Option<&str>) -> serde_json::
     rec
 }
 
+/// A usual record of alice's for anomaly models: one of a few S3 calls, from the office, with
+/// the CLI.
+pub fn usual_cloudtrail(i: usize) -> serde_json::Value {
+    let mut rec = cloudtrail(
+        &format!("usual-{i}"),
+        ["GetObject", "ListBuckets", "PutObject"][i % 3],
+        None,
+    );
+    rec["sourceIPAddress"] = serde_json::json!("10.1.2.3");
+    rec["userAgent"] = serde_json::json!("aws-cli/2.15.0 Python/3.11");
+    rec["awsRegion"] = serde_json::json!("eu-west-1");
+    rec
+}
+
+/// An unusual one of alice's after [`usual_cloudtrail`]: a first-time call, failing, from the
+/// internet, with a browser, in another region.
+pub fn odd_cloudtrail(id: &str) -> serde_json::Value {
+    let mut rec = cloudtrail(id, "DeleteTrail", None);
+    rec["sourceIPAddress"] = serde_json::json!("198.51.100.77");
+    rec["userAgent"] = serde_json::json!("Mozilla/5.0 (X11; Linux x86_64)");
+    rec["awsRegion"] = serde_json::json!("ap-south-1");
+    rec["errorCode"] = serde_json::json!("AccessDenied");
+    rec
+}
+
 /// A CloudTrail record (as [`cloudtrail`]) by `user` of another AWS `account`, as bytes.
 pub fn cloudtrail_by(
     id: &str,

@@ -39,4 +39,6 @@ pub(super) const TABLES: &[&dyn Table] = &[
     &replays::Resolves,
     &replays::ReplayFailures,
     &anomaly::TrainingRows,
+    &anomaly::Anomalies,
+    &anomaly::TrustScores,
 ];
