@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{TimeZone, Utc};
 use portcullis_actors::{
     Arbiters, EntityDirectory, EntityLimits, ModelActor, ModelState, ModelStore, ModelStoreError,
-    Observe, Reload, StoredTrust,
+    Observation, Observe, Reload, StoredTrust,
 };
 use portcullis_engine::anomaly::features::{extract, BehaviourBook, PastEvent};
 use portcullis_engine::anomaly::trust::TrustState;
@@ -54,6 +54,24 @@ impl ModelStore for Memory {
         let past = self.past.lock().unwrap().clone();
         async move { Ok(past) }
     }
+}
+
+/// The observations of `events` by a model line activated on `store`.
+async fn observe_once(store: &Arc<Memory>, events: Vec<Event>) -> Vec<Observation> {
+    let dir: EntityDirectory<ModelActor<Memory>> = EntityDirectory::new(
+        Arc::new(Arbiters::start(1)),
+        store.clone(),
+        EntityLimits::default(),
+    );
+    dir.send(
+        &key(),
+        Observe {
+            events: Arc::new(events),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap()
 }
 
 fn key() -> ModelKey {
@@ -211,21 +229,11 @@ async fn an_activated_line_remembers_its_principals_from_the_store() {
             client: None,
         })
         .collect();
-    let dir: Arc<EntityDirectory<ModelActor<Memory>>> = Arc::new(EntityDirectory::new(
-        Arc::new(Arbiters::start(1)),
-        store.clone(),
-        EntityLimits::default(),
-    ));
-    let seen = dir
-        .send(
-            &key(),
-            Observe {
-                events: Arc::new(vec![event(10, "alice", "open"), event(11, "bob", "open")]),
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let seen = observe_once(
+        &store,
+        vec![event(10, "alice", "open"), event(11, "bob", "open")],
+    )
+    .await;
     // numeric[1]: new action for the principal, numeric[2]: new address.
     assert_eq!(
         &seen[0].features.numeric[1..3],
@@ -266,21 +274,7 @@ async fn trust_resumes_from_the_store() {
         },
         41,
     )];
-    let dir: Arc<EntityDirectory<ModelActor<Memory>>> = Arc::new(EntityDirectory::new(
-        Arc::new(Arbiters::start(1)),
-        store.clone(),
-        EntityLimits::default(),
-    ));
-    let seen = dir
-        .send(
-            &key(),
-            Observe {
-                events: Arc::new(vec![next]),
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let seen = observe_once(&store, vec![next]).await;
     // A usual event: half the risk is gone, trust 55, and the change comes after the stored one.
     assert!(seen[0].anomaly.is_none(), "{:?}", seen[0]);
     assert_eq!(seen[0].trust, Some(55), "{:?}", seen[0]);

@@ -571,6 +571,12 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 "  ratio scoring / engine     {:>10.2}   (anomaly models on against off)",
                 r.rate(&r.scoring) / r.rate(&r.engine)
             );
+            println!(
+                "  scoring found {} anomalies (threshold {}) and lowered {} principals' trust",
+                r.anomalies,
+                portcullis_engine::anomaly::AnomalySettings::DEFAULT_THRESHOLD,
+                r.distrusted
+            );
             Ok(())
         }
         Command::Bench(BenchCommand::Pipeline {

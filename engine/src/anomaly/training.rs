@@ -72,16 +72,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_trained_model_scores_the_unusual_above_the_usual_and_survives_storage() {
-        let mut rows: Vec<RawFeatures> = (0..300)
+    /// 300 events of a usual day: opening, reading and writing files, 9:00 to 16:00, from a
+    /// private address.
+    fn office_hours() -> Vec<RawFeatures> {
+        (0..300)
             .map(|i| {
                 device_row(
                     ["open", "read", "write"][i % 3],
                     f64::from(9 + (i % 8) as u32),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_trained_model_scores_the_unusual_above_the_usual_and_survives_storage() {
+        let mut rows = office_hours();
         rows.push(device_row("read", 3.0));
         let (model, summary) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
         assert_eq!((summary.rows, summary.features), (301, 7));
@@ -113,14 +119,7 @@ mod tests {
 
     #[test]
     fn an_unusual_event_names_what_made_it_so() {
-        let mut rows: Vec<RawFeatures> = (0..300)
-            .map(|i| {
-                device_row(
-                    ["open", "read", "write"][i % 3],
-                    f64::from(9 + (i % 8) as u32),
-                )
-            })
-            .collect();
+        let mut rows = office_hours();
         rows.push(device_row("format_disk", 12.0));
         let (model, _) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
         // A usual action at 3 in the morning: the hour stands out, and nothing categorical.
@@ -145,14 +144,7 @@ mod tests {
     #[test]
     fn a_new_value_where_training_had_one_stands_out() {
         // Every training event touched a file from a private address.
-        let rows: Vec<RawFeatures> = (0..300)
-            .map(|i| {
-                device_row(
-                    ["open", "read", "write"][i % 3],
-                    f64::from(9 + (i % 8) as u32),
-                )
-            })
-            .collect();
+        let rows = office_hours();
         let (model, _) = train(ForestParams::default(), ModelScope::Device, &rows).unwrap();
         let mut usb = device_row("read", 10.0);
         usb.categorical[1] = "usb".into();

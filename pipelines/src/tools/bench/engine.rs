@@ -12,7 +12,8 @@
 //! 4. Collecting: the same, with anomaly models on and a training session active for every
 //!    tenant (features computed and stored); the sessions are then stopped, training a model.
 //! 5. Scoring: the same, with every event scored by its tenant's model before policy, the
-//!    score stored with its decision: what anomaly scoring costs, against phase 3.
+//!    score stored with its decision, anomalies and trust changes stored: what anomaly scoring
+//!    costs, against phase 3.
 //!
 //! CPU is read for this process (the engine) and for Postgres's processes, so the report says
 //! where the time goes. Everything happens in a dedicated database (`{database}_bench`).
@@ -67,6 +68,10 @@ pub struct EngineBenchReport {
     pub collecting: Phase,
     /// With every event scored by its tenant's model.
     pub scoring: Phase,
+    /// Of the scored events, those at or above the default threshold (anomalies stored), and
+    /// the principals whose trust they lowered.
+    pub anomalies: i64,
+    pub distrusted: i64,
 }
 
 impl EngineBenchReport {
@@ -107,9 +112,11 @@ pub async fn run_engine_bench(
 
     truncate(&pool).await?;
     // Models and sessions of an earlier run would score the collecting phase.
-    sqlx::query("TRUNCATE training_rows, anomaly_models, training_sessions")
-        .execute(&pool)
-        .await?;
+    sqlx::query(
+        "TRUNCATE training_rows, anomaly_models, training_sessions, anomalies, trust_scores",
+    )
+    .execute(&pool)
+    .await?;
     eprintln!("ceiling: decode → COPY into events, no actors, no policy…");
     let registry = Arc::new(std::sync::RwLock::new(Arc::new(
         postgres::load_registry(&pool).await?,
@@ -181,6 +188,12 @@ pub async fn run_engine_bench(
     if scored as u64 != opts.records {
         bail!("{scored} events were scored, expected {}", opts.records);
     }
+    let anomalies: i64 = sqlx::query_scalar("SELECT count(*) FROM anomalies")
+        .fetch_one(&pool)
+        .await?;
+    let distrusted: i64 = sqlx::query_scalar("SELECT count(*) FROM trust_scores")
+        .fetch_one(&pool)
+        .await?;
     pool.close().await;
     Ok(EngineBenchReport {
         records: opts.records,
@@ -191,6 +204,8 @@ pub async fn run_engine_bench(
         engine,
         collecting,
         scoring,
+        anomalies,
+        distrusted,
     })
 }
 
