@@ -21,7 +21,6 @@ use super::State;
 use crate::anomaly::{
     list_anomalies, list_settings, list_trust, set_line_settings, AnomalyQuery, TrustQuery,
 };
-use crate::records::MAX_PAGE;
 
 /// `GET /v1/anomalies`.
 pub(super) async fn anomalies(
@@ -38,7 +37,7 @@ pub(super) async fn anomalies(
         scope: p.one_of("scope", &["cloudtrail", "device"])?,
         subject: p.text("subject"),
         since: p.time("since")?,
-        limit: p.number::<i64>("limit")?.unwrap_or(50).clamp(1, MAX_PAGE),
+        limit: p.limit(50)?,
     };
     let rows = list_anomalies(&state.pool, &q).await.map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({ "result": rows })))
@@ -59,7 +58,7 @@ pub(super) async fn trust_scores(
         tenants: read_scope(&caller, p.text("tenant_id").as_deref())?,
         subject_kind: p.one_of("kind", &["principal", "agent"])?,
         subject: p.text("subject"),
-        limit: p.number::<i64>("limit")?.unwrap_or(50).clamp(1, MAX_PAGE),
+        limit: p.limit(50)?,
     };
     let rows = list_trust(&state.pool, &q, Utc::now())
         .await

@@ -79,6 +79,14 @@ impl QueryParams {
     }
 
     /// A parameter that must be one of `allowed`.
+    /// `limit`: rows a listing returns, `default` when absent, kept within 1 to `MAX_PAGE`.
+    pub fn limit(&self, default: i64) -> Result<i64, ApiError> {
+        Ok(self
+            .number::<i64>("limit")?
+            .unwrap_or(default)
+            .clamp(1, crate::records::MAX_PAGE))
+    }
+
     pub fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
         match self.text(name) {
             Some(v) if !allowed.contains(&v.as_str()) => Err(ApiError::bad_request(format!(
@@ -110,6 +118,16 @@ mod tests {
         .unwrap();
         assert_eq!(q.text("tenant_id").as_deref(), Some("acme"));
         assert_eq!(q.number::<i64>("limit").unwrap(), Some(20));
+        assert_eq!(q.limit(50).unwrap(), 20);
+        let within = |query: &str| {
+            QueryParams::parse(query, &known)
+                .unwrap()
+                .limit(50)
+                .unwrap()
+        };
+        assert_eq!(within(""), 50);
+        assert_eq!(within("limit=0"), 1);
+        assert_eq!(within("limit=100000"), crate::records::MAX_PAGE);
         assert!(q.time("from").unwrap().is_some());
         assert_eq!(q.flag("resolved").unwrap(), Some(true));
         assert_eq!(q.one_of("outcome", &["allow", "deny"]).unwrap(), None);

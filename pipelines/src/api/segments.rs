@@ -21,7 +21,6 @@ use crate::distribution::{
     add_segment_rule, list_agents, list_rules, list_segments, list_versions, publish_version,
     remove_segment_rule, version_detail, DistributionError, NewVersion,
 };
-use crate::records::MAX_PAGE;
 
 fn bad(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(e.to_string())
@@ -71,7 +70,7 @@ pub(super) async fn versions(
     let key = segment_key(&tenant, &segment)?;
     caller.require(Permission::Read, &key.tenant)?;
     let p = QueryParams::parse(req.query_string(), &["before", "limit"])?;
-    let limit = p.number::<i64>("limit")?.unwrap_or(50).clamp(1, MAX_PAGE);
+    let limit = p.limit(50)?;
     let rows = list_versions(&state.pool, &key, p.number("before")?, limit)
         .await
         .map_err(db_error)?;
@@ -241,7 +240,7 @@ pub(super) async fn agents(
 ) -> Result<HttpResponse, ApiError> {
     let p = QueryParams::parse(req.query_string(), &["tenant_id", "behind", "limit"])?;
     let scope = read_scope(&caller, p.text("tenant_id").as_deref())?;
-    let limit = p.number::<i64>("limit")?.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = p.limit(100)?;
     let rows = list_agents(
         &state.pool,
         &scope,

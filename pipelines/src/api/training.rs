@@ -24,7 +24,6 @@ use crate::anomaly::{
     active_session, close_session, list_models, list_sessions, start_session, stop_session,
     TrainingError,
 };
-use crate::records::MAX_PAGE;
 
 pub(super) fn target(path: (String, String)) -> Result<(TenantId, ModelScope), ApiError> {
     let tenant = TenantId::parse(&path.0).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -122,7 +121,7 @@ fn listing(
 ) -> Result<(crate::records::TenantScope, i64), ApiError> {
     let p = QueryParams::parse(req.query_string(), &["tenant_id", "limit"])?;
     let scope = read_scope(caller, p.text("tenant_id").as_deref())?;
-    let limit = p.number::<i64>("limit")?.unwrap_or(50).clamp(1, MAX_PAGE);
+    let limit = p.limit(50)?;
     Ok((scope, limit))
 }
 

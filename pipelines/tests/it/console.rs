@@ -88,6 +88,15 @@ impl Browser {
             .await;
     }
 
+    /// Signs out, signs in with `token` and opens `page` (a console path such as `#/agents`).
+    async fn switch_user(&mut self, base: &str, token: &str, page: &str) {
+        self.run(json!({"op": "click", "selector": "header button"}))
+            .await;
+        self.sign_in(base, token).await;
+        self.run(json!({"op": "goto", "url": format!("{base}/console/{page}")}))
+            .await;
+    }
+
     async fn texts(&mut self, selector: &str) -> Vec<String> {
         let answer = self.run(json!({"op": "texts", "selector": selector})).await;
         serde_json::from_value(answer["texts"].clone()).unwrap()
@@ -456,11 +465,7 @@ fn an_admin_publishes_segment_policy_from_the_console_and_a_reader_cannot() {
         // A reader sees the history and no publish form.
         let reader = env.token(&["read:acme"]).await;
         browser
-            .run(json!({"op": "click", "selector": "header button"}))
-            .await;
-        browser.sign_in(&base, &reader).await;
-        browser
-            .run(json!({"op": "goto", "url": format!("{base}/console/#/segments/acme/hr")}))
+            .switch_user(&base, &reader, "#/segments/acme/hr")
             .await;
         browser
             .run(json!({"op": "wait", "selector": "tr[data-version='1']", "text": "1"}))
@@ -700,13 +705,7 @@ fn the_anomalies_page_trains_a_model_and_shows_what_it_finds() {
 
         // A reader of acme sees the same and no training buttons; globex's line is not shown.
         let reader = env.token(&["read:acme"]).await;
-        browser
-            .run(json!({"op": "click", "selector": "header button"}))
-            .await;
-        browser.sign_in(&base, &reader).await;
-        browser
-            .run(json!({"op": "goto", "url": format!("{base}/console/#/anomalies")}))
-            .await;
+        browser.switch_user(&base, &reader, "#/anomalies").await;
         browser
             .run(json!({"op": "wait", "selector": anomaly, "text": "DeleteTrail"}))
             .await;
