@@ -119,7 +119,13 @@ function route() {
   return { page: page || "live", arg: rest.map(decodeURIComponent).join("/") };
 }
 
+// Renders can overlap (signing in both sets the hash and renders; a link is followed while a
+// page still loads): only the latest goes on past its awaits, and each page fills a container
+// of its own, so one left behind fills nothing that is shown.
+let renderCount = 0;
+
 async function render(signInMessage) {
+  const seq = ++renderCount;
   const main = document.getElementById("main");
   const nav = document.getElementById("nav");
   const who = document.getElementById("who");
@@ -135,11 +141,12 @@ async function render(signInMessage) {
       session.me = (await api("/v1/whoami")).result;
       session.tenants = (await api("/v1/tenants")).result;
     } catch (e) {
-      if (session.token) {
+      if (session.token && seq === renderCount) {
         main.replaceChildren(h("div", { class: "error", role: "alert" }, `Cannot reach the engine: ${e.message}`));
       }
       return;
     }
+    if (seq !== renderCount) return;
   }
   const { page, arg } = route();
   const current = pages.find((p) => p.path === page) || pages[0];
@@ -150,8 +157,9 @@ async function render(signInMessage) {
     h("span", {}, `${session.me.name} · ${session.me.scopes.join(", ")}`),
     h("button", { type: "button", onclick: () => signOut() }, "Sign out"));
   document.title = `${current.label} · Portcullis`;
-  main.replaceChildren();
-  await current.render(main, arg);
+  const container = h("div", { class: "page" });
+  main.replaceChildren(container);
+  await current.render(container, arg);
 }
 
 function renderSignIn(main, why) {
