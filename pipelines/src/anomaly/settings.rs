@@ -55,31 +55,29 @@ pub async fn set_line_settings(
     settings: AnomalySettings,
     by: &str,
 ) -> Result<SettingsRow, TrainingError> {
-    let done = sqlx::query(
+    let done: Result<StoredRow, _> = sqlx::query_as(
         "INSERT INTO anomaly_settings (tenant_id, scope, threshold, trust_half_life_secs, updated_by)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant_id, scope) DO UPDATE
          SET threshold = EXCLUDED.threshold,
              trust_half_life_secs = EXCLUDED.trust_half_life_secs,
-             updated_at = now(), updated_by = EXCLUDED.updated_by",
+             updated_at = now(), updated_by = EXCLUDED.updated_by
+         RETURNING tenant_id, scope, threshold, trust_half_life_secs, updated_at, updated_by",
     )
     .bind(tenant.as_str())
     .bind(scope.as_str())
     .bind(settings.threshold)
     .bind(settings.trust_half_life_secs as i32)
     .bind(by)
-    .execute(pool)
+    .fetch_one(pool)
     .await;
     match done {
-        Ok(_) => {}
+        Ok(row) => Ok(row.into_settings(&AnomalySettings::default())),
         Err(e) if foreign_key_violation(&e) => {
-            return Err(TrainingError::UnknownTenant(tenant.to_string()))
+            Err(TrainingError::UnknownTenant(tenant.to_string()))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    let mut rows = list_settings(pool, &TenantScope::Only(vec![tenant.clone()])).await?;
-    rows.retain(|r| r.scope == scope.as_str());
-    Ok(rows.pop().expect("the settings just written"))
 }
 
 /// Every line's settings for the tenants in `tenants` (registered ones), defaults included.
@@ -102,16 +100,7 @@ pub async fn list_settings(
     let defaults = AnomalySettings::default();
     Ok(rows
         .into_iter()
-        .map(|r| SettingsRow {
-            tenant_id: r.tenant_id,
-            scope: r.scope,
-            threshold: r.threshold.unwrap_or(defaults.threshold),
-            trust_half_life_secs: r
-                .trust_half_life_secs
-                .map_or(defaults.trust_half_life_secs, |h| h as u32),
-            updated_at: r.updated_at,
-            updated_by: r.updated_by,
-        })
+        .map(|r| r.into_settings(&defaults))
         .collect())
 }
 
@@ -124,4 +113,19 @@ struct StoredRow {
     trust_half_life_secs: Option<i32>,
     updated_at: Option<DateTime<Utc>>,
     updated_by: Option<String>,
+}
+
+impl StoredRow {
+    fn into_settings(self, defaults: &AnomalySettings) -> SettingsRow {
+        SettingsRow {
+            tenant_id: self.tenant_id,
+            scope: self.scope,
+            threshold: self.threshold.unwrap_or(defaults.threshold),
+            trust_half_life_secs: self
+                .trust_half_life_secs
+                .map_or(defaults.trust_half_life_secs, |h| h as u32),
+            updated_at: self.updated_at,
+            updated_by: self.updated_by,
+        }
+    }
 }

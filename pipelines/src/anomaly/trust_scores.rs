@@ -129,7 +129,7 @@ pub async fn list_trust(
                AND ($3::text IS NULL OR t.subject = $3)
              -- Least trusted now: the stored risk decayed to $5 with the line's half-life.
              ORDER BY t.risk * power(2, -greatest(extract(epoch FROM $5::timestamptz - t.as_of), 0)
-                                        / coalesce(s.trust_half_life_secs, 3600)) DESC,
+                                        / coalesce(s.trust_half_life_secs, $6)) DESC,
                       t.as_of DESC
              LIMIT $4",
     )
@@ -138,16 +138,17 @@ pub async fn list_trust(
     .bind(q.subject.as_deref())
     .bind(q.limit)
     .bind(now)
+    .bind(AnomalySettings::DEFAULT_TRUST_HALF_LIFE_SECS as i32)
     .fetch_all(pool)
     .await?;
-    let mut out: Vec<TrustRow> = rows
+    Ok(rows
         .into_iter()
         .map(
             |(tenant_id, subject_kind, subject, risk, stored, as_of, half_life, anomalies_24h)| {
                 let half_life =
                     half_life.map_or(AnomalySettings::DEFAULT_TRUST_HALF_LIFE_SECS, |h| h as u32);
-                // Trust now: decayed from the last event counted (never before it).
-                let trust = TrustState { risk, as_of }.trust_at(now.max(as_of), half_life);
+                // Trust now: decayed from the last event counted (not at all before it).
+                let trust = TrustState { risk, as_of }.trust_at(now, half_life);
                 TrustRow {
                     tenant_id,
                     subject_kind,
@@ -160,7 +161,5 @@ pub async fn list_trust(
                 }
             },
         )
-        .collect();
-    out.sort_by(|a, b| a.trust.cmp(&b.trust).then(b.as_of.cmp(&a.as_of)));
-    Ok(out)
+        .collect())
 }
