@@ -10,6 +10,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod distribution;
 pub mod event;
+pub mod evidence;
 pub mod ids;
 pub mod policy;
 pub mod tenant;

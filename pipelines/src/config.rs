@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::anomaly::AnomalyConfig;
 pub use crate::api::config::HttpConfig;
 pub use crate::distribution::DistributionConfig;
+pub use crate::evidence::EvidenceConfig;
 pub use crate::policy_service::config::PolicyConfig;
 pub use crate::runtime::config::{ActorsConfig, EntityConfig};
 pub use crate::sinks::postgres::config::PostgresConfig;
@@ -33,6 +34,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub distribution: DistributionConfig,
     pub anomaly: AnomalyConfig,
+    pub evidence: EvidenceConfig,
     pub actors: ActorsConfig,
     pub http: HttpConfig,
     pub tuning: TuningConfig,
@@ -193,6 +195,7 @@ impl Config {
                 self.policy.rule
             ));
         }
+        p.extend(self.evidence.problems());
         p
     }
 

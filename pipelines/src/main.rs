@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use portcullis::cli::agent::{self, AgentCommand};
 use portcullis::cli::broker::{self, BrokerCommand};
 use portcullis::cli::dlq;
+use portcullis::cli::evidence::{self, EvidenceCommand, VerifyArgs};
 use portcullis::cli::model::{self, ModelCommand};
 use portcullis::cli::segment::{self, SegmentCommand, SigningKeyCommand};
 use portcullis::cli::token::{self, TokenCommand};
@@ -103,6 +104,18 @@ enum Command {
     /// labelled data (`model train --help`, `model eval --help`).
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Receipt logs: export a tenant's receipts as a bundle, see keys and checkpoints, rotate
+    /// the key (docs/evidence.md).
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Check an evidence bundle offline: every receipt against the signed checkpoints, the
+    /// checkpoints against each other. Names each receipt edited, deleted, inserted or
+    /// reordered, and each forked or rolled-back checkpoint, bad signature or unknown key.
+    /// Exit status 0 when it verifies, 1 when it does not.
+    ///
+    ///   portcullis verify acme.bundle --key 'portcullis.local+1a2b3c4d+AY…'
+    #[command(verbatim_doc_comment)]
+    Verify(VerifyArgs),
     /// Measure throughput and latency on this machine's real services.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -642,6 +655,12 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let _t = telemetry::init(&config.telemetry)?;
             broker::run(&config, cmd).await
         }),
+        Command::Evidence(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&quiet(&config.telemetry))?;
+            evidence::run(&config, cmd).await
+        }),
+        // Offline: no services, no runtime.
+        Command::Verify(args) => evidence::verify_bundle(&args),
         Command::Model(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&config.telemetry)?;
             model::run(&config, cmd).await

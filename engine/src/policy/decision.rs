@@ -19,6 +19,8 @@ pub struct Decision {
     /// The rule's full value; `null` when the rule was undefined for this input.
     pub result: serde_json::Value,
     pub bundle_revision: String,
+    /// The bundle's content digest (`sha256:…`), shared by all its decisions.
+    pub policy_digest: std::sync::Arc<str>,
     pub eval_micros: u64,
     /// The event's anomaly score policy was given, and the model version that gave it; `None`
     /// when no model scored the event.

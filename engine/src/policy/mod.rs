@@ -2,7 +2,7 @@
 
 mod bounded_range;
 mod bundle;
-mod decision;
+pub(crate) mod decision;
 mod dispatch;
 mod dispatch_plan;
 mod error;

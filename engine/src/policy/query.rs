@@ -20,6 +20,8 @@ pub struct Answer {
     /// The value; `None` when undefined (OPA then answers without `result`).
     pub result: Option<Json>,
     pub revision: String,
+    /// The bundle's content digest (`sha256:…`).
+    pub digest: std::sync::Arc<str>,
     pub eval_micros: u64,
 }
 
@@ -94,6 +96,7 @@ impl TenantPolicy {
             path,
             result: super::tenant_policy::to_json(value)?,
             revision: self.revision.clone(),
+            digest: self.digest.clone(),
             eval_micros,
         })
     }

@@ -32,7 +32,7 @@ pub struct TenantPolicy {
     pub(crate) engine: regorus::Engine,
     rule_path: String,
     pub(crate) revision: String,
-    digest: String,
+    pub(crate) digest: std::sync::Arc<str>,
     mask: InputMask,
     pub(crate) known_rules: KnownRules,
     /// The rules compiled to the VM; `None` when the VM could not take the tenant rule.
@@ -107,7 +107,7 @@ impl TenantPolicy {
             engine,
             rule_path: rule.under(&bundle.tenant.rego_package()),
             revision: bundle.effective_revision(),
-            digest: bundle.digest(),
+            digest: bundle.digest().into(),
             mask,
             known_rules: KnownRules::default(),
             program: None,
@@ -302,6 +302,7 @@ impl TenantPolicy {
             allowed: allowed_by(&result),
             result,
             bundle_revision: self.revision.clone(),
+            policy_digest: self.digest.clone(),
             eval_micros,
             // Set by whoever scored the event (the event path), which knows the model version.
             anomaly_score: None,

@@ -142,6 +142,8 @@ fn log_failure(
         erased: failed.erased,
         result: None,
         bundle_revision: failed.revision,
+        // A failure has no receipt.
+        policy_digest: "".into(),
         eval_micros: failed.eval_micros,
         decided_at: now,
         size_hint: body_bytes + 256 + error.len(),
@@ -205,6 +207,7 @@ async fn evaluate(
         erased: reply.erased,
         result: answer.result.clone(),
         bundle_revision: answer.revision.clone(),
+        policy_digest: answer.digest.clone(),
         eval_micros: answer.eval_micros,
         decided_at: now,
         error: None,

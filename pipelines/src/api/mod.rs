@@ -9,6 +9,7 @@ mod console;
 mod data;
 mod enrollment;
 mod error;
+mod evidence;
 mod health;
 mod query;
 mod records;

@@ -191,6 +191,20 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                     )
                     .route("/anomalies", web::get().to(super::anomalies::anomalies))
                     .route(
+                        "/receipts",
+                        web::get().to(super::evidence::receipt_of_decision),
+                    )
+                    .route(
+                        "/receipts/{tenant}/{index}",
+                        web::get().to(super::evidence::receipt),
+                    )
+                    .route("/checkpoints", web::get().to(super::evidence::checkpoints))
+                    .route(
+                        "/checkpoints/{tenant}/consistency",
+                        web::get().to(super::evidence::consistency),
+                    )
+                    .route("/evidence-keys", web::get().to(super::evidence::keys))
+                    .route(
                         "/trust-scores",
                         web::get().to(super::anomalies::trust_scores),
                     )

@@ -41,6 +41,7 @@ pub use rows::{RowSet, WriteCounts};
 pub use sink::{RowSink, SinkError};
 pub use tally::Tally;
 
+use crate::evidence::add_receipts;
 use crate::retry::{Backoff, Cancelled};
 use crate::telemetry::stats::Stats;
 
@@ -63,6 +64,8 @@ pub struct EventPath {
     judging: Judging,
     persist: Persist,
     after_commit: Vec<Arc<dyn AfterCommit>>,
+    /// Whether judged events get receipts (`evidence.enabled`).
+    receipts: bool,
     stats: Arc<Stats>,
 }
 
@@ -78,6 +81,7 @@ impl EventPath {
             judging: Judging::new(directory),
             persist: Persist::new(sink, stats.clone()),
             after_commit: Vec::new(),
+            receipts: false,
             stats,
         }
     }
@@ -85,6 +89,12 @@ impl EventPath {
     /// Has events' anomaly features and scores computed before policy judges them.
     pub fn with_observer(mut self, observer: Arc<dyn EventObserver>) -> Self {
         self.judging = self.judging.with_observer(observer);
+        self
+    }
+
+    /// Gives every decision a receipt in its tenant's log, written with it.
+    pub fn with_receipts(mut self) -> Self {
+        self.receipts = true;
         self
     }
 
@@ -159,7 +169,12 @@ impl EventPath {
                 .judge(batch, events, &mut sets, &set_aside, &mut observations)
                 .await
             {
-                Ok(()) => return Ok(sets),
+                Ok(()) => {
+                    if self.receipts {
+                        add_receipts(&mut sets, chrono::Utc::now());
+                    }
+                    return Ok(sets);
+                }
                 Err(stopped) => {
                     self.stats.metrics.batch_retries.inc();
                     warn!(error = %stopped, messages = batch.len(), "batch not judged; judging it again");

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use portcullis_engine::{DeadLetter, Decision, Event};
 
 use super::observe::Observed;
+use crate::evidence::ReceiptRow;
 
 /// Everything one message produced. A capability adds its rows here (anomaly scores,
 /// violations, receipts, agent replies) and a table for them in each sink.
@@ -26,6 +27,8 @@ pub struct RowSet {
     /// Judged events whose observation leaves rows: features a training session collects,
     /// anomalies, trust changes.
     pub observed: Vec<Observed>,
+    /// One receipt per decision, when evidence is on.
+    pub receipts: Vec<ReceiptRow>,
 }
 
 impl RowSet {
@@ -36,6 +39,7 @@ impl RowSet {
             && self.resolves.is_empty()
             && self.replay_failures.is_empty()
             && self.observed.is_empty()
+            && self.receipts.is_empty()
     }
 
     /// A message set aside: nothing but its dead letter.

@@ -68,8 +68,8 @@ impl DecisionLogWriter {
 }
 
 /// Starts the writer on its own thread (see the module's note), `nice` steps below the engine's
-/// priority, with its own connection to `cfg`'s database, writing what `rx` brings until
-/// `cancel`. The thread's runtime and pool are made on the thread itself; an error making them
+/// priority, with its own connection to `cfg`'s database, writing what `rx` brings (with
+/// receipts, if `receipts`) until `cancel`. The thread's runtime and pool are made on the thread itself; an error making them
 /// is returned here.
 pub async fn start_decision_log(
     cfg: &PostgresConfig,
@@ -77,6 +77,7 @@ pub async fn start_decision_log(
     rx: mpsc::Receiver<ApiDecisionRow>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
+    receipts: bool,
 ) -> std::io::Result<DecisionLogWriter> {
     let cfg = cfg.clone();
     let (ready_tx, ready) = oneshot::channel::<std::io::Result<()>>();
@@ -107,7 +108,7 @@ pub async fn start_decision_log(
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                run_decision_log(pool.clone(), rx, stats, cancel).await;
+                run_decision_log(pool.clone(), rx, stats, cancel, receipts).await;
                 pool.close().await;
             });
         })?;
@@ -127,6 +128,7 @@ async fn run_decision_log(
     mut rx: mpsc::Receiver<ApiDecisionRow>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
+    receipts: bool,
 ) {
     let mut drain_until: Option<Instant> = None;
     // From the cancel on, senders get `Closed` (a 503) and recv() ends after the backlog.
@@ -161,7 +163,7 @@ async fn run_decision_log(
         }
         let mut delay = Duration::from_millis(50);
         loop {
-            match insert_api_decisions(&pool, &batch).await {
+            match insert_api_decisions(&pool, &batch, receipts).await {
                 Ok(_) => {
                     stats
                         .metrics
@@ -172,7 +174,7 @@ async fn run_decision_log(
                 Err(e) if refused_for_content(&e) => {
                     // Retrying cannot help: write row by row so only the refused ones are lost,
                     // each reported.
-                    write_one_by_one(&pool, &batch, &stats).await;
+                    write_one_by_one(&pool, &batch, receipts, &stats).await;
                     break;
                 }
                 Err(e) => {
@@ -191,13 +193,13 @@ async fn run_decision_log(
     }
 }
 
-async fn write_one_by_one(pool: &PgPool, batch: &[ApiDecisionRow], stats: &Stats) {
+async fn write_one_by_one(pool: &PgPool, batch: &[ApiDecisionRow], receipts: bool, stats: &Stats) {
     for row in batch {
         // A row refused for its content is reported and skipped; any other failure (Postgres
         // going away meanwhile) is retried a while, then reported as lost too.
         let mut attempts = 0;
         loop {
-            match insert_api_decisions(pool, std::slice::from_ref(row)).await {
+            match insert_api_decisions(pool, std::slice::from_ref(row), receipts).await {
                 Ok(_) => {
                     stats.metrics.api_decisions_logged.inc();
                     break;

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::distribution::{
     self, load_or_create_signing_key, AgentDirectory, PgAgentStore, PgMqttOutbox, SegmentDirectory,
 };
+use crate::evidence;
 use crate::path::{DecodeLimits, Decoder, EventPath, SharedRegistry};
 use crate::policy_service::bundle_files::FsBundleSource;
 use crate::policy_service::{self, ActivationRecorder, DecisionBus, DecisionLog};
@@ -124,6 +125,9 @@ pub async fn build(
         stats.metrics.register_entities(vec![models.stats()]);
         path = path.with_observer(models.clone());
     }
+    if config.evidence.enabled {
+        path = path.with_receipts();
+    }
     let d = &config.distribution;
     let agent_decisions = if config.mqtt.enabled && d.enabled && d.decisions_to_agents {
         let (step, queue) = distribution::decision_replies(
@@ -211,11 +215,20 @@ pub async fn run(
         decision_rx,
         stats.clone(),
         cancel.clone(),
+        config.evidence.enabled,
     )
     .await
     .context("cannot start the decision log writer")?;
 
     let mut tasks = tokio::task::JoinSet::new();
+    if config.evidence.enabled {
+        let sealer = load_sealer(&config, &pool).await?;
+        let (cfg, s, c) = (config.evidence.clone(), stats.clone(), cancel.clone());
+        tasks.spawn(async move {
+            evidence::run_checkpoints(sealer, cfg, s, c).await;
+            Ok(())
+        });
+    }
     if let Some(models) = parts.models.clone() {
         tasks.spawn(run_model_reloads(pool.clone(), models, cancel.clone()));
     }
@@ -408,6 +421,23 @@ fn load_signer(config: &Config) -> anyhow::Result<PolicySigner> {
         info!(key_id = signer.key_id(), public_key = %public, "policy signing key loaded");
     }
     Ok(signer)
+}
+
+/// The checkpoint signer: the log key, created on first start and recorded as a signing key,
+/// so bundles and the API can give it to verifiers.
+async fn load_sealer(config: &Config, pool: &sqlx::PgPool) -> anyhow::Result<evidence::Sealer> {
+    let e = &config.evidence;
+    let (key, created) = evidence::load_or_create_log_key(&e.key_file, &e.origin)?;
+    evidence::register_key(pool, &key.label(), key.public_text())
+        .await
+        .context("cannot record the evidence key")?;
+    if created {
+        warn!(path = %e.key_file.display(), public_key = key.public_text(),
+              "created a new receipt-log key: third parties verify bundles with this public key (portcullis evidence keys)");
+    } else {
+        info!(public_key = key.public_text(), "receipt-log key loaded");
+    }
+    Ok(evidence::Sealer::new(pool.clone(), key, &e.origin))
 }
 
 async fn refresh_registry(

@@ -59,6 +59,11 @@ pub struct Metrics {
     pub stream_subscribers: IntGauge,
     /// Decisions skipped for decision-stream subscribers too slow to keep up (each was told).
     pub stream_lagged_messages: IntCounter,
+    /// Receipt-log checkpoints signed, by tenant.
+    pub checkpoints_signed: IntCounterVec,
+    /// Checkpoints not signed because a tenant's log was altered, by tenant (each logged as an
+    /// error; alert on any).
+    pub checkpoints_refused: IntCounterVec,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -232,6 +237,16 @@ impl Metrics {
             )
             .expect("metric"),
         );
+        let checkpoints_signed = counter(
+            "receipt_checkpoints_signed_total",
+            "Receipt-log checkpoints signed.",
+            &["tenant"],
+        );
+        let checkpoints_refused = counter(
+            "receipt_checkpoints_refused_total",
+            "Checkpoints not signed because the tenant's receipt log was altered (alert on any).",
+            &["tenant"],
+        );
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -270,6 +285,8 @@ impl Metrics {
             api_seconds,
             stream_subscribers,
             stream_lagged_messages,
+            checkpoints_signed,
+            checkpoints_refused,
         }
     }
 

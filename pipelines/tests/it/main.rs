@@ -20,6 +20,7 @@ mod distribution;
 mod distribution_store;
 mod dlq;
 mod enrollment;
+mod evidence;
 mod faults;
 mod http;
 mod model;

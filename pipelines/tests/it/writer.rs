@@ -40,6 +40,7 @@ fn decision(e: &Event) -> Decision {
         allowed: false,
         result: json!({"allow": false, "reasons": ["x"]}),
         bundle_revision: "r1".into(),
+        policy_digest: "sha256:00".into(),
         eval_micros: 12,
         anomaly_score: None,
         anomaly_model_version: None,
@@ -156,6 +157,7 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             erased: erased.iter().map(|e| e.to_string()).collect(),
             result,
             bundle_revision: "r\"1\"".into(),
+            policy_digest: "sha256:00".into(),
             eval_micros: u64::MAX,
             decided_at: Utc::now(),
             error: None,
@@ -188,12 +190,33 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             ),
             failed,
         ];
-        assert_eq!(insert_api_decisions(&env.pool, &rows).await.unwrap(), 4);
         assert_eq!(
-            insert_api_decisions(&env.pool, &rows).await.unwrap(),
+            insert_api_decisions(&env.pool, &rows, true).await.unwrap(),
+            4
+        );
+        assert_eq!(
+            insert_api_decisions(&env.pool, &rows, true).await.unwrap(),
             0,
             "a decision written again (a retried batch) is stored once"
         );
+        // Each decision has one receipt (the failure none), at leaf indexes 0, 1, 2, even
+        // though the batch was written twice.
+        let receipts: Vec<(i64, uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT leaf_index, decision_id, outcome FROM receipts ORDER BY leaf_index",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        let ids: Vec<_> = receipts.iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(
+            ids,
+            (1..=3u128)
+                .map(|n| (n as i64 - 1, uuid::Uuid::from_u128(n)))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(receipts[0].2, "allow");
+        assert_eq!(receipts[2].2, "deny");
+        assert_eq!(env.count("SELECT size FROM receipt_logs").await, 3);
 
         type Stored = (
             uuid::Uuid,

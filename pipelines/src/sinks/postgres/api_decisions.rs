@@ -1,8 +1,11 @@
 //! The decision API's decision log: `api_decisions`, written in batches.
 
 use chrono::{DateTime, Utc};
+use portcullis_engine::evidence::Receipt;
 use serde_json::Value as Json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+
+use crate::evidence::{append_receipts, ReceiptRow};
 use uuid::Uuid;
 
 /// One answered decision API query, as logged.
@@ -16,6 +19,8 @@ pub struct ApiDecisionRow {
     pub erased: Vec<String>,
     pub result: Option<Json>,
     pub bundle_revision: String,
+    /// The bundle's content digest, for the receipt.
+    pub policy_digest: std::sync::Arc<str>,
     pub eval_micros: u64,
     pub decided_at: DateTime<Utc>,
     /// Why the evaluation failed; `None` for a decision.
@@ -24,11 +29,39 @@ pub struct ApiDecisionRow {
     pub size_hint: usize,
 }
 
-/// Inserts `rows` in one statement; a decision already logged (same id) is skipped.
+/// Inserts `rows` in one transaction; a decision already logged (same id) is skipped. With
+/// `receipts`, each decision (not each failure) gets its receipt in the same transaction.
 pub async fn insert_api_decisions(
     pool: &PgPool,
     rows: &[ApiDecisionRow],
+    receipts: bool,
 ) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let logged = insert_rows(&mut tx, rows).await?;
+    if receipts {
+        let made: Vec<ReceiptRow> = rows
+            .iter()
+            .filter(|r| r.error.is_none())
+            .map(|r| {
+                ReceiptRow::of(&Receipt::of_query(
+                    &r.tenant_id,
+                    r.decision_id,
+                    &r.path,
+                    r.input.as_ref(),
+                    r.result.as_ref(),
+                    &r.bundle_revision,
+                    &r.policy_digest,
+                    r.decided_at,
+                ))
+            })
+            .collect();
+        append_receipts(&mut tx, &made.iter().collect::<Vec<_>>()).await?;
+    }
+    tx.commit().await?;
+    Ok(logged)
+}
+
+async fn insert_rows(conn: &mut PgConnection, rows: &[ApiDecisionRow]) -> Result<u64, sqlx::Error> {
     let mut ids = Vec::with_capacity(rows.len());
     let mut tenants = Vec::with_capacity(rows.len());
     let mut paths = Vec::with_capacity(rows.len());
@@ -71,7 +104,7 @@ pub async fn insert_api_decisions(
     .bind(&micros)
     .bind(&times)
     .bind(&errors)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
 }

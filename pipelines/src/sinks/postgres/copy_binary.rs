@@ -173,6 +173,7 @@ mod tests {
             allowed: true,
             result: Json::Null,
             bundle_revision: "r".into(),
+            policy_digest: "sha256:00".into(),
             eval_micros: u64::MAX,
             anomaly_score: Some(0.75),
             anomaly_model_version: None,

@@ -81,6 +81,7 @@ impl TestEnv {
         config.policy.bundles_dir = bundles.path().to_owned();
         let state = tempfile::tempdir().unwrap();
         config.distribution.signing_key_file = state.path().join("keys/policy-signing.key");
+        config.evidence.key_file = state.path().join("keys/evidence-log.key");
 
         let pool = postgres::migrate(&config.postgres)
             .await
@@ -164,7 +165,7 @@ impl TestEnv {
         let stats = Arc::new(Stats::default());
         let cancel = CancellationToken::new();
         let handle = actix_rt::spawn(runtime::run(config, stats.clone(), cancel.clone()));
-        let running = Running {
+        let mut running = Running {
             stats,
             cancel,
             handle,
@@ -322,6 +323,10 @@ impl TestEnv {
             .env(
                 "PORTCULLIS_DISTRIBUTION__SIGNING_KEY_FILE",
                 &self.config.distribution.signing_key_file,
+            )
+            .env(
+                "PORTCULLIS_EVIDENCE__KEY_FILE",
+                &self.config.evidence.key_file,
             )
             .env("PORTCULLIS_MQTT__HOST", &self.config.mqtt.host)
             .env("PORTCULLIS_MQTT__PORT", self.config.mqtt.port.to_string())
@@ -629,14 +634,17 @@ impl Running {
         *self.stats.http_addr.get().expect("http server listening")
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         let until = Instant::now() + Duration::from_secs(30);
         while !self
             .stats
             .mqtt_subscribed
             .load(std::sync::atomic::Ordering::Relaxed)
         {
-            assert!(!self.handle.is_finished(), "engine exited during start-up");
+            if self.handle.is_finished() {
+                let why = (&mut self.handle).await;
+                panic!("engine exited during start-up: {why:?}");
+            }
             assert!(
                 Instant::now() < until,
                 "engine did not subscribe to MQTT within 30 s"

@@ -6,6 +6,7 @@ mod copied;
 mod dead_letters;
 mod decisions;
 mod events;
+mod receipts;
 mod replays;
 mod staging;
 
@@ -41,4 +42,6 @@ pub(super) const TABLES: &[&dyn Table] = &[
     &anomaly::TrainingRows,
     &anomaly::Anomalies,
     &anomaly::TrustScores,
+    // Last: its log rows stay locked until the commit, so nothing else should follow.
+    &receipts::Receipts,
 ];
