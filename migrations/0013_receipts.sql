@@ -12,7 +12,8 @@ CREATE TABLE receipt_logs (
 COMMENT ON TABLE receipt_logs IS 'Per tenant: the number of receipts in its log (the next leaf index).';
 
 -- The receipts. `body` is the exact text hashed into the log (JSON, docs/evidence.md);
--- reformatting it breaks verification, which is the point.
+-- reformatting it breaks verification, which is the point. No index on time: a time is
+-- found through the checkpoints (`signed_at`), which keeps each receipt's write to two.
 CREATE TABLE receipts (
     tenant_id   text        NOT NULL,
     leaf_index  bigint      NOT NULL CHECK (leaf_index >= 0),
@@ -27,19 +28,20 @@ CREATE TABLE receipts (
     PRIMARY KEY (tenant_id, leaf_index),
     UNIQUE (tenant_id, decision_id)
 );
-CREATE INDEX receipts_time_idx ON receipts (tenant_id, recorded_at);
 COMMENT ON TABLE receipts IS 'One receipt per decision (stream and API), at its leaf index in the tenant''s log. Append-only.';
 
--- The log's tree: the hash of every complete subtree, `level` 0 being the leaves (2^level
--- leaves from node × 2^level). Written when a checkpoint seals the receipts below its size.
+-- The log's tree: the hash of every complete subtree, as runs. A row holds the hashes of
+-- consecutive nodes of one level (`level` 0 being the leaves; a node of level l covers 2^l
+-- leaves), 32 bytes each, from `first_node` on: a checkpoint stores one run per level for the
+-- receipts it seals. Proofs are read from here.
 CREATE TABLE receipt_hashes (
-    tenant_id text     NOT NULL,
-    level     smallint NOT NULL CHECK (level BETWEEN 0 AND 63),
-    node      bigint   NOT NULL CHECK (node >= 0),
-    hash      bytea    NOT NULL CHECK (length(hash) = 32),
-    PRIMARY KEY (tenant_id, level, node)
+    tenant_id  text     NOT NULL,
+    level      smallint NOT NULL CHECK (level BETWEEN 0 AND 63),
+    first_node bigint   NOT NULL CHECK (first_node >= 0),
+    hashes     bytea    NOT NULL CHECK (length(hashes) > 0 AND length(hashes) % 32 = 0),
+    PRIMARY KEY (tenant_id, level, first_node)
 );
-COMMENT ON TABLE receipt_hashes IS 'Hashes of the complete subtrees of each tenant''s receipt log (RFC 6962); what proofs are made of.';
+COMMENT ON TABLE receipt_hashes IS 'Hashes of the complete subtrees of each tenant''s receipt log (RFC 6962), in runs of consecutive nodes per level; what proofs are made of.';
 
 -- Signed checkpoints, one per size: a log never signs two trees of one size.
 CREATE TABLE receipt_checkpoints (

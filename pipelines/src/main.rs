@@ -19,9 +19,9 @@ use portcullis::sinks::postgres;
 use portcullis::sinks::postgres::{DeadLetterFilter, DeadLetterRow};
 use portcullis::telemetry::stats::Stats;
 use portcullis::tools::bench::{
-    run_engine_bench, run_fanout_bench, run_forest_bench, run_pipeline_bench, run_policy_bench,
-    run_sessions_bench, BenchOptions, EngineBenchOptions, FanoutOptions, ForestBenchOptions,
-    PolicyBenchOptions, SessionsOptions,
+    run_engine_bench, run_evidence_bench, run_fanout_bench, run_forest_bench, run_pipeline_bench,
+    run_policy_bench, run_sessions_bench, BenchOptions, EngineBenchOptions, EvidenceBenchOptions,
+    FanoutOptions, ForestBenchOptions, PolicyBenchOptions, SessionsOptions,
 };
 use portcullis::tools::demo::{run_demo, DemoOptions};
 use portcullis::tools::services;
@@ -209,6 +209,22 @@ enum BenchCommand {
         /// Total rule counts for the grown pack, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "60,240")]
         grown: Vec<usize>,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// `portcullis verify` on one core: receipts checked per second on a bundle of N receipts,
+    /// against reading and parsing the same file alone, in one run.
+    ///
+    /// Builds a tenant's log of N engine-shaped receipts in memory with a checkpoint every K,
+    /// writes the bundle as `evidence export` does (to a temporary file), then reads it twice.
+    /// Needs no services. Run it on a release build: `cargo run --release -- bench evidence`.
+    Evidence {
+        /// Receipts in the bundle.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        receipts: u64,
+        /// A checkpoint every this many receipts (and one at the end).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_every: u64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
@@ -565,6 +581,7 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             for (name, phase) in [
                 ("ceiling: decode → COPY", &r.ceiling),
                 ("engine: the staged path", &r.engine),
+                ("  + receipts", &r.receipts),
                 ("  + collecting features", &r.collecting),
                 ("  + scoring every event", &r.scoring),
             ] {
@@ -581,14 +598,51 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 r.rate(&r.engine) / r.rate(&r.ceiling)
             );
             println!(
-                "  ratio scoring / engine     {:>10.2}   (anomaly models on against off)",
-                r.rate(&r.scoring) / r.rate(&r.engine)
+                "  ratio receipts / engine    {:>10.2}   (receipts on against off)",
+                r.rate(&r.receipts) / r.rate(&r.engine)
+            );
+            println!(
+                "  ratio scoring / receipts   {:>10.2}   (anomaly models on against off)",
+                r.rate(&r.scoring) / r.rate(&r.receipts)
             );
             println!(
                 "  scoring found {} anomalies (threshold {}) and lowered {} principals' trust",
                 r.anomalies,
                 portcullis_engine::anomaly::AnomalySettings::DEFAULT_THRESHOLD,
                 r.distrusted
+            );
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Evidence {
+            receipts,
+            checkpoint_every,
+            seed,
+        }) => {
+            let r = run_evidence_bench(&EvidenceBenchOptions {
+                receipts,
+                checkpoint_every,
+                seed,
+            })?;
+            println!(
+                "evidence benchmark: a bundle of {} receipts and {} checkpoints, {:.1} MiB (built in {:.1} s), one core",
+                r.receipts,
+                r.checkpoints,
+                r.bundle_bytes as f64 / (1024.0 * 1024.0),
+                r.build_secs
+            );
+            println!(
+                "  read + parse only        {:>10.0} receipts/s  {:>7.2} s",
+                r.parse_rate(),
+                r.parse_secs
+            );
+            println!(
+                "  portcullis verify        {:>10.0} receipts/s  {:>7.2} s",
+                r.verify_rate(),
+                r.verify_secs
+            );
+            println!(
+                "  ratio verify / parse     {:>10.2}",
+                r.verify_rate() / r.parse_rate()
             );
             Ok(())
         }

@@ -84,17 +84,29 @@ pub fn create_secret_file(
     }
     body.push_str(secret);
     body.push('\n');
-    match fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(mut file) => {
-            file.write_all(body.as_bytes()).map_err(create)?;
-            file.sync_all().map_err(create)?;
-            Ok(true)
-        }
+    // Written whole to a file of its own, then linked into place: linking fails if a key is
+    // there already, so a reader never finds a half-written key, and of two processes
+    // starting at once one wins and the other reads the winner's.
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".new-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(body.as_bytes())?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(create(e));
+    }
+    let linked = fs::hard_link(&temporary, path);
+    let _ = fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(create(e)),
     }

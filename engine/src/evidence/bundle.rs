@@ -28,7 +28,8 @@ pub struct BundleHeader {
     /// the receipts before the bundle when roots are recomputed.
     pub left: Vec<HashText>,
     pub keys: Vec<BundleKey>,
-    /// In signing order. Each carries the consistency proof from the one before it.
+    /// By size. Each carries the consistency proof from the one listed before it; the
+    /// verifier orders them by their signed time itself.
     pub checkpoints: Vec<BundleCheckpoint>,
     pub exported_at: DateTime<Utc>,
 }

@@ -32,6 +32,7 @@ pub use hash_text::HashText;
 pub use log_key::LogKey;
 pub use receipt::{input_digest, Outcome, Receipt, ReceiptKind, RECEIPT_VERSION};
 pub use signed_note::is_key_name_valid;
+pub use tlog_tiles::Error as TreeError;
 pub use tlog_tiles::{
     check_record, check_tree, node_hash, prove_record, prove_tree, record_hash as leaf_hash,
     split_stored_hash_index, stored_hash_index, stored_hashes_for_record_hash, sub_tree_index,

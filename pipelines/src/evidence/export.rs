@@ -1,9 +1,9 @@
 //! `portcullis evidence export`: a tenant's receipts over a time range as one bundle file
 //! (`portcullis_engine::evidence::bundle`), with everything needed to check them offline.
 //!
-//! The range is widened to whole checkpoints at its end: a bundle ends at the first
-//! checkpoint that covers its last receipt, so every receipt in it is signed. Receipts not
-//! yet under a checkpoint are left out and counted (the next checkpoint is seconds away).
+//! The range is widened to whole checkpoints: it starts after the last checkpoint signed
+//! before `from` and ends at the first signed after `to`, so every receipt in it is signed.
+//! Receipts not yet under a checkpoint are left out and counted (the next is seconds away).
 
 use std::io::Write;
 
@@ -15,9 +15,7 @@ use portcullis_engine::evidence::{
 };
 use sqlx::PgPool;
 
-use super::store::{
-    checkpoint_covering, fetch_hashes, latest_checkpoint, list_keys, CheckpointRow,
-};
+use super::store::{fetch_hashes, latest_checkpoint, list_keys, CheckpointRow};
 use super::{exact_receipt, EvidenceStoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,57 +44,55 @@ pub async fn export_bundle(
         return Err(EvidenceStoreError::NoReceipts(tenant.to_owned()));
     };
     let sealed = latest.size as u64;
-    let first: Option<i64> =
-        match from {
-            None => Some(0),
-            Some(from) => sqlx::query_scalar(
-                "SELECT min(leaf_index) FROM receipts WHERE tenant_id = $1 AND recorded_at >= $2",
-            )
-            .bind(tenant)
-            .bind(from)
-            .fetch_one(&mut *conn)
-            .await?,
-        };
-    let last: Option<i64> =
-        match to {
-            None => {
-                sqlx::query_scalar("SELECT size - 1 FROM receipt_logs WHERE tenant_id = $1")
-                    .bind(tenant)
-                    .fetch_optional(&mut *conn)
-                    .await?
-            }
-            Some(to) => sqlx::query_scalar(
-                "SELECT max(leaf_index) FROM receipts WHERE tenant_id = $1 AND recorded_at <= $2",
+    // Times become indexes through the checkpoints: receipts sealed by a checkpoint signed
+    // before `from` were recorded before it, and all recorded by `to` are sealed by the
+    // first checkpoint signed after it.
+    let first: i64 = match from {
+        None => 0,
+        Some(from) => sqlx::query_scalar(
+            "SELECT coalesce(max(size), 0) FROM receipt_checkpoints WHERE tenant_id = $1 AND signed_at < $2",
+        )
+        .bind(tenant)
+        .bind(from)
+        .fetch_one(&mut *conn)
+        .await?,
+    };
+    let first = first as u64;
+    let (end, last) = match to {
+        Some(to) => {
+            let end: Option<i64> = sqlx::query_scalar(
+                "SELECT min(size) FROM receipt_checkpoints WHERE tenant_id = $1 AND signed_at >= $2",
             )
             .bind(tenant)
             .bind(to)
             .fetch_one(&mut *conn)
-            .await?,
-        };
-    let (Some(first), Some(last)) = (first, last) else {
-        return Err(EvidenceStoreError::Refused(format!(
-            "tenant {tenant} has no receipts in that range"
-        )));
+            .await?;
+            let end = end.map_or(sealed, |e| e as u64);
+            (end, end)
+        }
+        None => {
+            let size: i64 =
+                sqlx::query_scalar("SELECT size FROM receipt_logs WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            (sealed, size as u64)
+        }
     };
-    let (first, last) = (first as u64, last as u64);
-    if first > last || first >= sealed {
+    if first >= end {
         return Err(EvidenceStoreError::Refused(format!(
             "tenant {tenant} has no signed receipts in that range (its last checkpoint covers receipts up to {})",
             sealed.saturating_sub(1)
         )));
     }
-    let end = match checkpoint_covering(&mut conn, tenant, last).await? {
-        Some(c) => c.size as u64,
-        None => sealed,
-    };
-    let unsealed = (last + 1).saturating_sub(end);
+    let unsealed = last.saturating_sub(end);
     let listed: Vec<CheckpointRow> = sqlx::query_as(
         "SELECT tenant_id, size, root, note, signed_by, signed_at FROM receipt_checkpoints
          WHERE tenant_id = $1
            AND ((size > $2 AND size <= $3)
                 OR size = (SELECT max(size) FROM receipt_checkpoints WHERE tenant_id = $1 AND size <= $2)
                 OR size = $4)
-         ORDER BY signed_at, size",
+         ORDER BY size, signed_at",
     )
     .bind(tenant)
     .bind(first as i64)
@@ -142,29 +138,55 @@ pub async fn export_bundle(
     serde_json::to_writer(&mut *out, &header).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
     // The log's leaves drive the lines: a leaf whose receipt is gone still has its line.
-    let mut rows = sqlx::query_as::<_, (i64, Vec<u8>, Option<String>)>(
-        "SELECT h.node, h.hash, r.body FROM receipt_hashes h
-         LEFT JOIN receipts r ON r.tenant_id = h.tenant_id AND r.leaf_index = h.node
-         WHERE h.tenant_id = $1 AND h.level = 0 AND h.node >= $2 AND h.node < $3
-         ORDER BY h.node",
+    let runs: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT first_node, hashes FROM receipt_hashes
+         WHERE tenant_id = $1 AND level = 0
+           AND first_node < $3 AND first_node + length(hashes) / 32 > $2
+         ORDER BY first_node",
     )
     .bind(tenant)
     .bind(first as i64)
     .bind(end as i64)
-    .fetch(&mut *conn);
+    .fetch_all(&mut *conn)
+    .await?;
     let total = end - first;
     let mut lines = 0u64;
-    while let Some((index, hash, body)) = rows.try_next().await? {
-        let line = BundleLine {
-            index: index as u64,
-            tree_hash: HashText(hash.try_into().unwrap_or([0; 32])),
-            receipt: body.map(exact_receipt),
-        };
-        serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
-        lines += 1;
-        if lines % 10_000 == 0 {
-            progress(lines, total);
+    for (run_first, hashes) in runs {
+        let run_first = run_first as u64;
+        let from = run_first.max(first);
+        let to = (run_first + (hashes.len() / 32) as u64).min(end);
+        let mut bodies = sqlx::query_as::<_, (i64, String)>(
+            "SELECT leaf_index, body FROM receipts
+             WHERE tenant_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index",
+        )
+        .bind(tenant)
+        .bind(from as i64)
+        .bind(to as i64)
+        .fetch(&mut *conn);
+        let mut next_body = bodies.try_next().await?;
+        for index in from..to {
+            let at = ((index - run_first) * 32) as usize;
+            let body = match next_body.take() {
+                Some((i, body)) if i as u64 == index => {
+                    next_body = bodies.try_next().await?;
+                    Some(body)
+                }
+                other => {
+                    next_body = other;
+                    None
+                }
+            };
+            let line = BundleLine {
+                index,
+                tree_hash: HashText(hashes[at..at + 32].try_into().expect("32 bytes")),
+                receipt: body.map(exact_receipt),
+            };
+            serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            lines += 1;
+            if lines % 10_000 == 0 {
+                progress(lines, total);
+            }
         }
     }
     progress(lines, total);

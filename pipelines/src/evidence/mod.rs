@@ -4,6 +4,7 @@
 //! `portcullis_engine::evidence`; how to verify: docs/evidence.md.
 
 mod append;
+mod bundle_file;
 mod checkpoints;
 mod config;
 mod error;
@@ -15,6 +16,7 @@ mod sealer;
 mod store;
 
 pub use append::append_receipts;
+pub use bundle_file::check_bundle;
 pub use checkpoints::run_checkpoints;
 pub use config::EvidenceConfig;
 pub use error::EvidenceStoreError;

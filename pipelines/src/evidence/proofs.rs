@@ -13,7 +13,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::store::{
-    checkpoint_covering, checkpoint_of_size, fetch_hashes, list_keys, CheckpointRow,
+    checkpoint_covering, checkpoint_of_size, fetch_hashes, latest_checkpoint, list_keys,
+    CheckpointRow,
 };
 use super::{exact_receipt, EvidenceStoreError};
 
@@ -96,7 +97,15 @@ pub async fn receipt_with_proof(
     let leaf_index = leaf_index as u64;
     let hash = leaf_hash(body.as_bytes());
     let checkpoint = match at_size {
-        Some(size) if size > leaf_index => checkpoint_of_size(&mut conn, tenant, size).await?,
+        Some(size) if size > leaf_index => {
+            let found = checkpoint_of_size(&mut conn, tenant, size).await?;
+            if found.is_none() {
+                return Err(EvidenceStoreError::Refused(format!(
+                    "tenant {tenant}'s log has no checkpoint of size {size}"
+                )));
+            }
+            found
+        }
         Some(size) => {
             return Err(EvidenceStoreError::Refused(format!(
                 "receipt {leaf_index} is not in the tree of size {size}"
@@ -170,6 +179,16 @@ pub async fn consistency_proof(
         )));
     }
     let mut conn = pool.acquire().await?;
+    // Only trees the log has signed: beyond them there is nothing to prove (and the index
+    // arithmetic of sizes near 2^64 would overflow).
+    let signed = latest_checkpoint(&mut conn, tenant)
+        .await?
+        .map_or(0, |c| c.size as u64);
+    if to > signed {
+        return Err(EvidenceStoreError::Refused(format!(
+            "tenant {tenant}'s largest checkpoint has size {signed}; no proof to size {to}"
+        )));
+    }
     let needed = indexes_needed(|r| prove_tree(to, from, r));
     let hashes = fetch_hashes(&mut conn, tenant, &needed).await?;
     let proof = prove_tree(to, from, &hashes).map_err(|e| {

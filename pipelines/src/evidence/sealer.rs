@@ -2,13 +2,19 @@
 //! stored and a new checkpoint signed, in one transaction.
 //!
 //! Before signing, the sealer rebuilds the tree's right edge at the last checkpoint from the
-//! stored hashes and checks that it still gives the signed root: a log whose receipts or
-//! hashes were changed, or that shrank, is never signed again (a log must not sign two
+//! stored hashes and checks that it still gives the signed root, and that each new receipt's
+//! leaf hash is its body's: a log that shrank, whose stored edge changed, or whose new
+//! receipts do not match their hashes is never signed again (a log must not sign two
 //! inconsistent checkpoints). It says so, loudly, and stays refused until an operator looks.
+//! A change deeper in the sealed part (an old receipt's body) does not stop sealing: the
+//! checkpoints already signed expose it to `verify`.
+
+use std::collections::BTreeMap;
 
 use chrono::Utc;
 use portcullis_engine::evidence::{
-    log_origin, sign_checkpoint, CheckpointBody, Frontier, Hash, HashReader, LogKey, EMPTY_HASH,
+    leaf_hash, log_origin, sign_checkpoint, CheckpointBody, Frontier, Hash, HashReader, LogKey,
+    EMPTY_HASH,
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -94,8 +100,8 @@ impl Sealer {
             ));
         }
         let end = size.min(sealed + MAX_SEAL);
-        let leaves: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT leaf_index, leaf_hash FROM receipts
+        let leaves: Vec<(i64, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT leaf_index, leaf_hash, body FROM receipts
              WHERE tenant_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index",
         )
         .bind(tenant)
@@ -104,7 +110,7 @@ impl Sealer {
         .fetch_all(&mut *tx)
         .await?;
         let mut completed = Vec::with_capacity(2 * leaves.len());
-        for (n, (index, hash)) in leaves.into_iter().enumerate() {
+        for (n, (index, hash, body)) in leaves.into_iter().enumerate() {
             let expected = sealed + n as u64;
             let hash: [u8; 32] = hash.try_into().map_err(|_| {
                 refused(
@@ -116,6 +122,12 @@ impl Sealer {
                 return Err(refused(
                     tenant,
                     format!("receipt {expected} is missing from its log"),
+                ));
+            }
+            if leaf_hash(body.as_bytes()).0 != hash {
+                return Err(refused(
+                    tenant,
+                    format!("receipt {index} does not hash to its leaf hash"),
                 ));
             }
             frontier.push_recording(Hash(hash), &mut completed);
@@ -135,7 +147,11 @@ impl Sealer {
             origin: log_origin(&self.origin_prefix, tenant),
             size: end,
             root: frontier.root(),
-            time: Utc::now(),
+            // Never before the last checkpoint, whichever engine's clock signed that one: the
+            // verifier reads signing order from these times.
+            time: last
+                .as_ref()
+                .map_or(Utc::now(), |c| Utc::now().max(c.signed_at)),
         };
         let note = sign_checkpoint(&body, &self.key)?;
         sqlx::query(
@@ -176,21 +192,32 @@ pub async fn frontier_at(
     Ok(Frontier::resume(size, hashes)?)
 }
 
+/// Stores the completed subtrees as one run per level (each level's nodes are consecutive).
 async fn store_hashes(
     conn: &mut PgConnection,
     tenant: &str,
     completed: &[(u8, u64, Hash)],
 ) -> Result<(), EvidenceStoreError> {
-    let levels: Vec<i16> = completed.iter().map(|c| i16::from(c.0)).collect();
-    let nodes: Vec<i64> = completed.iter().map(|c| c.1 as i64).collect();
-    let hashes: Vec<&[u8]> = completed.iter().map(|c| &c.2 .0[..]).collect();
+    let mut runs: BTreeMap<u8, (u64, Vec<u8>)> = BTreeMap::new();
+    for &(level, node, hash) in completed {
+        let (first, bytes) = runs.entry(level).or_insert_with(|| (node, Vec::new()));
+        debug_assert_eq!(
+            *first + (bytes.len() / 32) as u64,
+            node,
+            "a level's nodes are consecutive"
+        );
+        bytes.extend_from_slice(&hash.0);
+    }
+    let levels: Vec<i16> = runs.keys().map(|&l| i16::from(l)).collect();
+    let firsts: Vec<i64> = runs.values().map(|(f, _)| *f as i64).collect();
+    let hashes: Vec<&[u8]> = runs.values().map(|(_, b)| b.as_slice()).collect();
     sqlx::query(
-        "INSERT INTO receipt_hashes (tenant_id, level, node, hash)
-         SELECT $1, l, n, h FROM UNNEST($2::int2[], $3::int8[], $4::bytea[]) AS x(l, n, h)",
+        "INSERT INTO receipt_hashes (tenant_id, level, first_node, hashes)
+         SELECT $1, l, f, h FROM UNNEST($2::int2[], $3::int8[], $4::bytea[]) AS x(l, f, h)",
     )
     .bind(tenant)
     .bind(&levels)
-    .bind(&nodes)
+    .bind(&firsts)
     .bind(&hashes)
     .execute(&mut *conn)
     .await

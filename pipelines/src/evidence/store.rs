@@ -47,10 +47,15 @@ pub async fn fetch_hashes(
         nodes.push(node as i64);
         wanted.push(i as i64);
     }
+    // Each node from the run of its level that starts at or before it, if the run reaches it.
     let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT x.i, h.hash
+        "SELECT x.i, substring(r.hashes FROM ((x.node - r.first_node) * 32 + 1)::int FOR 32)
          FROM UNNEST($2::int2[], $3::int8[], $4::int8[]) AS x(level, node, i)
-         JOIN receipt_hashes h ON h.tenant_id = $1 AND h.level = x.level AND h.node = x.node",
+         JOIN LATERAL (
+             SELECT first_node, hashes FROM receipt_hashes h
+             WHERE h.tenant_id = $1 AND h.level = x.level AND h.first_node <= x.node
+             ORDER BY h.first_node DESC LIMIT 1
+         ) r ON x.node < r.first_node + length(r.hashes) / 32",
     )
     .bind(tenant)
     .bind(&levels)

@@ -302,8 +302,11 @@ fn receipts_are_proven_exported_verified_and_every_tampering_is_named() {
         let rewritten = findings_after(
             &env,
             r#"UPDATE receipts SET body = body || ' ', leaf_hash = sha256('\x00'::bytea || convert_to(body || ' ', 'UTF8')) WHERE leaf_index = 2;
-               UPDATE receipt_hashes h SET hash = r.leaf_hash FROM receipts r
-                 WHERE h.level = 0 AND h.node = 2 AND r.leaf_index = 2"#,
+               UPDATE receipt_hashes h
+                 SET hashes = overlay(h.hashes PLACING r.leaf_hash FROM ((2 - h.first_node) * 32 + 1)::int FOR 32)
+                 FROM receipts r
+                 WHERE h.level = 0 AND h.first_node <= 2 AND h.first_node + length(h.hashes) / 32 > 2
+                   AND r.leaf_index = 2"#,
             "DELETE FROM receipt_hashes; INSERT INTO receipt_hashes SELECT * FROM saved_hashes;
              DELETE FROM receipts; INSERT INTO receipts SELECT * FROM saved",
         )
@@ -424,8 +427,8 @@ fn receipts_are_proven_exported_verified_and_every_tampering_is_named() {
         tamper(
             &env,
             // The largest subtree under the last checkpoint: part of the edge the next extends.
-            "UPDATE receipt_hashes SET hash = sha256('forged')
-             WHERE node = 0 AND level = (SELECT max(level) FROM receipt_hashes)",
+            "UPDATE receipt_hashes SET hashes = overlay(hashes PLACING sha256('forged') FROM 1 FOR 32)
+             WHERE first_node = 0 AND level = (SELECT max(level) FROM receipt_hashes)",
         )
         .await;
         match sealer.seal("acme").await {

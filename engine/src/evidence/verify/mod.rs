@@ -16,7 +16,7 @@ use serde::Deserialize;
 use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
 use tlog_tiles::{check_tree, record_hash, Hash};
 
-use super::checkpoint::{open_checkpoint, verifiers, OpenedCheckpoint};
+use super::checkpoint::{open_checkpoint, verifiers, CheckpointBody, OpenedCheckpoint};
 use super::{BundleHeader, BundleLine, EvidenceError, Frontier, BUNDLE_FORMAT};
 
 /// What is wrong with a bundle.
@@ -266,26 +266,33 @@ impl BundleCheck {
                 }),
             }
         }
-        for pair in valid.windows(2) {
-            let ((_, before), (n, after)) = (&pair[0], &pair[1]);
-            let (b, a) = (&before.body, &after.body);
-            if a.time < b.time {
-                findings.push(Finding::Malformed {
-                    what: format!("checkpoint #{n} is listed after one signed later"),
-                });
-            } else if a.size < b.size {
+        // Rolled back: in signing order, a tree smaller than one signed before it.
+        let mut by_time: Vec<&CheckpointBody> = valid.iter().map(|(_, c)| &c.body).collect();
+        by_time.sort_by_key(|b| b.time);
+        let mut largest = 0;
+        for b in by_time {
+            if b.size < largest {
                 findings.push(Finding::RolledBack {
-                    from: b.size,
-                    to: a.size,
+                    from: largest,
+                    to: b.size,
                 });
-            } else if a.size == b.size {
+            }
+            largest = largest.max(b.size);
+        }
+        // Forked: two roots for one size, or a tree that does not extend the one listed just
+        // before it (the proof in a checkpoint is from its list neighbour, so a pair with a
+        // checkpoint between them that did not open is not checked here; the receipts are).
+        for pair in valid.windows(2) {
+            let ((m, before), (n, after)) = (&pair[0], &pair[1]);
+            let (b, a) = (&before.body, &after.body);
+            if a.size == b.size {
                 if a.root != b.root {
                     findings.push(Finding::Forked {
                         from: b.size,
                         to: a.size,
                     });
                 }
-            } else if b.size > 0 {
+            } else if *n == m + 1 && b.size > 0 && a.size > b.size {
                 let proof: Vec<Hash> = header.checkpoints[*n]
                     .consistency
                     .iter()
@@ -349,6 +356,13 @@ impl BundleCheck {
                 what: format!("line {line_no}: {e}"),
             }),
         }
+    }
+
+    /// Notes a line that could not be read (not UTF-8, too long).
+    pub fn unreadable(&mut self, line_no: u64, why: &str) {
+        self.findings.push(Finding::Malformed {
+            what: format!("line {line_no}: {why}"),
+        });
     }
 
     /// Feeds one receipt line.
@@ -522,6 +536,8 @@ fn changes(tail: &Tail, authentic_to: u64, deadline: Option<Instant>) -> Vec<Fin
             .and_then(|places| places.pop())
             .filter(|q| lost.remove(q));
         match moved_from {
+            // A coarse diff (past its deadline) may pair a receipt with its own place.
+            Some(q) if signed_index(q) == body_at[p] => {}
             Some(q) => findings.push(Finding::Reordered {
                 index: signed_index(q),
                 position: body_at[p],

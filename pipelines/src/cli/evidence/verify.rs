@@ -1,13 +1,15 @@
 //! `portcullis verify BUNDLE`: checks a bundle offline and names what is wrong.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use portcullis_engine::evidence::{BundleCheck, BundleHeader, Report};
+use portcullis_engine::evidence::Report;
+
+use crate::evidence::check_bundle;
 
 /// Findings printed before the rest are only counted.
 const SHOWN: usize = 50;
@@ -60,36 +62,18 @@ fn check(args: &VerifyArgs) -> anyhow::Result<Report> {
         )
     };
     let mut reader = BufReader::with_capacity(1 << 20, bar.wrap_read(input));
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .context("cannot read the bundle")?;
-    let header: BundleHeader =
-        serde_json::from_str(&line).context("the first line is not an evidence bundle header")?;
     let trusted = args
         .keys
         .iter()
         .map(|k| key_text(k))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut check = BundleCheck::new(&header, (!trusted.is_empty()).then_some(&trusted[..]))?;
-    let mut line_no = 1u64;
-    loop {
-        line.clear();
-        if reader
-            .read_line(&mut line)
-            .context("cannot read the bundle")?
-            == 0
-        {
-            break;
-        }
-        line_no += 1;
-        let text = line.trim_end_matches(['\n', '\r']);
-        if !text.is_empty() {
-            check.line(line_no, text);
-        }
-    }
+    let report = check_bundle(
+        &mut reader,
+        (!trusted.is_empty()).then_some(&trusted[..]),
+        Some(DIFF_BUDGET),
+    )?;
     bar.finish_and_clear();
-    Ok(check.finish(Some(Instant::now() + DIFF_BUDGET)))
+    Ok(report)
 }
 
 /// A key given on the command line: the text itself, or a file holding it.

@@ -8,10 +8,13 @@
 //! 3. Engine: the same messages fed by the memory source through the staged event path (decode,
 //!    tenant actors and Rego, events and decisions COPYed through staging tables with
 //!    `ON CONFLICT DO NOTHING`, one transaction per batch), exactly as the Kafka source feeds it,
-//!    with anomaly models off.
-//! 4. Collecting: the same, with anomaly models on and a training session active for every
+//!    with anomaly models and receipts off.
+//! 4. Receipts: the same with every decision's receipt appended to its tenant's log in the
+//!    batch's transaction (sealing into checkpoints runs beside it, as in the engine): what
+//!    receipts cost, against phase 3.
+//! 5. Collecting: the same, with receipts and anomaly models on and a training session active for every
 //!    tenant (features computed and stored); the sessions are then stopped, training a model.
-//! 5. Scoring: the same, with every event scored by its tenant's model before policy, the
+//! 6. Scoring: the same, with every event scored by its tenant's model before policy, the
 //!    score stored with its decision, anomalies and trust changes stored: what anomaly scoring
 //!    costs, against phase 3.
 //!
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use portcullis_engine::anomaly::{ForestParams, ModelScope};
+use portcullis_engine::evidence::LogKey;
 use portcullis_engine::{Origin, TenantId};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::pipeline::bench_url;
 use crate::anomaly::{close_session, start_session, stop_session, TrainingError};
 use crate::config::Config;
+use crate::evidence::{run_checkpoints, Sealer};
 use crate::path::{DecodeLimits, Decoder, Inbound};
 use crate::runtime;
 use crate::sinks::postgres;
@@ -62,8 +67,10 @@ pub struct EngineBenchReport {
     pub batch_messages: usize,
     pub in_flight: usize,
     pub ceiling: Phase,
-    /// The staged path with anomaly models off.
+    /// The staged path with anomaly models and receipts off.
     pub engine: Phase,
+    /// The same with receipts on.
+    pub receipts: Phase,
     /// With a training session active for every tenant: features computed and stored.
     pub collecting: Phase,
     /// With every event scored by its tenant's model.
@@ -139,17 +146,26 @@ pub async fn run_engine_bench(
         );
     }
 
-    let run = |anomaly: bool| {
+    let run = |anomaly: bool, receipts: bool| {
         let mut cfg = cfg.clone();
         cfg.anomaly.enabled = anomaly;
+        cfg.evidence.enabled = receipts;
         let (pool, messages) = (pool.clone(), &messages);
         async move {
             truncate(&pool).await?;
             engine_phase(&cfg, &pool, messages, limits, in_flight, opts.records).await
         }
     };
-    eprintln!("engine: the staged event path, fed from memory, anomaly models off…");
-    let engine = run(false).await?;
+    eprintln!("engine: the staged event path, fed from memory, anomaly models and receipts off…");
+    let engine = run(false, false).await?;
+    eprintln!("receipts: the same, every decision's receipt appended to its tenant's log…");
+    let receipts = run(false, true).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM receipts")
+        .fetch_one(&pool)
+        .await?;
+    if stored as u64 != opts.records {
+        bail!("{stored} receipts were stored, expected {}", opts.records);
+    }
     eprintln!("collecting: anomaly models on, a training session for every tenant…");
     let scope = ModelScope::Cloudtrail;
     for t in DEMO_TENANTS {
@@ -161,7 +177,7 @@ pub async fn run_engine_bench(
         }
         start_session(&pool, &tenant, scope, "bench").await?;
     }
-    let collecting = run(true).await?;
+    let collecting = run(true, true).await?;
     for t in DEMO_TENANTS {
         let done = stop_session(
             &pool,
@@ -180,7 +196,7 @@ pub async fn run_engine_bench(
         }
     }
     eprintln!("scoring: every event scored by its tenant's model…");
-    let scoring = run(true).await?;
+    let scoring = run(true, true).await?;
     let scored: i64 =
         sqlx::query_scalar("SELECT count(*) FROM decisions WHERE anomaly_score IS NOT NULL")
             .fetch_one(&pool)
@@ -202,6 +218,7 @@ pub async fn run_engine_bench(
         in_flight,
         ceiling,
         engine,
+        receipts,
         collecting,
         scoring,
         anomalies,
@@ -227,6 +244,22 @@ async fn engine_phase(
             .reload(&TenantId::parse(t.id)?)
             .with_context(|| format!("the bench needs the demo tenant {}'s bundle", t.id))?;
     }
+    let sealing = CancellationToken::new();
+    let sealer = if cfg.evidence.enabled {
+        // Sealing runs beside the path as in the engine, often, so that the phase's end waits
+        // little for the last checkpoint.
+        let key = LogKey::from_seed("portcullis.bench", crate::secret_file::random_seed()?)?;
+        let mut evidence = cfg.evidence.clone();
+        evidence.checkpoint_interval_ms = 200;
+        Some(tokio::spawn(run_checkpoints(
+            Sealer::new(pool.clone(), key, &evidence.origin),
+            evidence,
+            stats.clone(),
+            sealing.clone(),
+        )))
+    } else {
+        None
+    };
     let meter = Meter::start();
     let run = run_memory_source(
         &parts.path,
@@ -236,6 +269,11 @@ async fn engine_phase(
         &CancellationToken::new(),
     )
     .await?;
+    if let Some(sealer) = sealer {
+        wait_all_sealed(pool).await?;
+        sealing.cancel();
+        sealer.await?;
+    }
     let phase = meter.stop();
     parts.shutdown();
     super::no_dead_letters(pool, &stats).await?;
@@ -247,6 +285,26 @@ async fn engine_phase(
         );
     }
     Ok(phase)
+}
+
+/// Waits until every receipt is under a signed checkpoint.
+async fn wait_all_sealed(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM receipt_logs l
+             WHERE l.size > coalesce((SELECT max(size) FROM receipt_checkpoints c WHERE c.tenant_id = l.tenant_id), 0)",
+        )
+        .fetch_one(pool)
+        .await?;
+        if waiting == 0 {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("receipts of {waiting} tenants were not sealed within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The demo generator's CloudTrail traffic as Kafka messages of a 4-partition topic.
@@ -275,10 +333,7 @@ fn generate(records: u64, seed: u64) -> Vec<Inbound> {
 }
 
 async fn truncate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    sqlx::query("TRUNCATE events, decisions, dead_letters")
-        .execute(pool)
-        .await?;
-    Ok(())
+    super::clear_path_rows(pool).await
 }
 
 /// Decodes the messages and COPYs their events straight into `events`, `in_flight` batches at

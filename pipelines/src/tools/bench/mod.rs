@@ -1,7 +1,9 @@
 //! `portcullis bench`: measured figures, printed (docs/benchmarks.md).
 
+mod clear;
 mod copy;
 mod engine;
+mod evidence;
 mod fanout;
 mod forest;
 mod in_process;
@@ -9,7 +11,9 @@ mod pipeline;
 mod policy;
 mod sessions;
 
+pub use clear::clear_path_rows;
 pub use engine::{run_engine_bench, EngineBenchOptions, EngineBenchReport, Phase};
+pub use evidence::{run_evidence_bench, EvidenceBenchOptions, EvidenceBenchReport};
 pub use fanout::{run_fanout_bench, FanoutOptions, FanoutReport, Spread};
 pub use forest::{run_forest_bench, ForestBenchOptions, ForestBenchReport};
 pub use pipeline::{bench_url, run_pipeline_bench, BenchOptions, BenchReport};

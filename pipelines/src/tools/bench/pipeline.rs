@@ -90,9 +90,7 @@ pub async fn run_pipeline_bench(
     let pool = postgres::migrate(&cfg.postgres)
         .await
         .context("cannot prepare the bench database")?;
-    sqlx::query("TRUNCATE events, decisions, dead_letters")
-        .execute(&pool)
-        .await?;
+    super::clear_path_rows(&pool).await?;
     for t in DEMO_TENANTS {
         let accounts: Vec<String> = t.accounts.iter().map(|a| a.to_string()).collect();
         postgres::add_tenant(&pool, &TenantId::parse(t.id)?, Some(t.name), &accounts).await?;
@@ -126,9 +124,7 @@ pub async fn run_pipeline_bench(
     if copied != opts.records {
         bail!("ceiling copied {copied} rows, expected {}", opts.records);
     }
-    sqlx::query("TRUNCATE events, decisions, dead_letters")
-        .execute(&pool)
-        .await?;
+    super::clear_path_rows(&pool).await?;
 
     eprintln!("pipeline: the engine end to end…");
     let stats = Arc::new(Stats::default());
