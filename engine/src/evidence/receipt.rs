@@ -85,7 +85,7 @@ impl Receipt {
             rule: decision.rule_path.clone(),
             policy_revision: decision.bundle_revision.clone(),
             policy_digest: decision.policy_digest.to_string(),
-            input_digest: input_digest(&serde_json::to_vec(&event.raw).unwrap_or_default()),
+            input_digest: json_digest(&event.raw),
             anomaly_score: decision.anomaly_score,
             protection_level: None,
             decided_at,
@@ -127,11 +127,7 @@ impl Receipt {
             rule: path.to_owned(),
             policy_revision: revision.to_owned(),
             policy_digest: digest.to_owned(),
-            input_digest: input_digest(
-                &input
-                    .map(|i| serde_json::to_vec(i).unwrap_or_default())
-                    .unwrap_or_default(),
-            ),
+            input_digest: input.map_or_else(|| input_digest(b""), json_digest),
             anomaly_score: None,
             protection_level: None,
             decided_at,
@@ -152,6 +148,14 @@ pub fn reasons_of(result: &Json) -> Json {
         .get("reasons")
         .cloned()
         .unwrap_or_else(|| Json::Array(Vec::new()))
+}
+
+/// `sha256:<hex>` of `value` written as compact JSON, hashed as it is written.
+pub fn json_digest(value: &Json) -> String {
+    let mut hasher = Sha256::new();
+    // Writing to a hasher cannot fail, nor can a `Value`'s serialisation.
+    let _ = serde_json::to_writer(&mut hasher, value);
+    format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -193,6 +197,12 @@ mod tests {
         assert!(text.contains(r#""outcome":"deny","reasons":["no"]"#));
         let back: Receipt = serde_json::from_str(&text).unwrap();
         assert_eq!(back, receipt());
+    }
+
+    #[test]
+    fn json_digest_is_the_digest_of_the_compact_text() {
+        let v = serde_json::json!({"a": [1, "x"]});
+        assert_eq!(json_digest(&v), input_digest(br#"{"a":[1,"x"]}"#));
     }
 
     #[test]
