@@ -48,6 +48,11 @@ pub enum Finding {
     NoCheckpoint {
         end: u64,
     },
+    /// Listed checkpoint `checkpoint` was signed after its key was retired.
+    SignedAfterRetirement {
+        checkpoint: usize,
+        key: String,
+    },
     /// The receipt at `index` is not the one the log signed there.
     Edited {
         index: u64,
@@ -86,6 +91,11 @@ pub enum Finding {
         from: u64,
         to: u64,
     },
+    /// The receipts are the ones signed, but the log's own leaf hashes for them differ.
+    HashesAltered {
+        from: u64,
+        to: u64,
+    },
     /// A checkpoint whose root could not be recomputed (receipts before it are missing).
     Unchecked {
         size: u64,
@@ -118,6 +128,14 @@ impl std::fmt::Display for Finding {
             Forked { from, to } => write!(
                 f,
                 "the log forked: the checkpoint of size {to} is not an append-only extension of the one of size {from}"
+            ),
+            SignedAfterRetirement { checkpoint, key } => write!(
+                f,
+                "checkpoint #{checkpoint} was signed by key {key} after the key was retired (a retired key is not to sign: was it leaked?)"
+            ),
+            HashesAltered { from, to } => write!(
+                f,
+                "the log's own leaf hashes between index {from} and {to} were altered; the receipts themselves are the ones signed"
             ),
             NoCheckpoint { end } => write!(
                 f,
@@ -254,7 +272,22 @@ impl BundleCheck {
                         origin: opened.body.origin,
                     })
                 }
-                Ok(opened) => valid.push((n, opened)),
+                Ok(opened) => {
+                    // A key retired before it signed: what a leaked key would do.
+                    let retired = header.keys.iter().find_map(|k| {
+                        let label: Vec<&str> = k.key.splitn(3, '+').take(2).collect();
+                        (label.join("+") == opened.signed_by)
+                            .then_some(k.retired_at)
+                            .flatten()
+                    });
+                    if retired.is_some_and(|at| opened.body.time > at) {
+                        findings.push(Finding::SignedAfterRetirement {
+                            checkpoint: n,
+                            key: opened.signed_by.clone(),
+                        });
+                    }
+                    valid.push((n, opened))
+                }
                 Err(EvidenceError::UnknownKey(key)) => {
                     findings.push(Finding::UnknownKey { checkpoint: n, key })
                 }
@@ -446,6 +479,21 @@ impl BundleCheck {
             if body.root() == root {
                 self.matched.push(size);
                 self.authentic_to = size;
+                // The receipts are the ones signed: where the log's own hashes differed, the
+                // hashes were altered, not the receipts.
+                // (A receipt that is gone stands in the root by the log's hash: the tail
+                // then stays, for the diff to name it.)
+                if self
+                    .tail
+                    .as_ref()
+                    .is_some_and(|t| t.body.len() == t.stated.len())
+                {
+                    let start = self.tail.take().map_or(0, |t| t.start);
+                    self.findings.push(Finding::HashesAltered {
+                        from: start,
+                        to: size,
+                    });
+                }
             } else if stated.root() == root {
                 self.authentic_to = size;
             } else {

@@ -358,3 +358,30 @@ fn hashes_fetched_in_two_passes_prove_the_same_header() {
         prove_header(13, &sizes, &log).unwrap()
     );
 }
+
+#[test]
+fn altered_log_hashes_under_genuine_receipts_are_named_as_such() {
+    let (header, mut lines) = log().bundle(0, 40);
+    lines[5].tree_hash = HashText([9; 32]);
+    assert_eq!(
+        check(&header, lines).findings,
+        vec![Finding::HashesAltered { from: 5, to: 10 }]
+    );
+}
+
+#[test]
+fn a_checkpoint_signed_after_its_key_was_retired_is_named() {
+    let log = log();
+    let (mut header, lines) = log.bundle(0, 40);
+    // Retired between the first checkpoint (+5 s) and the second (+10 s).
+    header.keys[0].retired_at = Some(DateTime::from_timestamp(1_700_000_007, 0).unwrap());
+    let findings = check(&header, lines).findings;
+    let after: Vec<usize> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::SignedAfterRetirement { checkpoint, .. } => Some(*checkpoint),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(after, vec![1, 2], "{findings:?}");
+}
