@@ -13,6 +13,7 @@ pub mod event;
 pub mod evidence;
 pub mod ids;
 pub mod policy;
+pub mod protection;
 pub mod tenant;
 
 pub use accounts::TenantRegistry;
