@@ -5,30 +5,14 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::rego_value::{object, opt_str, to_rego};
+pub use crate::protection::ProtectionLevel;
 use crate::Event;
-
-/// A tenant's protection level (seed 002). Constant `Permissive` until protection levels land.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProtectionLevel {
-    Permissive,
-    RequireApproval,
-    ReadOnly,
-}
-
-impl ProtectionLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Permissive => "permissive",
-            Self::RequireApproval => "require_approval",
-            Self::ReadOnly => "read_only",
-        }
-    }
-}
 
 /// What the engine knows besides the event itself; policies read it as `input.context`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PolicyContext {
+    /// The tenant's protection level (seed 002); `Permissive` until protection levels are
+    /// wired to the event path.
     pub protection_level: ProtectionLevel,
     /// Anomaly score in (0, 1] from the tenant's model for the event's scope; 0 when no model
     /// scored it (none trained yet, or the decision API, which has no event).

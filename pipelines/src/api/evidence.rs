@@ -18,7 +18,7 @@ use super::records::{db_error, read_scope};
 use super::State;
 use crate::evidence::{
     consistency_proof, list_checkpoints, list_keys, receipt_with_proof, EvidenceStoreError,
-    ReceiptKey,
+    ReceiptKey, ReceiptProof,
 };
 use portcullis_engine::access::Permission;
 
@@ -39,6 +39,17 @@ fn readable_tenant(caller: &Authorized, tenant: &str) -> Result<TenantId, ApiErr
     Ok(tenant)
 }
 
+/// A receipt with its proof, or a 404 that says what was not found.
+fn proven(
+    found: Option<ReceiptProof>,
+    missing: impl FnOnce() -> String,
+) -> Result<HttpResponse, ApiError> {
+    match found {
+        Some(proof) => Ok(HttpResponse::Ok().json(json!({ "result": proof }))),
+        None => Err(ApiError::not_found(missing())),
+    }
+}
+
 /// `GET /v1/receipts/{tenant}/{index}`.
 pub(super) async fn receipt(
     state: web::Data<State>,
@@ -56,12 +67,7 @@ pub(super) async fn receipt(
     let found = receipt_with_proof(&state.pool, tenant.as_str(), ReceiptKey::Index(index), size)
         .await
         .map_err(evidence_error)?;
-    match found {
-        Some(proof) => Ok(HttpResponse::Ok().json(json!({ "result": proof }))),
-        None => Err(ApiError::not_found(format!(
-            "tenant {tenant} has no receipt {index}"
-        ))),
-    }
+    proven(found, || format!("tenant {tenant} has no receipt {index}"))
 }
 
 /// `GET /v1/receipts?tenant_id=&decision_id=`.
@@ -88,12 +94,9 @@ pub(super) async fn receipt_of_decision(
     )
     .await
     .map_err(evidence_error)?;
-    match found {
-        Some(proof) => Ok(HttpResponse::Ok().json(json!({ "result": proof }))),
-        None => Err(ApiError::not_found(format!(
-            "tenant {tenant} has no receipt for decision {decision}"
-        ))),
-    }
+    proven(found, || {
+        format!("tenant {tenant} has no receipt for decision {decision}")
+    })
 }
 
 /// `GET /v1/checkpoints`.

@@ -13,9 +13,9 @@ use portcullis_engine::evidence::{
     indexes_needed, log_origin, prove_header, BundleCheckpoint, BundleHeader, BundleKey,
     BundleLine, HashText, BUNDLE_FORMAT,
 };
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 
-use super::store::{fetch_hashes, latest_checkpoint, list_keys, CheckpointRow};
+use super::store::{fetch_hashes, latest_checkpoint, list_keys, CheckpointRow, CHECKPOINT_COLUMNS};
 use super::{exact_receipt, EvidenceStoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,14 +86,14 @@ pub async fn export_bundle(
         )));
     }
     let unsealed = last.saturating_sub(end);
-    let listed: Vec<CheckpointRow> = sqlx::query_as(
-        "SELECT tenant_id, size, root, note, signed_by, signed_at FROM receipt_checkpoints
+    let listed: Vec<CheckpointRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM receipt_checkpoints
          WHERE tenant_id = $1
            AND ((size > $2 AND size <= $3)
                 OR size = (SELECT max(size) FROM receipt_checkpoints WHERE tenant_id = $1 AND size <= $2)
                 OR size = $4)
-         ORDER BY size, signed_at",
-    )
+         ORDER BY size, signed_at"
+    )))
     .bind(tenant)
     .bind(first as i64)
     .bind(end as i64)

@@ -9,12 +9,12 @@ use portcullis_engine::evidence::{
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
 use super::store::{
     checkpoint_covering, checkpoint_of_size, fetch_hashes, latest_checkpoint, list_keys,
-    CheckpointRow,
+    CheckpointRow, CHECKPOINT_COLUMNS,
 };
 use super::{exact_receipt, EvidenceStoreError};
 
@@ -206,12 +206,12 @@ pub async fn list_checkpoints(
     before: Option<DateTime<Utc>>,
     limit: i64,
 ) -> Result<Vec<CheckpointView>, sqlx::Error> {
-    let rows: Vec<CheckpointRow> = sqlx::query_as(
-        "SELECT tenant_id, size, root, note, signed_by, signed_at FROM receipt_checkpoints
+    let rows: Vec<CheckpointRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM receipt_checkpoints
          WHERE ($1::text[] IS NULL OR tenant_id = ANY($1))
            AND ($2::timestamptz IS NULL OR signed_at < $2)
-         ORDER BY signed_at DESC, tenant_id LIMIT $3",
-    )
+         ORDER BY signed_at DESC, tenant_id LIMIT $3"
+    )))
     .bind(tenants)
     .bind(before)
     .bind(limit)

@@ -52,10 +52,6 @@ impl Sealer {
         &self.pool
     }
 
-    pub fn key(&self) -> &LogKey {
-        &self.key
-    }
-
     /// Seals what `tenant`'s log holds beyond its last checkpoint (up to [`MAX_SEAL`]
     /// receipts). `None` when there is nothing to seal, or another engine is sealing it.
     pub async fn seal(&self, tenant: &str) -> Result<Option<Sealed>, EvidenceStoreError> {

@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use portcullis_engine::evidence::{split_stored_hash_index, Hash, MapReader};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+
+/// The columns of [`CheckpointRow`], in its order.
+pub(super) const CHECKPOINT_COLUMNS: &str = "tenant_id, size, root, note, signed_by, signed_at";
 
 /// One signed checkpoint.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -75,10 +78,9 @@ pub async fn latest_checkpoint(
     conn: &mut PgConnection,
     tenant: &str,
 ) -> Result<Option<CheckpointRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT tenant_id, size, root, note, signed_by, signed_at FROM receipt_checkpoints
-         WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1",
-    )
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM receipt_checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1"
+    )))
     .bind(tenant)
     .fetch_optional(&mut *conn)
     .await
@@ -90,10 +92,9 @@ pub async fn checkpoint_covering(
     tenant: &str,
     index: u64,
 ) -> Result<Option<CheckpointRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT tenant_id, size, root, note, signed_by, signed_at FROM receipt_checkpoints
-         WHERE tenant_id = $1 AND size > $2 ORDER BY size LIMIT 1",
-    )
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM receipt_checkpoints WHERE tenant_id = $1 AND size > $2 ORDER BY size LIMIT 1"
+    )))
     .bind(tenant)
     .bind(index as i64)
     .fetch_optional(&mut *conn)
@@ -106,10 +107,9 @@ pub async fn checkpoint_of_size(
     tenant: &str,
     size: u64,
 ) -> Result<Option<CheckpointRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT tenant_id, size, root, note, signed_by, signed_at FROM receipt_checkpoints
-         WHERE tenant_id = $1 AND size = $2",
-    )
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM receipt_checkpoints WHERE tenant_id = $1 AND size = $2"
+    )))
     .bind(tenant)
     .bind(size as i64)
     .fetch_optional(&mut *conn)
