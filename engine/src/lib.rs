@@ -11,6 +11,7 @@ pub mod decode;
 pub mod distribution;
 pub mod event;
 pub mod evidence;
+pub mod gateway;
 pub mod ids;
 pub mod policy;
 pub mod protection;

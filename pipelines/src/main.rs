@@ -10,6 +10,7 @@ use portcullis::cli::agent::{self, AgentCommand};
 use portcullis::cli::broker::{self, BrokerCommand};
 use portcullis::cli::dlq;
 use portcullis::cli::evidence::{self, EvidenceCommand, VerifyArgs};
+use portcullis::cli::gateway::{self, GatewayCommand};
 use portcullis::cli::model::{self, ModelCommand};
 use portcullis::cli::segment::{self, SegmentCommand, SigningKeyCommand};
 use portcullis::cli::token::{self, TokenCommand};
@@ -116,6 +117,10 @@ enum Command {
     ///   portcullis verify acme.bundle --key 'portcullis.local+1a2b3c4d+AY…'
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
+    /// Put a web site behind a tenant's policy: print the nginx or Traefik configuration that
+    /// asks the engine's forward-auth gateway about every request (docs/gateway.md).
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
     /// Measure throughput and latency on this machine's real services.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -712,6 +717,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Evidence(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;
             evidence::run(&config, cmd).await
+        }),
+        Command::Gateway(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&quiet(&config.telemetry))?;
+            gateway::run(&config, cmd).await
         }),
         // Offline: no services, no runtime.
         Command::Verify(args) => evidence::verify_bundle(&args),

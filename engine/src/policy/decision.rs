@@ -30,7 +30,7 @@ pub struct Decision {
 
 /// Reads the verdict out of a rule value: `true`, or `{"allow": true, ...}`. Anything else,
 /// including an undefined rule, denies: a policy must say yes explicitly.
-pub(crate) fn allowed_by(result: &serde_json::Value) -> bool {
+pub fn allowed_by(result: &serde_json::Value) -> bool {
     match result {
         serde_json::Value::Bool(b) => *b,
         serde_json::Value::Object(o) => o.get("allow").and_then(|a| a.as_bool()).unwrap_or(false),

@@ -20,7 +20,7 @@ mod tenant_policy;
 pub use bounded_range::MAX_RANGE_ELEMENTS;
 pub(crate) use bundle::hash_modules;
 pub use bundle::Bundle;
-pub use decision::Decision;
+pub use decision::{allowed_by, Decision};
 pub use error::PolicyError;
 pub use evaluator::{CompileOptions, Evaluator, EvaluatorStatus};
 pub use input::{event_document, PolicyContext, ProtectionLevel};

@@ -21,6 +21,9 @@ use crate::access::{AuthError, Caller, Credentials};
 /// stream, since browsers cannot set headers on a WebSocket; the server accepts it by name.
 pub(super) const WS_PROTOCOL: &str = "portcullis";
 const WS_TOKEN_PREFIX: &str = "portcullis.token.";
+/// The forward-auth gateway's endpoints, and the header a proxy may carry its token in there.
+const GATEWAY_PREFIX: &str = "/v1/gateway/";
+const GATEWAY_TOKEN_HEADER: &str = "x-portcullis-token";
 
 /// The middleware: authenticates, or answers 401 without calling the endpoint.
 pub(super) async fn authenticate(
@@ -47,6 +50,17 @@ pub(super) async fn authenticate(
 /// Where a request's token is: the `Authorization` header, or for a WebSocket upgrade the
 /// `Sec-WebSocket-Protocol` header. A token in the query string is noticed only to be refused.
 fn credentials(req: &HttpRequest) -> Credentials<'_> {
+    // A proxy that cannot replace the client's own `Authorization` (Traefik's ForwardAuth
+    // passes it through) names itself in this header instead; only on the gateway, where the
+    // client's `Authorization` belongs to the application behind the proxy.
+    if req.path().starts_with(GATEWAY_PREFIX) {
+        if let Some(value) = req.headers().get(GATEWAY_TOKEN_HEADER) {
+            return match value.to_str() {
+                Ok(token) => Credentials::Bearer(token.trim()),
+                Err(_) => Credentials::OtherScheme,
+            };
+        }
+    }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let Ok(value) = value.to_str() else {
             return Credentials::OtherScheme;

@@ -9,20 +9,16 @@ use std::time::Instant;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use futures::StreamExt;
-use portcullis_actors::{FailedQuery, PolicyUnavailable, Query, QueryError};
 use portcullis_engine::access::Permission;
 use portcullis_engine::policy::{query_input, RulePath};
-use portcullis_engine::{PolicyError, TenantId};
+use portcullis_engine::TenantId;
 use serde_json::{json, Map, Value as Json};
-use uuid::Uuid;
 
 use super::auth::Authorized;
+use super::decide::{counted, decide, Decided};
 use super::error::ApiError;
 use super::State;
-use crate::policy_service::StreamedDecision;
-use crate::sinks::postgres::ApiDecisionRow;
 
 type Params = web::Query<HashMap<String, String>>;
 
@@ -82,80 +78,7 @@ async fn answer(
 ) -> HttpResponse {
     let started = Instant::now();
     let outcome = evaluate(state, caller, tenant, rule, params, req, body).await;
-    let m = &state.stats.metrics;
-    m.api_seconds.observe(started.elapsed().as_secs_f64());
-    match outcome {
-        Ok((response, status)) => {
-            m.api_decisions.with_label_values(&[tenant, status]).inc();
-            response
-        }
-        Err(e) => {
-            // Only a tenant the engine knows becomes a label: ids from requests must not grow
-            // the metric.
-            let known = TenantId::parse(tenant).is_ok_and(|t| state.store.status(&t).is_some());
-            if known {
-                m.api_decisions.with_label_values(&[tenant, "error"]).inc();
-            }
-            e.response()
-        }
-    }
-}
-
-/// Longest error text logged with a failed query, in bytes.
-const MAX_LOGGED_ERROR: usize = 1024;
-
-/// A 500 for an evaluation that failed: stopped by the time limit or a bound, or broken.
-fn evaluation_error(e: &PolicyError) -> ApiError {
-    let code = match e {
-        PolicyError::LimitExceeded(_) | PolicyError::ValueTooLarge(_) => "evaluation_limit",
-        _ => "evaluation_error",
-    };
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, e.to_string())
-}
-
-/// Logs a failed query, as a decision is logged, and gives the error to answer with. A failure
-/// is answered only once it will be logged too: with the log full, the answer is a 503.
-fn log_failure(
-    state: &State,
-    tenant: &TenantId,
-    failed: FailedQuery,
-    now: chrono::DateTime<Utc>,
-    body_bytes: usize,
-) -> ApiError {
-    let mut answer = evaluation_error(&failed.error);
-    let decision_id = Uuid::now_v7();
-    // The error's text may quote the input; it is kept short (a runaway's message is a line).
-    let mut error = failed.error.to_string();
-    if error.len() > MAX_LOGGED_ERROR {
-        let cut = (0..=MAX_LOGGED_ERROR)
-            .rev()
-            .find(|&i| error.is_char_boundary(i))
-            .unwrap_or(0);
-        error.truncate(cut);
-        error.push('…');
-    }
-    let row = ApiDecisionRow {
-        decision_id,
-        tenant_id: tenant.to_string(),
-        path: failed.path,
-        input: failed.logged_input,
-        erased: failed.erased,
-        result: None,
-        bundle_revision: failed.revision,
-        // A failure has no receipt.
-        policy_digest: "".into(),
-        eval_micros: failed.eval_micros,
-        decided_at: now,
-        size_hint: body_bytes + 256 + error.len(),
-        error: Some(error),
-    };
-    match state.decision_log.try_log(row) {
-        Ok(()) => {
-            answer.decision_id = Some(decision_id);
-            answer
-        }
-        Err(e) => ApiError::unavailable("decision_log_unavailable", e.to_string()),
-    }
+    counted(state, tenant, started, outcome)
 }
 
 async fn evaluate(
@@ -173,68 +96,10 @@ async fn evaluate(
     caller.require(Permission::Query, &tenant)?;
     let path = RulePath::from_url(rule).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (input, body_bytes) = read_input(req, body, state.max_body_bytes).await?;
-    let now = Utc::now();
-    // Evaluated here, on this HTTP worker, on an evaluator of the tenant's serving policy: no
-    // hop to the tenant's actor thread (docs/decisions/0006). A tenant whose rules recently
-    // ran long is answered on the slow lane instead, so it cannot hold every worker.
-    let reply = match state
-        .slow_lane
-        .query(&tenant, Query { path, input, now })
-        .await
-    {
-        Ok(reply) => reply,
-        Err(QueryError::Failed(failed)) => {
-            return Err(log_failure(state, &tenant, *failed, now, body_bytes))
-        }
-        Err(QueryError::Unavailable(e @ PolicyUnavailable::Unknown(_))) => {
-            return Err(ApiError::not_found(e.to_string()))
-        }
-        Err(QueryError::Unavailable(e)) => {
-            return Err(ApiError::unavailable("policy_unavailable", e.to_string()))
-        }
-        Err(QueryError::Policy(e)) => return Err(evaluation_error(&e)),
-        Err(e @ QueryError::Throttled(_)) => {
-            return Err(ApiError::unavailable("tenant_throttled", e.to_string()))
-        }
-    };
-    let answer = reply.answer;
-    let decision_id = Uuid::now_v7();
-    let row = ApiDecisionRow {
+    let Decided {
         decision_id,
-        tenant_id: tenant.to_string(),
-        path: answer.path.clone(),
-        input: reply.logged_input,
-        erased: reply.erased,
-        result: answer.result.clone(),
-        bundle_revision: answer.revision.clone(),
-        policy_digest: answer.digest.clone(),
-        eval_micros: answer.eval_micros,
-        decided_at: now,
-        error: None,
-        size_hint: body_bytes + 256,
-    };
-    let id_text = decision_id.to_string();
-    let streamed = state.bus.prepare(&StreamedDecision {
-        event_id: &id_text,
-        decision_id,
-        tenant: &tenant,
-        decided_at: now,
-        source: "api",
-        path: &row.path,
-        revision: &row.bundle_revision,
-        result: row.result.as_ref(),
-        input: row.input.as_ref(),
-        eval_micros: row.eval_micros,
-    });
-    // Queued for the log first: a decision is served (and streamed) only once it will be logged.
-    state
-        .decision_log
-        .try_log(row)
-        .map_err(|e| ApiError::unavailable("decision_log_unavailable", e.to_string()))?;
-    if let Some(message) = streamed {
-        state.bus.send(&tenant, message);
-    }
-
+        answer,
+    } = decide(state, &tenant, path, input, body_bytes, "api").await?;
     let status = if answer.result.is_some() {
         "defined"
     } else {

@@ -111,6 +111,10 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                 web::scope("/v1")
                     .wrap(from_fn(super::auth::authenticate))
                     .service(web::scope("/data").default_service(web::to(super::data::route)))
+                    .route(
+                        "/gateway/{tenant}/{rule:.*}",
+                        web::route().to(super::gateway::authorize),
+                    )
                     .route("/stream/decisions", web::get().to(super::stream::decisions))
                     .route("/bundles", web::get().to(super::bundles::list))
                     .route("/bundles/{tenant}", web::get().to(super::bundles::one))

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod broker;
 pub mod dlq;
 pub mod evidence;
+pub mod gateway;
 pub mod model;
 pub mod segment;
 pub mod token;

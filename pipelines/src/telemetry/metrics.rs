@@ -191,7 +191,7 @@ impl Metrics {
         );
         let api_decisions = counter(
             "api_decisions_total",
-            "Decision API queries answered.",
+            "Decision API and gateway queries answered.",
             &["tenant", "status"],
         );
         let api_decisions_logged = registered(

@@ -22,6 +22,7 @@ mod dlq;
 mod enrollment;
 mod evidence;
 mod faults;
+mod gateway;
 mod http;
 mod model;
 mod pipeline;

@@ -512,6 +512,36 @@ pub async fn try_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<(u16, String)> {
+    exchange(to, method, path, headers, body)
+        .await
+        .map(|r| (r.status, r.body))
+}
+
+/// An answer with its header block (`name: value` lines as received).
+pub struct Exchanged {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Exchanged {
+    /// The first header named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// As [`try_request`], keeping the answer's headers.
+pub async fn exchange(
+    to: &Api,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Exchanged> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = to.addr;
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
@@ -536,11 +566,11 @@ pub async fn try_request(
     let _ = stream.read_to_end(&mut response).await;
     let response = String::from_utf8_lossy(&response).into_owned();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok())?;
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
+        .unwrap_or((response.clone(), String::new()));
+    Some(Exchanged { status, head, body })
 }
 
 /// [`try_request`] that must be answered.

@@ -1,0 +1,90 @@
+//! The forward-auth gateway: `/v1/gateway/{tenant}/{rule path}`, asked by a reverse proxy
+//! (nginx `auth_request`, Traefik `ForwardAuth`) before it passes a request on. The proxy
+//! authenticates with a `query` token for the tenant and describes the original request in
+//! headers; the rule's answer becomes 200 (allow) or 403 (deny, or undefined), each decision
+//! logged with its receipt like any decision API decision (docs/gateway.md).
+
+use std::time::Instant;
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use portcullis_engine::access::Permission;
+use portcullis_engine::evidence::reasons_of;
+use portcullis_engine::gateway::ForwardedRequest;
+use portcullis_engine::policy::{allowed_by, RulePath};
+use portcullis_engine::TenantId;
+use serde_json::json;
+
+use super::auth::Authorized;
+use super::decide::{counted, decide, Decided};
+use super::error::ApiError;
+use super::State;
+
+/// The decision's id, on both answers: a proxy can log it (nginx:
+/// `auth_request_set $decision $upstream_http_x_portcullis_decision_id`) and an analyst can
+/// find the decision and its receipt by it.
+const DECISION_HEADER: HeaderName = HeaderName::from_static("x-portcullis-decision-id");
+
+pub(super) async fn authorize(
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    caller: Authorized,
+) -> HttpResponse {
+    let started = Instant::now();
+    let (tenant, rule) = path.into_inner();
+    let outcome = judge(&state, &caller, &tenant, &rule, &req).await;
+    counted(&state, &tenant, started, outcome)
+}
+
+async fn judge(
+    state: &State,
+    caller: &Authorized,
+    tenant: &str,
+    rule: &str,
+    req: &HttpRequest,
+) -> Result<(HttpResponse, &'static str), ApiError> {
+    let tenant = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    caller.require(Permission::Query, &tenant)?;
+    let path = RulePath::from_url(rule).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let forwarded = ForwardedRequest::from_headers(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The decision log's size estimate: what the headers weigh.
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    let Decided {
+        decision_id,
+        answer,
+    } = decide(
+        state,
+        &tenant,
+        path,
+        Some(forwarded.to_input()),
+        size,
+        "gateway",
+    )
+    .await?;
+    let id = HeaderValue::from_str(&decision_id.to_string()).expect("a UUID is a header value");
+    let result = answer.result.unwrap_or_default();
+    if allowed_by(&result) {
+        let response = HttpResponse::Ok()
+            .insert_header((DECISION_HEADER, id))
+            .finish();
+        return Ok((response, "allow"));
+    }
+    let response = HttpResponse::Forbidden()
+        .insert_header((DECISION_HEADER, id))
+        .json(json!({
+            "decision_id": decision_id,
+            "outcome": "deny",
+            "reasons": reasons_of(&result),
+        }));
+    Ok((response, "deny"))
+}
