@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::anomaly::AnomalyConfig;
 pub use crate::api::config::HttpConfig;
+pub use crate::approvals::ApprovalsConfig;
 pub use crate::distribution::DistributionConfig;
 pub use crate::evidence::EvidenceConfig;
 pub use crate::policy_service::config::PolicyConfig;
@@ -35,6 +36,7 @@ pub struct Config {
     pub distribution: DistributionConfig,
     pub anomaly: AnomalyConfig,
     pub evidence: EvidenceConfig,
+    pub approvals: ApprovalsConfig,
     pub actors: ActorsConfig,
     pub http: HttpConfig,
     pub tuning: TuningConfig,
@@ -196,6 +198,7 @@ impl Config {
             ));
         }
         p.extend(self.evidence.problems());
+        p.extend(self.approvals.problems());
         p
     }
 

@@ -14,6 +14,7 @@ pub mod access;
 pub mod agent;
 pub mod anomaly;
 pub mod api;
+pub mod approvals;
 pub mod cli;
 pub mod config;
 pub mod distribution;

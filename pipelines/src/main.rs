@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use portcullis::cli::agent::{self, AgentCommand};
+use portcullis::cli::approval::{self, ApprovalCommand};
 use portcullis::cli::broker::{self, BrokerCommand};
 use portcullis::cli::dlq;
 use portcullis::cli::evidence::{self, EvidenceCommand, VerifyArgs};
@@ -117,6 +118,10 @@ enum Command {
     ///   portcullis verify acme.bundle --key 'portcullis.local+1a2b3c4d+AY…'
     #[command(verbatim_doc_comment)]
     Verify(VerifyArgs),
+    /// The approval queue: requests a rule answered `require_approval` for, and their answers
+    /// (docs/approvals.md).
+    #[command(subcommand)]
+    Approval(ApprovalCommand),
     /// Put a web site behind a tenant's policy: print the nginx or Traefik configuration that
     /// asks the engine's forward-auth gateway about every request (docs/gateway.md).
     #[command(subcommand)]
@@ -717,6 +722,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Evidence(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;
             evidence::run(&config, cmd).await
+        }),
+        Command::Approval(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&quiet(&config.telemetry))?;
+            approval::run(&config, cmd).await
         }),
         Command::Gateway(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;

@@ -2,8 +2,8 @@
 //!
 //! `admin` is every tenant and the engine itself (tokens, all-tenant views). A tenant scope is
 //! `{role}:{tenant}`: `query:acme` asks acme's policy questions, `read:acme` reads acme's events,
-//! decisions, dead letters and bundle status, `admin:acme` does both and acts on acme's data
-//! (replaying its dead letters).
+//! decisions, dead letters and bundle status, `approve:acme` answers acme's approval requests,
+//! `admin:acme` does all of these and acts on acme's data (replaying its dead letters).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -22,6 +22,8 @@ pub enum Permission {
     Read,
     /// Change the tenant's records (replay dead letters, and what later capabilities add).
     Administer,
+    /// Answer the tenant's approval requests (approve or deny).
+    Approve,
 }
 
 impl Permission {
@@ -30,6 +32,7 @@ impl Permission {
             Permission::Query => "query",
             Permission::Read => "read",
             Permission::Administer => "administer",
+            Permission::Approve => "approve",
         }
     }
 }
@@ -39,6 +42,7 @@ impl Permission {
 pub enum Role {
     Query,
     Read,
+    Approve,
     Admin,
 }
 
@@ -46,7 +50,10 @@ impl Role {
     fn covers(self, p: Permission) -> bool {
         matches!(
             (self, p),
-            (Role::Admin, _) | (Role::Read, Permission::Read) | (Role::Query, Permission::Query)
+            (Role::Admin, _)
+                | (Role::Read, Permission::Read)
+                | (Role::Query, Permission::Query)
+                | (Role::Approve, Permission::Approve)
         )
     }
 
@@ -54,6 +61,7 @@ impl Role {
         match self {
             Role::Query => "query",
             Role::Read => "read",
+            Role::Approve => "approve",
             Role::Admin => "admin",
         }
     }
@@ -72,7 +80,7 @@ pub enum Scope {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
-    #[error("scope {0:?} is not one of: admin, query:<tenant>, read:<tenant>, admin:<tenant>")]
+    #[error("scope {0:?} is not one of: admin, query:<tenant>, read:<tenant>, approve:<tenant>, admin:<tenant>")]
     Unknown(String),
     #[error("scope {scope:?}: {reason}")]
     Tenant { scope: String, reason: String },
@@ -93,6 +101,7 @@ impl FromStr for Scope {
         let role = match role {
             "query" => Role::Query,
             "read" => Role::Read,
+            "approve" => Role::Approve,
             "admin" => Role::Admin,
             _ => return Err(ScopeError::Unknown(s.to_owned())),
         };

@@ -30,7 +30,10 @@ pub use frontier::Frontier;
 pub use hash_store::{indexes_needed, MapReader};
 pub use hash_text::HashText;
 pub use log_key::LogKey;
-pub use receipt::{input_digest, reasons_of, Outcome, Receipt, ReceiptKind, RECEIPT_VERSION};
+pub use receipt::{
+    input_digest, json_digest, reasons_of, ApprovalAnswered, Outcome, Receipt, ReceiptKind,
+    RECEIPT_VERSION,
+};
 pub use signed_note::is_key_name_valid;
 pub use tlog_tiles::Error as TreeError;
 pub use tlog_tiles::{

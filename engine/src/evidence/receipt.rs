@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::policy::decision::allowed_by;
+use crate::approval::Verdict;
 use crate::{Decision, Event};
 
 /// Bumped when a field is added, removed or changes meaning.
@@ -20,8 +20,20 @@ pub const RECEIPT_VERSION: u8 = 1;
 pub enum ReceiptKind {
     /// An event of the stream (Kafka, MQTT).
     Event,
-    /// A decision API query.
+    /// A decision API or gateway query.
     Query,
+    /// An approval request answered (approved, denied) or expired.
+    Approval,
+}
+
+impl ReceiptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Event => "event",
+            Self::Query => "query",
+            Self::Approval => "approval",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +41,8 @@ pub enum ReceiptKind {
 pub enum Outcome {
     Allow,
     Deny,
+    /// The rule asked for a person's decision; the approval's own receipt says what it was.
+    RequireApproval,
 }
 
 impl Outcome {
@@ -39,6 +53,47 @@ impl Outcome {
             Self::Deny
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::RequireApproval => "require_approval",
+        }
+    }
+}
+
+impl From<Verdict> for Outcome {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Allow => Self::Allow,
+            Verdict::Deny => Self::Deny,
+            Verdict::RequireApproval => Self::RequireApproval,
+        }
+    }
+}
+
+/// An approval request's answer, as its receipt records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalAnswered<'a> {
+    pub tenant: &'a str,
+    /// The receipt's own id (receipts are one per decision id).
+    pub decision_id: Uuid,
+    pub approval_id: Uuid,
+    /// Who answered (a token's name, a CLI user), or `None` for an expiry.
+    pub approver: Option<&'a str>,
+    /// `approve`, `deny` or `expire`.
+    pub action: &'static str,
+    pub approved: bool,
+    /// The approver's note, or why it expired.
+    pub note: Option<&'a str>,
+    /// The rule and policy of the decision that asked.
+    pub rule: &'a str,
+    pub policy_revision: &'a str,
+    pub policy_digest: &'a str,
+    /// `request_key` of the request answered: what was approved, pinned.
+    pub request_key: &'a str,
+    pub decided_at: DateTime<Utc>,
 }
 
 /// Fields are written in this order; absent values are written as `null`, so every receipt of
@@ -80,7 +135,7 @@ impl Receipt {
             event_time: Some(event.event_time),
             principal: Some(event.principal.clone()),
             action: Some(event.action.clone()),
-            outcome: Outcome::of(decision.allowed),
+            outcome: Verdict::of(&decision.result).into(),
             reasons: reasons_of(&decision.result),
             rule: decision.rule_path.clone(),
             policy_revision: decision.bundle_revision.clone(),
@@ -122,7 +177,7 @@ impl Receipt {
             event_time: None,
             principal: field("principal"),
             action: field("action"),
-            outcome: Outcome::of(allowed_by(&result)),
+            outcome: Verdict::of(&result).into(),
             reasons: reasons_of(&result),
             rule: path.to_owned(),
             policy_revision: revision.to_owned(),
@@ -132,6 +187,46 @@ impl Receipt {
             protection_level: None,
             decided_at,
         }
+    }
+
+    /// The receipt of an approval request's answer.
+    pub fn of_approval(a: &ApprovalAnswered<'_>) -> Self {
+        Self {
+            v: RECEIPT_VERSION,
+            tenant: a.tenant.to_owned(),
+            kind: ReceiptKind::Approval,
+            decision_id: a.decision_id,
+            subject: a.approval_id.to_string(),
+            event_time: None,
+            principal: a.approver.map(str::to_owned),
+            action: Some(a.action.to_owned()),
+            outcome: Outcome::of(a.approved),
+            reasons: Json::Array(
+                a.note
+                    .map(|n| Json::String(n.to_owned()))
+                    .into_iter()
+                    .collect(),
+            ),
+            rule: a.rule.to_owned(),
+            policy_revision: a.policy_revision.to_owned(),
+            policy_digest: a.policy_digest.to_owned(),
+            input_digest: a.request_key.to_owned(),
+            anomaly_score: None,
+            protection_level: None,
+            decided_at: a.decided_at,
+        }
+    }
+
+    /// This query's receipt when an approved request let it through: allowed, with the
+    /// approval named after the rule's own reasons.
+    pub fn granted_by(mut self, approval_id: Uuid) -> Self {
+        self.outcome = Outcome::Allow;
+        let grant = Json::String(format!("approved in approval {approval_id}"));
+        match &mut self.reasons {
+            Json::Array(reasons) => reasons.push(grant),
+            other => *other = Json::Array(vec![grant]),
+        }
+        self
     }
 
     /// The exact bytes stored and hashed.

@@ -142,6 +142,17 @@ impl ForwardedRequest {
         })
     }
 
+    /// The request as an approver reads it: `GET wiki.acme.example/reports/q3` (the query left
+    /// out: one approval covers a page whatever its parameters).
+    pub fn resource(&self) -> String {
+        format!(
+            "{} {}{}",
+            self.method,
+            self.host.as_deref().unwrap_or(""),
+            self.path
+        )
+    }
+
     /// The policy input (docs/gateway.md): `principal` and `action` as every receipt reads
     /// them, the request's parts, and its headers.
     pub fn to_input(&self) -> Json {
@@ -200,6 +211,7 @@ mod tests {
         assert_eq!(req["scheme"], "https");
         assert_eq!(req["client_ip"], "203.0.113.9");
         assert_eq!(req["headers"]["accept"], "text/html, application/json");
+        assert_eq!(r.resource(), "POST app.example.com/reports/q3");
         for secret in ["authorization", "cookie", "x-portcullis-token"] {
             assert!(req["headers"].get(secret).is_none(), "{secret} withheld");
         }

@@ -15,10 +15,12 @@ use portcullis_engine::policy::{query_input, RulePath};
 use portcullis_engine::TenantId;
 use serde_json::{json, Map, Value as Json};
 
+use super::approvals::approval_summary;
 use super::auth::Authorized;
-use super::decide::{counted, decide, Decided};
+use super::decide::{counted, decide, Asker, Decided};
 use super::error::ApiError;
 use super::State;
+use crate::approvals::Opened;
 
 type Params = web::Query<HashMap<String, String>>;
 
@@ -99,16 +101,21 @@ async fn evaluate(
     let Decided {
         decision_id,
         answer,
-    } = decide(state, &tenant, path, input, body_bytes, "api").await?;
-    let status = if answer.result.is_some() {
-        "defined"
-    } else {
-        "undefined"
+        approval,
+        ..
+    } = decide(state, &tenant, path, input, body_bytes, Asker::Api).await?;
+    let status = match (&approval, &answer.result) {
+        (Some(Opened::Pending(_)), _) => "require_approval",
+        (_, Some(_)) => "defined",
+        (_, None) => "undefined",
     };
     let mut body = Map::new();
     body.insert("decision_id".into(), json!(decision_id));
     if let Some(result) = answer.result {
         body.insert("result".into(), result);
+    }
+    if let Some(opened) = &approval {
+        body.insert("approval".into(), approval_summary(opened));
     }
     if flag(params, "metrics") {
         body.insert(

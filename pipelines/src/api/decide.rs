@@ -7,6 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use chrono::Utc;
 use portcullis_actors::{FailedQuery, PolicyUnavailable, Query, QueryError};
+use portcullis_engine::approval::{ApprovalRequest, Verdict};
+use portcullis_engine::evidence::{json_digest, reasons_of};
 use portcullis_engine::policy::{Answer, RulePath};
 use portcullis_engine::{PolicyError, TenantId};
 use serde_json::Value as Json;
@@ -14,25 +16,48 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::State;
+use crate::approvals::{open_request, Opened};
 use crate::policy_service::StreamedDecision;
-use crate::sinks::postgres::ApiDecisionRow;
+use crate::sinks::postgres::{ApiDecisionRow, ApprovalLink};
 
 /// A decision made and queued for the log.
 pub(super) struct Decided {
     pub decision_id: Uuid,
     pub answer: Answer,
+    /// What was answered: the rule's verdict, or `Allow` when an approval let it through.
+    pub verdict: Verdict,
+    /// The approval request a `require_approval` answer opened or found.
+    pub approval: Option<Opened>,
 }
 
-/// Evaluates `path` for `tenant` with `input` (the caller's scope already checked), logs and
-/// streams the decision. `source` is what the decision stream shows it came from.
+/// Who asks, for the decision stream and for an approval request's description.
+pub(super) enum Asker {
+    /// The decision API: the request is its input, named by the input's digest.
+    Api,
+    /// The gateway: the request is `METHOD host/path`.
+    Gateway { resource: String },
+}
+
+impl Asker {
+    fn source(&self) -> &'static str {
+        match self {
+            Asker::Api => "api",
+            Asker::Gateway { .. } => "gateway",
+        }
+    }
+}
+
+/// Evaluates `path` for `tenant` with `input` (the caller's scope already checked), opens or
+/// finds an approval request when the rule asks for one, then logs and streams the decision.
 pub(super) async fn decide(
     state: &State,
     tenant: &TenantId,
     path: RulePath,
     input: Option<Json>,
     body_bytes: usize,
-    source: &'static str,
+    asker: Asker,
 ) -> Result<Decided, ApiError> {
+    let source = asker.source();
     let now = Utc::now();
     // Evaluated here, on this HTTP worker, on an evaluator of the tenant's serving policy: no
     // hop to the tenant's actor thread (docs/decisions/0006). A tenant whose rules recently
@@ -59,6 +84,41 @@ pub(super) async fn decide(
     };
     let answer = reply.answer;
     let decision_id = Uuid::now_v7();
+    let mut verdict = answer.result.as_ref().map_or(Verdict::Deny, Verdict::of);
+    let approval = if verdict == Verdict::RequireApproval {
+        let request = ApprovalRequest {
+            tenant: tenant.to_string(),
+            rule: answer.path.clone(),
+            principal: text_field(reply.logged_input.as_ref(), "principal"),
+            action: text_field(reply.logged_input.as_ref(), "action"),
+            resource: match asker {
+                Asker::Gateway { resource } => resource,
+                Asker::Api => format!(
+                    "input {}",
+                    json_digest(reply.logged_input.as_ref().unwrap_or(&Json::Null))
+                ),
+            },
+            reasons: reasons_of(answer.result.as_ref().unwrap_or(&Json::Null)),
+            source,
+            decision_id,
+            policy_revision: answer.revision.clone(),
+            policy_digest: answer.digest.to_string(),
+        };
+        let opened = open_request(&state.pool, &request, now, &state.approvals, state.receipts)
+            .await
+            .map_err(|e| ApiError::unavailable("approvals_unavailable", e.to_string()))?;
+        let m = &state.stats.metrics.approvals;
+        match &opened {
+            Opened::Granted(_) => verdict = Verdict::Allow,
+            Opened::Pending(row) if row.decision_id == decision_id => {
+                m.with_label_values(&[tenant.as_str(), "opened"]).inc()
+            }
+            Opened::Pending(_) => {}
+        }
+        Some(opened)
+    } else {
+        None
+    };
     let row = ApiDecisionRow {
         decision_id,
         tenant_id: tenant.to_string(),
@@ -72,6 +132,16 @@ pub(super) async fn decide(
         decided_at: now,
         error: None,
         size_hint: body_bytes + 256,
+        approval: approval.as_ref().map(|o| match o {
+            Opened::Granted(a) => ApprovalLink {
+                approval_id: a.approval_id,
+                granted: true,
+            },
+            Opened::Pending(a) => ApprovalLink {
+                approval_id: a.approval_id,
+                granted: false,
+            },
+        }),
     };
     let id_text = decision_id.to_string();
     let streamed = state.bus.prepare(&StreamedDecision {
@@ -98,7 +168,13 @@ pub(super) async fn decide(
     Ok(Decided {
         decision_id,
         answer,
+        verdict,
+        approval,
     })
+}
+
+fn text_field(input: Option<&Json>, name: &str) -> Option<String> {
+    input?.get(name)?.as_str().map(str::to_owned)
 }
 
 /// Counts a request's outcome in the API's metrics (`status`: what the answer was) and turns
@@ -175,6 +251,7 @@ fn log_failure(
         decided_at: now,
         size_hint: body_bytes + 256 + error.len(),
         error: Some(error),
+        approval: None,
     };
     match state.decision_log.try_log(row) {
         Ok(()) => {

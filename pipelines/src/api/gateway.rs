@@ -1,29 +1,36 @@
 //! The forward-auth gateway: `/v1/gateway/{tenant}/{rule path}`, asked by a reverse proxy
 //! (nginx `auth_request`, Traefik `ForwardAuth`) before it passes a request on. The proxy
 //! authenticates with a `query` token for the tenant and describes the original request in
-//! headers; the rule's answer becomes 200 (allow) or 403 (deny, or undefined), each decision
-//! logged with its receipt like any decision API decision (docs/gateway.md).
+//! headers; the rule's answer becomes 200 (allow) or 403 (deny, undefined, or waiting for an
+//! approval, whose id it carries), each decision logged with its receipt like any decision API
+//! decision (docs/gateway.md).
 
 use std::time::Instant;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use portcullis_engine::access::Permission;
+use portcullis_engine::approval::Verdict;
 use portcullis_engine::evidence::reasons_of;
 use portcullis_engine::gateway::ForwardedRequest;
-use portcullis_engine::policy::{allowed_by, RulePath};
+use portcullis_engine::policy::RulePath;
 use portcullis_engine::TenantId;
 use serde_json::json;
 
+use super::approvals::approval_summary;
 use super::auth::Authorized;
-use super::decide::{counted, decide, Decided};
+use super::decide::{counted, decide, Asker, Decided};
 use super::error::ApiError;
 use super::State;
+use crate::approvals::Opened;
 
 /// The decision's id, on both answers: a proxy can log it (nginx:
 /// `auth_request_set $decision $upstream_http_x_portcullis_decision_id`) and an analyst can
 /// find the decision and its receipt by it.
 const DECISION_HEADER: HeaderName = HeaderName::from_static("x-portcullis-decision-id");
+/// The approval request a `require_approval` answer opened or found (on the 403), or the
+/// approval that let the request through (on the 200).
+const APPROVAL_HEADER: HeaderName = HeaderName::from_static("x-portcullis-approval-id");
 
 pub(super) async fn authorize(
     state: web::Data<State>,
@@ -62,29 +69,45 @@ async fn judge(
     let Decided {
         decision_id,
         answer,
+        verdict,
+        approval,
     } = decide(
         state,
         &tenant,
         path,
         Some(forwarded.to_input()),
         size,
-        "gateway",
+        Asker::Gateway {
+            resource: forwarded.resource(),
+        },
     )
     .await?;
     let id = HeaderValue::from_str(&decision_id.to_string()).expect("a UUID is a header value");
+    let approval_id = approval.as_ref().map(|o| {
+        let id = match o {
+            Opened::Granted(a) | Opened::Pending(a) => a.approval_id,
+        };
+        HeaderValue::from_str(&id.to_string()).expect("a UUID is a header value")
+    });
     let result = answer.result.unwrap_or_default();
-    if allowed_by(&result) {
-        let response = HttpResponse::Ok()
-            .insert_header((DECISION_HEADER, id))
-            .finish();
-        return Ok((response, "allow"));
+    let (mut response, status) = match verdict {
+        Verdict::Allow => (HttpResponse::Ok(), "allow"),
+        Verdict::Deny | Verdict::RequireApproval => (HttpResponse::Forbidden(), verdict.as_str()),
+    };
+    response.insert_header((DECISION_HEADER, id));
+    if let Some(approval_id) = approval_id {
+        response.insert_header((APPROVAL_HEADER, approval_id));
     }
-    let response = HttpResponse::Forbidden()
-        .insert_header((DECISION_HEADER, id))
-        .json(json!({
-            "decision_id": decision_id,
-            "outcome": "deny",
-            "reasons": reasons_of(&result),
-        }));
-    Ok((response, "deny"))
+    if verdict == Verdict::Allow {
+        return Ok((response.finish(), status));
+    }
+    let mut body = json!({
+        "decision_id": decision_id,
+        "outcome": verdict.as_str(),
+        "reasons": reasons_of(&result),
+    });
+    if let Some(opened) = &approval {
+        body["approval"] = approval_summary(opened);
+    }
+    Ok((response.json(body), status))
 }

@@ -2,6 +2,7 @@
 //! health and metrics.
 
 mod anomalies;
+mod approvals;
 mod auth;
 mod bundles;
 pub mod config;

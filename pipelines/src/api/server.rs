@@ -36,6 +36,9 @@ pub(crate) struct State {
     pub(super) max_policy_bytes: usize,
     /// The broker and the engine's account on it, to enroll agents with.
     pub(super) broker: crate::config::MqttConfig,
+    pub(super) approvals: crate::approvals::ApprovalsConfig,
+    /// Whether decisions and approval answers leave receipts (`evidence.enabled`).
+    pub(super) receipts: bool,
 }
 
 /// How long a tenant whose query ran long stays on the slow lane after its last slow query
@@ -82,6 +85,8 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         signer: services.signer,
         max_policy_bytes: services.max_policy_bytes,
         broker: config.mqtt.clone(),
+        approvals: config.approvals.clone(),
+        receipts: config.evidence.enabled,
     });
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism()
@@ -208,6 +213,16 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         web::get().to(super::evidence::consistency),
                     )
                     .route("/evidence-keys", web::get().to(super::evidence::keys))
+                    .route("/approvals", web::get().to(super::approvals::list))
+                    .route("/approvals/{id}", web::get().to(super::approvals::one))
+                    .route(
+                        "/approvals/{id}/approve",
+                        web::post().to(super::approvals::approve),
+                    )
+                    .route(
+                        "/approvals/{id}/deny",
+                        web::post().to(super::approvals::deny),
+                    )
                     .route(
                         "/trust-scores",
                         web::get().to(super::anomalies::trust_scores),

@@ -167,10 +167,13 @@ fn nginx_snippet(
     format!(
         r#"# Portcullis forward-auth for tenant {tenant} (portcullis gateway nginx; docs/gateway.md).
 # Include inside a server {{ }} block: every request in it is asked about first and passes
-# only on a 200; a 403 (or any error: the engine unreachable, a bad token) stops it.
+# only on a 200; a 403 (or any error: the engine unreachable, a bad token) stops it. A 403
+# that waits for an approver carries X-Portcullis-Approval-Id (docs/approvals.md).
 auth_request /_portcullis;
 auth_request_set $portcullis_decision $upstream_http_x_portcullis_decision_id;
+auth_request_set $portcullis_approval $upstream_http_x_portcullis_approval_id;
 add_header X-Portcullis-Decision-Id $portcullis_decision always;
+add_header X-Portcullis-Approval-Id $portcullis_approval always;
 
 location = /_portcullis {{
         internal;
@@ -213,6 +216,7 @@ http:
         address: "{url}"
         authResponseHeaders:
           - X-Portcullis-Decision-Id
+          - X-Portcullis-Approval-Id
     portcullis-{tenant}-untoken:
       headers:
         customRequestHeaders:

@@ -1,6 +1,7 @@
 //! What the `portcullis` command's subcommands do beyond parsing their arguments.
 
 pub mod agent;
+pub mod approval;
 pub mod broker;
 pub mod dlq;
 pub mod evidence;

@@ -25,13 +25,15 @@ pub enum TokenCommand {
     ///   admin           every tenant, and token administration
     ///   admin:<tenant>  query, read and act on one tenant (e.g. replay its dead letters)
     ///   read:<tenant>   read one tenant's events, decisions, dead letters and bundle status
+    ///   approve:<tenant> approve or deny one tenant's approval requests
     ///   query:<tenant>  ask one tenant's policy questions (POST /v1/data/tenants/<tenant>/...)
     #[command(verbatim_doc_comment)]
     Create {
         /// What the token is for, e.g. "grafana" or "ci"; shown in `token list`.
         #[arg(long)]
         name: String,
-        /// A scope the token holds (repeatable): admin, admin:<tenant>, read:<tenant>, query:<tenant>.
+        /// A scope the token holds (repeatable): admin, admin:<tenant>, read:<tenant>,
+        /// query:<tenant>, approve:<tenant>.
         #[arg(long = "scope", value_name = "SCOPE", required = true)]
         scopes: Vec<String>,
         /// How long it lives: e.g. 90d, 12h, 1y, or "never".

@@ -1,7 +1,7 @@
 //! A receipt as it is written: its bytes, their leaf hash, and the columns analysts filter on.
 
 use chrono::{DateTime, Utc};
-use portcullis_engine::evidence::{leaf_hash, Outcome, Receipt, ReceiptKind};
+use portcullis_engine::evidence::{leaf_hash, Receipt};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -26,15 +26,9 @@ impl ReceiptRow {
         Self {
             tenant_id: receipt.tenant.clone(),
             decision_id: receipt.decision_id,
-            kind: match receipt.kind {
-                ReceiptKind::Event => "event",
-                ReceiptKind::Query => "query",
-            },
+            kind: receipt.kind.as_str(),
             subject: receipt.subject.clone(),
-            outcome: match receipt.outcome {
-                Outcome::Allow => "allow",
-                Outcome::Deny => "deny",
-            },
+            outcome: receipt.outcome.as_str(),
             body: String::from_utf8(bytes).expect("serde_json writes UTF-8"),
             leaf_hash: hash,
         }

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::anomaly::{run_model_reloads, ModelDirectory, PgModelStore};
+use crate::approvals;
 use crate::config::Config;
 use crate::distribution::{
     self, load_or_create_signing_key, AgentDirectory, PgAgentStore, PgMqttOutbox, SegmentDirectory,
@@ -226,6 +227,24 @@ pub async fn run(
         let (cfg, s, c) = (config.evidence.clone(), stats.clone(), cancel.clone());
         tasks.spawn(async move {
             evidence::run_checkpoints(sealer, cfg, s, c).await;
+            Ok(())
+        });
+    }
+    {
+        let (p, cfg, s, c) = (
+            pool.clone(),
+            config.approvals.clone(),
+            stats.clone(),
+            cancel.clone(),
+        );
+        let receipts = config.evidence.enabled;
+        tasks.spawn(async move {
+            approvals::run_expiry(p, cfg, receipts, s, c).await;
+            Ok(())
+        });
+        let (p, b, c) = (pool.clone(), parts.bus.clone(), cancel.clone());
+        tasks.spawn(async move {
+            approvals::stream_answers(p, b, c).await;
             Ok(())
         });
     }

@@ -64,6 +64,8 @@ pub struct Metrics {
     /// Checkpoints not signed because a tenant's log was altered, by tenant (each logged as an
     /// error; alert on any).
     pub checkpoints_refused: IntCounterVec,
+    /// Approval requests opened, approved, denied and expired, by tenant.
+    pub approvals: IntCounterVec,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -247,6 +249,11 @@ impl Metrics {
             "Checkpoints not signed because the tenant's receipt log was altered (alert on any).",
             &["tenant"],
         );
+        let approvals = counter(
+            "approvals_total",
+            "Approval requests opened, approved, denied and expired.",
+            &["tenant", "status"],
+        );
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -287,6 +294,7 @@ impl Metrics {
             stream_lagged_messages,
             checkpoints_signed,
             checkpoints_refused,
+            approvals,
         }
     }
 

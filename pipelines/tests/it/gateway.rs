@@ -189,6 +189,31 @@ fn nginx_lets_through_what_policy_allows_and_stops_the_rest_with_receipts() {
         assert_eq!(r.status, 403, "nobody signed in");
         assert_eq!(through(&nginx, "GET", "/wiki/home", &bob).await.status, 200);
 
+        // The admin area needs an approver: 403 with the request's id until one says yes,
+        // then the same request passes (and names the approval).
+        let r = through(&nginx, "GET", "/admin/users", &alice).await;
+        assert_eq!(r.status, 403);
+        let approval = r.header("X-Portcullis-Approval-Id").unwrap().to_owned();
+        let again = through(&nginx, "GET", "/admin/users", &alice).await;
+        assert_eq!(
+            again.header("X-Portcullis-Approval-Id"),
+            Some(approval.as_str())
+        );
+        let (code, out, err) = env.cli(&["approval", "approve", &approval, "--as", "ops-lead"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("approved by ops-lead: alice GET 127.0.0.1/admin/users"),
+            "{out}"
+        );
+        let r = through(&nginx, "GET", "/admin/users", &alice).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body, "app: GET /admin/users for alice\n");
+        assert_eq!(
+            through(&nginx, "GET", "/admin/users", &bob).await.status,
+            403,
+            "bob's is another request"
+        );
+
         // Each answer left a receipt naming who asked for what, and why not.
         let receipt = receipt_of(&env, &allowed).await;
         assert_eq!(receipt["principal"], "alice");

@@ -11,6 +11,7 @@ mod agent;
 mod agents;
 mod anomaly_findings;
 mod anomaly_path;
+mod approvals;
 mod backpressure;
 mod bench;
 mod cli;

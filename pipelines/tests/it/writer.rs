@@ -162,6 +162,7 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             decided_at: Utc::now(),
             error: None,
             size_hint: 64,
+            approval: None,
         };
         // A failed query: no result, and why.
         let failed = ApiDecisionRow {

@@ -27,6 +27,15 @@ pub struct ApiDecisionRow {
     pub error: Option<String>,
     /// Not a column: about how large the row is (its request body), to bound batches.
     pub size_hint: usize,
+    /// The approval request the decision opened or found, when its rule asked for one.
+    pub approval: Option<ApprovalLink>,
+}
+
+/// A decision's approval request, and whether an approval of it let the decision through.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApprovalLink {
+    pub approval_id: Uuid,
+    pub granted: bool,
 }
 
 /// Inserts `rows` in one transaction; a decision already logged (same id) is skipped. With
@@ -43,7 +52,7 @@ pub async fn insert_api_decisions(
             .iter()
             .filter(|r| r.error.is_none())
             .map(|r| {
-                ReceiptRow::of(&Receipt::of_query(
+                let receipt = Receipt::of_query(
                     &r.tenant_id,
                     r.decision_id,
                     &r.path,
@@ -52,7 +61,11 @@ pub async fn insert_api_decisions(
                     &r.bundle_revision,
                     &r.policy_digest,
                     r.decided_at,
-                ))
+                );
+                ReceiptRow::of(&match r.approval {
+                    Some(link) if link.granted => receipt.granted_by(link.approval_id),
+                    _ => receipt,
+                })
             })
             .collect();
         append_receipts(&mut tx, &made.iter().collect::<Vec<_>>()).await?;
@@ -72,6 +85,7 @@ async fn insert_rows(conn: &mut PgConnection, rows: &[ApiDecisionRow]) -> Result
     let mut micros = Vec::with_capacity(rows.len());
     let mut times = Vec::with_capacity(rows.len());
     let mut errors = Vec::with_capacity(rows.len());
+    let mut approvals = Vec::with_capacity(rows.len());
     for r in rows {
         ids.push(r.decision_id);
         tenants.push(r.tenant_id.as_str());
@@ -84,14 +98,16 @@ async fn insert_rows(conn: &mut PgConnection, rows: &[ApiDecisionRow]) -> Result
         micros.push(i32::try_from(r.eval_micros).unwrap_or(i32::MAX));
         times.push(r.decided_at);
         errors.push(r.error.as_deref());
+        approvals.push(r.approval.map(|a| a.approval_id));
     }
     let done = sqlx::query(
         "INSERT INTO api_decisions
-             (decision_id, tenant_id, path, input, erased, result, bundle_revision, eval_micros, decided_at, error)
-         SELECT d, t, p, i::jsonb, e::text[], r::jsonb, v, m, at, err
+             (decision_id, tenant_id, path, input, erased, result, bundle_revision, eval_micros,
+              decided_at, error, approval_id)
+         SELECT d, t, p, i::jsonb, e::text[], r::jsonb, v, m, at, err, ap
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::int4[], $9::timestamptz[], $10::text[])
-              AS x(d, t, p, i, e, r, v, m, at, err)
+                     $7::text[], $8::int4[], $9::timestamptz[], $10::text[], $11::uuid[])
+              AS x(d, t, p, i, e, r, v, m, at, err, ap)
          ON CONFLICT DO NOTHING",
     )
     .bind(&ids)
@@ -104,6 +120,7 @@ async fn insert_rows(conn: &mut PgConnection, rows: &[ApiDecisionRow]) -> Result
     .bind(&micros)
     .bind(&times)
     .bind(&errors)
+    .bind(&approvals)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())

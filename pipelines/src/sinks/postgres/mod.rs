@@ -19,7 +19,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
 pub use activations::{insert_activation, known_revisions};
-pub use api_decisions::{insert_api_decisions, ApiDecisionRow};
+pub use api_decisions::{insert_api_decisions, ApiDecisionRow, ApprovalLink};
 pub use dead_letters::{list_dead_letters, DeadLetterFilter, DeadLetterRow};
 pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};
 pub use sink::PgSink;
