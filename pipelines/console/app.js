@@ -100,6 +100,13 @@ function mayAdminister(tenant) {
   return tenant ? session.me.scopes.includes(`admin:${tenant}`) : false;
 }
 
+// A tenant whose approval requests the caller may answer, from its scopes.
+function mayApprove(tenant) {
+  if (!session.me) return false;
+  if (session.me.admin) return true;
+  return session.me.scopes.includes(`approve:${tenant}`) || session.me.scopes.includes(`admin:${tenant}`);
+}
+
 // ---- pages ----------------------------------------------------------------------------------
 // Each page: a path, a nav label, and a render function filling `main`. Later capabilities
 // (agents, anomalies, evidence and approvals, compliance) add theirs to this list.
@@ -112,6 +119,7 @@ const pages = [
   { path: "segments", label: "Segments", render: renderSegments },
   { path: "agents", label: "Agents", render: renderAgents },
   { path: "anomalies", label: "Anomalies", render: renderAnomalies },
+  { path: "evidence", label: "Evidence", render: renderEvidence },
 ];
 
 function route() {
@@ -743,6 +751,184 @@ async function renderAnomalies(main) {
   const timer = setInterval(() => {
     if (!heading.isConnected) clearInterval(timer);
     else refresh();
+  }, 5000);
+  refreshTimer = timer;
+  await refresh();
+}
+
+// ---- evidence: approvals, receipts, checkpoints --------------------------------------------
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+async function nodeHash(left, right) {
+  const bytes = new Uint8Array(1 + left.length + right.length);
+  bytes[0] = 1;
+  bytes.set(left, 1);
+  bytes.set(right, 1 + left.length);
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+// RFC 9162, 2.1.3.2: does the audit path lead from the leaf hash to the checkpoint's root?
+// Checked here, in the browser, from what the API sent; `portcullis verify` checks a whole
+// bundle offline, signatures included.
+async function proofLeadsToRoot(proof) {
+  if (!proof.checkpoint) return null;
+  let fn = BigInt(proof.leaf_index);
+  let sn = BigInt(proof.checkpoint.size) - 1n;
+  if (fn > sn) return false;
+  let r = fromBase64(proof.leaf_hash);
+  for (const step of proof.inclusion_proof) {
+    if (sn === 0n) return false;
+    const p = fromBase64(step);
+    if ((fn & 1n) === 1n || fn === sn) {
+      r = await nodeHash(p, r);
+      if ((fn & 1n) === 0n) {
+        while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+      }
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  const root = fromBase64(proof.checkpoint.root);
+  return sn === 0n && r.length === root.length && r.every((b, i) => b === root[i]);
+}
+
+const RECEIPT_STATUS = { verified: "allow", pending: "watch", failed: "deny" };
+
+async function renderEvidence(main) {
+  const heading = h("h1", {}, "Evidence");
+  // Approval queue.
+  const qTenant = tenantSelect("ap-tenant", { allowAll: true });
+  const qStatus = h("select", { id: "ap-status" },
+    ...["pending", "approved", "denied", "expired", ""].map((s) => h("option", { value: s }, s || "any")));
+  const note = h("input", { id: "ap-note", type: "text", maxlength: "1000", placeholder: "why (kept in the receipt)" });
+  const qMessage = h("div", { "aria-live": "polite" });
+  const qEmpty = h("p", { class: "muted" });
+  const queue = h("tbody");
+  const answer = async (row, verb) => {
+    try {
+      const body = note.value.trim() ? { note: note.value.trim() } : {};
+      const done = (await api(`/v1/approvals/${encodeURIComponent(row.approval_id)}/${verb}`, { method: "POST", body })).result;
+      message(qMessage, "notice", `${done.status === "approved" ? "Approved" : "Denied"}: ${done.principal || "nobody signed in"} · ${done.resource}`);
+      note.value = "";
+    } catch (e) {
+      message(qMessage, "error", `${verb}: ${e.message}`);
+    }
+    await loadQueue();
+  };
+  const loadQueue = async () => {
+    let rows;
+    try {
+      rows = (await api(`/v1/approvals${query({ tenant_id: qTenant.value, status: qStatus.value, limit: 100 })}`)).result;
+    } catch (e) {
+      message(qMessage, "error", e.message);
+      return;
+    }
+    queue.replaceChildren(...rows.map((r) => {
+      const pending = r.status === "pending" && new Date(r.expires_at) > new Date();
+      const actions = pending && mayApprove(r.tenant_id)
+        ? [h("button", { type: "button", class: "primary", onclick: () => answer(r, "approve") }, "Approve"),
+          h("button", { type: "button", onclick: () => answer(r, "deny") }, "Deny")]
+        : [];
+      const badge = { approved: "allow", denied: "deny", expired: "deny", pending: "watch" }[r.status];
+      return h("tr", { "data-approval": r.approval_id },
+        h("td", { class: "mono" }, time(r.requested_at)), h("td", {}, r.tenant_id),
+        h("td", { class: "wrap" }, r.principal || "—"), h("td", { class: "wrap" }, r.resource),
+        h("td", { class: "reason" }, reasonsText(r.reasons)),
+        h("td", {}, h("span", { class: `outcome ${badge}` }, r.status)),
+        h("td", { class: "mono" }, r.status === "pending" ? `expires ${time(r.expires_at)}` : time(r.answered_at)),
+        h("td", { class: "wrap" }, [r.answered_by, r.note].filter(Boolean).join(": ")),
+        h("td", {}, h("div", { class: "row-actions" }, actions)));
+    }));
+    qEmpty.textContent = rows.length ? "" : "No approval requests here.";
+  };
+  qTenant.addEventListener("change", loadQueue);
+  qStatus.addEventListener("change", loadQueue);
+
+  // Receipt lookup.
+  const rTenant = tenantSelect("rc-tenant", { allowAll: false });
+  const rDecision = h("input", { id: "rc-decision", type: "search", placeholder: "decision id (UUID)", size: "38" });
+  const receiptOut = h("div", { "aria-live": "polite" });
+  const lookUp = async (e) => {
+    e.preventDefault();
+    receiptOut.replaceChildren();
+    let proof;
+    try {
+      proof = (await api(`/v1/receipts${query({ tenant_id: rTenant.value, decision_id: rDecision.value.trim() })}`)).result;
+    } catch (err) {
+      message(receiptOut, "error", err.message);
+      return;
+    }
+    const here = await proofLeadsToRoot(proof);
+    const r = proof.receipt;
+    const field = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+    receiptOut.replaceChildren(
+      h("p", { id: "rc-status" }, h("span", { class: `outcome ${RECEIPT_STATUS[proof.status] || ""}` }, proof.status),
+        " ", proof.problem || (proof.status === "pending"
+          ? "not yet under a signed checkpoint (within seconds)"
+          : `leaf ${proof.leaf_index} of ${proof.checkpoint.size}, under the checkpoint signed by ${proof.checkpoint.signed_by} at ${time(proof.checkpoint.signed_at)}`)),
+      h("p", { id: "rc-browser", class: "muted" }, here === null ? "" : here
+        ? "Checked in this browser: the inclusion proof leads from this receipt's leaf hash to the checkpoint's root."
+        : "Checked in this browser: the inclusion proof does NOT lead to the checkpoint's root."),
+      h("dl", { class: "fields" },
+        field("kind", r.kind), field("outcome", outcomeBadge(r.outcome)), field("principal", r.principal || "—"),
+        field("action", r.action || "—"), field("subject", r.subject), field("reasons", reasonsText(r.reasons)),
+        field("rule", r.rule), field("policy", `${r.policy_revision} (${r.policy_digest})`),
+        field("input digest", r.input_digest), field("decided at", time(r.decided_at)),
+        field("leaf hash", h("span", { class: "mono" }, proof.leaf_hash))),
+      h("p", { class: "muted" }, "For a third party: portcullis evidence export, then portcullis verify (docs/evidence.md)."));
+  };
+
+  // Checkpoint history.
+  const cTenant = tenantSelect("cp-tenant", { allowAll: true });
+  const checkpoints = h("tbody");
+  const cMessage = h("div", { "aria-live": "polite" });
+  const loadCheckpoints = async () => {
+    let rows;
+    try {
+      rows = (await api(`/v1/checkpoints${query({ tenant_id: cTenant.value, limit: 50 })}`)).result;
+    } catch (e) {
+      message(cMessage, "error", e.message);
+      return;
+    }
+    message(cMessage, "notice", rows.length ? "" : "No signed checkpoints yet.");
+    checkpoints.replaceChildren(...rows.map((c) => h("tr", { "data-checkpoint": `${c.tenant}/${c.size}` },
+      h("td", { class: "mono" }, time(c.signed_at)), h("td", {}, c.tenant), h("td", { class: "num" }, c.size),
+      h("td", { class: "mono wrap" }, c.root), h("td", {}, c.signed_by))));
+  };
+  cTenant.addEventListener("change", loadCheckpoints);
+
+  const table = (label, columns, body) => h("table", { "aria-label": label },
+    h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))), body);
+  main.append(heading,
+    h("p", { class: "muted" }, "Every decision leaves a receipt in its tenant's append-only log, sealed under signed checkpoints. Some requests wait for an approver."),
+    h("h2", {}, "Approval queue"),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "ap-tenant" }, "Tenant", qTenant), h("label", { for: "ap-status" }, "Status", qStatus),
+      h("label", { for: "ap-note" }, "Note for the next answer", note)),
+    qMessage,
+    table("Approval queue", ["Requested", "Tenant", "Principal", "Request", "Why", "Status", "When", "Answered by", ""], queue),
+    qEmpty,
+    h("h2", {}, "Receipt"),
+    h("form", { class: "filters", onsubmit: lookUp },
+      h("label", { for: "rc-tenant" }, "Tenant", rTenant), h("label", { for: "rc-decision" }, "Decision", rDecision),
+      h("button", { class: "primary", type: "submit" }, "Look up")),
+    receiptOut,
+    h("h2", {}, "Checkpoints"),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, h("label", { for: "cp-tenant" }, "Tenant", cTenant)),
+    cMessage,
+    table("Checkpoints", ["Signed", "Tenant", "Size", "Root", "Key"], checkpoints));
+  const refresh = async () => { await Promise.all([loadQueue(), loadCheckpoints()]); };
+  let loading = false;
+  const timer = setInterval(async () => {
+    if (!heading.isConnected) { clearInterval(timer); return; }
+    if (loading) return;
+    loading = true;
+    try { await refresh(); } finally { loading = false; }
   }, 5000);
   refreshTimer = timer;
   await refresh();

@@ -722,3 +722,117 @@ fn the_anomalies_page_trains_a_model_and_shows_what_it_finds() {
         env.cleanup().await;
     });
 }
+
+#[test]
+fn the_evidence_page_answers_approvals_and_checks_receipts() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let mut env = console_env("console_evidence").await;
+        env.config.kafka.enabled = false;
+        env.config.evidence.checkpoint_interval_ms = 200;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        let asker = env
+            .api(engine.http_addr())
+            .with_token(Some(&env.token(&["query:acme"]).await));
+        let ask = json!({"input": {"principal": "carol", "groups": [], "action": "GET",
+            "request": {"method": "GET", "path": "/admin/users", "host": "wiki"}}});
+        let (status, body) =
+            common::post_json(&asker, "/v1/data/tenants/acme/gateway/allow", &ask).await;
+        assert_eq!(status, 200, "{body}");
+        let approval = body["approval"]["id"].as_str().unwrap().to_owned();
+        let asked = body["decision_id"].as_str().unwrap().to_owned();
+        let row = format!("tr[data-approval='{approval}']");
+
+        // A reader sees the request but cannot answer it.
+        let reader = env.token(&["read:acme"]).await;
+        browser.sign_in(&base, &reader).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/evidence")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": row, "text": "pending"}))
+            .await;
+        let buttons = browser
+            .run(json!({"op": "count", "selector": format!("{row} button")}))
+            .await;
+        assert_eq!(buttons["count"], 0);
+
+        // An approver approves it with a note; the requester's next ask passes.
+        let approver = env.token_named("dana", &["approve:acme"]).await;
+        browser.switch_user(&base, &approver, "#/evidence").await;
+        browser
+            .run(json!({"op": "wait", "selector": row, "text": "carol"}))
+            .await;
+        browser
+            .run(json!({"op": "fill", "selector": "#ap-note", "value": "ticket CHG-7"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": format!("{row} button.primary")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "Approved: carol"}))
+            .await;
+        browser
+            .run(json!({"op": "select", "selector": "#ap-status", "value": "approved"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": row, "text": "dana: ticket CHG-7"}))
+            .await;
+        let (_, body) =
+            common::post_json(&asker, "/v1/data/tenants/acme/gateway/allow", &ask).await;
+        assert_eq!(body["approval"]["status"], "approved", "{body}");
+
+        // The asking decision's receipt, once sealed, verifies on the page and in the browser.
+        env.wait_at_least(
+            "SELECT coalesce(max(size), 0) FROM receipt_checkpoints WHERE tenant_id = 'acme'",
+            3,
+            Duration::from_secs(30),
+        )
+        .await;
+        browser
+            .switch_user(&base, &env.admin_token, "#/evidence")
+            .await;
+        browser
+            .run(json!({"op": "select", "selector": "#rc-tenant", "value": "acme"}))
+            .await;
+        browser
+            .run(json!({"op": "fill", "selector": "#rc-decision", "value": asked}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "#rc-decision ~ button, form:has(#rc-decision) button"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "#rc-status", "text": "verified"}))
+            .await;
+        browser
+            .run(
+                json!({"op": "wait", "selector": "#rc-browser", "text": "leads from this receipt"}),
+            )
+            .await;
+        let fields = browser.texts("dl.fields dd").await;
+        assert!(
+            fields.contains(&"require_approval".to_owned()),
+            "{fields:?}"
+        );
+        assert!(fields.contains(&"carol".to_owned()), "{fields:?}");
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-checkpoint^='acme/']"}))
+            .await;
+        // A decision with no receipt is said to be missing.
+        browser
+            .run(json!({"op": "fill", "selector": "#rc-decision", "value": uuid::Uuid::nil().to_string()}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "form:has(#rc-decision) button"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=alert]"}))
+            .await;
+        browser.close_expecting(&["404"]).await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
