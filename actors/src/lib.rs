@@ -7,12 +7,14 @@
 //! - [`tenant`]: the tenant entity, which judges its tenant's events;
 //! - [`segment`]: the segment entity, which sends a segment's policy versions to its agents;
 //! - [`agent`]: the agent-session entity, which answers an agent's hellos and records its status;
-//! - [`anomaly`]: the anomaly-model entity, which computes events' features and scores them.
+//! - [`anomaly`]: the anomaly-model entity, which computes events' features and scores them;
+//! - [`protection`]: the protection board, each unit's arrivals and level.
 
 pub mod agent;
 pub mod anomaly;
 pub mod entity;
 pub mod policy;
+pub mod protection;
 pub mod segment;
 pub mod tenant;
 
@@ -29,6 +31,7 @@ pub use policy::{
     LoadError, PolicySlot, PolicyStore, PolicyUnavailable, Query, QueryError, QueryReply,
     ServingPolicy, SlowLane, SLOW_LANE_THREAD,
 };
+pub use protection::{ProtectionBoard, UnitConfig, UnitObserved};
 pub use segment::{
     Claimed, Flush, FlushError, Flushed, OutboxError, OutgoingVersion, SegmentActor, SegmentOutbox,
 };

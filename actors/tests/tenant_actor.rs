@@ -114,6 +114,7 @@ async fn judge(dir: &TenantDirectory, tenant: &str, events: Vec<Event>) -> Vec<(
             events,
             now: Utc::now(),
             anomaly: Vec::new(),
+            protection: Vec::new(),
         },
     )
     .await
@@ -278,6 +279,7 @@ fn ask(store: &PolicyStore, tenant: &str, rule: &str) -> Option<serde_json::Valu
             path: RulePath::from_url(rule).unwrap(),
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
+            protection: None,
         },
     )
     .unwrap()
@@ -416,6 +418,7 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
         path: RulePath::from_url(rule).unwrap(),
         input: None,
         now: Utc::now(),
+        protection: None,
     };
     assert!(!lane.holds(&loopy));
     let err = lane.query(&loopy, query("explode")).await.unwrap_err();
@@ -483,6 +486,7 @@ async fn queries_answer_with_the_masked_input_for_the_log() {
             path: RulePath::from_url("who").unwrap(),
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
+            protection: None,
         },
     )
     .unwrap();
@@ -517,6 +521,7 @@ async fn a_tenants_mask_removes_fields_from_the_logged_input_only() {
             path: RulePath::from_url("pw").unwrap(),
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
+            protection: None,
         },
     )
     .unwrap();
@@ -539,6 +544,7 @@ async fn queries_follow_reloads_activate_off_the_async_threads_and_report_unknow
         path: RulePath::from_url(rule).unwrap(),
         input: None,
         now: Utc::now(),
+        protection: None,
     };
     let reply = lane.query(&acme, query("version")).await.unwrap();
     assert_eq!(
@@ -786,6 +792,7 @@ async fn a_refused_range_is_fast_so_it_neither_skips_a_batch_nor_holds_the_slow_
                 path: RulePath::from_url("decision").unwrap(),
                 input: Some(json!({"raw": {"n": 1e12}})),
                 now: Utc::now(),
+                protection: None,
             },
         )
         .await

@@ -797,6 +797,65 @@ async function proofLeadsToRoot(proof) {
   return sn === 0n && r.length === root.length && r.every((b, i) => b === root[i]);
 }
 
+// ρ over time as an SVG line, with the thresholds (0.6 require approval, 0.9 read-only)
+// drawn across; ρ above the top is drawn at the top. Built with DOM calls: no inline markup.
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  el.append(...children);
+  return el;
+}
+
+function rhoChart(samples, label) {
+  const width = 360, height = 90, top = 1.5;
+  const y = (rho) => height - (Math.min(rho === null ? top : rho, top) / top) * height;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": label, class: "rho-chart" });
+  for (const [at, cls] of [[0.6, "approval"], [0.9, "read-only"]]) {
+    chart.append(svg("line", { x1: 0, x2: width, y1: y(at), y2: y(at), class: `threshold ${cls}` }));
+  }
+  if (samples.length) {
+    const t0 = new Date(samples[0].at).getTime();
+    const span = Math.max(1, new Date(samples[samples.length - 1].at).getTime() - t0);
+    const points = samples.map((s) =>
+      `${((new Date(s.at).getTime() - t0) / span * width).toFixed(1)},${y(s.rho).toFixed(1)}`);
+    chart.append(svg("polyline", { points: points.join(" "), class: "rho" }));
+  }
+  chart.append(svg("title", {}, label));
+  return chart;
+}
+
+const LEVEL_BADGE = { permissive: "allow", require_approval: "require_approval", read_only: "deny" };
+
+async function loadProtection(tenantId, unitsBody, changesBody, status) {
+  let units, changes;
+  try {
+    [units, changes] = await Promise.all([
+      api(`/v1/protection${query({ tenant_id: tenantId })}`),
+      api(`/v1/protection-transitions${query({ tenant_id: tenantId, limit: 20 })}`),
+    ]).then((answers) => answers.map((a) => a.result));
+  } catch (e) {
+    message(status, "error", e.message);
+    return;
+  }
+  const since = new Date(Date.now() - 3600 * 1000).toISOString();
+  const charts = await Promise.all(units.map((u) =>
+    api(`/v1/protection/${encodeURIComponent(u.tenant_id)}/${encodeURIComponent(u.unit)}/samples${query({ since })}`)
+      .then((a) => a.result).catch(() => [])));
+  unitsBody.replaceChildren(...units.map((u, i) => h("tr", { "data-unit": `${u.tenant_id}/${u.unit}` },
+    h("td", {}, u.tenant_id), h("td", {}, u.unit), h("td", { class: "mono wrap" }, u.selector),
+    h("td", {}, h("span", { class: `outcome ${LEVEL_BADGE[u.level] || ""}` }, u.level)),
+    h("td", { class: "num" }, u.rho === null ? "∞" : u.rho.toFixed(2)),
+    h("td", { class: "num" }, `${u.lambda.toFixed(1)} / ${u.capacity_per_sec}`),
+    h("td", {}, rhoChart(charts[i], `rho of ${u.tenant_id}/${u.unit} over the last hour`)))));
+  changesBody.replaceChildren(...changes.map((c) => h("tr", {},
+    h("td", { class: "mono" }, time(c.at)), h("td", {}, `${c.tenant_id}/${c.unit}`),
+    h("td", {}, `${c.from_level} → ${c.to_level}`),
+    h("td", { class: "num" }, c.rho === null ? "∞" : c.rho.toFixed(2)))));
+  message(status, "notice", units.length ? "" : "No protection units: every decision is permissive. Add one with portcullis protection set.");
+}
+
 const RECEIPT_STATUS = { verified: "allow", pending: "watch", failed: "deny" };
 
 async function renderEvidence(main) {
@@ -902,10 +961,18 @@ async function renderEvidence(main) {
   };
   cTenant.addEventListener("change", loadCheckpoints);
 
+  // Protection levels.
+  const pTenant = tenantSelect("pr-tenant", { allowAll: true });
+  const pUnits = h("tbody");
+  const pChanges = h("tbody");
+  const pMessage = h("div", { "aria-live": "polite" });
+  const loadUnits = () => loadProtection(pTenant.value, pUnits, pChanges, pMessage);
+  pTenant.addEventListener("change", loadUnits);
+
   const table = (label, columns, body) => h("table", { "aria-label": label },
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))), body);
   main.append(heading,
-    h("p", { class: "muted" }, "Every decision leaves a receipt in its tenant's append-only log, sealed under signed checkpoints. Some requests wait for an approver."),
+    h("p", { class: "muted" }, "Every decision leaves a receipt in its tenant's append-only log, sealed under signed checkpoints. Some requests wait for an approver; protection tightens as a unit's load rises."),
     h("h2", {}, "Approval queue"),
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
       h("label", { for: "ap-tenant" }, "Tenant", qTenant), h("label", { for: "ap-status" }, "Status", qStatus),
@@ -913,6 +980,12 @@ async function renderEvidence(main) {
     qMessage,
     table("Approval queue", ["Requested", "Tenant", "Principal", "Request", "Why", "Status", "When", "Answered by", ""], queue),
     qEmpty,
+    h("h2", {}, "Protection levels"),
+    h("p", { class: "muted" }, "Each unit's load ρ = arrivals / capacity: from 0.6 writes need approval, from 0.9 the unit is read-only; below 0.5 it relaxes a step at a time."),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, h("label", { for: "pr-tenant" }, "Tenant", pTenant)),
+    pMessage,
+    table("Protection units", ["Tenant", "Unit", "Selector", "Level", "ρ", "λ / μ per s", "ρ, last hour"], pUnits),
+    table("Protection changes", ["When", "Unit", "Change", "ρ"], pChanges),
     h("h2", {}, "Receipt"),
     h("form", { class: "filters", onsubmit: lookUp },
       h("label", { for: "rc-tenant" }, "Tenant", rTenant), h("label", { for: "rc-decision" }, "Decision", rDecision),
@@ -922,7 +995,7 @@ async function renderEvidence(main) {
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, h("label", { for: "cp-tenant" }, "Tenant", cTenant)),
     cMessage,
     table("Checkpoints", ["Signed", "Tenant", "Size", "Root", "Key"], checkpoints));
-  const refresh = async () => { await Promise.all([loadQueue(), loadCheckpoints()]); };
+  const refresh = async () => { await Promise.all([loadQueue(), loadCheckpoints(), loadUnits()]); };
   let loading = false;
   const timer = setInterval(async () => {
     if (!heading.isConnected) { clearInterval(timer); return; }

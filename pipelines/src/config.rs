@@ -15,6 +15,7 @@ pub use crate::approvals::ApprovalsConfig;
 pub use crate::distribution::DistributionConfig;
 pub use crate::evidence::EvidenceConfig;
 pub use crate::policy_service::config::PolicyConfig;
+pub use crate::protection::ProtectionConfig;
 pub use crate::runtime::config::{ActorsConfig, EntityConfig};
 pub use crate::sinks::postgres::config::PostgresConfig;
 pub use crate::sources::kafka::config::KafkaConfig;
@@ -37,6 +38,7 @@ pub struct Config {
     pub anomaly: AnomalyConfig,
     pub evidence: EvidenceConfig,
     pub approvals: ApprovalsConfig,
+    pub protection: ProtectionConfig,
     pub actors: ActorsConfig,
     pub http: HttpConfig,
     pub tuning: TuningConfig,
@@ -199,6 +201,7 @@ impl Config {
         }
         p.extend(self.evidence.problems());
         p.extend(self.approvals.problems());
+        p.extend(self.protection.problems());
         p
     }
 

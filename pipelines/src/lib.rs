@@ -21,6 +21,7 @@ pub mod distribution;
 pub mod evidence;
 pub mod path;
 pub mod policy_service;
+pub mod protection;
 pub mod records;
 pub mod retry;
 pub mod runtime;

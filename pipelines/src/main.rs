@@ -13,6 +13,7 @@ use portcullis::cli::dlq;
 use portcullis::cli::evidence::{self, EvidenceCommand, VerifyArgs};
 use portcullis::cli::gateway::{self, GatewayCommand};
 use portcullis::cli::model::{self, ModelCommand};
+use portcullis::cli::protection::{self, ProtectionCommand};
 use portcullis::cli::segment::{self, SegmentCommand, SigningKeyCommand};
 use portcullis::cli::token::{self, TokenCommand};
 use portcullis::config::{Config, TelemetryConfig};
@@ -122,6 +123,10 @@ enum Command {
     /// (docs/approvals.md).
     #[command(subcommand)]
     Approval(ApprovalCommand),
+    /// Protection levels: units whose load (rho = arrivals / capacity) tightens policy as it
+    /// rises, and their changes of level (docs/protection.md).
+    #[command(subcommand)]
+    Protection(ProtectionCommand),
     /// Put a web site behind a tenant's policy: print the nginx or Traefik configuration that
     /// asks the engine's forward-auth gateway about every request (docs/gateway.md).
     #[command(subcommand)]
@@ -726,6 +731,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Approval(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;
             approval::run(&config, cmd).await
+        }),
+        Command::Protection(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&quiet(&config.telemetry))?;
+            protection::run(&config, cmd).await
         }),
         Command::Gateway(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;

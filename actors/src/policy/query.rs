@@ -19,6 +19,8 @@ pub struct Query {
     pub path: RulePath,
     pub input: Option<serde_json::Value>,
     pub now: DateTime<Utc>,
+    /// The protection of the query's unit, for `input.context`; `None`: permissive.
+    pub protection: Option<portcullis_engine::protection::UnitProtection>,
 }
 
 /// A query's answer, with the input as it may be logged (the tenant's mask applied).
@@ -72,7 +74,8 @@ impl FailedQuery {
 /// evaluation fails this query like any other error, so that it is logged with its input; the
 /// evaluator it ran on is dropped.
 pub fn answer_query(serving: &ServingPolicy, q: Query) -> Result<QueryReply, QueryError> {
-    let context = PolicyContext::neutral(q.now);
+    let mut context = PolicyContext::neutral(q.now);
+    context.set_protection(q.protection);
     let started = Instant::now();
     let answer = catch_unwind(AssertUnwindSafe(|| {
         serving.with_evaluator(|p| p.query(&q.path, q.input.as_ref(), &context))

@@ -95,11 +95,13 @@ impl Handler<Judge> for TenantActor {
         let mut out = Vec::with_capacity(msg.events.len());
         let mut stopped = 0;
         let mut anomaly = msg.anomaly.into_iter();
+        let mut protection = msg.protection.into_iter();
         let mut events = msg.events.into_iter();
         while let Some(mut event) = events.next() {
             let seen = anomaly.next().unwrap_or_default();
             context.anomaly_score = seen.score;
             context.principal_trust = seen.trust;
+            context.set_protection(protection.next().flatten());
             if stopped == LIMIT_STOPS_PER_BATCH {
                 out.push((event, Verdict::Refused(not_evaluated(stopped))));
                 continue;

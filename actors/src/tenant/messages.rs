@@ -2,6 +2,7 @@
 
 use actix::Message;
 use chrono::{DateTime, Utc};
+use portcullis_engine::protection::UnitProtection;
 use portcullis_engine::{Decision, Event};
 
 /// Judge these events (all of one tenant), in order, with one generation of its policy.
@@ -11,6 +12,9 @@ pub struct Judge {
     /// What the anomaly models said of each event, for `input.context`; empty, or shorter
     /// than `events`: the neutral context for those without.
     pub anomaly: Vec<AnomalyContext>,
+    /// The protection of each event's unit, for `input.context`; empty, or shorter than
+    /// `events`: permissive for those without (no configured unit covers them).
+    pub protection: Vec<Option<UnitProtection>>,
 }
 
 /// An event's anomaly score and its subject's trust, as policy reads them.

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::approval::Verdict;
+use crate::protection::ProtectionLevel;
 use crate::{Decision, Event};
 
 /// Bumped when a field is added, removed or changes meaning.
@@ -142,7 +143,7 @@ impl Receipt {
             policy_digest: decision.policy_digest.to_string(),
             input_digest: json_digest(&event.raw),
             anomaly_score: decision.anomaly_score,
-            protection_level: None,
+            protection_level: decision.protection_level.map(|l| l.as_str().to_owned()),
             decided_at,
         }
     }
@@ -215,6 +216,12 @@ impl Receipt {
             protection_level: None,
             decided_at: a.decided_at,
         }
+    }
+
+    /// This query's receipt with the protection level of the unit it fell in.
+    pub fn with_protection(mut self, level: Option<ProtectionLevel>) -> Self {
+        self.protection_level = level.map(|l| l.as_str().to_owned());
+        self
     }
 
     /// This query's receipt when an approved request let it through: allowed, with the

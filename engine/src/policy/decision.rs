@@ -26,6 +26,9 @@ pub struct Decision {
     /// when no model scored the event.
     pub anomaly_score: Option<f64>,
     pub anomaly_model_version: Option<i32>,
+    /// The protection level of the unit the event fell in, when a configured unit covers it
+    /// (set by the event path, which counted the event's arrival).
+    pub protection_level: Option<crate::protection::ProtectionLevel>,
 }
 
 /// Reads the verdict out of a rule value: `true`, or `{"allow": true, ...}`. Anything else,

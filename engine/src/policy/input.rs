@@ -11,9 +11,13 @@ use crate::Event;
 /// What the engine knows besides the event itself; policies read it as `input.context`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PolicyContext {
-    /// The tenant's protection level (seed 002); `Permissive` until protection levels are
-    /// wired to the event path.
+    /// The protection level of the unit the decision falls in (seed 002, docs/protection.md);
+    /// `Permissive` when no configured unit covers it.
     pub protection_level: ProtectionLevel,
+    /// That unit's load, ρ = λ/μ (0 when no unit covers the decision).
+    pub rho: f64,
+    /// That unit's name.
+    pub protection_unit: Option<std::sync::Arc<str>>,
     /// Anomaly score in (0, 1] from the tenant's model for the event's scope; 0 when no model
     /// scored it (none trained yet, or the decision API, which has no event).
     pub anomaly_score: f64,
@@ -26,9 +30,27 @@ pub struct PolicyContext {
 }
 
 impl PolicyContext {
+    /// Puts a unit's protection into the context, or none: permissive.
+    pub fn set_protection(&mut self, protection: Option<crate::protection::UnitProtection>) {
+        match protection {
+            Some(p) => {
+                self.protection_level = p.level;
+                self.rho = p.rho;
+                self.protection_unit = Some(p.unit);
+            }
+            None => {
+                self.protection_level = ProtectionLevel::Permissive;
+                self.rho = 0.0;
+                self.protection_unit = None;
+            }
+        }
+    }
+
     pub fn neutral(now: DateTime<Utc>) -> Self {
         Self {
             protection_level: ProtectionLevel::Permissive,
+            rho: 0.0,
+            protection_unit: None,
             anomaly_score: 0.0,
             principal_trust: 100.0,
             now,
@@ -58,6 +80,14 @@ fn context_rego(ctx: &PolicyContext) -> regorus::Value {
             "protection_level",
             regorus::Value::from(ctx.protection_level.as_str()),
         ),
+        // Infinite (work and no service) is given as a large number: JSON has no infinity.
+        ("rho", regorus::Value::from(finite_rho(ctx.rho))),
+        (
+            "protection_unit",
+            ctx.protection_unit
+                .as_deref()
+                .map_or(regorus::Value::Null, regorus::Value::from),
+        ),
         ("anomaly_score", regorus::Value::from(ctx.anomaly_score)),
         ("principal_trust", regorus::Value::from(ctx.principal_trust)),
         (
@@ -65,6 +95,15 @@ fn context_rego(ctx: &PolicyContext) -> regorus::Value {
             regorus::Value::from(ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true)),
         ),
     ])
+}
+
+/// ρ as policy reads it: finite, at most 1e9.
+fn finite_rho(rho: f64) -> f64 {
+    if rho.is_finite() {
+        rho.clamp(0.0, 1e9)
+    } else {
+        1e9
+    }
 }
 
 /// `{"event": normalized fields, "raw": original record}`: what a policy sees of an event, and
@@ -131,6 +170,8 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 1).unwrap();
         let ctx = PolicyContext {
             protection_level: ProtectionLevel::RequireApproval,
+            rho: f64::INFINITY,
+            protection_unit: Some("iam".into()),
             ..PolicyContext::neutral(now)
         };
         let event = Event {
@@ -149,6 +190,8 @@ mod tests {
         };
         let context = json!({
             "protection_level": ctx.protection_level,
+            "rho": 1e9,
+            "protection_unit": "iam",
             "anomaly_score": ctx.anomaly_score,
             "principal_trust": ctx.principal_trust,
             "time": "2026-11-22T10:00:01.000Z",

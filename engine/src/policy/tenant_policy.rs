@@ -307,6 +307,7 @@ impl TenantPolicy {
             // Set by whoever scored the event (the event path), which knows the model version.
             anomaly_score: None,
             anomaly_model_version: None,
+            protection_level: None,
         })
     }
 

@@ -4,7 +4,9 @@
 //! step at a time once ρ falls well below (hysteresis), so it does not flap.
 
 mod level;
+mod unit;
 mod unit_load;
 
 pub use level::ProtectionLevel;
+pub use unit::{event_unit_key, is_unit_name_valid, Selector, SelectorError, UnitProtection};
 pub use unit_load::{ProtectionParams, ProtectionParamsError, Transition, UnitLoad};

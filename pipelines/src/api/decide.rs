@@ -35,7 +35,7 @@ pub(super) enum Asker {
     /// The decision API: the request is its input, named by the input's digest.
     Api,
     /// The gateway: the request is `METHOD host/path`.
-    Gateway { resource: String },
+    Gateway { resource: String, host: String },
 }
 
 impl Asker {
@@ -58,13 +58,30 @@ pub(super) async fn decide(
     asker: Asker,
 ) -> Result<Decided, ApiError> {
     let source = asker.source();
+    // The query's arrival counts in its unit's load; policy sees the unit's level.
+    let protection = state.protection.as_ref().and_then(|board| {
+        let key = match &asker {
+            Asker::Api => format!("api:{}", path.under(&format!("tenants.{tenant}"))),
+            Asker::Gateway { host, .. } => format!("gateway:{host}"),
+        };
+        board.arrive(tenant, &key)
+    });
+    let protection_level = protection.as_ref().map(|p| p.level);
     let now = Utc::now();
     // Evaluated here, on this HTTP worker, on an evaluator of the tenant's serving policy: no
     // hop to the tenant's actor thread (docs/decisions/0006). A tenant whose rules recently
     // ran long is answered on the slow lane instead, so it cannot hold every worker.
     let reply = match state
         .slow_lane
-        .query(tenant, Query { path, input, now })
+        .query(
+            tenant,
+            Query {
+                path,
+                input,
+                now,
+                protection,
+            },
+        )
         .await
     {
         Ok(reply) => reply,
@@ -92,7 +109,7 @@ pub(super) async fn decide(
             principal: text_field(reply.logged_input.as_ref(), "principal"),
             action: text_field(reply.logged_input.as_ref(), "action"),
             resource: match asker {
-                Asker::Gateway { resource } => resource,
+                Asker::Gateway { resource, .. } => resource,
                 Asker::Api => format!(
                     "input {}",
                     json_digest(reply.logged_input.as_ref().unwrap_or(&Json::Null))
@@ -111,7 +128,11 @@ pub(super) async fn decide(
         match &opened {
             Opened::Granted(_) => verdict = Verdict::Allow,
             Opened::Pending(row) if row.decision_id == decision_id => {
-                m.with_label_values(&[tenant.as_str(), "opened"]).inc()
+                m.with_label_values(&[tenant.as_str(), "opened"]).inc();
+                // Approvals are a unit too: their arrivals against the approvers' rate.
+                if let Some(board) = &state.protection {
+                    board.arrive(tenant, "approvals");
+                }
             }
             Opened::Pending(_) => {}
         }
@@ -132,6 +153,7 @@ pub(super) async fn decide(
         decided_at: now,
         error: None,
         size_hint: body_bytes + 256,
+        protection_level,
         approval: approval.as_ref().map(|o| match o {
             Opened::Granted(a) => ApprovalLink {
                 approval_id: a.approval_id,
@@ -251,6 +273,7 @@ fn log_failure(
         decided_at: now,
         size_hint: body_bytes + 256 + error.len(),
         error: Some(error),
+        protection_level: None,
         approval: None,
     };
     match state.decision_log.try_log(row) {

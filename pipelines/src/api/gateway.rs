@@ -79,6 +79,7 @@ async fn judge(
         size,
         Asker::Gateway {
             resource: forwarded.resource(),
+            host: forwarded.host.clone().unwrap_or_default(),
         },
     )
     .await?;

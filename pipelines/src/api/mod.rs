@@ -14,6 +14,7 @@ mod error;
 mod evidence;
 mod gateway;
 mod health;
+mod protection;
 mod query;
 mod records;
 mod segments;

@@ -39,6 +39,8 @@ pub(crate) struct State {
     pub(super) approvals: crate::approvals::ApprovalsConfig,
     /// Whether decisions and approval answers leave receipts (`evidence.enabled`).
     pub(super) receipts: bool,
+    /// Protection levels by unit; `None` when `protection.enabled` is off.
+    pub(super) protection: Option<Arc<portcullis_actors::ProtectionBoard>>,
 }
 
 /// How long a tenant whose query ran long stays on the slow lane after its last slow query
@@ -62,6 +64,8 @@ pub struct Services {
     /// Signs published segment policy; `None` when distribution is off.
     pub signer: Option<Arc<PolicySigner>>,
     pub max_policy_bytes: usize,
+    /// Protection levels by unit, shared with the event path.
+    pub protection: Option<Arc<portcullis_actors::ProtectionBoard>>,
 }
 
 /// Binds `config.http.listen` and serves until the returned handle is stopped. Records the bound
@@ -87,6 +91,7 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         broker: config.mqtt.clone(),
         approvals: config.approvals.clone(),
         receipts: config.evidence.enabled,
+        protection: services.protection,
     });
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism()
@@ -213,6 +218,23 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         web::get().to(super::evidence::consistency),
                     )
                     .route("/evidence-keys", web::get().to(super::evidence::keys))
+                    .route("/protection", web::get().to(super::protection::units))
+                    .route(
+                        "/protection/{tenant}/{unit}",
+                        web::put().to(super::protection::set),
+                    )
+                    .route(
+                        "/protection/{tenant}/{unit}",
+                        web::delete().to(super::protection::remove),
+                    )
+                    .route(
+                        "/protection/{tenant}/{unit}/samples",
+                        web::get().to(super::protection::samples),
+                    )
+                    .route(
+                        "/protection-transitions",
+                        web::get().to(super::protection::transitions),
+                    )
                     .route("/approvals", web::get().to(super::approvals::list))
                     .route("/approvals/{id}", web::get().to(super::approvals::one))
                     .route(

@@ -7,5 +7,6 @@ pub mod dlq;
 pub mod evidence;
 pub mod gateway;
 pub mod model;
+pub mod protection;
 pub mod segment;
 pub mod token;

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use futures::future::join_all;
-use portcullis_actors::{AnomalyContext, Judge, Observation, TenantDirectory, Verdict};
+use portcullis_actors::{
+    AnomalyContext, Judge, Observation, ProtectionBoard, TenantDirectory, Verdict,
+};
 use portcullis_engine::anomaly::trust::FULL_TRUST;
+use portcullis_engine::protection::{event_unit_key, UnitProtection};
 use portcullis_engine::{DeadLetter, Event, Origin, TenantId};
 use tracing::instrument;
 
@@ -24,6 +27,7 @@ pub struct ActorStopped(pub TenantId);
 pub struct Judging {
     directory: Arc<TenantDirectory>,
     observer: Option<Arc<dyn EventObserver>>,
+    board: Option<Arc<ProtectionBoard>>,
 }
 
 /// One tenant's share of a batch: its events, the message each came from, its place among the
@@ -34,6 +38,7 @@ struct Share {
     positions: Vec<usize>,
     events: Vec<Event>,
     observations: Vec<Option<Arc<Observation>>>,
+    protection: Vec<Option<UnitProtection>>,
 }
 
 /// One decoded event's message, and what its anomaly model said of it.
@@ -46,6 +51,9 @@ type Seen = (usize, Option<Arc<Observation>>);
 pub struct Observations {
     /// Per decoded event: the message it came from, and its observation.
     seen: Option<Vec<Seen>>,
+    /// Per decoded event: the message it came from, and its unit's protection (its arrival
+    /// counted once, in the first round).
+    protection: Option<(Vec<usize>, Vec<Option<UnitProtection>>)>,
 }
 
 impl Observations {
@@ -57,6 +65,13 @@ impl Observations {
             && seen.iter().zip(events).all(|((m, _), d)| *m == d.message);
         same.then_some(seen)
     }
+
+    fn protection_of(&self, events: &[Decoded]) -> Option<&[Option<UnitProtection>]> {
+        let (messages, protection) = self.protection.as_ref()?;
+        let same = messages.len() == events.len()
+            && messages.iter().zip(events).all(|(m, d)| *m == d.message);
+        same.then_some(protection.as_slice())
+    }
 }
 
 impl Judging {
@@ -64,7 +79,14 @@ impl Judging {
         Self {
             directory,
             observer: None,
+            board: None,
         }
+    }
+
+    /// Each event's arrival counts in its unit's load, and policy sees the unit's level.
+    pub fn with_protection(mut self, board: Arc<ProtectionBoard>) -> Self {
+        self.board = Some(board);
+        self
     }
 
     /// Events' features and scores come from `observer` before policy sees them.
@@ -95,6 +117,9 @@ impl Judging {
             .of(&events)
             .map(|seen| seen.iter().map(|(_, o)| o.clone()).collect());
         let messages: Vec<usize> = events.iter().map(|d| d.message).collect();
+        let known_protection: Option<Vec<Option<UnitProtection>>> =
+            observations.protection_of(&events).map(<[_]>::to_vec);
+        let mut fresh_protection: Vec<Option<UnitProtection>> = vec![None; decoded];
         let mut shares: HashMap<TenantId, Share> = HashMap::new();
         for (position, Decoded { message, event }) in events.into_iter().enumerate() {
             if set_aside.contains(&event.tenant_id) {
@@ -109,10 +134,23 @@ impl Judging {
                     .push(event_dead_letter(&event, origin, reason));
                 continue;
             }
+            let protection = match (&known_protection, &self.board) {
+                (Some(known), _) => known[position].clone(),
+                (None, Some(board)) => {
+                    let p = board.arrive(&event.tenant_id, &event_unit_key(&event));
+                    fresh_protection[position] = p.clone();
+                    p
+                }
+                (None, None) => None,
+            };
             let share = shares.entry(event.tenant_id.clone()).or_default();
             share.messages.push(message);
             share.positions.push(position);
             share.events.push(event);
+            share.protection.push(protection);
+        }
+        if known_protection.is_none() && self.board.is_some() {
+            observations.protection = Some((messages.clone(), fresh_protection));
         }
         // Observed once per batch, before the first round: a principal's behaviour counts each
         // event once, also when the batch is judged again.
@@ -162,6 +200,8 @@ impl Judging {
                         _ => AnomalyContext::default(),
                     })
                     .collect();
+                let mut protection = share.protection;
+                protection.resize(share.events.len(), None);
                 let answer = match self.directory.addr(&tenant).await {
                     Ok(addr) => {
                         let events = share.events;
@@ -170,22 +210,27 @@ impl Judging {
                                 events,
                                 now,
                                 anomaly,
+                                protection: protection.clone(),
                             })
                             .await)
                     }
                     Err(unavailable) => Err((unavailable, share.events)),
                 };
-                (tenant, share.messages, observations, answer)
+                (tenant, share.messages, observations, protection, answer)
             });
-            for (tenant, messages, observations, answer) in join_all(asks).await {
+            for (tenant, messages, observations, protection, answer) in join_all(asks).await {
                 match answer {
                     Ok(Ok(verdicts)) => {
-                        for (((event, verdict), message), observation) in
-                            verdicts.into_iter().zip(messages).zip(observations)
+                        for ((((event, verdict), message), observation), protection) in verdicts
+                            .into_iter()
+                            .zip(messages)
+                            .zip(observations)
+                            .zip(protection)
                         {
                             let set = &mut sets[message];
                             match verdict {
                                 Verdict::Judged(mut decision) => {
+                                    decision.protection_level = protection.map(|p| p.level);
                                     if let Some(observation) = observation {
                                         decision.anomaly_score = observation.score;
                                         decision.anomaly_model_version = observation.model_version;
@@ -206,6 +251,7 @@ impl Judging {
                                     share.messages.push(message);
                                     share.events.push(event);
                                     share.observations.push(observation);
+                                    share.protection.push(protection);
                                     share.positions.push(usize::MAX);
                                 }
                             }
@@ -280,6 +326,7 @@ mod tests {
         });
         let kept = Observations {
             seen: Some(vec![(0, Some(observation)), (2, None)]),
+            protection: None,
         };
         let again = [decoded(0, "e1"), decoded(2, "e2")];
         assert_eq!(kept.of(&again).map(|s| s.len()), Some(2));

@@ -92,6 +92,12 @@ impl EventPath {
         self
     }
 
+    /// Counts each event's arrival in its unit's load and gives policy the unit's level.
+    pub fn with_protection(mut self, board: Arc<portcullis_actors::ProtectionBoard>) -> Self {
+        self.judging = self.judging.with_protection(board);
+        self
+    }
+
     /// Gives every decision a receipt in its tenant's log, written with it.
     pub fn with_receipts(mut self) -> Self {
         self.receipts = true;

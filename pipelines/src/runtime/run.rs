@@ -4,7 +4,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use portcullis_actors::{Activation, Arbiters, PolicyStore, TenantDirectory};
+use portcullis_actors::{Activation, Arbiters, PolicyStore, ProtectionBoard, TenantDirectory};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -18,6 +18,7 @@ use crate::evidence;
 use crate::path::{DecodeLimits, Decoder, EventPath, SharedRegistry};
 use crate::policy_service::bundle_files::FsBundleSource;
 use crate::policy_service::{self, ActivationRecorder, DecisionBus, DecisionLog};
+use crate::protection;
 use crate::sinks::mqtt::MqttPublisher;
 use crate::sinks::postgres::{self, PgSink};
 use crate::sources::{kafka, mqtt};
@@ -38,6 +39,8 @@ pub struct Parts {
     pub agent_decisions: Option<AgentDecisions>,
     /// The anomaly-model actors, if `anomaly.enabled`.
     pub models: Option<Arc<ModelDirectory>>,
+    /// Protection levels by unit, if `protection.enabled`; `run` ticks it.
+    pub protection: Option<Arc<ProtectionBoard>>,
 }
 
 pub type AgentDecisions = tokio::sync::mpsc::Receiver<(String, Vec<u8>)>;
@@ -129,6 +132,16 @@ pub async fn build(
     if config.evidence.enabled {
         path = path.with_receipts();
     }
+    let protection = if config.protection.enabled {
+        let board = Arc::new(ProtectionBoard::new(config.protection.params()?));
+        protection::load_board(pool, &board)
+            .await
+            .context("cannot read the protection units")?;
+        path = path.with_protection(board.clone());
+        Some(board)
+    } else {
+        None
+    };
     let d = &config.distribution;
     let agent_decisions = if config.mqtt.enabled && d.enabled && d.decisions_to_agents {
         let (step, queue) = distribution::decision_replies(
@@ -152,6 +165,7 @@ pub async fn build(
         bus,
         agent_decisions,
         models,
+        protection,
     };
     Ok((parts, activations))
 }
@@ -245,6 +259,13 @@ pub async fn run(
         let (p, b, c) = (pool.clone(), parts.bus.clone(), cancel.clone());
         tasks.spawn(async move {
             approvals::stream_answers(p, b, c).await;
+            Ok(())
+        });
+    }
+    if let Some(board) = parts.protection.clone() {
+        let (p, cfg, c) = (pool.clone(), config.protection.clone(), cancel.clone());
+        tasks.spawn(async move {
+            protection::run_ticker(p, board, cfg, engine_name(), c).await;
             Ok(())
         });
     }
@@ -388,6 +409,7 @@ pub async fn run(
             bus: parts.bus.clone(),
             signer: signer.clone(),
             max_policy_bytes: config.distribution.max_policy_bytes,
+            protection: parts.protection.clone(),
         };
         let handle = crate::api::start(&config, services)
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
@@ -493,6 +515,15 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// This engine, as protection records name it: host and process id.
+fn engine_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
 }
 
 #[cfg(test)]

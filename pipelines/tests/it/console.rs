@@ -732,6 +732,9 @@ fn the_evidence_page_answers_approvals_and_checks_receipts() {
         let mut env = console_env("console_evidence").await;
         env.config.kafka.enabled = false;
         env.config.evidence.checkpoint_interval_ms = 200;
+        env.config.protection.tick_ms = 200;
+        env.config.protection.refresh_ms = 200;
+        env.config.protection.sample_secs = 1;
         let engine = env.start().await;
         let base = format!("http://{}", engine.http_addr());
         let asker = env
@@ -830,6 +833,32 @@ fn the_evidence_page_answers_approvals_and_checks_receipts() {
             .await;
         browser
             .run(json!({"op": "wait", "selector": "[role=alert]"}))
+            .await;
+
+        // Protection: a unit over acme's gateway rule, overloaded: its change to read-only is
+        // listed and its ρ drawn over time (the level itself relaxes within a second).
+        let admin = env.api(engine.http_addr());
+        let (status, text) = common::request(
+            &admin,
+            "PUT",
+            "/v1/protection/acme/gateway",
+            &[],
+            br#"{"selector": "api:data.tenants.acme.gateway.*", "capacity_per_sec": 5}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        for _ in 0..60 {
+            common::post_json(&asker, "/v1/data/tenants/acme/gateway/allow", &ask).await;
+        }
+        let unit = "tr[data-unit='acme/gateway']";
+        browser
+            .run(json!({"op": "wait", "selector": unit, "text": "api:data.tenants.acme.gateway.*"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": format!("{unit} svg polyline")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table[aria-label='Protection changes'] td", "text": "permissive → read_only"}))
             .await;
         browser.close_expecting(&["404"]).await;
         engine.stop().await.unwrap();

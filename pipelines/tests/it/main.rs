@@ -29,6 +29,7 @@ mod model;
 mod pipeline;
 mod policies;
 mod policy_api;
+mod protection;
 mod read_api;
 mod registry;
 mod training;

@@ -44,6 +44,7 @@ fn decision(e: &Event) -> Decision {
         eval_micros: 12,
         anomaly_score: None,
         anomaly_model_version: None,
+        protection_level: None,
     }
 }
 
@@ -162,6 +163,7 @@ fn the_api_decision_log_stores_each_decision_once_as_given() {
             decided_at: Utc::now(),
             error: None,
             size_hint: 64,
+            protection_level: None,
             approval: None,
         };
         // A failed query: no result, and why.

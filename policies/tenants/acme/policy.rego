@@ -125,6 +125,14 @@ reasons contains sprintf("untrusted (%d): changes are refused until trust comes 
 	not read_only
 }
 
+# --- Protection levels (docs/protection.md) ----------------------------------------------------
+
+# The unit this event falls in is overloaded (its load rho reached 0.9): only reads pass.
+reasons contains sprintf("unit %v is read-only under load: changes are refused until it recovers", [input.context.protection_unit]) if {
+	input.context.protection_level == "read_only"
+	not read_only
+}
+
 read_only if input.raw.readOnly == true
 
 read_only if {

@@ -27,6 +27,8 @@ pub struct ApiDecisionRow {
     pub error: Option<String>,
     /// Not a column: about how large the row is (its request body), to bound batches.
     pub size_hint: usize,
+    /// The protection level of the decision's unit, when a configured unit covers it.
+    pub protection_level: Option<portcullis_engine::protection::ProtectionLevel>,
     /// The approval request the decision opened or found, when its rule asked for one.
     pub approval: Option<ApprovalLink>,
 }
@@ -61,7 +63,8 @@ pub async fn insert_api_decisions(
                     &r.bundle_revision,
                     &r.policy_digest,
                     r.decided_at,
-                );
+                )
+                .with_protection(r.protection_level);
                 ReceiptRow::of(&match r.approval {
                     Some(link) if link.granted => receipt.granted_by(link.approval_id),
                     _ => receipt,

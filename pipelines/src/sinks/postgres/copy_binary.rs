@@ -177,6 +177,7 @@ mod tests {
             eval_micros: u64::MAX,
             anomaly_score: Some(0.75),
             anomaly_model_version: None,
+            protection_level: None,
         };
         let bytes = decisions([&d]).unwrap();
         let mut want = SIGNATURE.to_vec();

@@ -224,6 +224,7 @@ pub async fn run_policy_bench(
             path: allow.clone(),
             input: Some(inputs[i % inputs.len()].clone()),
             now: Utc::now(),
+            protection: None,
         };
         answer_query(&serving, q).expect("ABAC evaluation");
     });
