@@ -8,7 +8,8 @@
 //! - [`segment`]: the segment entity, which sends a segment's policy versions to its agents;
 //! - [`agent`]: the agent-session entity, which answers an agent's hellos and records its status;
 //! - [`anomaly`]: the anomaly-model entity, which computes events' features and scores them;
-//! - [`protection`]: the protection board, each unit's arrivals and level.
+//! - [`protection`]: the protection board, each unit's arrivals and level;
+//! - [`signals`]: the signal board, external trust signals that last.
 
 pub mod agent;
 pub mod anomaly;
@@ -16,6 +17,7 @@ pub mod entity;
 pub mod policy;
 pub mod protection;
 pub mod segment;
+pub mod signals;
 pub mod tenant;
 
 pub use agent::{AgentSession, AgentStore, FromAgent, SegmentsChanged, SessionError, SessionState};
@@ -35,6 +37,7 @@ pub use protection::{ProtectionBoard, UnitConfig, UnitObserved};
 pub use segment::{
     Claimed, Flush, FlushError, Flushed, OutboxError, OutgoingVersion, SegmentActor, SegmentOutbox,
 };
+pub use signals::{SignalBoard, StoredSignal};
 pub use tenant::{
     AnomalyContext, Judge, TenantActor, TenantDirectory, Verdict, LIMIT_STOPS_PER_BATCH,
 };

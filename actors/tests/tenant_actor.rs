@@ -115,6 +115,7 @@ async fn judge(dir: &TenantDirectory, tenant: &str, events: Vec<Event>) -> Vec<(
             now: Utc::now(),
             anomaly: Vec::new(),
             protection: Vec::new(),
+            signals: Vec::new(),
         },
     )
     .await
@@ -280,6 +281,7 @@ fn ask(store: &PolicyStore, tenant: &str, rule: &str) -> Option<serde_json::Valu
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
             protection: None,
+            signals: std::sync::Arc::from([]),
         },
     )
     .unwrap()
@@ -419,6 +421,7 @@ async fn a_tenant_whose_query_runs_into_the_limit_is_answered_on_the_slow_lane_f
         input: None,
         now: Utc::now(),
         protection: None,
+        signals: std::sync::Arc::from([]),
     };
     assert!(!lane.holds(&loopy));
     let err = lane.query(&loopy, query("explode")).await.unwrap_err();
@@ -487,6 +490,7 @@ async fn queries_answer_with_the_masked_input_for_the_log() {
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
             protection: None,
+            signals: std::sync::Arc::from([]),
         },
     )
     .unwrap();
@@ -522,6 +526,7 @@ async fn a_tenants_mask_removes_fields_from_the_logged_input_only() {
             input: Some(json!({"user": "alice", "password": "hunter2"})),
             now: Utc::now(),
             protection: None,
+            signals: std::sync::Arc::from([]),
         },
     )
     .unwrap();
@@ -545,6 +550,7 @@ async fn queries_follow_reloads_activate_off_the_async_threads_and_report_unknow
         input: None,
         now: Utc::now(),
         protection: None,
+        signals: std::sync::Arc::from([]),
     };
     let reply = lane.query(&acme, query("version")).await.unwrap();
     assert_eq!(
@@ -793,6 +799,7 @@ async fn a_refused_range_is_fast_so_it_neither_skips_a_batch_nor_holds_the_slow_
                 input: Some(json!({"raw": {"n": 1e12}})),
                 now: Utc::now(),
                 protection: None,
+                signals: std::sync::Arc::from([]),
             },
         )
         .await

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod ids;
 pub mod policy;
 pub mod protection;
+pub mod signals;
 pub mod tenant;
 
 pub use accounts::TenantRegistry;

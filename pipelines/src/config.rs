@@ -17,6 +17,7 @@ pub use crate::evidence::EvidenceConfig;
 pub use crate::policy_service::config::PolicyConfig;
 pub use crate::protection::ProtectionConfig;
 pub use crate::runtime::config::{ActorsConfig, EntityConfig};
+pub use crate::signals::SignalsConfig;
 pub use crate::sinks::postgres::config::PostgresConfig;
 pub use crate::sources::kafka::config::KafkaConfig;
 pub use crate::sources::mqtt::config::MqttConfig;
@@ -39,6 +40,7 @@ pub struct Config {
     pub evidence: EvidenceConfig,
     pub approvals: ApprovalsConfig,
     pub protection: ProtectionConfig,
+    pub signals: SignalsConfig,
     pub actors: ActorsConfig,
     pub http: HttpConfig,
     pub tuning: TuningConfig,
@@ -202,6 +204,7 @@ impl Config {
         p.extend(self.evidence.problems());
         p.extend(self.approvals.problems());
         p.extend(self.protection.problems());
+        p.extend(self.signals.problems());
         p
     }
 

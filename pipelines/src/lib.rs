@@ -26,6 +26,7 @@ pub mod records;
 pub mod retry;
 pub mod runtime;
 pub mod secret_file;
+pub mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use portcullis::cli::gateway::{self, GatewayCommand};
 use portcullis::cli::model::{self, ModelCommand};
 use portcullis::cli::protection::{self, ProtectionCommand};
 use portcullis::cli::segment::{self, SegmentCommand, SigningKeyCommand};
+use portcullis::cli::signal::{self, SignalCommand};
 use portcullis::cli::token::{self, TokenCommand};
 use portcullis::config::{Config, TelemetryConfig};
 use portcullis::path::Replayed;
@@ -127,6 +128,10 @@ enum Command {
     /// rises, and their changes of level (docs/protection.md).
     #[command(subcommand)]
     Protection(ProtectionCommand),
+    /// External trust signals: what other security tools say about a principal or an agent,
+    /// lowering its trust while it lasts (docs/signals.md).
+    #[command(subcommand)]
+    Signal(SignalCommand),
     /// Put a web site behind a tenant's policy: print the nginx or Traefik configuration that
     /// asks the engine's forward-auth gateway about every request (docs/gateway.md).
     #[command(subcommand)]
@@ -735,6 +740,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Protection(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;
             protection::run(&config, cmd).await
+        }),
+        Command::Signal(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&quiet(&config.telemetry))?;
+            signal::run(&config, cmd).await
         }),
         Command::Gateway(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;

@@ -21,6 +21,8 @@ pub struct Query {
     pub now: DateTime<Utc>,
     /// The protection of the query's unit, for `input.context`; `None`: permissive.
     pub protection: Option<portcullis_engine::protection::UnitProtection>,
+    /// The external trust signals that last about the input's `principal` (empty: none).
+    pub signals: std::sync::Arc<[portcullis_engine::signals::ActiveSignal]>,
 }
 
 /// A query's answer, with the input as it may be logged (the tenant's mask applied).
@@ -76,6 +78,9 @@ impl FailedQuery {
 pub fn answer_query(serving: &ServingPolicy, q: Query) -> Result<QueryReply, QueryError> {
     let mut context = PolicyContext::neutral(q.now);
     context.set_protection(q.protection);
+    context.principal_trust =
+        portcullis_engine::signals::trust_after(context.principal_trust, &q.signals, q.now);
+    context.signals = q.signals;
     let started = Instant::now();
     let answer = catch_unwind(AssertUnwindSafe(|| {
         serving.with_evaluator(|p| p.query(&q.path, q.input.as_ref(), &context))

@@ -1,5 +1,6 @@
 //! One tenant's actor: judges its events, in order, with its serving policy from the store.
 
+use portcullis_engine::signals::trust_after;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Supervised};
@@ -96,11 +97,14 @@ impl Handler<Judge> for TenantActor {
         let mut stopped = 0;
         let mut anomaly = msg.anomaly.into_iter();
         let mut protection = msg.protection.into_iter();
+        let mut signals = msg.signals.into_iter();
         let mut events = msg.events.into_iter();
         while let Some(mut event) = events.next() {
             let seen = anomaly.next().unwrap_or_default();
             context.anomaly_score = seen.score;
-            context.principal_trust = seen.trust;
+            let about = signals.next().unwrap_or_else(|| std::sync::Arc::from([]));
+            context.principal_trust = trust_after(seen.trust, &about, msg.now);
+            context.signals = about;
             context.set_protection(protection.next().flatten());
             if stopped == LIMIT_STOPS_PER_BATCH {
                 out.push((event, Verdict::Refused(not_evaluated(stopped))));

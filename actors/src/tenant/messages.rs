@@ -15,6 +15,9 @@ pub struct Judge {
     /// The protection of each event's unit, for `input.context`; empty, or shorter than
     /// `events`: permissive for those without (no configured unit covers them).
     pub protection: Vec<Option<UnitProtection>>,
+    /// The external trust signals that last about each event's principal or agent; empty, or
+    /// shorter than `events`: none for those without.
+    pub signals: Vec<std::sync::Arc<[portcullis_engine::signals::ActiveSignal]>>,
 }
 
 /// An event's anomaly score and its subject's trust, as policy reads them.

@@ -3,6 +3,7 @@
 //! `admin` is every tenant and the engine itself (tokens, all-tenant views). A tenant scope is
 //! `{role}:{tenant}`: `query:acme` asks acme's policy questions, `read:acme` reads acme's events,
 //! decisions, dead letters and bundle status, `approve:acme` answers acme's approval requests,
+//! `signal:acme` sends trust signals about acme's principals and agents,
 //! `admin:acme` does all of these and acts on acme's data (replaying its dead letters).
 
 use std::collections::BTreeSet;
@@ -24,6 +25,8 @@ pub enum Permission {
     Administer,
     /// Answer the tenant's approval requests (approve or deny).
     Approve,
+    /// Send trust signals about the tenant's principals and agents.
+    Signal,
 }
 
 impl Permission {
@@ -33,6 +36,7 @@ impl Permission {
             Permission::Read => "read",
             Permission::Administer => "administer",
             Permission::Approve => "approve",
+            Permission::Signal => "signal",
         }
     }
 }
@@ -43,6 +47,7 @@ pub enum Role {
     Query,
     Read,
     Approve,
+    Signal,
     Admin,
 }
 
@@ -54,6 +59,7 @@ impl Role {
                 | (Role::Read, Permission::Read)
                 | (Role::Query, Permission::Query)
                 | (Role::Approve, Permission::Approve)
+                | (Role::Signal, Permission::Signal)
         )
     }
 
@@ -62,6 +68,7 @@ impl Role {
             Role::Query => "query",
             Role::Read => "read",
             Role::Approve => "approve",
+            Role::Signal => "signal",
             Role::Admin => "admin",
         }
     }
@@ -80,7 +87,7 @@ pub enum Scope {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
-    #[error("scope {0:?} is not one of: admin, query:<tenant>, read:<tenant>, approve:<tenant>, admin:<tenant>")]
+    #[error("scope {0:?} is not one of: admin, query:<tenant>, read:<tenant>, approve:<tenant>, signal:<tenant>, admin:<tenant>")]
     Unknown(String),
     #[error("scope {scope:?}: {reason}")]
     Tenant { scope: String, reason: String },
@@ -102,6 +109,7 @@ impl FromStr for Scope {
             "query" => Role::Query,
             "read" => Role::Read,
             "approve" => Role::Approve,
+            "signal" => Role::Signal,
             "admin" => Role::Admin,
             _ => return Err(ScopeError::Unknown(s.to_owned())),
         };

@@ -25,6 +25,9 @@ pub struct PolicyContext {
     /// the event is counted (docs/anomaly-models.md, "Trust scores"); 100 when no model scored
     /// it, and in the decision API.
     pub principal_trust: f64,
+    /// External trust signals that last about the event's principal or agent, or the query's
+    /// `input.principal` (docs/signals.md); they have already lowered `principal_trust`.
+    pub signals: std::sync::Arc<[crate::signals::ActiveSignal]>,
     /// When the decision is being made.
     pub now: DateTime<Utc>,
 }
@@ -53,6 +56,7 @@ impl PolicyContext {
             protection_unit: None,
             anomaly_score: 0.0,
             principal_trust: 100.0,
+            signals: std::sync::Arc::from([]),
             now,
         }
     }
@@ -90,6 +94,27 @@ fn context_rego(ctx: &PolicyContext) -> regorus::Value {
         ),
         ("anomaly_score", regorus::Value::from(ctx.anomaly_score)),
         ("principal_trust", regorus::Value::from(ctx.principal_trust)),
+        (
+            "signals",
+            regorus::Value::from(
+                ctx.signals
+                    .iter()
+                    .map(|s| {
+                        object([
+                            ("kind", regorus::Value::from(s.kind.as_str())),
+                            ("severity", regorus::Value::from(s.severity.as_str())),
+                            ("source", regorus::Value::from(s.source.as_str())),
+                            (
+                                "expires_at",
+                                regorus::Value::from(
+                                    s.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                                ),
+                            ),
+                        ])
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        ),
         (
             "time",
             regorus::Value::from(ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true)),
@@ -172,6 +197,12 @@ mod tests {
             protection_level: ProtectionLevel::RequireApproval,
             rho: f64::INFINITY,
             protection_unit: Some("iam".into()),
+            signals: std::sync::Arc::from([crate::signals::ActiveSignal {
+                kind: "leaked_credentials".into(),
+                severity: crate::signals::Severity::High,
+                source: "guardduty".into(),
+                expires_at: Utc.with_ymd_and_hms(2026, 11, 22, 11, 0, 0).unwrap(),
+            }]),
             ..PolicyContext::neutral(now)
         };
         let event = Event {
@@ -194,6 +225,8 @@ mod tests {
             "protection_unit": "iam",
             "anomaly_score": ctx.anomaly_score,
             "principal_trust": ctx.principal_trust,
+            "signals": [{"kind": "leaked_credentials", "severity": "high", "source": "guardduty",
+                         "expires_at": "2026-11-22T11:00:00Z"}],
             "time": "2026-11-22T10:00:01.000Z",
         });
         let mut want = event_document(&event);

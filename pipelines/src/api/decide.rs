@@ -58,6 +58,7 @@ pub(super) async fn decide(
     asker: Asker,
 ) -> Result<Decided, ApiError> {
     let source = asker.source();
+    let now = Utc::now();
     // The query's arrival counts in its unit's load; policy sees the unit's level.
     let protection = state.protection.as_ref().and_then(|board| {
         let key = match &asker {
@@ -67,7 +68,11 @@ pub(super) async fn decide(
         board.arrive(tenant, &key)
     });
     let protection_level = protection.as_ref().map(|p| p.level);
-    let now = Utc::now();
+    // Signals about the input's principal lower its trust and are shown to policy.
+    let signals = match (&state.signals, text_field(input.as_ref(), "principal")) {
+        (Some(board), Some(principal)) => board.active(tenant, "principal", &principal, now),
+        _ => std::sync::Arc::from([]),
+    };
     // Evaluated here, on this HTTP worker, on an evaluator of the tenant's serving policy: no
     // hop to the tenant's actor thread (docs/decisions/0006). A tenant whose rules recently
     // ran long is answered on the slow lane instead, so it cannot hold every worker.
@@ -80,6 +85,7 @@ pub(super) async fn decide(
                 input,
                 now,
                 protection,
+                signals,
             },
         )
         .await

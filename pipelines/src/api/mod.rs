@@ -19,6 +19,7 @@ mod query;
 mod records;
 mod segments;
 mod server;
+mod signals;
 mod stream;
 mod tokens;
 mod training;

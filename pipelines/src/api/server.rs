@@ -41,6 +41,9 @@ pub(crate) struct State {
     pub(super) receipts: bool,
     /// Protection levels by unit; `None` when `protection.enabled` is off.
     pub(super) protection: Option<Arc<portcullis_actors::ProtectionBoard>>,
+    /// External trust signals that last; `None` when `signals.enabled` is off.
+    pub(super) signals: Option<Arc<portcullis_actors::SignalBoard>>,
+    pub(super) signals_config: crate::signals::SignalsConfig,
 }
 
 /// How long a tenant whose query ran long stays on the slow lane after its last slow query
@@ -66,6 +69,8 @@ pub struct Services {
     pub max_policy_bytes: usize,
     /// Protection levels by unit, shared with the event path.
     pub protection: Option<Arc<portcullis_actors::ProtectionBoard>>,
+    /// External trust signals, shared with the event path.
+    pub signals: Option<Arc<portcullis_actors::SignalBoard>>,
 }
 
 /// Binds `config.http.listen` and serves until the returned handle is stopped. Records the bound
@@ -92,6 +97,8 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
         approvals: config.approvals.clone(),
         receipts: config.evidence.enabled,
         protection: services.protection,
+        signals: services.signals,
+        signals_config: config.signals.clone(),
     });
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism()
@@ -235,6 +242,8 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         "/protection-transitions",
                         web::get().to(super::protection::transitions),
                     )
+                    .route("/signals", web::post().to(super::signals::send))
+                    .route("/signals", web::get().to(super::signals::list))
                     .route("/approvals", web::get().to(super::approvals::list))
                     .route("/approvals/{id}", web::get().to(super::approvals::one))
                     .route(

@@ -9,4 +9,5 @@ pub mod gateway;
 pub mod model;
 pub mod protection;
 pub mod segment;
+pub mod signal;
 pub mod token;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::future::join_all;
 use portcullis_actors::{
-    AnomalyContext, Judge, Observation, ProtectionBoard, TenantDirectory, Verdict,
+    AnomalyContext, Judge, Observation, ProtectionBoard, SignalBoard, TenantDirectory, Verdict,
 };
 use portcullis_engine::anomaly::trust::FULL_TRUST;
+use portcullis_engine::anomaly::ModelScope;
 use portcullis_engine::protection::{event_unit_key, UnitProtection};
+use portcullis_engine::signals::ActiveSignal;
 use portcullis_engine::{DeadLetter, Event, Origin, TenantId};
 use tracing::instrument;
 
@@ -28,6 +30,7 @@ pub struct Judging {
     directory: Arc<TenantDirectory>,
     observer: Option<Arc<dyn EventObserver>>,
     board: Option<Arc<ProtectionBoard>>,
+    signals: Option<Arc<SignalBoard>>,
 }
 
 /// One tenant's share of a batch: its events, the message each came from, its place among the
@@ -39,6 +42,7 @@ struct Share {
     events: Vec<Event>,
     observations: Vec<Option<Arc<Observation>>>,
     protection: Vec<Option<UnitProtection>>,
+    signals: Vec<Arc<[ActiveSignal]>>,
 }
 
 /// One decoded event's message, and what its anomaly model said of it.
@@ -80,7 +84,29 @@ impl Judging {
             directory,
             observer: None,
             board: None,
+            signals: None,
         }
+    }
+
+    /// The signals that last about `event`'s principal (CloudTrail) or agent (devices).
+    fn signals_about(&self, event: &Event, now: chrono::DateTime<Utc>) -> Arc<[ActiveSignal]> {
+        let Some(board) = &self.signals else {
+            return Arc::from([]);
+        };
+        let scope = ModelScope::of(event.kind);
+        board.active(
+            &event.tenant_id,
+            scope.subject_kind(),
+            scope.subject_of(event),
+            now,
+        )
+    }
+
+    /// Policy sees the external trust signals that last about each event's principal or
+    /// agent, and its trust is lowered by them.
+    pub fn with_signals(mut self, board: Arc<SignalBoard>) -> Self {
+        self.signals = Some(board);
+        self
     }
 
     /// Each event's arrival counts in its unit's load, and policy sees the unit's level.
@@ -143,9 +169,11 @@ impl Judging {
                 }
                 (None, None) => None,
             };
+            let about = self.signals_about(&event, now);
             let share = shares.entry(event.tenant_id.clone()).or_default();
             share.messages.push(message);
             share.positions.push(position);
+            share.signals.push(about);
             share.events.push(event);
             share.protection.push(protection);
         }
@@ -211,6 +239,7 @@ impl Judging {
                                 now,
                                 anomaly,
                                 protection: protection.clone(),
+                                signals: share.signals,
                             })
                             .await)
                     }
@@ -247,11 +276,13 @@ impl Judging {
                                     ))
                                 }
                                 Verdict::Unjudged => {
+                                    let about = self.signals_about(&event, now);
                                     let share = shares.entry(tenant.clone()).or_default();
                                     share.messages.push(message);
                                     share.events.push(event);
                                     share.observations.push(observation);
                                     share.protection.push(protection);
+                                    share.signals.push(about);
                                     share.positions.push(usize::MAX);
                                 }
                             }

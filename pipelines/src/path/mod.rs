@@ -98,6 +98,12 @@ impl EventPath {
         self
     }
 
+    /// Gives policy the external trust signals about each event's principal or agent.
+    pub fn with_signals(mut self, board: Arc<portcullis_actors::SignalBoard>) -> Self {
+        self.judging = self.judging.with_signals(board);
+        self
+    }
+
     /// Gives every decision a receipt in its tenant's log, written with it.
     pub fn with_receipts(mut self) -> Self {
         self.receipts = true;

@@ -4,7 +4,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use portcullis_actors::{Activation, Arbiters, PolicyStore, ProtectionBoard, TenantDirectory};
+use portcullis_actors::{
+    Activation, Arbiters, PolicyStore, ProtectionBoard, SignalBoard, TenantDirectory,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -41,6 +43,8 @@ pub struct Parts {
     pub models: Option<Arc<ModelDirectory>>,
     /// Protection levels by unit, if `protection.enabled`; `run` ticks it.
     pub protection: Option<Arc<ProtectionBoard>>,
+    /// External trust signals that last, if `signals.enabled`; `run` refreshes it.
+    pub signals: Option<Arc<SignalBoard>>,
 }
 
 pub type AgentDecisions = tokio::sync::mpsc::Receiver<(String, Vec<u8>)>;
@@ -142,6 +146,16 @@ pub async fn build(
     } else {
         None
     };
+    let signals = if config.signals.enabled {
+        let board = Arc::new(SignalBoard::new());
+        crate::signals::refresh_board(pool, &board)
+            .await
+            .context("cannot read the trust signals")?;
+        path = path.with_signals(board.clone());
+        Some(board)
+    } else {
+        None
+    };
     let d = &config.distribution;
     let agent_decisions = if config.mqtt.enabled && d.enabled && d.decisions_to_agents {
         let (step, queue) = distribution::decision_replies(
@@ -166,6 +180,7 @@ pub async fn build(
         agent_decisions,
         models,
         protection,
+        signals,
     };
     Ok((parts, activations))
 }
@@ -266,6 +281,14 @@ pub async fn run(
         let (p, cfg, c) = (pool.clone(), config.protection.clone(), cancel.clone());
         tasks.spawn(async move {
             protection::run_ticker(p, board, cfg, engine_name(), c).await;
+            Ok(())
+        });
+    }
+    if let Some(board) = parts.signals.clone() {
+        let every = Duration::from_millis(config.signals.refresh_ms);
+        let (p, c) = (pool.clone(), cancel.clone());
+        tasks.spawn(async move {
+            crate::signals::run_refresh(p, board.clone(), every, c).await;
             Ok(())
         });
     }
@@ -374,6 +397,30 @@ pub async fn run(
                 .await
                 .context("kafka source failed")
         });
+        if let Some(board) = parts.signals.clone() {
+            if config.kafka.create_topic {
+                kafka::ensure_topic(&config.kafka, &config.signals.kafka_topic, 1)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot create Kafka topic {} (signals.kafka_topic)",
+                            config.signals.kafka_topic
+                        )
+                    })?;
+            }
+            let (k, cfg, p, s, c) = (
+                config.kafka.clone(),
+                config.signals.clone(),
+                pool.clone(),
+                stats.clone(),
+                cancel.clone(),
+            );
+            tasks.spawn(async move {
+                crate::signals::run_signal_consumer(k, cfg, p, board, s, c)
+                    .await
+                    .context("trust signals consumer failed")
+            });
+        }
     }
     if config.mqtt.enabled {
         let (cfg, p, s, c) = (
@@ -410,6 +457,7 @@ pub async fn run(
             signer: signer.clone(),
             max_policy_bytes: config.distribution.max_policy_bytes,
             protection: parts.protection.clone(),
+            signals: parts.signals.clone(),
         };
         let handle = crate::api::start(&config, services)
             .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub checkpoints_refused: IntCounterVec,
     /// Approval requests opened, approved, denied and expired, by tenant.
     pub approvals: IntCounterVec,
+    /// Trust signals taken (`accepted`) or refused, by how they came (`kafka`, `http`).
+    pub signals: IntCounterVec,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -254,6 +256,11 @@ impl Metrics {
             "Approval requests opened, approved, denied and expired.",
             &["tenant", "status"],
         );
+        let signals = counter(
+            "trust_signals_total",
+            "Trust signals taken or refused, by how they came.",
+            &["via", "outcome"],
+        );
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -295,6 +302,7 @@ impl Metrics {
             checkpoints_signed,
             checkpoints_refused,
             approvals,
+            signals,
         }
     }
 

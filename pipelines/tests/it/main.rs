@@ -32,5 +32,6 @@ mod policy_api;
 mod protection;
 mod read_api;
 mod registry;
+mod signals;
 mod training;
 mod writer;

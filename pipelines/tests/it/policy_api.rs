@@ -261,7 +261,11 @@ fn an_unmasked_input_is_evaluated_and_logged_as_given() {
             age >= chrono::Duration::zero() && age < chrono::Duration::seconds(30),
             "{seen}"
         );
-        assert_eq!(context.as_object().unwrap().len(), 4, "{seen}");
+        // No protection unit covers it, no signal is about it.
+        assert_eq!(context["rho"].as_f64(), Some(0.0), "{seen}");
+        assert_eq!(context["protection_unit"], Value::Null, "{seen}");
+        assert_eq!(context["signals"], serde_json::json!([]), "{seen}");
+        assert_eq!(context.as_object().unwrap().len(), 7, "{seen}");
         seen.as_object_mut().unwrap().remove("context");
         let mut sent_without_context = want.clone();
         sent_without_context

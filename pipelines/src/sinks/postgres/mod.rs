@@ -23,6 +23,7 @@ pub use api_decisions::{insert_api_decisions, ApiDecisionRow, ApprovalLink};
 pub use dead_letters::{list_dead_letters, DeadLetterFilter, DeadLetterRow};
 pub use registry::{add_tenant, list_tenants, load_registry, RegistryError, TenantRow};
 pub use sink::PgSink;
+pub(crate) use tables::dead_letters::insert as insert_dead_letters;
 pub use tables::{copy_in, STAGING_TABLES};
 
 /// Errors that writing the same rows again cannot cure: Postgres refusing what they hold (data

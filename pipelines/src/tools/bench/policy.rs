@@ -225,6 +225,7 @@ pub async fn run_policy_bench(
             input: Some(inputs[i % inputs.len()].clone()),
             now: Utc::now(),
             protection: None,
+            signals: std::sync::Arc::from([]),
         };
         answer_query(&serving, q).expect("ABAC evaluation");
     });

@@ -28,7 +28,11 @@ impl Table for DeadLetters {
     }
 }
 
-async fn insert(conn: &mut PgConnection, dead: &[&DeadLetter]) -> Result<u64, sqlx::Error> {
+/// Inserts dead letters; one already stored (same id: a redelivery) is skipped.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    dead: &[&DeadLetter],
+) -> Result<u64, sqlx::Error> {
     let (partitions, offsets): (Vec<Option<i32>>, Vec<Option<i64>>) = dead
         .iter()
         .map(|d| match d.origin {

@@ -3,7 +3,7 @@
 
 mod anomaly;
 mod copied;
-mod dead_letters;
+pub(crate) mod dead_letters;
 mod decisions;
 mod events;
 mod receipts;
