@@ -26,14 +26,29 @@ struct Subjects {
     agents: HashMap<String, Arc<[ActiveSignal]>>,
 }
 
-#[derive(Default)]
 pub struct SignalBoard {
     tenants: ArcSwap<HashMap<TenantId, Subjects>>,
+    /// Handed out for everyone without signals: a clone, not an allocation per event.
+    none: Arc<[ActiveSignal]>,
+}
+
+impl Default for SignalBoard {
+    fn default() -> Self {
+        Self {
+            tenants: ArcSwap::default(),
+            none: Arc::from([]),
+        }
+    }
 }
 
 impl SignalBoard {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// No signals (shared).
+    pub fn none(&self) -> Arc<[ActiveSignal]> {
+        self.none.clone()
     }
 
     /// Replaces every signal with `signals` (those that last, as read from Postgres).
@@ -85,7 +100,7 @@ impl SignalBoard {
             }
         });
         match found {
-            None => Arc::from([]),
+            None => self.none.clone(),
             Some(list) if list.iter().all(|s| s.expires_at > now) => list.clone(),
             Some(list) => list
                 .iter()

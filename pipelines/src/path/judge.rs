@@ -31,6 +31,8 @@ pub struct Judging {
     observer: Option<Arc<dyn EventObserver>>,
     board: Option<Arc<ProtectionBoard>>,
     signals: Option<Arc<SignalBoard>>,
+    /// Given when signals are off.
+    no_signals: Arc<[ActiveSignal]>,
 }
 
 /// One tenant's share of a batch: its events, the message each came from, its place among the
@@ -85,13 +87,14 @@ impl Judging {
             observer: None,
             board: None,
             signals: None,
+            no_signals: Arc::from([]),
         }
     }
 
     /// The signals that last about `event`'s principal (CloudTrail) or agent (devices).
     fn signals_about(&self, event: &Event, now: chrono::DateTime<Utc>) -> Arc<[ActiveSignal]> {
         let Some(board) = &self.signals else {
-            return Arc::from([]);
+            return self.no_signals.clone();
         };
         let scope = ModelScope::of(event.kind);
         board.active(
