@@ -3,5 +3,7 @@
 //! policy input it becomes (docs/gateway.md).
 
 mod forwarded;
+mod path;
 
-pub use forwarded::{ForwardedRequest, GatewayError, MAX_FORWARDED_HEADERS};
+pub use forwarded::{ForwardedRequest, GatewayError, ProxyKind, MAX_FORWARDED_HEADERS};
+pub use path::normalize_path;

@@ -153,10 +153,15 @@ impl Signal {
             )));
         }
         if let Some(d) = &w.detail {
-            if serde_json::to_vec(d).map_or(true, |b| b.len() > MAX_DETAIL_BYTES) {
+            let text = serde_json::to_string(d).unwrap_or_default();
+            if text.len() > MAX_DETAIL_BYTES {
                 return Err(invalid(format!(
                     "detail is at most {MAX_DETAIL_BYTES} bytes"
                 )));
+            }
+            // Postgres stores no U+0000 in text or JSON.
+            if text.contains("\\u0000") {
+                return Err(invalid("detail must not contain U+0000 (NUL)"));
             }
         }
         Ok(Self {
@@ -254,6 +259,7 @@ mod tests {
         .contains("expired already"));
         assert!(reason(&|v| v["ttl_secs"] = json!(86_400 * 60)).contains("30 days"));
         assert!(reason(&|v| v["detail"] = json!("x".repeat(5000))).contains("detail"));
+        assert!(reason(&|v| v["detail"] = json!({"a": "x\u{0}y"})).contains("NUL"));
         assert_eq!(
             Signal::parse(b"{not json", now())
                 .unwrap_err()

@@ -34,10 +34,7 @@ const MAX_NOTE_CHARS: usize = 1000;
 
 /// What the decision API and the gateway say of a decision's approval request.
 pub(super) fn approval_summary(opened: &Opened) -> Json {
-    let (row, granted) = match opened {
-        Opened::Granted(row) => (row, true),
-        Opened::Pending(row) => (row, false),
-    };
+    let (row, granted) = (opened.row(), opened.is_granted());
     let mut summary = json!({
         "id": row.approval_id,
         "status": row.status,

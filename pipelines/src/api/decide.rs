@@ -107,6 +107,12 @@ pub(super) async fn decide(
     };
     let answer = reply.answer;
     let decision_id = Uuid::now_v7();
+    // A place in the log first: a decision is served (and streamed, and its approval request
+    // opened) only once it will be logged.
+    let place = state
+        .decision_log
+        .reserve()
+        .map_err(|e| ApiError::unavailable("decision_log_unavailable", e.to_string()))?;
     let mut verdict = answer.result.as_ref().map_or(Verdict::Deny, Verdict::of);
     let approval = if verdict == Verdict::RequireApproval {
         let request = ApprovalRequest {
@@ -160,15 +166,9 @@ pub(super) async fn decide(
         error: None,
         size_hint: body_bytes + 256,
         protection_level,
-        approval: approval.as_ref().map(|o| match o {
-            Opened::Granted(a) => ApprovalLink {
-                approval_id: a.approval_id,
-                granted: true,
-            },
-            Opened::Pending(a) => ApprovalLink {
-                approval_id: a.approval_id,
-                granted: false,
-            },
+        approval: approval.as_ref().map(|o| ApprovalLink {
+            approval_id: o.row().approval_id,
+            granted: o.is_granted(),
         }),
     };
     let id_text = decision_id.to_string();
@@ -184,11 +184,7 @@ pub(super) async fn decide(
         input: row.input.as_ref(),
         eval_micros: row.eval_micros,
     });
-    // Queued for the log first: a decision is served (and streamed) only once it will be logged.
-    state
-        .decision_log
-        .try_log(row)
-        .map_err(|e| ApiError::unavailable("decision_log_unavailable", e.to_string()))?;
+    place.log(row);
     if let Some(message) = streamed {
         state.bus.send(tenant, message);
     }

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use portcullis_engine::access::Permission;
 use portcullis_engine::approval::Verdict;
 use portcullis_engine::evidence::reasons_of;
-use portcullis_engine::gateway::ForwardedRequest;
+use portcullis_engine::gateway::{ForwardedRequest, ProxyKind};
 use portcullis_engine::policy::RulePath;
 use portcullis_engine::TenantId;
 use serde_json::json;
@@ -21,8 +21,8 @@ use super::approvals::approval_summary;
 use super::auth::Authorized;
 use super::decide::{counted, decide, Asker, Decided};
 use super::error::ApiError;
+use super::query::QueryParams;
 use super::State;
-use crate::approvals::Opened;
 
 /// The decision's id, on both answers: a proxy can log it (nginx:
 /// `auth_request_set $decision $upstream_http_x_portcullis_decision_id`) and an analyst can
@@ -54,7 +54,13 @@ async fn judge(
     let tenant = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
     caller.require(Permission::Query, &tenant)?;
     let path = RulePath::from_url(rule).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let params = QueryParams::parse(req.query_string(), &["proxy"])?;
+    let proxy = match params.one_of("proxy", &["nginx", "traefik"])? {
+        Some(p) => ProxyKind::parse(&p).expect("checked by one_of"),
+        None => ProxyKind::Nginx,
+    };
     let forwarded = ForwardedRequest::from_headers(
+        proxy,
         req.headers()
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes())),
@@ -85,10 +91,7 @@ async fn judge(
     .await?;
     let id = HeaderValue::from_str(&decision_id.to_string()).expect("a UUID is a header value");
     let approval_id = approval.as_ref().map(|o| {
-        let id = match o {
-            Opened::Granted(a) | Opened::Pending(a) => a.approval_id,
-        };
-        HeaderValue::from_str(&id.to_string()).expect("a UUID is a header value")
+        HeaderValue::from_str(&o.row().approval_id.to_string()).expect("a UUID is a header value")
     });
     let result = answer.result.unwrap_or_default();
     let (mut response, status) = match verdict {

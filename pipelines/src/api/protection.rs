@@ -22,16 +22,8 @@ use super::query::QueryParams;
 use super::records::{db_error, read_scope};
 use super::State;
 use crate::protection::{
-    list_samples, list_transitions, list_units, load_board, remove_unit, set_unit,
+    finite_json, list_samples, list_transitions, list_units, load_board, remove_unit, set_unit,
 };
-
-fn finite(x: f64) -> Json {
-    if x.is_finite() {
-        json!(x)
-    } else {
-        Json::Null
-    }
-}
 
 pub(super) async fn units(
     state: web::Data<State>,
@@ -60,7 +52,7 @@ pub(super) async fn units(
                 "updated_at": r.updated_at,
                 "level": now.map_or("permissive", |u| u.level.as_str()),
                 // `null` when infinite: work arrived and nothing served it.
-                "rho": now.map_or(json!(0.0), |u| finite(u.rho)),
+                "rho":now.map_or(json!(0.0), |u| finite_json(u.rho)),
                 "lambda": now.map_or(0.0, |u| u.lambda),
                 "mu": now.map_or(r.capacity_per_sec, |u| u.mu),
             })

@@ -62,7 +62,13 @@ pub(super) async fn send(
         });
         match allowed {
             Ok(signal) => {
-                let key = crate::signals::keyed_or(&signal, || format!("http:{}", Uuid::now_v7()));
+                // Keyed by the sending token too: one tool cannot replace (and so cancel)
+                // another's signal by reusing its source and id.
+                let key = crate::signals::keyed(&signal)
+                    .map(|k| format!("http:{}:{k}", caller.0.name))
+                    .unwrap_or_else(|| format!("http:{}", Uuid::now_v7()));
+                // The same signal twice in one batch: the later one counts.
+                accepted.retain(|(k, _)| k != &key);
                 accepted.push((key, signal));
             }
             Err(reason) => refused.push(json!({"index": index, "reason": reason})),

@@ -24,11 +24,18 @@ impl Default for ApprovalsConfig {
     }
 }
 
+/// Longest wait or grant: a year.
+const MAX_SECS: u64 = 366 * 86_400;
+
 impl ApprovalsConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.pending_secs == 0 || self.grant_secs == 0 {
-            p.push("approvals.pending_secs and approvals.grant_secs must be at least 1".into());
+        if !(1..=MAX_SECS).contains(&self.pending_secs)
+            || !(1..=MAX_SECS).contains(&self.grant_secs)
+        {
+            p.push(format!(
+                "approvals.pending_secs and approvals.grant_secs must be from 1 to {MAX_SECS} (a year)"
+            ));
         }
         if self.sweep_interval_ms < 100 {
             p.push("approvals.sweep_interval_ms must be at least 100".into());
@@ -37,10 +44,10 @@ impl ApprovalsConfig {
     }
 
     pub fn pending(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.pending_secs.min(i64::MAX as u64 / 1000) as i64)
+        chrono::Duration::seconds(self.pending_secs.min(MAX_SECS) as i64)
     }
 
     pub fn grant(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.grant_secs.min(i64::MAX as u64 / 1000) as i64)
+        chrono::Duration::seconds(self.grant_secs.min(MAX_SECS) as i64)
     }
 }

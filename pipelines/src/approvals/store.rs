@@ -61,6 +61,18 @@ pub enum Opened {
     Pending(ApprovalRow),
 }
 
+impl Opened {
+    pub fn row(&self) -> &ApprovalRow {
+        match self {
+            Opened::Granted(row) | Opened::Pending(row) => row,
+        }
+    }
+
+    pub fn is_granted(&self) -> bool {
+        matches!(self, Opened::Granted(_))
+    }
+}
+
 /// Finds an approval that lets this request through, or the request already waiting for one,
 /// or opens a new request at `now`.
 pub async fn open_request(

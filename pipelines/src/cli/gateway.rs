@@ -87,8 +87,12 @@ pub async fn run(config: &Config, cmd: GatewayCommand) -> anyhow::Result<()> {
             "{variable:?} is not an nginx variable such as $remote_user"
         );
     }
+    let proxy = match &cmd {
+        GatewayCommand::Nginx(_) => "nginx",
+        GatewayCommand::Traefik(_) => "traefik",
+    };
     let url = format!(
-        "{}/v1/gateway/{tenant}/{}",
+        "{}/v1/gateway/{tenant}/{}?proxy={proxy}",
         target
             .engine
             .clone()
@@ -161,9 +165,8 @@ fn nginx_snippet(
     user: &str,
     groups: Option<&str>,
 ) -> String {
-    let groups = groups
-        .map(|g| format!("        proxy_set_header X-Forwarded-Groups {g};\n"))
-        .unwrap_or_default();
+    // Set, or cleared: the client's own X-Forwarded-Groups must never reach the engine.
+    let groups = groups.unwrap_or("\"\"");
     format!(
         r#"# Portcullis forward-auth for tenant {tenant} (portcullis gateway nginx; docs/gateway.md).
 # Include inside a server {{ }} block: every request in it is asked about first and passes
@@ -188,7 +191,10 @@ location = /_portcullis {{
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-User {user};
-{groups}}}
+        proxy_set_header X-Forwarded-Groups {groups};
+        # Only the proxy's token speaks for it.
+        proxy_set_header X-Portcullis-Token "";
+}}
 "#
     )
 }

@@ -52,6 +52,24 @@ impl DecisionLog {
             mpsc::error::TrySendError::Closed(_) => DecisionLogFull("closed (shutting down)"),
         })
     }
+
+    /// Holds a place in the log for a decision not made yet: what is done before it is
+    /// logged (opening an approval request) is done only once it surely will be.
+    pub fn reserve(&self) -> Result<LogPlace<'_>, DecisionLogFull> {
+        self.tx.try_reserve().map(LogPlace).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => DecisionLogFull("full (Postgres is behind)"),
+            mpsc::error::TrySendError::Closed(_) => DecisionLogFull("closed (shutting down)"),
+        })
+    }
+}
+
+/// A place held in the decision log ([`DecisionLog::reserve`]).
+pub struct LogPlace<'a>(mpsc::Permit<'a, ApiDecisionRow>);
+
+impl LogPlace<'_> {
+    pub fn log(self, row: ApiDecisionRow) {
+        self.0.send(row);
+    }
 }
 
 /// The running writer; [`DecisionLogWriter::finished`] resolves once it has written what it

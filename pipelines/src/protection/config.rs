@@ -59,8 +59,11 @@ impl ProtectionConfig {
         if self.tick_ms < 50 || self.refresh_ms < 100 {
             p.push("protection.tick_ms must be at least 50 and refresh_ms at least 100".into());
         }
-        if self.sample_secs == 0 || self.keep_samples_hours == 0 {
-            p.push("protection.sample_secs and keep_samples_hours must be at least 1".into());
+        if self.sample_secs == 0 || !(1..=24 * 366).contains(&self.keep_samples_hours) {
+            p.push(
+                "protection.sample_secs must be at least 1 and keep_samples_hours from 1 to 8784 (a year)"
+                    .into(),
+            );
         }
         p
     }

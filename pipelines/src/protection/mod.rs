@@ -8,7 +8,7 @@ mod ticker;
 
 pub use config::ProtectionConfig;
 pub use store::{
-    list_samples, list_transitions, list_units, load_board, remove_unit, set_unit, SampleRow,
-    TransitionRow, UnitRow,
+    finite_json, list_samples, list_transitions, list_units, load_board, remove_unit, set_unit,
+    SampleRow, TransitionRow, UnitRow,
 };
 pub use ticker::run_ticker;

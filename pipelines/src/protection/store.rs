@@ -5,6 +5,7 @@ use portcullis_actors::{ProtectionBoard, UnitConfig, UnitObserved};
 use portcullis_engine::protection::Selector;
 use portcullis_engine::TenantId;
 use serde::Serialize;
+use serde_json::Value as Json;
 use sqlx::PgPool;
 
 use crate::records::TenantScope;
@@ -44,12 +45,17 @@ pub struct SampleRow {
     pub level: String,
 }
 
-fn finite_or_null<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if v.is_finite() {
-        s.serialize_f64(*v)
+/// ρ (or any rate) as JSON: `null` when infinite, which JSON cannot write.
+pub fn finite_json(x: f64) -> Json {
+    if x.is_finite() {
+        Json::from(x)
     } else {
-        s.serialize_none()
+        Json::Null
     }
+}
+
+fn finite_or_null<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&finite_json(*v), s)
 }
 
 /// Adds or changes a unit.

@@ -21,6 +21,9 @@ pub async fn run_ticker(
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // An interval's first tick is at once: taken here, so the first observation covers a
+    // whole tick (a few arrivals over a near-zero span would read as a huge rate).
+    tick.tick().await;
     let refresh = Duration::from_millis(config.refresh_ms);
     let sample_every = Duration::from_secs(config.sample_secs);
     let (mut last_tick, mut last_refresh, mut last_sample) =

@@ -397,7 +397,7 @@ pub async fn run(
                 .await
                 .context("kafka source failed")
         });
-        if let Some(board) = parts.signals.clone() {
+        if parts.signals.is_some() {
             if config.kafka.create_topic {
                 kafka::ensure_topic(&config.kafka, &config.signals.kafka_topic, 1)
                     .await
@@ -416,7 +416,7 @@ pub async fn run(
                 cancel.clone(),
             );
             tasks.spawn(async move {
-                crate::signals::run_signal_consumer(k, cfg, p, board, s, c)
+                crate::signals::run_signal_consumer(k, cfg, p, s, c)
                     .await
                     .context("trust signals consumer failed")
             });

@@ -1,12 +1,13 @@
 //! The signals topic: each message one signal, stored before its offset is (so none is lost
 //! across a crash; a redelivery replaces the signal with itself). A message that is not a good
-//! signal becomes a dead letter with the reason, and is not retried.
+//! signal becomes a dead letter with the reason, and is not retried. Engines apply stored
+//! signals at their next refresh (`signals.refresh_ms`): no full read per message.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use portcullis_actors::SignalBoard;
+
 use portcullis_engine::signals::Signal;
 use portcullis_engine::{DeadLetter, Origin};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -16,7 +17,6 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::refresh::refresh_board;
 use super::store::{keyed, store_signals};
 use super::SignalsConfig;
 use crate::config::KafkaConfig;
@@ -29,7 +29,6 @@ pub async fn run_signal_consumer(
     kafka: KafkaConfig,
     config: SignalsConfig,
     pool: PgPool,
-    board: Arc<SignalBoard>,
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> Result<(), KafkaError> {
@@ -70,7 +69,7 @@ pub async fn run_signal_consumer(
         };
         let mut backoff = Backoff::for_writes();
         loop {
-            let stored = take(&pool, &board, payload, origin.clone()).await;
+            let stored = take(&pool, payload, origin.clone()).await;
             match stored {
                 Ok(accepted) => {
                     let outcome = if accepted { "accepted" } else { "refused" };
@@ -97,12 +96,7 @@ pub async fn run_signal_consumer(
 }
 
 /// Stores one message as a signal (`true`) or a dead letter (`false`).
-async fn take(
-    pool: &PgPool,
-    board: &SignalBoard,
-    payload: &[u8],
-    origin: Origin,
-) -> Result<bool, sqlx::Error> {
+async fn take(pool: &PgPool, payload: &[u8], origin: Origin) -> Result<bool, sqlx::Error> {
     match Signal::parse(payload, Utc::now()) {
         Ok(signal) => {
             let key = keyed(&signal).unwrap_or_else(|| {
@@ -116,25 +110,46 @@ async fn take(
                 };
                 format!("kafka:{topic}:{partition}:{offset}")
             });
-            store_signals(pool, &[(key, signal)], "kafka").await?;
-            refresh_board(pool, board).await?;
-            Ok(true)
+            match store_signals(pool, &[(key, signal)], "kafka").await {
+                Ok(_) => Ok(true),
+                // Postgres refused this signal itself (not a lost connection): retrying would
+                // hold up every signal after it, so it is a dead letter like a malformed one.
+                Err(sqlx::Error::Database(e)) => {
+                    dead_letter(pool, payload, origin, format!("cannot store it: {e}")).await?;
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => {
-            // Which tenant it was meant for, if that much can be read: for the dead letter's
-            // tenant filter.
-            let hint = serde_json::from_slice::<serde_json::Value>(payload)
-                .ok()
-                .and_then(|v| v.get("tenant_id")?.as_str().map(str::to_owned))
-                .filter(|t| portcullis_engine::TenantId::parse(t).is_ok());
-            let mut dead =
-                DeadLetter::new(origin, None, payload, format!("trust signal refused: {e}"));
-            if let Some(t) = hint {
-                dead = dead.with_tenant_hint(t);
-            }
-            let mut conn = pool.acquire().await?;
-            insert_dead_letters(&mut conn, &[&dead]).await?;
+            dead_letter(pool, payload, origin, e.to_string()).await?;
             Ok(false)
         }
     }
+}
+
+async fn dead_letter(
+    pool: &PgPool,
+    payload: &[u8],
+    origin: Origin,
+    why: String,
+) -> Result<(), sqlx::Error> {
+    // Which tenant it was meant for, if that much can be read: for the dead letter's tenant
+    // filter.
+    let hint = serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("tenant_id")?.as_str().map(str::to_owned))
+        .filter(|t| portcullis_engine::TenantId::parse(t).is_ok());
+    let mut dead = DeadLetter::new(
+        origin,
+        None,
+        payload,
+        format!("trust signal refused: {why}"),
+    );
+    if let Some(t) = hint {
+        dead = dead.with_tenant_hint(t);
+    }
+    let mut conn = pool.acquire().await?;
+    insert_dead_letters(&mut conn, &[&dead]).await?;
+    Ok(())
 }

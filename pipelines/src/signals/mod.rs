@@ -10,4 +10,4 @@ mod store;
 pub use config::SignalsConfig;
 pub use consumer::run_signal_consumer;
 pub use refresh::{refresh_board, run_refresh};
-pub use store::{keyed_or, list_signals, store_signals, SignalQuery, SignalRow};
+pub use store::{keyed, keyed_or, list_signals, store_signals, SignalQuery, SignalRow};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use portcullis::runtime::block_on;
 use serde_json::{json, Value};
 
+use crate::common;
 use crate::common::{http_get, next_json, post_json, request, ws_connect, TestEnv};
 
 const RULE: &str = "/v1/data/tenants/acme/gateway/allow";
@@ -32,25 +33,6 @@ async fn receipts(env: &TestEnv, kind: &str) -> Vec<Value> {
         .iter()
         .map(|b| serde_json::from_str(b).unwrap())
         .collect()
-}
-
-/// Waits until the decision log has written `decision`'s receipt; returns it.
-async fn receipt_of(env: &TestEnv, decision: &str) -> Value {
-    let id = uuid::Uuid::parse_str(decision).unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM receipts WHERE decision_id = $1")
-                .bind(id)
-                .fetch_optional(&env.pool)
-                .await
-                .unwrap();
-        if let Some(body) = body {
-            return serde_json::from_str(&body).unwrap();
-        }
-        assert!(Instant::now() < until, "no receipt for {decision}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[test]
@@ -111,7 +93,7 @@ fn a_request_waits_for_an_approver_then_passes_and_every_answer_has_a_receipt() 
             "another tenant's approver is not told it exists"
         );
         let (status, _) = request(&asker, "POST", &approve, &[], b"").await;
-        assert_eq!(status, 404, "a requester cannot approve its own request");
+        assert_eq!(status, 404, "a query token cannot answer requests");
 
         // The requester waits on its request (and on the decision stream) while an approver
         // approves it.
@@ -178,10 +160,10 @@ fn a_request_waits_for_an_approver_then_passes_and_every_answer_has_a_receipt() 
 
         // Receipts: the asking decision says require_approval, the approval says who approved
         // what and why, the decision it let through says allow and names it.
-        let asked = receipt_of(&env, &asking_decision).await;
+        let asked = common::receipt_of(&env, &asking_decision).await;
         assert_eq!(asked["outcome"], "require_approval");
         assert_eq!(asked["principal"], "carol");
-        let granted = receipt_of(&env, &granted_decision).await;
+        let granted = common::receipt_of(&env, &granted_decision).await;
         assert_eq!(granted["outcome"], "allow");
         assert!(granted["reasons"]
             .as_array()

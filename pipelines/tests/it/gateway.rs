@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use portcullis::runtime::block_on;
 use serde_json::Value;
 
+use crate::common;
 use crate::common::{exchange, free_port, request, Api, Exchanged, TestEnv};
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -94,25 +95,6 @@ async fn through(nginx: &Api, method: &str, path: &str, who: &[(&str, &str)]) ->
         .unwrap_or_else(|| panic!("nginx answered nothing to {method} {path}"))
 }
 
-/// The receipt of `decision`, once the decision log has written it.
-async fn receipt_of(env: &TestEnv, decision: &str) -> Value {
-    let id = uuid::Uuid::parse_str(decision).unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM receipts WHERE decision_id = $1")
-                .bind(id)
-                .fetch_optional(&env.pool)
-                .await
-                .unwrap();
-        if let Some(body) = body {
-            return serde_json::from_str(&body).unwrap();
-        }
-        assert!(Instant::now() < until, "no receipt for decision {decision}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The input logged with `decision`, once the decision log has written it.
 async fn logged_input(env: &TestEnv, decision: uuid::Uuid) -> Value {
     let until = Instant::now() + Duration::from_secs(20);
@@ -188,6 +170,20 @@ fn nginx_lets_through_what_policy_allows_and_stops_the_rest_with_receipts() {
         let r = through(&nginx, "GET", "/wiki/home", &[]).await;
         assert_eq!(r.status, 403, "nobody signed in");
         assert_eq!(through(&nginx, "GET", "/wiki/home", &bob).await.status, 200);
+        // A client cannot speak for the proxy: its own identity headers are replaced, and an
+        // encoded or roundabout path is judged as the application will read it.
+        let spoofed = [
+            ("X-User", "bob"),
+            ("X-Forwarded-Groups", "finance"),
+            ("X-Original-URI", "/wiki/home"),
+            ("X-Portcullis-Token", "pct_forged"),
+        ];
+        let r = through(&nginx, "GET", "/reports/q3", &spoofed).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        for sneaky in ["/%72eports/q3", "//reports/q3", "/wiki/../reports/q3"] {
+            let r = through(&nginx, "GET", sneaky, &bob).await;
+            assert_eq!(r.status, 403, "{sneaky}: {}", r.body);
+        }
 
         // The admin area needs an approver: 403 with the request's id until one says yes,
         // then the same request passes (and names the approval).
@@ -215,19 +211,19 @@ fn nginx_lets_through_what_policy_allows_and_stops_the_rest_with_receipts() {
         );
 
         // Each answer left a receipt naming who asked for what, and why not.
-        let receipt = receipt_of(&env, &allowed).await;
+        let receipt = common::receipt_of(&env, &allowed).await;
         assert_eq!(receipt["principal"], "alice");
         assert_eq!(receipt["action"], "GET");
         assert_eq!(receipt["outcome"], "allow");
         assert_eq!(receipt["rule"], "data.tenants.acme.gateway.allow");
-        let receipt = receipt_of(&env, &refused).await;
+        let receipt = common::receipt_of(&env, &refused).await;
         assert_eq!(receipt["principal"], "bob");
         assert_eq!(receipt["outcome"], "deny");
         assert_eq!(
             receipt["reasons"],
             serde_json::json!(["reports are for the finance group"])
         );
-        let receipt = receipt_of(&env, &deleting).await;
+        let receipt = common::receipt_of(&env, &deleting).await;
         assert_eq!(receipt["action"], "DELETE");
         assert_eq!(receipt["outcome"], "deny");
 
@@ -283,12 +279,15 @@ fn the_gateway_asks_for_a_query_token_and_a_described_request() {
         .await;
         assert_eq!(status, 400);
         assert!(body.contains("absolute path"), "{body}");
-        // Traefik's headers are understood too; Traefik asks with GET whatever the method.
+        // Traefik's headers are read when Traefik asks (?proxy=traefik), with GET whatever the
+        // method; nginx's names are then not believed (a client may add them itself).
+        let traefik = format!("{RULE}?proxy=traefik");
         let (status, body) = request(
             &api,
             "GET",
-            RULE,
+            &traefik,
             &[
+                ("X-Original-Method", "GET"),
                 ("X-Forwarded-Method", "POST"),
                 ("X-Forwarded-Uri", "/wiki"),
                 ("X-Forwarded-User", "alice"),
@@ -306,7 +305,7 @@ fn the_gateway_asks_for_a_query_token_and_a_described_request() {
         let r = exchange(
             &api.with_token(None),
             "GET",
-            RULE,
+            &traefik,
             &[
                 ("X-Portcullis-Token", &proxy_token),
                 ("Authorization", "Bearer the-apps-own-jwt"),
@@ -339,7 +338,9 @@ fn the_gateway_asks_for_a_query_token_and_a_described_request() {
         let (code, yaml, _) = env.cli(&["gateway", "traefik", "--tenant", "acme"]);
         assert_eq!(code, 0);
         assert!(
-            yaml.contains("address: \"http://127.0.0.1:8181/v1/gateway/acme/gateway/allow\""),
+            yaml.contains(
+                "address: \"http://127.0.0.1:8181/v1/gateway/acme/gateway/allow?proxy=traefik\""
+            ),
             "{yaml}"
         );
         assert!(

@@ -882,3 +882,22 @@ pub fn private_mosquitto(dir: &Path, port: u16, extra_conf: &str) -> ChildGuard 
     }
     ChildGuard(child)
 }
+
+/// The receipt of `decision` (a decision id), once the decision log has written it.
+pub async fn receipt_of(env: &TestEnv, decision: &str) -> serde_json::Value {
+    let id = uuid::Uuid::parse_str(decision).unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM receipts WHERE decision_id = $1")
+                .bind(id)
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap();
+        if let Some(body) = body {
+            return serde_json::from_str(&body).unwrap();
+        }
+        assert!(Instant::now() < until, "no receipt for decision {decision}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
