@@ -58,6 +58,18 @@ impl Unit {
         }
     }
 
+    fn observed(&self, load: &UnitLoad, transition: Option<Transition>) -> UnitObserved {
+        UnitObserved {
+            tenant: self.config.tenant.clone(),
+            unit: self.name.clone(),
+            lambda: load.lambda(),
+            mu: load.mu(),
+            rho: load.rho(),
+            level: load.level(),
+            transition,
+        }
+    }
+
     fn protection(&self) -> UnitProtection {
         UnitProtection {
             unit: self.name.clone(),
@@ -161,15 +173,7 @@ impl ProtectionBoard {
             .flatten()
             .map(|unit| {
                 let load = unit.load.lock().unwrap_or_else(|e| e.into_inner());
-                UnitObserved {
-                    tenant: unit.config.tenant.clone(),
-                    unit: unit.name.clone(),
-                    lambda: load.lambda(),
-                    mu: load.mu(),
-                    rho: load.rho(),
-                    level: load.level(),
-                    transition: None,
-                }
+                unit.observed(&load, None)
             })
             .collect()
     }
@@ -190,15 +194,7 @@ impl ProtectionBoard {
             let transition = load.observe(rate, unit.config.capacity_per_sec);
             unit.level.store(encode(load.level()), Ordering::Relaxed);
             unit.rho_bits.store(load.rho().to_bits(), Ordering::Relaxed);
-            out.push(UnitObserved {
-                tenant: unit.config.tenant.clone(),
-                unit: unit.name.clone(),
-                lambda: load.lambda(),
-                mu: load.mu(),
-                rho: load.rho(),
-                level: load.level(),
-                transition,
-            });
+            out.push(unit.observed(&load, transition));
         }
         out
     }
