@@ -155,6 +155,13 @@ impl ProtectionBoard {
         Some(unit.protection())
     }
 
+    /// Forgets the arrivals counted so far: the ticker's first tick then measures a tick's worth.
+    pub fn reset_arrivals(&self) {
+        for unit in self.units.load().values().flatten() {
+            unit.arrivals.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// The protection `key` would get, without counting an arrival.
     pub fn peek(&self, tenant: &TenantId, key: &str) -> Option<UnitProtection> {
         let units = self.units.load();

@@ -98,6 +98,8 @@ pub enum GatewayError {
     NotText(String),
     #[error("more than {MAX_FORWARDED_HEADERS} headers were forwarded")]
     TooManyHeaders,
+    #[error("the path {0:?} holds a backslash or a NUL, which servers read differently: refused")]
+    AmbiguousPath(String),
 }
 
 /// One request, as forwarded for a decision.
@@ -182,7 +184,7 @@ impl ForwardedRequest {
             .unwrap_or_default();
         Ok(Self {
             method: method.to_ascii_uppercase(),
-            path: normalize_path(raw_path),
+            path: normalize_path(raw_path)?,
             raw_path: raw_path.to_owned(),
             query: query.to_owned(),
             host: get("x-forwarded-host"),

@@ -20,6 +20,9 @@ use crate::approvals::{open_request, Opened};
 use crate::policy_service::StreamedDecision;
 use crate::sinks::postgres::{ApiDecisionRow, ApprovalLink};
 
+/// Longest wait to find or open an approval request.
+const APPROVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A decision made and queued for the log.
 pub(super) struct Decided {
     pub decision_id: Uuid,
@@ -133,9 +136,19 @@ pub(super) async fn decide(
             policy_revision: answer.revision.clone(),
             policy_digest: answer.digest.to_string(),
         };
-        let opened = open_request(&state.pool, &request, now, &state.approvals, state.receipts)
-            .await
-            .map_err(|e| ApiError::unavailable("approvals_unavailable", e.to_string()))?;
+        // Bounded: the place held in the decision log must not be held for long.
+        let opened = tokio::time::timeout(
+            APPROVAL_TIMEOUT,
+            open_request(&state.pool, &request, now, &state.approvals, state.receipts),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::unavailable(
+                "approvals_unavailable",
+                "Postgres did not open the approval request in time",
+            )
+        })?
+        .map_err(|e| ApiError::unavailable("approvals_unavailable", e.to_string()))?;
         let m = &state.stats.metrics.approvals;
         match &opened {
             Opened::Granted(_) => verdict = Verdict::Allow,

@@ -64,8 +64,12 @@ pub(super) async fn send(
             Ok(signal) => {
                 // Keyed by the sending token too: one tool cannot replace (and so cancel)
                 // another's signal by reusing its source and id.
+                let sender = caller
+                    .0
+                    .token_id
+                    .map_or_else(|| "anonymous".to_owned(), |id| id.to_string());
                 let key = crate::signals::keyed(&signal)
-                    .map(|k| format!("http:{}:{k}", caller.0.name))
+                    .map(|k| format!("http:{sender}:{k}"))
                     .unwrap_or_else(|| format!("http:{}", Uuid::now_v7()));
                 // The same signal twice in one batch: the later one counts.
                 accepted.retain(|(k, _)| k != &key);

@@ -202,11 +202,17 @@ location = /_portcullis {{
 fn traefik_config(tenant: &TenantId, url: &str, token: &str) -> String {
     format!(
         r#"# Portcullis forward-auth for tenant {tenant} (portcullis gateway traefik; docs/gateway.md).
-# Put the portcullis-{tenant} chain on a router's middlewares. The user's identity must be in
-# X-Forwarded-User (and groups in X-Forwarded-Groups), set by an authenticating middleware
-# earlier on the router, which overwrites whatever the client sent.
+# On a router, in this order:
+#   middlewares: [portcullis-{tenant}-unsay, <your authentication middleware>, portcullis-{tenant}]
+# Traefik does not drop a client's X-Forwarded-User and X-Forwarded-Groups: -unsay clears them
+# first, so only what your authentication sets afterwards reaches the engine.
 http:
   middlewares:
+    portcullis-{tenant}-unsay:
+      headers:
+        customRequestHeaders:
+          X-Forwarded-User: ""
+          X-Forwarded-Groups: ""
     portcullis-{tenant}:
       chain:
         middlewares:

@@ -24,6 +24,8 @@ pub async fn run_ticker(
     // An interval's first tick is at once: taken here, so the first observation covers a
     // whole tick (a few arrivals over a near-zero span would read as a huge rate).
     tick.tick().await;
+    // Arrivals counted before the ticker ran (a backlog judged at start-up) belong to no tick.
+    board.reset_arrivals();
     let refresh = Duration::from_millis(config.refresh_ms);
     let sample_every = Duration::from_secs(config.sample_secs);
     let (mut last_tick, mut last_refresh, mut last_sample) =

@@ -21,7 +21,7 @@ use super::store::{keyed, store_signals};
 use super::SignalsConfig;
 use crate::config::KafkaConfig;
 use crate::retry::Backoff;
-use crate::sinks::postgres::insert_dead_letters;
+use crate::sinks::postgres::{insert_dead_letters, refused_for_content};
 use crate::sources::kafka::client_config;
 use crate::telemetry::stats::Stats;
 
@@ -112,9 +112,10 @@ async fn take(pool: &PgPool, payload: &[u8], origin: Origin) -> Result<bool, sql
             });
             match store_signals(pool, &[(key, signal)], "kafka").await {
                 Ok(_) => Ok(true),
-                // Postgres refused this signal itself (not a lost connection): retrying would
-                // hold up every signal after it, so it is a dead letter like a malformed one.
-                Err(sqlx::Error::Database(e)) => {
+                // Postgres refused this signal's content (a data or constraint error, not a lost
+                // connection): retrying would hold up every signal after it, so it is a dead
+                // letter like a malformed one.
+                Err(e) if refused_for_content(&e) => {
                     dead_letter(pool, payload, origin, format!("cannot store it: {e}")).await?;
                     Ok(false)
                 }
