@@ -33,7 +33,7 @@ pub use policy::{
     LoadError, PolicySlot, PolicyStore, PolicyUnavailable, Query, QueryError, QueryReply,
     ServingPolicy, SlowLane, SLOW_LANE_THREAD,
 };
-pub use protection::{ProtectionBoard, UnitConfig, UnitObserved};
+pub use protection::{Hold, ProtectionBoard, UnitConfig, UnitObserved};
 pub use segment::{
     Claimed, Flush, FlushError, Flushed, OutboxError, OutgoingVersion, SegmentActor, SegmentOutbox,
 };

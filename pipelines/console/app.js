@@ -845,7 +845,10 @@ async function loadProtection(tenantId, unitsBody, changesBody, status) {
       .then((a) => a.result).catch(() => [])));
   unitsBody.replaceChildren(...units.map((u, i) => h("tr", { "data-unit": `${u.tenant_id}/${u.unit}` },
     h("td", {}, u.tenant_id), h("td", {}, u.unit), h("td", { class: "mono wrap" }, u.selector),
-    h("td", {}, h("span", { class: `outcome ${LEVEL_BADGE[u.level] || ""}` }, u.level)),
+    h("td", {}, h("span", { class: `outcome ${LEVEL_BADGE[u.level] || ""}` }, u.level),
+      u.held_level ? h("div", { class: "muted", "data-held": u.held_level },
+        `held by ${(u.signals || []).filter((s) => s.severity === "high" || s.severity === "critical")
+          .map((s) => `${s.source}: ${s.kind} (${s.severity}) until ${time(s.expires_at)}`).join("; ") || "a signal"}`) : ""),
     h("td", { class: "num" }, u.rho === null ? "∞" : u.rho.toFixed(2)),
     h("td", { class: "num" }, `${u.lambda.toFixed(1)} / ${u.capacity_per_sec}`),
     h("td", {}, rhoChart(charts[i], `rho of ${u.tenant_id}/${u.unit} over the last hour`)))));
@@ -854,6 +857,24 @@ async function loadProtection(tenantId, unitsBody, changesBody, status) {
     h("td", {}, `${c.from_level} → ${c.to_level}`),
     h("td", { class: "num" }, c.rho === null ? "∞" : c.rho.toFixed(2)))));
   message(status, "notice", units.length ? "" : "No protection units: every decision is permissive. Add one with portcullis protection set.");
+}
+
+const SEVERITY_BADGE = { low: "", medium: "watch", high: "require_approval", critical: "deny" };
+
+async function loadSignals(tenantId, body, status) {
+  let rows;
+  try {
+    rows = (await api(`/v1/signals${query({ tenant_id: tenantId, limit: 100 })}`)).result;
+  } catch (e) {
+    message(status, "error", e.message);
+    return;
+  }
+  body.replaceChildren(...rows.map((r) => h("tr", { "data-signal": r.signal_key },
+    h("td", { class: "mono" }, time(r.received_at)), h("td", {}, r.tenant_id),
+    h("td", { class: "mono wrap" }, `${r.subject_kind}: ${r.subject}`), h("td", {}, r.kind),
+    h("td", {}, h("span", { class: `outcome ${SEVERITY_BADGE[r.severity] || ""}` }, r.severity)),
+    h("td", {}, r.source), h("td", { class: "mono" }, time(r.expires_at)))));
+  message(status, "notice", rows.length ? "" : "No signals last now. Tools send them over Kafka or POST /v1/signals.");
 }
 
 const RECEIPT_STATUS = { verified: "allow", pending: "watch", failed: "deny" };
@@ -969,6 +990,13 @@ async function renderEvidence(main) {
   const loadUnits = () => loadProtection(pTenant.value, pUnits, pChanges, pMessage);
   pTenant.addEventListener("change", loadUnits);
 
+  // Trust signals that last.
+  const sTenant = tenantSelect("sg-tenant", { allowAll: true });
+  const sRows = h("tbody");
+  const sMessage = h("div", { "aria-live": "polite" });
+  const loadSignalRows = () => loadSignals(sTenant.value, sRows, sMessage);
+  sTenant.addEventListener("change", loadSignalRows);
+
   const table = (label, columns, body) => h("table", { "aria-label": label },
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))), body);
   main.append(heading,
@@ -986,6 +1014,11 @@ async function renderEvidence(main) {
     pMessage,
     table("Protection units", ["Tenant", "Unit", "Selector", "Level", "ρ", "λ / μ per s", "ρ, last hour"], pUnits),
     table("Protection changes", ["When", "Unit", "Change", "ρ"], pChanges),
+    h("h2", {}, "Trust signals"),
+    h("p", { class: "muted" }, "What other security tools say, while it lasts: about a principal or an agent it lowers trust; a high or critical one about a unit holds its protection at require_approval or read_only."),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, h("label", { for: "sg-tenant" }, "Tenant", sTenant)),
+    sMessage,
+    table("Trust signals", ["Received", "Tenant", "About", "Kind", "Severity", "Source", "Until"], sRows),
     h("h2", {}, "Receipt"),
     h("form", { class: "filters", onsubmit: lookUp },
       h("label", { for: "rc-tenant" }, "Tenant", rTenant), h("label", { for: "rc-decision" }, "Decision", rDecision),
@@ -995,7 +1028,7 @@ async function renderEvidence(main) {
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, h("label", { for: "cp-tenant" }, "Tenant", cTenant)),
     cMessage,
     table("Checkpoints", ["Signed", "Tenant", "Size", "Root", "Key"], checkpoints));
-  const refresh = async () => { await Promise.all([loadQueue(), loadCheckpoints(), loadUnits()]); };
+  const refresh = async () => { await Promise.all([loadQueue(), loadCheckpoints(), loadUnits(), loadSignalRows()]); };
   let loading = false;
   const timer = setInterval(async () => {
     if (!heading.isConnected) { clearInterval(timer); return; }

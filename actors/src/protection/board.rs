@@ -2,13 +2,15 @@
 //! tick, and the level each unit stands at. Decision paths count an arrival and read the level
 //! in one call, without locks (the unit set is swapped whole when the configuration changes);
 //! a ticker observes the rates once a tick and moves the levels (seed 002's model,
-//! `portcullis_engine::protection::UnitLoad`).
+//! `portcullis_engine::protection::UnitLoad`). Signals about a unit hold its level up while
+//! they last ([`Hold`]): decisions see the higher of the two.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
 use portcullis_engine::protection::{
     ProtectionLevel, ProtectionParams, Selector, Transition, UnitLoad, UnitProtection,
 };
@@ -36,6 +38,18 @@ pub struct UnitObserved {
     /// The change of level this tick made, if any.
     pub transition: Option<Transition>,
 }
+
+/// A level a signal about a unit holds it at, at least, until the signal ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hold {
+    pub tenant: TenantId,
+    pub unit: String,
+    pub level: ProtectionLevel,
+    pub until: DateTime<Utc>,
+}
+
+/// Per tenant, per unit name: the levels held, each until when.
+type Holds = HashMap<TenantId, HashMap<String, Vec<(ProtectionLevel, DateTime<Utc>)>>>;
 
 struct Unit {
     config: UnitConfig,
@@ -100,6 +114,7 @@ type Units = HashMap<TenantId, Vec<Arc<Unit>>>;
 pub struct ProtectionBoard {
     params: ProtectionParams,
     units: ArcSwap<Units>,
+    holds: ArcSwap<Holds>,
 }
 
 impl ProtectionBoard {
@@ -107,6 +122,7 @@ impl ProtectionBoard {
         Self {
             params,
             units: ArcSwap::from_pointee(HashMap::new()),
+            holds: ArcSwap::from_pointee(HashMap::new()),
         }
     }
 
@@ -152,7 +168,49 @@ impl ProtectionBoard {
             .iter()
             .find(|u| u.config.selector.matches(key))?;
         unit.arrivals.fetch_add(1, Ordering::Relaxed);
-        Some(unit.protection())
+        Some(self.held_up(tenant, unit.protection()))
+    }
+
+    /// Replaces the levels signals hold units at (those whose signals last, as read again).
+    pub fn hold(&self, holds: Vec<Hold>) {
+        let mut next: Holds = HashMap::new();
+        for h in holds {
+            next.entry(h.tenant)
+                .or_default()
+                .entry(h.unit)
+                .or_default()
+                .push((h.level, h.until));
+        }
+        self.holds.store(Arc::new(next));
+    }
+
+    /// The level signals hold `unit` of `tenant` at, at least, at `now`.
+    pub fn held(
+        &self,
+        tenant: &TenantId,
+        unit: &str,
+        now: DateTime<Utc>,
+    ) -> Option<ProtectionLevel> {
+        let holds = self.holds.load();
+        holds
+            .get(tenant)?
+            .get(unit)?
+            .iter()
+            .filter(|(_, until)| *until > now)
+            .map(|(level, _)| *level)
+            .max()
+    }
+
+    /// `p` raised to the level signals hold its unit at, if higher.
+    fn held_up(&self, tenant: &TenantId, mut p: UnitProtection) -> UnitProtection {
+        // Nearly always no holds at all: no clock read, no lookup.
+        if self.holds.load().is_empty() {
+            return p;
+        }
+        if let Some(level) = self.held(tenant, &p.unit, Utc::now()) {
+            p.level = p.level.max(level);
+        }
+        p
     }
 
     /// Forgets the arrivals counted so far: the ticker's first tick then measures a tick's worth.
@@ -169,7 +227,7 @@ impl ProtectionBoard {
             .get(tenant)?
             .iter()
             .find(|u| u.config.selector.matches(key))
-            .map(|u| u.protection())
+            .map(|u| self.held_up(tenant, u.protection()))
     }
 
     /// Every unit as it stands (no transitions).
@@ -223,6 +281,57 @@ mod tests {
             selector: Selector::parse(selector).unwrap(),
             capacity_per_sec: capacity,
         }
+    }
+
+    #[test]
+    fn a_hold_raises_its_unit_while_it_lasts_and_never_lowers_it() {
+        let board = ProtectionBoard::new(ProtectionParams::default());
+        board.configure(vec![
+            unit("iam", "cloudtrail:iam.amazonaws.com", 10.0),
+            unit("s3", "cloudtrail:s3.amazonaws.com", 10.0),
+        ]);
+        let iam = "cloudtrail:iam.amazonaws.com";
+        let now = Utc::now();
+        let hold = |unit: &str, level, secs| Hold {
+            tenant: acme(),
+            unit: unit.into(),
+            level,
+            until: now + chrono::Duration::seconds(secs),
+        };
+        board.hold(vec![
+            hold("iam", RequireApproval, 60),
+            hold("iam", ReadOnly, -1),
+            hold("s3", ReadOnly, 60),
+        ]);
+        assert_eq!(
+            board.arrive(&acme(), iam).unwrap().level,
+            RequireApproval,
+            "the ended one is gone"
+        );
+        assert_eq!(board.held(&acme(), "iam", now), Some(RequireApproval));
+        assert_eq!(
+            board.held(&TenantId::parse("globex").unwrap(), "iam", now),
+            None,
+            "another tenant's unit of that name"
+        );
+        // Load above the hold wins; the hold does not lower it.
+        for _ in 0..20 {
+            board.arrive(&acme(), "cloudtrail:s3.amazonaws.com");
+        }
+        board.tick(1.0);
+        board.hold(vec![hold("s3", RequireApproval, 60)]);
+        assert_eq!(
+            board
+                .peek(&acme(), "cloudtrail:s3.amazonaws.com")
+                .unwrap()
+                .level,
+            ReadOnly
+        );
+        assert_eq!(
+            board.peek(&acme(), iam).unwrap().level,
+            Permissive,
+            "released"
+        );
     }
 
     #[test]

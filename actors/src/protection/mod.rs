@@ -1,4 +1,4 @@
 //! Protection levels, live: the board every decision path asks for its unit's level.
 mod board;
 
-pub use board::{ProtectionBoard, UnitConfig, UnitObserved};
+pub use board::{Hold, ProtectionBoard, UnitConfig, UnitObserved};

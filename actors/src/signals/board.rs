@@ -1,6 +1,7 @@
-//! The signal board: each tenant's principals and agents with signals that have not expired,
-//! read without locks by the event path and the decision API (the whole map is swapped when
-//! signals arrive or are read again from Postgres).
+//! The signal board: each tenant's principals, agents and units with signals that have not
+//! expired, read without locks by the event path and the decision API (the whole map is swapped
+//! when signals arrive or are read again from Postgres). Signals about a unit are handed to the
+//! protection board as the levels they hold it at.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use chrono::{DateTime, Utc};
 use portcullis_engine::signals::ActiveSignal;
 use portcullis_engine::TenantId;
 
+use crate::protection::{Hold, ProtectionBoard};
+
 /// A signal as the board holds it: whose it is, and what policy is told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredSignal {
     pub tenant: TenantId,
-    /// `principal` or `agent`.
+    /// `principal`, `agent` or `unit`.
     pub subject_kind: String,
     pub subject: String,
     pub signal: ActiveSignal,
@@ -24,12 +27,15 @@ pub struct StoredSignal {
 struct Subjects {
     principals: HashMap<String, Arc<[ActiveSignal]>>,
     agents: HashMap<String, Arc<[ActiveSignal]>>,
+    units: HashMap<String, Arc<[ActiveSignal]>>,
 }
 
 pub struct SignalBoard {
     tenants: ArcSwap<HashMap<TenantId, Subjects>>,
     /// Handed out for everyone without signals: a clone, not an allocation per event.
     none: Arc<[ActiveSignal]>,
+    /// Told the levels signals about units hold them at.
+    protection: Option<Arc<ProtectionBoard>>,
 }
 
 impl Default for SignalBoard {
@@ -37,6 +43,7 @@ impl Default for SignalBoard {
         Self {
             tenants: ArcSwap::default(),
             none: Arc::from([]),
+            protection: None,
         }
     }
 }
@@ -44,6 +51,12 @@ impl Default for SignalBoard {
 impl SignalBoard {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Signals about a unit hold its level up on `board` while they last.
+    pub fn holding(mut self, board: Arc<ProtectionBoard>) -> Self {
+        self.protection = Some(board);
+        self
     }
 
     /// No signals (shared).
@@ -55,7 +68,18 @@ impl SignalBoard {
     pub fn replace(&self, signals: Vec<StoredSignal>) {
         let mut next: HashMap<TenantId, HashMap<(String, String), Vec<ActiveSignal>>> =
             HashMap::new();
+        let mut holds = Vec::new();
         for s in signals {
+            if s.subject_kind == "unit" {
+                if let Some(level) = s.signal.severity.protection_floor() {
+                    holds.push(Hold {
+                        tenant: s.tenant.clone(),
+                        unit: s.subject.clone(),
+                        level,
+                        until: s.signal.expires_at,
+                    });
+                }
+            }
             next.entry(s.tenant)
                 .or_default()
                 .entry((s.subject_kind, s.subject))
@@ -69,10 +93,10 @@ impl SignalBoard {
                 for ((kind, subject), mut list) in subjects {
                     // Worst first: what policy most needs to see.
                     list.sort_by_key(|s| std::cmp::Reverse(s.severity));
-                    let map = if kind == "agent" {
-                        &mut out.agents
-                    } else {
-                        &mut out.principals
+                    let map = match kind.as_str() {
+                        "agent" => &mut out.agents,
+                        "unit" => &mut out.units,
+                        _ => &mut out.principals,
                     };
                     map.insert(subject, list.into());
                 }
@@ -80,9 +104,12 @@ impl SignalBoard {
             })
             .collect();
         self.tenants.store(Arc::new(built));
+        if let Some(board) = &self.protection {
+            board.hold(holds);
+        }
     }
 
-    /// The signals about `subject` (a `principal` or an `agent`) of `tenant` that last at
+    /// The signals about `subject` (a `principal`, an `agent` or a `unit`) of `tenant` that last at
     /// `now`, worst first; empty for nearly everyone, without allocating.
     pub fn active(
         &self,
@@ -92,12 +119,10 @@ impl SignalBoard {
         now: DateTime<Utc>,
     ) -> Arc<[ActiveSignal]> {
         let tenants = self.tenants.load();
-        let found = tenants.get(tenant).and_then(|t| {
-            if subject_kind == "agent" {
-                t.agents.get(subject)
-            } else {
-                t.principals.get(subject)
-            }
+        let found = tenants.get(tenant).and_then(|t| match subject_kind {
+            "agent" => t.agents.get(subject),
+            "unit" => t.units.get(subject),
+            _ => t.principals.get(subject),
         });
         match found {
             None => self.none.clone(),
@@ -151,5 +176,58 @@ mod tests {
         assert!(board.active(&acme, "principal", "bob", now).is_empty());
         let globex = TenantId::parse("globex").unwrap();
         assert!(board.active(&globex, "principal", "alice", now).is_empty());
+    }
+
+    #[test]
+    fn signals_about_a_unit_hold_its_protection_up() {
+        use portcullis_engine::protection::{ProtectionLevel, ProtectionParams, Selector};
+
+        use crate::protection::UnitConfig;
+
+        let now = Utc::now();
+        let acme = TenantId::parse("acme").unwrap();
+        let protection = Arc::new(ProtectionBoard::new(ProtectionParams::default()));
+        protection.configure(vec![UnitConfig {
+            tenant: acme.clone(),
+            name: "iam".into(),
+            selector: Selector::parse("cloudtrail:iam.amazonaws.com").unwrap(),
+            capacity_per_sec: 100.0,
+        }]);
+        let board = SignalBoard::new().holding(protection.clone());
+        let about_iam = |severity| StoredSignal {
+            tenant: acme.clone(),
+            subject_kind: "unit".into(),
+            subject: "iam".into(),
+            signal: ActiveSignal {
+                kind: "under_attack".into(),
+                severity,
+                source: "waf".into(),
+                expires_at: now + Duration::minutes(5),
+            },
+        };
+        let level = || {
+            protection
+                .peek(&acme, "cloudtrail:iam.amazonaws.com")
+                .unwrap()
+                .level
+        };
+        board.replace(vec![about_iam(Severity::Medium)]);
+        assert_eq!(
+            level(),
+            ProtectionLevel::Permissive,
+            "medium: told, not held"
+        );
+        assert_eq!(board.active(&acme, "unit", "iam", now).len(), 1);
+        board.replace(vec![
+            about_iam(Severity::Medium),
+            about_iam(Severity::Critical),
+        ]);
+        assert_eq!(level(), ProtectionLevel::ReadOnly);
+        board.replace(vec![]);
+        assert_eq!(
+            level(),
+            ProtectionLevel::Permissive,
+            "released when it is gone"
+        );
     }
 }

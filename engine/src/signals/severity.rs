@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protection::ProtectionLevel;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -39,6 +41,17 @@ impl Severity {
             Self::Medium => 25.0,
             Self::High => 50.0,
             Self::Critical => 100.0,
+        }
+    }
+
+    /// The level a signal of this severity about a unit holds it at, at least, while it lasts:
+    /// a high one has changes wait for approval, a critical one stops them. Lower ones are
+    /// only told (the console, `GET /v1/signals`).
+    pub fn protection_floor(self) -> Option<ProtectionLevel> {
+        match self {
+            Self::Low | Self::Medium => None,
+            Self::High => Some(ProtectionLevel::RequireApproval),
+            Self::Critical => Some(ProtectionLevel::ReadOnly),
         }
     }
 }

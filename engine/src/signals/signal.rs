@@ -6,6 +6,7 @@ use serde_json::Value as Json;
 use thiserror::Error;
 
 use super::Severity;
+use crate::protection::is_unit_name_valid;
 use crate::TenantId;
 
 /// Largest signal accepted, as sent.
@@ -39,7 +40,8 @@ struct Wire {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Signal {
     pub tenant: TenantId,
-    /// `principal` (a CloudTrail principal's ARN) or `agent` (an agent's id).
+    /// `principal` (a CloudTrail principal's ARN), `agent` (an agent's id) or `unit` (a
+    /// protection unit's name).
     pub subject_kind: &'static str,
     pub subject: String,
     pub kind: String,
@@ -109,12 +111,20 @@ impl Signal {
         let subject_kind = match w.subject_kind.as_str() {
             "principal" => "principal",
             "agent" => "agent",
+            "unit" => "unit",
             other => {
                 return Err(invalid(format!(
-                    "subject_kind {other:?} must be principal or agent"
+                    "subject_kind {other:?} must be principal, agent or unit"
                 )))
             }
         };
+        if subject_kind == "unit" && !is_unit_name_valid(&w.subject) {
+            return Err(invalid(format!(
+                "subject {:?} is not a protection unit's name: 1 to 63 letters, digits, '_', \
+                 '.' or '-', starting with a letter or digit",
+                w.subject
+            )));
+        }
         if w.subject.is_empty() || w.subject.len() > 512 || w.subject.chars().any(char::is_control)
         {
             return Err(invalid(
@@ -239,7 +249,12 @@ mod tests {
             Signal::from_json(v, now()).unwrap_err().to_string()
         };
         assert!(reason(&|v| v["tenant_id"] = json!("../etc")).contains("tenant_id"));
-        assert!(reason(&|v| v["subject_kind"] = json!("user")).contains("principal or agent"));
+        assert!(reason(&|v| v["subject_kind"] = json!("user")).contains("principal, agent or unit"));
+        assert!(reason(&|v| {
+            v["subject_kind"] = json!("unit");
+            v["subject"] = json!("../iam");
+        })
+        .contains("protection unit"));
         assert!(reason(&|v| v["severity"] = json!("dire")).contains("severity"));
         assert!(reason(&|v| v["kind"] = json!("a b")).contains("kind"));
         assert!(reason(&|v| v["subject"] = json!("")).contains("subject"));
@@ -272,6 +287,15 @@ mod tests {
             Signal::parse(&vec![b' '; MAX_SIGNAL_BYTES + 1], now()),
             Err(SignalError::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_signal_may_be_about_a_unit() {
+        let mut v = good();
+        v["subject_kind"] = json!("unit");
+        v["subject"] = json!("iam");
+        let s = Signal::from_json(v, now()).unwrap();
+        assert_eq!((s.subject_kind, s.subject.as_str()), ("unit", "iam"));
     }
 
     #[test]

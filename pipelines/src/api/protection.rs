@@ -2,6 +2,7 @@
 //! needs `admin:<tenant>` (or `admin`).
 //!
 //! `GET    /v1/protection[?tenant_id=]`                    units, with this engine's λ, μ, ρ, level
+//!                                                         (and what signals hold it at)
 //! `PUT    /v1/protection/{tenant}/{unit}`                 `{"selector": …, "capacity_per_sec": …}`
 //! `DELETE /v1/protection/{tenant}/{unit}`
 //! `GET    /v1/protection/{tenant}/{unit}/samples[?since=]` the load over time (default: 1 h)
@@ -11,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use portcullis_engine::access::Permission;
-use portcullis_engine::protection::{is_unit_name_valid, Selector};
+use portcullis_engine::protection::{is_unit_name_valid, ProtectionLevel, Selector};
 use portcullis_engine::TenantId;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
@@ -38,19 +39,39 @@ pub(super) async fn units(
         .as_ref()
         .map(|b| b.state())
         .unwrap_or_default();
+    let at = Utc::now();
     let result: Vec<Json> = rows
         .into_iter()
         .map(|r| {
             let now = live
                 .iter()
                 .find(|u| u.tenant.as_str() == r.tenant_id && *u.unit == *r.unit);
+            let measured = now.map_or(ProtectionLevel::Permissive, |u| u.level);
+            let tenant = TenantId::parse(&r.tenant_id).ok();
+            let held = state
+                .protection
+                .as_ref()
+                .zip(tenant.as_ref())
+                .and_then(|(b, t)| b.held(t, &r.unit, at));
+            let held_by: Vec<Json> = state
+                .signals
+                .as_ref()
+                .zip(tenant.as_ref())
+                .map(|(b, t)| b.active(t, "unit", &r.unit, at))
+                .into_iter()
+                .flat_map(|list| list.iter().map(|s| json!(s)).collect::<Vec<_>>())
+                .collect();
             json!({
                 "tenant_id": r.tenant_id,
                 "unit": r.unit,
                 "selector": r.selector,
                 "capacity_per_sec": r.capacity_per_sec,
                 "updated_at": r.updated_at,
-                "level": now.map_or("permissive", |u| u.level.as_str()),
+                // What decisions get: the measured level, or higher while a signal holds it.
+                "level": held.map_or(measured, |h| h.max(measured)).as_str(),
+                "measured_level": measured.as_str(),
+                "held_level": held.map(ProtectionLevel::as_str),
+                "signals": held_by,
                 // `null` when infinite: work arrived and nothing served it.
                 "rho":now.map_or(json!(0.0), |u| finite_json(u.rho)),
                 "lambda": now.map_or(0.0, |u| u.lambda),

@@ -147,7 +147,11 @@ pub async fn build(
         None
     };
     let signals = if config.signals.enabled {
-        let board = Arc::new(SignalBoard::new());
+        let board = match &protection {
+            Some(levels) => SignalBoard::new().holding(levels.clone()),
+            None => SignalBoard::new(),
+        };
+        let board = Arc::new(board);
         crate::signals::refresh_board(pool, &board)
             .await
             .context("cannot read the trust signals")?;

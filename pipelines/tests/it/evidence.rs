@@ -477,3 +477,62 @@ fn receipts_are_proven_exported_verified_and_every_tampering_is_named() {
         env.cleanup().await;
     });
 }
+
+async fn append(pool: &sqlx::PgPool, rows: &[&ReceiptRow]) -> u64 {
+    let mut tx = pool.begin().await.unwrap();
+    let stored = append_receipts(&mut tx, rows).await.unwrap();
+    tx.commit().await.unwrap();
+    stored
+}
+
+#[test]
+fn receipts_appended_again_are_stored_once_at_the_next_indexes() {
+    block_on(async {
+        let env = TestEnv::new("evidence_again").await;
+        let receipt = |tenant: &str| {
+            ReceiptRow::of(&portcullis_engine::evidence::Receipt::of_query(
+                tenant,
+                uuid::Uuid::new_v4(),
+                "data.tenants.acme.allow",
+                None,
+                Some(&json!(true)),
+                "r",
+                "sha256:00",
+                Utc::now(),
+            ))
+        };
+        let (a1, a2, g1) = (receipt("acme"), receipt("acme"), receipt("globex"));
+        // A fresh batch goes in whole (the COPY), each tenant's log from 0.
+        assert_eq!(append(&env.pool, &[&a1, &g1]).await, 2);
+        // A batch holding one stored already, and one twice (a redelivery): only the new one,
+        // once, at the next index.
+        assert_eq!(append(&env.pool, &[&a1, &a2, &a2]).await, 1);
+        let (a3, a4) = (receipt("acme"), receipt("acme"));
+        assert_eq!(
+            append(&env.pool, &[&a3, &a4]).await,
+            2,
+            "the common path again"
+        );
+        let rows: Vec<(String, i64, uuid::Uuid)> = sqlx::query_as(
+            "SELECT tenant_id, leaf_index, decision_id FROM receipts ORDER BY tenant_id, leaf_index",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        let want = [
+            ("acme", 0, a1.decision_id),
+            ("acme", 1, a2.decision_id),
+            ("acme", 2, a3.decision_id),
+            ("acme", 3, a4.decision_id),
+            ("globex", 0, g1.decision_id),
+        ];
+        let got: Vec<_> = rows.iter().map(|(t, i, d)| (t.as_str(), *i, *d)).collect();
+        assert_eq!(got, want);
+        let sizes: Vec<(String, i64)> =
+            sqlx::query_as("SELECT tenant_id, size FROM receipt_logs ORDER BY tenant_id")
+                .fetch_all(&env.pool)
+                .await
+                .unwrap();
+        assert_eq!(sizes, [("acme".into(), 4), ("globex".into(), 1)]);
+    });
+}

@@ -89,12 +89,14 @@ pub fn decisions<'a>(
     Ok(out.finish())
 }
 
-struct Encoder {
+/// Rows in the binary COPY format, field by field: for the tables above, and for any other
+/// writer that COPYs (receipts, `evidence::append`).
+pub(crate) struct Encoder {
     buf: Vec<u8>,
 }
 
 impl Encoder {
-    fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity + 32);
         buf.extend_from_slice(SIGNATURE);
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
@@ -102,26 +104,26 @@ impl Encoder {
         Self { buf }
     }
 
-    fn row(&mut self, fields: i16) {
+    pub(crate) fn row(&mut self, fields: i16) {
         self.buf.extend_from_slice(&fields.to_be_bytes());
     }
 
-    fn field(&mut self, bytes: &[u8]) {
+    pub(crate) fn field(&mut self, bytes: &[u8]) {
         // Fields of the rows above are far below 2 GiB (payloads are capped well below).
         self.buf
             .extend_from_slice(&(bytes.len() as i32).to_be_bytes());
         self.buf.extend_from_slice(bytes);
     }
 
-    fn null(&mut self) {
+    pub(crate) fn null(&mut self) {
         self.buf.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
-    fn text(&mut self, s: &str) {
+    pub(crate) fn text(&mut self, s: &str) {
         self.field(s.as_bytes());
     }
 
-    fn opt_text(&mut self, s: Option<&str>) {
+    pub(crate) fn opt_text(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.text(s),
             None => self.null(),
@@ -131,7 +133,7 @@ impl Encoder {
     /// Microseconds since 2000-01-01 00:00 UTC, Postgres's epoch; a fraction of a microsecond
     /// is dropped toward the earlier time, as the text formats round it. Postgres refuses a
     /// time outside its range (22008), like any content it refuses.
-    fn timestamptz(&mut self, t: &DateTime<Utc>) -> Result<(), EncodeError> {
+    pub(crate) fn timestamptz(&mut self, t: &DateTime<Utc>) -> Result<(), EncodeError> {
         let micros = t
             .timestamp_micros()
             .checked_sub(POSTGRES_EPOCH_MICROS)
@@ -142,7 +144,7 @@ impl Encoder {
 
     /// `jsonb`'s binary input: the format version (1), then the document as JSON text, written
     /// straight into the stream.
-    fn jsonb(&mut self, value: &Json) -> Result<(), EncodeError> {
+    pub(crate) fn jsonb(&mut self, value: &Json) -> Result<(), EncodeError> {
         let at = self.buf.len();
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.push(1);
@@ -152,7 +154,7 @@ impl Encoder {
         Ok(())
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.buf
     }
