@@ -125,8 +125,14 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    /// The receipt of a stream decision on `event`.
-    pub fn of_event(event: &Event, decision: &Decision, decided_at: DateTime<Utc>) -> Self {
+    /// The receipt of a stream decision on `event`, whose record written as compact JSON has
+    /// the digest `input_digest` ([`input_digest`] of those bytes, or [`json_digest`]).
+    pub fn of_event(
+        event: &Event,
+        decision: &Decision,
+        input_digest: String,
+        decided_at: DateTime<Utc>,
+    ) -> Self {
         Self {
             v: RECEIPT_VERSION,
             tenant: decision.tenant_id.as_str().to_owned(),
@@ -141,7 +147,7 @@ impl Receipt {
             rule: decision.rule_path.clone(),
             policy_revision: decision.bundle_revision.clone(),
             policy_digest: decision.policy_digest.to_string(),
-            input_digest: json_digest(&event.raw),
+            input_digest,
             anomaly_score: decision.anomaly_score,
             protection_level: decision.protection_level.map(|l| l.as_str().to_owned()),
             decided_at,

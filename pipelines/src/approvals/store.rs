@@ -20,7 +20,7 @@ pub const APPROVALS_CHANNEL: &str = "portcullis_approvals";
 
 const COLUMNS: &str = "approval_id, tenant_id, request_key, status, source, rule, principal, \
      action, resource, reasons, decision_id, policy_revision, policy_digest, requested_at, \
-     expires_at, answered_at, answered_by, note, grant_until";
+     expires_at, answered_at, answered_by, note, grant_until, agent_id";
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ApprovalRow {
@@ -43,6 +43,9 @@ pub struct ApprovalRow {
     pub answered_by: Option<String>,
     pub note: Option<String>,
     pub grant_until: Option<DateTime<Utc>>,
+    /// The agent whose event asked (told of the answer over MQTT); `None` for the API and
+    /// gateway.
+    pub agent_id: Option<String>,
 }
 
 impl ApprovalRow {

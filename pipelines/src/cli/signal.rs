@@ -23,6 +23,9 @@ pub enum SignalCommand {
     ///          "subject": "arn:aws:iam::111111111111:user/alice", "kind": "leaked_credentials",
     ///          "severity": "high", "source": "guardduty", "ttl_secs": 3600}' |
     ///     portcullis signal send -
+    ///
+    /// About a protection unit: "subject_kind": "unit", "subject": "iam"; a high one holds it at
+    /// require_approval, a critical one at read_only, while it lasts.
     #[command(verbatim_doc_comment)]
     Send {
         #[arg(value_name = "FILE")]

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use portcullis_engine::approval::Verdict;
 use portcullis_engine::decode::valid_agent_id;
 use portcullis_engine::distribution::{agent_topic, AgentTopicKind, AGENT_PROTOCOL};
 use portcullis_engine::event::Source;
@@ -21,7 +22,8 @@ use crate::telemetry::stats::Stats;
 /// Publishes in flight at once: the broker's acks pace us, not one round trip per notice.
 const IN_FLIGHT: usize = 64;
 
-type Notice = (String, Vec<u8>);
+/// A topic and its payload.
+pub type Notice = (String, Vec<u8>);
 
 /// The after-commit step; its queue is drained by [`run_decision_replies`].
 pub struct DecisionReplies {
@@ -51,6 +53,14 @@ pub fn decision_replies(
     )
 }
 
+impl DecisionReplies {
+    /// Where other notices to agents are queued (answers to their approval requests): the same
+    /// queue, bound and publisher as verdicts.
+    pub fn queue(&self) -> mpsc::Sender<Notice> {
+        self.tx.clone()
+    }
+}
+
 /// A batch redelivered after a crash is told again: agents may see a verdict twice, with the
 /// same `decision_id`.
 impl AfterCommit for DecisionReplies {
@@ -72,11 +82,19 @@ impl AfterCommit for DecisionReplies {
                     &event.account,
                     AgentTopicKind::Decisions,
                 );
+                let approval = set
+                    .agent_approvals
+                    .iter()
+                    .find(|a| a.request.decision_id == d.decision_id)
+                    .and_then(|a| a.joined());
                 let notice = json!({
                     "protocol": AGENT_PROTOCOL,
+                    "type": "decision",
                     "event_id": event.event_id,
                     "decision_id": d.decision_id,
                     "allowed": d.allowed,
+                    "outcome": Verdict::of(&d.result).as_str(),
+                    "approval": approval,
                     "result": d.result,
                     "revision": d.bundle_revision,
                 });

@@ -20,7 +20,7 @@ mod versions;
 pub use agent_listener::{run_agent_listener, AgentDirectory};
 pub use agent_store::{PgAgentStore, MAX_CATCH_UP};
 pub use config::DistributionConfig;
-pub use decision_replies::{decision_replies, run_decision_replies, DecisionReplies};
+pub use decision_replies::{decision_replies, run_decision_replies, DecisionReplies, Notice};
 pub use enrollment::{
     enroll_agent, list_enrollments, revoke_agent, setup_broker, AgentCredentials, EnrollmentError,
     EnrollmentRow,

@@ -1,7 +1,7 @@
 //! A receipt as it is written: its bytes, their leaf hash, and the columns analysts filter on.
 
 use chrono::{DateTime, Utc};
-use portcullis_engine::evidence::{leaf_hash, Receipt};
+use portcullis_engine::evidence::{input_digest, leaf_hash, Receipt};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -36,14 +36,25 @@ impl ReceiptRow {
 }
 
 /// Gives every judged event of `sets` its receipt, stamped `now`. Done once per batch, before
-/// the write is tried, so a retried write stores the same receipts.
+/// the write is tried, so a retried write stores the same receipts. Each event's record is
+/// written as JSON once: its digest goes in the receipt, its text to the events table.
 pub fn add_receipts(sets: &mut [RowSet], now: DateTime<Utc>) {
     for set in sets {
+        set.raw_json = set
+            .events
+            .iter()
+            // A `Value` always serializes.
+            .map(|e| serde_json::to_vec(&e.raw).unwrap_or_default())
+            .collect();
         set.receipts = set
             .events
             .iter()
             .zip(&set.decisions)
-            .map(|(event, decision)| ReceiptRow::of(&Receipt::of_event(event, decision, now)))
+            .zip(&set.raw_json)
+            .map(|((event, decision), raw)| {
+                let digest = input_digest(raw);
+                ReceiptRow::of(&Receipt::of_event(event, decision, digest, now))
+            })
             .collect();
     }
 }

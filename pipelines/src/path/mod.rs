@@ -41,6 +41,7 @@ pub use rows::{RowSet, WriteCounts};
 pub use sink::{RowSink, SinkError};
 pub use tally::Tally;
 
+use crate::approvals::add_agent_approvals;
 use crate::evidence::add_receipts;
 use crate::retry::{Backoff, Cancelled};
 use crate::telemetry::stats::Stats;
@@ -66,6 +67,8 @@ pub struct EventPath {
     after_commit: Vec<Arc<dyn AfterCommit>>,
     /// Whether judged events get receipts (`evidence.enabled`).
     receipts: bool,
+    /// How long approval requests opened by agents' events wait, when they are opened.
+    agent_approvals: Option<chrono::Duration>,
     stats: Arc<Stats>,
 }
 
@@ -82,6 +85,7 @@ impl EventPath {
             persist: Persist::new(sink, stats.clone()),
             after_commit: Vec::new(),
             receipts: false,
+            agent_approvals: None,
             stats,
         }
     }
@@ -107,6 +111,12 @@ impl EventPath {
     /// Gives every decision a receipt in its tenant's log, written with it.
     pub fn with_receipts(mut self) -> Self {
         self.receipts = true;
+        self
+    }
+
+    /// Agents' events that policy answers `require_approval` open requests waiting `pending`.
+    pub fn with_agent_approvals(mut self, pending: chrono::Duration) -> Self {
+        self.agent_approvals = Some(pending);
         self
     }
 
@@ -182,8 +192,12 @@ impl EventPath {
                 .await
             {
                 Ok(()) => {
+                    let now = chrono::Utc::now();
                     if self.receipts {
-                        add_receipts(&mut sets, chrono::Utc::now());
+                        add_receipts(&mut sets, now);
+                    }
+                    if let Some(pending) = self.agent_approvals {
+                        add_agent_approvals(&mut sets, now, pending);
                     }
                     return Ok(sets);
                 }

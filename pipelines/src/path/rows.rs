@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use portcullis_engine::{DeadLetter, Decision, Event};
 
 use super::observe::Observed;
+use crate::approvals::AgentApproval;
 use crate::evidence::ReceiptRow;
 
 /// Everything one message produced. A capability adds its rows here (anomaly scores,
@@ -29,6 +30,11 @@ pub struct RowSet {
     pub observed: Vec<Observed>,
     /// One receipt per decision, when evidence is on.
     pub receipts: Vec<ReceiptRow>,
+    /// With receipts: each judged event's record as compact JSON, written once, hashed into
+    /// its receipt and stored as the event's `raw`.
+    pub raw_json: Vec<Vec<u8>>,
+    /// Requests for approval asked by agents' events (`approvals::agent_requests`).
+    pub agent_approvals: Vec<AgentApproval>,
 }
 
 impl RowSet {
@@ -40,6 +46,7 @@ impl RowSet {
             && self.replay_failures.is_empty()
             && self.observed.is_empty()
             && self.receipts.is_empty()
+            && self.agent_approvals.is_empty()
     }
 
     /// A message set aside: nothing but its dead letter.

@@ -39,6 +39,8 @@ pub struct Parts {
     pub bus: Arc<DecisionBus>,
     /// Verdicts on agents' events, for `run` to publish back to them (others may drop it).
     pub agent_decisions: Option<AgentDecisions>,
+    /// Where other notices to agents join the verdicts' queue (answers to their approvals).
+    pub agent_queue: Option<tokio::sync::mpsc::Sender<(String, Vec<u8>)>>,
     /// The anomaly-model actors, if `anomaly.enabled`.
     pub models: Option<Arc<ModelDirectory>>,
     /// Protection levels by unit, if `protection.enabled`; `run` ticks it.
@@ -168,11 +170,16 @@ pub async fn build(
             DECISION_NOTICE_MAX_BYTES,
             stats.clone(),
         );
+        let sender = step.queue();
         path = path.with_after_commit(Arc::new(step));
-        Some(queue)
+        Some((queue, sender))
     } else {
         None
     };
+    let (agent_decisions, agent_queue) = agent_decisions.unzip();
+    if config.mqtt.enabled {
+        path = path.with_agent_approvals(config.approvals.pending());
+    }
 
     let parts = Parts {
         path: Arc::new(path),
@@ -182,6 +189,7 @@ pub async fn build(
         registry,
         bus,
         agent_decisions,
+        agent_queue,
         models,
         protection,
         signals,
@@ -280,6 +288,17 @@ pub async fn run(
             approvals::stream_answers(p, b, c).await;
             Ok(())
         });
+        if let Some(queue) = parts.agent_queue.take() {
+            let (p, prefix, c) = (
+                pool.clone(),
+                config.mqtt.topic_prefix.clone(),
+                cancel.clone(),
+            );
+            tasks.spawn(async move {
+                approvals::tell_agents(p, prefix, queue, DECISION_NOTICE_MAX_BYTES, c).await;
+                Ok(())
+            });
+        }
     }
     if let Some(board) = parts.protection.clone() {
         let (p, cfg, c) = (pool.clone(), config.protection.clone(), cancel.clone());

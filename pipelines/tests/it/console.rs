@@ -860,6 +860,18 @@ fn the_evidence_page_answers_approvals_and_checks_receipts() {
         browser
             .run(json!({"op": "wait", "selector": "table[aria-label='Protection changes'] td", "text": "permissive → read_only"}))
             .await;
+
+        // A critical signal about the unit: listed, and the unit shown as held by it.
+        let signal = json!({"tenant_id": "acme", "subject_kind": "unit", "subject": "gateway",
+            "kind": "credential_stuffing", "severity": "critical", "source": "waf", "ttl_secs": 600});
+        let (status, body) = common::post_json(&admin, "/v1/signals", &signal).await;
+        assert_eq!(status, 200, "{body}");
+        browser
+            .run(json!({"op": "wait", "selector": "table[aria-label='Trust signals'] tr", "text": "unit: gateway"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": format!("{unit} [data-held='read_only']"), "text": "waf: credential_stuffing (critical)"}))
+            .await;
         browser.close_expecting(&["404"]).await;
         engine.stop().await.unwrap();
         env.cleanup().await;

@@ -65,6 +65,10 @@ impl Subscriber {
             .expect("subscriber running")
     }
 
+    async fn next_json(&mut self) -> Value {
+        serde_json::from_slice(&self.next().await.1).expect("JSON")
+    }
+
     async fn quiet_for(&mut self, d: Duration) -> bool {
         tokio::time::timeout(d, self.rx.recv()).await.is_err()
     }
@@ -655,6 +659,106 @@ fn an_agents_events_are_answered_on_its_decisions_topic_once_committed() {
         assert!(other.quiet_for(Duration::from_millis(100)).await);
         laptop.close().await;
         other.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn an_agents_event_that_needs_approval_opens_a_request_and_the_agent_hears_the_answer() {
+    block_on(async {
+        let env = TestEnv::new("dist_approvals").await;
+        let p = env.config.mqtt.topic_prefix.clone();
+        let mut laptop =
+            Subscriber::new(&env, &format!("{p}/acme/agents/laptop-1/decisions")).await;
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        let topic = env.device_topic("acme", "laptop-1");
+        let export = |id: &str| {
+            (
+                topic.clone(),
+                serde_json::to_vec(&json!({
+                    "id": id, "time": "2026-12-03T10:00:00Z", "user": "alice", "action": "export",
+                    "resource": {"type": "hr_files", "region": "EU"}
+                }))
+                .unwrap(),
+            )
+        };
+
+        // Two exports of the same thing: one request, which both verdicts name.
+        env.publish(&[export("m1"), export("m2")]).await;
+        let (v1, v2) = (laptop.next_json().await, laptop.next_json().await);
+        for v in [&v1, &v2] {
+            assert_eq!(
+                (&v["type"], &v["outcome"], &v["allowed"]),
+                (
+                    &json!("decision"),
+                    &json!("require_approval"),
+                    &json!(false)
+                ),
+                "{v}"
+            );
+            assert_eq!(v["approval"]["status"], "pending", "{v}");
+        }
+        let id = v1["approval"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            v2["approval"]["id"],
+            id.as_str(),
+            "joined the waiting request"
+        );
+        let stored: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT source, agent_id, status, principal FROM approvals WHERE tenant_id = 'acme'",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            stored,
+            [(
+                "agent".to_owned(),
+                Some("laptop-1".to_owned()),
+                "pending".to_owned(),
+                "alice".to_owned()
+            )]
+        );
+
+        // An approver agrees: the agent hears it on the same topic; the next export is told
+        // the approval that holds.
+        let (status, body) = post_json(
+            &api,
+            &format!("/v1/approvals/{id}/approve"),
+            &json!({"note": "quarterly report"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let answer = laptop.next_json().await;
+        assert_eq!(
+            (&answer["type"], &answer["status"], &answer["approval_id"]),
+            (&json!("approval"), &json!("approved"), &json!(id)),
+            "{answer}"
+        );
+        assert_eq!(answer["note"], "quarterly report");
+        assert!(answer["grant_until"].is_string(), "{answer}");
+        env.publish(&[export("m3")]).await;
+        let v3 = laptop.next_json().await;
+        assert_eq!(
+            (
+                &v3["outcome"],
+                &v3["approval"]["status"],
+                &v3["approval"]["id"]
+            ),
+            (&json!("require_approval"), &json!("approved"), &json!(id)),
+            "{v3}"
+        );
+        // The answer has its receipt; the agent's events their own.
+        env.wait_at_least(
+            "SELECT count(*) FROM receipts WHERE tenant_id = 'acme' AND kind = 'approval'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert!(laptop.quiet_for(Duration::from_millis(300)).await);
+        laptop.close().await;
         engine.stop().await.unwrap();
         env.cleanup().await;
     });

@@ -158,6 +158,21 @@ fn device_abac_follows_each_tenants_data() {
         vec!["removable media is blocked"]
     );
     assert!(reasons("globex", &device("globex", usb)).is_empty());
+    // An export nothing refuses waits for an approver; one something refuses is refused.
+    let export = json!({"user": "alice", "action": "export", "resource": {"type": "hr_files", "region": "EU"}});
+    let judged = policy("acme")
+        .evaluate(&device("acme", export), &PolicyContext::neutral(Utc::now()))
+        .unwrap();
+    assert_eq!(
+        judged.result,
+        json!({"allow": false, "require_approval": true,
+               "reasons": ["alice exports hr_files from a device: an approver must agree"]})
+    );
+    let export_us = json!({"user": "alice", "action": "export", "resource": {"type": "hr_files", "region": "US"}});
+    assert_eq!(
+        reasons("acme", &device("acme", export_us)),
+        vec!["data residency: US is not an allowed region"]
+    );
     let write =
         json!({"user": "zed", "action": "write", "resource": {"type": "db", "region": "EU"}});
     assert_eq!(

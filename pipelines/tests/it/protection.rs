@@ -223,3 +223,88 @@ fn a_burst_of_stream_events_makes_their_unit_read_only_in_policy_and_receipts() 
         env.cleanup().await;
     });
 }
+
+#[test]
+fn a_signal_about_a_unit_holds_its_level_up_while_it_lasts() {
+    block_on(async {
+        let mut env = protection_env("protection_held").await;
+        env.config.kafka.enabled = false;
+        env.config.signals.refresh_ms = 200;
+        let engine = env.start().await;
+        let api = env.api(engine.http_addr());
+        let unit = br#"{"selector": "api:data.tenants.acme.*", "capacity_per_sec": 1000}"#;
+        let (status, text) = request(&api, "PUT", "/v1/protection/acme/api", &[], unit).await;
+        assert_eq!(status, 200, "{text}");
+        let level = || async {
+            let (_, body) = post_json(&api, PROBE, &json!({"input": {}})).await;
+            body["result"]["protection_level"].clone()
+        };
+        assert_eq!(level().await, "permissive");
+
+        let signal = |severity: &str, id: &str, ttl: i64| {
+            json!({"tenant_id": "acme", "subject_kind": "unit", "subject": "api",
+                   "kind": "credential_stuffing", "severity": severity, "source": "waf",
+                   "id": id, "ttl_secs": ttl})
+        };
+        // A critical signal: read-only at once on this engine, whatever the load.
+        let (status, text) = post_json(&api, "/v1/signals", &signal("critical", "w1", 3600)).await;
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(level().await, "read_only");
+        let (_, text) = http_get(&api, "/v1/protection?tenant_id=acme").await;
+        let units: Value = serde_json::from_str(&text).unwrap();
+        let u = &units["result"][0];
+        assert_eq!(
+            (&u["level"], &u["measured_level"], &u["held_level"]),
+            (
+                &json!("read_only"),
+                &json!("permissive"),
+                &json!("read_only")
+            ),
+            "{u}"
+        );
+        assert_eq!(u["signals"][0]["source"], "waf");
+        // Another tenant's unit of the same name is not held.
+        let (status, _) = request(
+            &api,
+            "PUT",
+            "/v1/protection/globex/api",
+            &[],
+            br#"{"selector": "api:*", "capacity_per_sec": 1000}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (_, body) =
+            post_json(&api, "/v1/data/tenants/globex/allow", &json!({"input": {}})).await;
+        let decision = body["decision_id"].as_str().unwrap().to_owned();
+        let receipt_level = || async {
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let level: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT body::jsonb->>'protection_level' FROM receipts WHERE decision_id = $1",
+                )
+                .bind(uuid::Uuid::parse_str(&decision).unwrap())
+                .fetch_optional(&env.pool)
+                .await
+                .unwrap();
+                if let Some(level) = level {
+                    return level;
+                }
+                assert!(Instant::now() < until, "no receipt for {decision}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        assert_eq!(receipt_level().await.as_deref(), Some("permissive"));
+
+        // The same signal lowered to high: require_approval; then ended: released.
+        let (status, _) = post_json(&api, "/v1/signals", &signal("high", "w1", 3600)).await;
+        assert_eq!(status, 200);
+        assert_eq!(level().await, "require_approval");
+        let (status, _) = post_json(&api, "/v1/signals", &signal("medium", "w1", 1)).await;
+        assert_eq!(status, 200);
+        assert_eq!(level().await, "permissive", "medium holds nothing");
+        let (status, _) = post_json(&api, "/v1/signals", &signal("critical", "w1", 1)).await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(level().await, "permissive", "ended");
+    });
+}

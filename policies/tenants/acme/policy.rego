@@ -5,11 +5,20 @@
 #   input.event    normalized fields (kind, action, principal, resource, ...)
 #   input.raw      the original CloudTrail record or agent payload
 #   input.context  protection level, anomaly score, principal trust, time
+# A change that nothing refuses but a person must agree to first is answered
+# {"allow": false, "require_approval": true, "reasons": [...]}.
 package tenants.acme
 
 import rego.v1
 
-decision := {"allow": count(reasons) == 0, "reasons": sort([r | some r in reasons])}
+decision := {"allow": false, "require_approval": true, "reasons": sort([r | some r in approvals])} if {
+	count(reasons) == 0
+	count(approvals) > 0
+} else := {"allow": count(reasons) == 0, "reasons": sort([r | some r in reasons])}
+
+# What nothing refuses but a person must agree to first (docs/approvals.md): such an event is
+# answered require_approval and, from an agent, opens an approval request; the agent is told
+# the answer on its decisions topic.
 
 # --- CloudTrail: CIS AWS Foundations monitoring controls (section 4) ---------------------------
 
@@ -96,6 +105,11 @@ reasons contains "removable media is blocked" if {
 	device
 	input.event.action == "usb_insert"
 	not data.tenants.acme.allow_removable_media
+}
+
+approvals contains sprintf("%s exports %s from a device: an approver must agree", [input.event.principal, input.event.resource]) if {
+	device
+	input.event.action == "export"
 }
 
 # --- Anomaly models (docs/anomaly-models.md) ----------------------------------------------------

@@ -12,7 +12,7 @@ pub async fn copy_events<'a>(
     pool: &PgPool,
     events: impl IntoIterator<Item = &'a Event>,
 ) -> anyhow::Result<u64> {
-    let rows = copy_binary::events(events)?;
+    let rows = copy_binary::events(events.into_iter().map(|e| (e, None)))?;
     let mut conn = pool.acquire().await?;
     let statement = format!("COPY events ({EVENT_COLUMNS}) FROM STDIN WITH (FORMAT binary)");
     Ok(copy_in(&mut conn, &statement, &rows).await?)

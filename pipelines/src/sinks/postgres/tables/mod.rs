@@ -1,6 +1,7 @@
 //! The tables a row set is written to, in the order they are written. A capability that adds
 //! rows to [`RowSet`] adds its table here: a file, and one line in [`TABLES`].
 
+mod agent_approvals;
 mod anomaly;
 mod copied;
 pub(crate) mod dead_letters;
@@ -42,6 +43,7 @@ pub(super) const TABLES: &[&dyn Table] = &[
     &anomaly::TrainingRows,
     &anomaly::Anomalies,
     &anomaly::TrustScores,
+    &agent_approvals::AgentApprovals,
     // Last: its log rows stay locked until the commit, so nothing else should follow.
     &receipts::Receipts,
 ];
