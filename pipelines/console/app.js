@@ -917,7 +917,8 @@ async function renderEvidence(main) {
       const badge = { approved: "allow", denied: "deny", expired: "deny", pending: "watch" }[r.status];
       return h("tr", { "data-approval": r.approval_id },
         h("td", { class: "mono" }, time(r.requested_at)), h("td", {}, r.tenant_id),
-        h("td", { class: "wrap" }, r.principal || "—"), h("td", { class: "wrap" }, r.resource),
+        h("td", { class: "wrap" }, r.principal || "—", r.agent_id ? h("div", { class: "muted" }, `on agent ${r.agent_id}`) : ""),
+        h("td", { class: "wrap" }, r.source === "agent" ? `${r.action} ${r.resource}` : r.resource),
         h("td", { class: "reason" }, reasonsText(r.reasons)),
         h("td", {}, h("span", { class: `outcome ${badge}` }, r.status)),
         h("td", { class: "mono" }, r.status === "pending" ? `expires ${time(r.expires_at)}` : time(r.answered_at)),

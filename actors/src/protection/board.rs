@@ -201,13 +201,20 @@ impl ProtectionBoard {
             .max()
     }
 
-    /// `p` raised to the level signals hold its unit at, if higher.
+    /// `p` raised to the level signals hold its unit at, if higher. The clock is read only
+    /// for a unit with holds.
     fn held_up(&self, tenant: &TenantId, mut p: UnitProtection) -> UnitProtection {
-        // Nearly always no holds at all: no clock read, no lookup.
-        if self.holds.load().is_empty() {
+        let holds = self.holds.load();
+        let Some(list) = holds.get(tenant).and_then(|units| units.get(&*p.unit)) else {
             return p;
-        }
-        if let Some(level) = self.held(tenant, &p.unit, Utc::now()) {
+        };
+        let now = Utc::now();
+        let held = list
+            .iter()
+            .filter(|(_, until)| *until > now)
+            .map(|(level, _)| *level)
+            .max();
+        if let Some(level) = held {
             p.level = p.level.max(level);
         }
         p

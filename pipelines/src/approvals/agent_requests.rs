@@ -14,7 +14,11 @@ use portcullis_engine::evidence::reasons_of;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::path::RowSet;
+use portcullis_actors::ProtectionBoard;
+use portcullis_engine::TenantId;
+
+use crate::path::{AfterCommit, RowSet};
+use crate::telemetry::stats::Stats;
 
 /// Names approval ids made from decision ids: the same decision, redelivered, asks with the
 /// same id, so a request answered meanwhile is not opened again.
@@ -48,7 +52,8 @@ impl AgentApproval {
     }
 }
 
-/// What an agent is told of its request with the verdict.
+/// What an agent is told of its request with the verdict: `pending` (possibly past its expiry,
+/// until the sweep marks it and the agent is told `expired`), or `approved`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Joined {
     pub id: Uuid,
@@ -56,6 +61,9 @@ pub struct Joined {
     pub status: String,
     pub expires_at: DateTime<Utc>,
     pub grant_until: Option<DateTime<Utc>>,
+    /// Opened by this write (not found waiting or approved).
+    #[serde(skip)]
+    pub opened: bool,
 }
 
 /// Gives every judged agent event of `sets` that policy answered `require_approval` its
@@ -78,10 +86,13 @@ pub fn add_agent_approvals(sets: &mut [RowSet], now: DateTime<Utc>, pending: chr
                     rule: d.rule_path.clone(),
                     principal: Some(event.principal.clone()),
                     action: Some(event.action.clone()),
-                    resource: event
-                        .resource
-                        .clone()
-                        .unwrap_or_else(|| format!("device {}", event.account)),
+                    // The agent is part of what is asked: an approval for one device lets no
+                    // other through, whatever user the other claims.
+                    resource: format!(
+                        "{} on {}",
+                        event.resource.as_deref().unwrap_or("the device"),
+                        event.account
+                    ),
                     reasons: reasons_of(&d.result),
                     source: "agent",
                     decision_id: d.decision_id,
@@ -93,5 +104,33 @@ pub fn add_agent_approvals(sets: &mut [RowSet], now: DateTime<Utc>, pending: chr
                 joined: Arc::default(),
             })
             .collect();
+    }
+}
+
+/// Counts the requests agents' events opened, once committed: in
+/// `portcullis_approvals_total{status="opened"}` and as arrivals in the tenant's `approvals`
+/// protection unit, as the decision API does.
+pub struct AgentApprovalsOpened {
+    pub stats: Arc<Stats>,
+    pub protection: Option<Arc<ProtectionBoard>>,
+}
+
+impl AfterCommit for AgentApprovalsOpened {
+    fn committed(&self, sets: &[RowSet]) {
+        let opened = sets
+            .iter()
+            .flat_map(|s| &s.agent_approvals)
+            .filter(|a| a.joined().is_some_and(|j| j.opened));
+        for ask in opened {
+            let tenant = &ask.request.tenant;
+            self.stats
+                .metrics
+                .approvals
+                .with_label_values(&[tenant.as_str(), "opened"])
+                .inc();
+            if let (Some(board), Ok(tenant)) = (&self.protection, TenantId::parse(tenant)) {
+                board.arrive(&tenant, "approvals");
+            }
+        }
     }
 }

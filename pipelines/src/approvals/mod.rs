@@ -10,12 +10,12 @@ mod store;
 mod sweep;
 mod tell_agents;
 
-pub use agent_requests::{add_agent_approvals, AgentApproval, Joined};
+pub use agent_requests::{add_agent_approvals, AgentApproval, AgentApprovalsOpened, Joined};
 pub use announce::stream_answers;
 pub use config::ApprovalsConfig;
 pub use store::{
-    answer, expire_due, get, list, open_request, Answer, AnswerError, ApprovalQuery, ApprovalRow,
-    Opened, APPROVALS_CHANNEL,
+    answer, answered_for_agents_since, expire_due, get, list, open_request, Answer, AnswerError,
+    ApprovalQuery, ApprovalRow, Opened, APPROVALS_CHANNEL,
 };
 pub use sweep::run_expiry;
 pub use tell_agents::{approval_notice, tell_agents};

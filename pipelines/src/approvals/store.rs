@@ -298,6 +298,22 @@ async fn announce(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), sqlx::Err
     Ok(())
 }
 
+/// Agents' requests answered or expired after `since`, oldest first (at most `limit`).
+pub async fn answered_for_agents_since(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ApprovalRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approvals
+         WHERE source = 'agent' AND answered_at > $1 ORDER BY answered_at LIMIT $2"
+    )))
+    .bind(since)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<ApprovalRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM approvals WHERE approval_id = $1"

@@ -3,8 +3,16 @@
 //! `{"type": "approval", "approval_id": …, "status": …}` on the agent's `decisions` topic (QoS 1,
 //! so an agent away receives it when it returns). With several engines an agent may hear an
 //! answer more than once: it keys on the approval id.
+//!
+//! A notification sent while the listener is not connected is lost, so on every connection the
+//! answers since the last one told are read again. `answered_at` does not follow commit order
+//! (an expiry is dated at its expiry, committed by a sweep a little later; other engines'
+//! clocks differ), so that reading reaches back [`CATCH_UP_MARGIN`] and skips what was told.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
 use portcullis_engine::distribution::{agent_topic, AgentTopicKind, AGENT_PROTOCOL};
 use portcullis_engine::TenantId;
 use serde_json::{json, Value as Json};
@@ -13,9 +21,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{get, ApprovalRow, APPROVALS_CHANNEL};
+use super::{answered_for_agents_since, get, ApprovalRow, APPROVALS_CHANNEL};
 use crate::distribution::Notice as AgentNotice;
 use crate::sinks::postgres::notifications::{follow, Notice};
+use crate::telemetry::stats::Stats;
+
+/// How far before the newest answer told a catch-up reads again.
+const CATCH_UP_MARGIN: Duration = Duration::minutes(2);
+/// Most answers one catch-up tells.
+const CATCH_UP_LIMIT: i64 = 10_000;
 
 /// What an agent is told of its answered request.
 pub fn approval_notice(row: &ApprovalRow) -> Json {
@@ -35,32 +49,32 @@ pub fn approval_notice(row: &ApprovalRow) -> Json {
     })
 }
 
-/// Requests of agents answered after `since`, oldest first: what a listener that was away
-/// may have missed.
-async fn answered_since(
-    pool: &PgPool,
-    since: DateTime<Utc>,
-) -> Result<Vec<ApprovalRow>, sqlx::Error> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT approval_id FROM approvals
-         WHERE source = 'agent' AND answered_at > $1 ORDER BY answered_at LIMIT 10000",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(row) = get(pool, id).await? {
-            rows.push(row);
-        }
-    }
-    Ok(rows)
-}
-
 enum Heard {
     /// The listener (re)connected: answers since the last one told may have been missed.
     Connected,
     Answered(Uuid),
+}
+
+/// Where the answers stand: which were told, up to when.
+struct Told {
+    newest: DateTime<Utc>,
+    /// Answers told within the margin of the newest: a catch-up does not tell them again.
+    recent: HashMap<Uuid, DateTime<Utc>>,
+}
+
+impl Told {
+    fn is_new(&self, row: &ApprovalRow) -> bool {
+        !self.recent.contains_key(&row.approval_id)
+    }
+
+    fn mark(&mut self, id: Uuid, at: DateTime<Utc>) {
+        self.newest = self.newest.max(at);
+        self.recent.insert(id, at);
+        let horizon = self.newest - CATCH_UP_MARGIN;
+        if self.recent.len() > 1024 {
+            self.recent.retain(|_, at| *at > horizon);
+        }
+    }
 }
 
 /// Publishes answers to agents through `queue` (the verdicts' queue) until `cancel` fires.
@@ -69,6 +83,7 @@ pub async fn tell_agents(
     prefix: String,
     queue: mpsc::Sender<AgentNotice>,
     max_bytes: usize,
+    stats: Arc<Stats>,
     cancel: CancellationToken,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Heard>();
@@ -84,19 +99,21 @@ pub async fn tell_agents(
             },
         },
     ));
-    // Answers before this engine started are not told again.
-    let mut told_until = Utc::now();
-    let mut first = true;
+    // Answers from before this engine started are not told again; those between its start and
+    // its first connection are (the first catch-up).
+    let mut told = Told {
+        newest: Utc::now(),
+        recent: HashMap::new(),
+    };
     while let Some(heard) = tokio::select! {
         heard = rx.recv() => heard,
         _ = cancel.cancelled() => None,
     } {
         let rows = match heard {
-            Heard::Connected if first => {
-                first = false;
-                continue;
+            Heard::Connected => {
+                let since = told.newest - CATCH_UP_MARGIN;
+                answered_for_agents_since(&pool, since, CATCH_UP_LIMIT).await
             }
-            Heard::Connected => answered_since(&pool, told_until).await,
             Heard::Answered(id) => get(&pool, id).await.map(|r| r.into_iter().collect()),
         };
         let rows = match rows {
@@ -110,15 +127,24 @@ pub async fn tell_agents(
             let (Some(agent), Some(at)) = (&row.agent_id, row.answered_at) else {
                 continue;
             };
+            if !told.is_new(&row) {
+                continue;
+            }
             let Ok(tenant) = TenantId::parse(&row.tenant_id) else {
                 continue;
             };
-            told_until = told_until.max(at);
+            told.mark(row.approval_id, at);
             let topic = agent_topic(&prefix, &tenant, agent, AgentTopicKind::Decisions);
             let payload = serde_json::to_vec(&approval_notice(&row)).expect("JSON values");
-            if payload.len() > max_bytes || queue.try_send((topic, payload)).is_err() {
-                tracing::warn!(approval = %row.approval_id, agent, "an agent could not be told its approval's answer (the queue is full); it can ask GET /v1/approvals/{{id}}");
-            }
+            let why = if payload.len() > max_bytes {
+                "it is too large"
+            } else if queue.try_send((topic, payload)).is_err() {
+                "the queue of notices is full"
+            } else {
+                continue;
+            };
+            stats.metrics.agent_decisions_dropped.inc();
+            tracing::warn!(approval = %row.approval_id, agent, why, "an agent could not be told its approval's answer; it can read GET /v1/approvals/{{id}}");
         }
     }
     listener.abort();

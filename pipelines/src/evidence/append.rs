@@ -4,9 +4,9 @@
 //! same tenants cannot deadlock), which locks it until the transaction ends: leaf indexes then
 //! follow commit order and two writers never share one.
 //!
-//! A batch none of whose decisions has a receipt yet, the common case, costs one statement and
-//! one binary COPY: the growth returns where each tenant's receipts start, and they are COPYed
-//! in at those indexes. COPY has no conflict clause, so a receipt whose decision has one
+//! A batch none of whose decisions has a receipt yet, the common case, costs a savepoint, one
+//! statement and one binary COPY: the growth returns where each tenant's receipts start, and
+//! they are COPYed in at those indexes. COPY has no conflict clause, so a receipt whose decision has one
 //! already (a redelivery, even one another engine wrote a moment ago) fails it on the unique
 //! `(tenant_id, decision_id)` key; the attempt, made under a savepoint, is undone, and the batch
 //! goes in by one statement that skips the receipts stored already and grows each log by the
@@ -36,12 +36,9 @@ pub async fn append_receipts(
         .execute(&mut *conn)
         .await?;
     match append_all(conn, rows).await {
-        Ok(stored) => {
-            sqlx::raw_sql("RELEASE SAVEPOINT receipts_straight_in")
-                .execute(&mut *conn)
-                .await?;
-            Ok(stored)
-        }
+        // The savepoint is left to the commit: releasing it would be one more round trip
+        // while the logs are locked.
+        Ok(stored) => Ok(stored),
         Err(e) if !unique_violation(&e) => Err(e),
         Err(_) => {
             sqlx::raw_sql("ROLLBACK TO SAVEPOINT receipts_straight_in")

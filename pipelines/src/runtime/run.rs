@@ -177,8 +177,14 @@ pub async fn build(
         None
     };
     let (agent_decisions, agent_queue) = agent_decisions.unzip();
-    if config.mqtt.enabled {
-        path = path.with_agent_approvals(config.approvals.pending());
+    // Only when agents are told: a request nobody hears the answer to waits for nothing.
+    if agent_queue.is_some() {
+        path = path
+            .with_agent_approvals(config.approvals.pending())
+            .with_after_commit(Arc::new(approvals::AgentApprovalsOpened {
+                stats: stats.clone(),
+                protection: protection.clone(),
+            }));
     }
 
     let parts = Parts {
@@ -289,13 +295,14 @@ pub async fn run(
             Ok(())
         });
         if let Some(queue) = parts.agent_queue.take() {
-            let (p, prefix, c) = (
+            let (p, prefix, s, c) = (
                 pool.clone(),
                 config.mqtt.topic_prefix.clone(),
+                stats.clone(),
                 cancel.clone(),
             );
             tasks.spawn(async move {
-                approvals::tell_agents(p, prefix, queue, DECISION_NOTICE_MAX_BYTES, c).await;
+                approvals::tell_agents(p, prefix, queue, DECISION_NOTICE_MAX_BYTES, s, c).await;
                 Ok(())
             });
         }

@@ -721,6 +721,20 @@ fn an_agents_event_that_needs_approval_opens_a_request_and_the_agent_hears_the_a
                 "alice".to_owned()
             )]
         );
+        let resource: String = sqlx::query_scalar("SELECT resource FROM approvals")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert_eq!(resource, "hr_files on laptop-1");
+
+        // Another device whose user claims to be alice asks for itself: its own request.
+        let mut other = Subscriber::new(&env, &format!("{p}/acme/agents/laptop-2/decisions")).await;
+        let mut from_other = export("o1");
+        from_other.0 = env.device_topic("acme", "laptop-2");
+        env.publish(std::slice::from_ref(&from_other)).await;
+        let o1 = other.next_json().await;
+        let other_id = o1["approval"]["id"].as_str().unwrap().to_owned();
+        assert_ne!(other_id, id, "{o1}");
 
         // An approver agrees: the agent hears it on the same topic; the next export is told
         // the approval that holds.
@@ -757,7 +771,17 @@ fn an_agents_event_that_needs_approval_opens_a_request_and_the_agent_hears_the_a
             Duration::from_secs(30),
         )
         .await;
+        // The other device's request still waits: it heard nothing more.
         assert!(laptop.quiet_for(Duration::from_millis(300)).await);
+        assert!(other.quiet_for(Duration::from_millis(100)).await);
+        env.publish(&[from_other]).await;
+        let o2 = other.next_json().await;
+        assert_eq!(
+            (&o2["approval"]["id"], &o2["approval"]["status"]),
+            (&json!(other_id), &json!("pending")),
+            "{o2}"
+        );
+        other.close().await;
         laptop.close().await;
         engine.stop().await.unwrap();
         env.cleanup().await;

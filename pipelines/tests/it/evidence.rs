@@ -534,5 +534,6 @@ fn receipts_appended_again_are_stored_once_at_the_next_indexes() {
                 .await
                 .unwrap();
         assert_eq!(sizes, [("acme".into(), 4), ("globex".into(), 1)]);
+        env.cleanup().await;
     });
 }

@@ -306,5 +306,11 @@ fn a_signal_about_a_unit_holds_its_level_up_while_it_lasts() {
         assert_eq!(status, 200);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(level().await, "permissive", "ended");
+        let (_, text) = http_get(&api, "/v1/protection?tenant_id=acme").await;
+        let units: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(units["result"][0]["held_level"], Value::Null, "{units}");
+        assert_eq!(units["result"][0]["signals"], json!([]), "{units}");
+        engine.stop().await.unwrap();
+        env.cleanup().await;
     });
 }

@@ -49,10 +49,12 @@ impl Table for AgentApprovals {
             let col = |f: fn(&AgentApproval) -> Option<String>| {
                 asks.iter().map(|a| f(a)).collect::<Vec<_>>()
             };
-            // Found first (an approval that holds, else a request that waits, as the snapshot
+            // Found first (an approval that holds, else the request that waits, as the snapshot
             // sees them); a new request only for keys with neither, the batch's first ask of
-            // each. A request another engine opens meanwhile makes the insert skip: that ask is
-            // told no request (its verdict still says require_approval).
+            // each. A waiting request past its expiry is joined too: it holds the one-pending
+            // index until the sweep expires it, and the agent is then told `expired` and may
+            // ask again. A request another engine opens meanwhile makes the insert skip: that
+            // ask is told no request (its verdict still says require_approval).
             let found: Vec<Found> = sqlx::query_as(
                 "WITH ask AS (
                      SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[],
@@ -69,7 +71,7 @@ impl Table for AgentApprovals {
                      JOIN (SELECT DISTINCT t, k FROM ask) q
                        ON ap.tenant_id = q.t AND ap.request_key = q.k
                      WHERE (ap.status = 'approved' AND ap.grant_until > now())
-                        OR (ap.status = 'pending' AND ap.expires_at > now())
+                        OR ap.status = 'pending'
                      ORDER BY ap.tenant_id, ap.request_key, ap.status = 'approved' DESC,
                               ap.requested_at DESC
                  ), first AS (
@@ -114,12 +116,13 @@ impl Table for AgentApprovals {
             let made = found.iter().filter(|f| f.6).count() as u64;
             let by_key: HashMap<(&str, &str), Joined> = found
                 .iter()
-                .map(|(t, k, id, status, expires_at, grant_until, _)| {
+                .map(|(t, k, id, status, expires_at, grant_until, made)| {
                     let joined = Joined {
                         id: *id,
                         status: status.clone(),
                         expires_at: *expires_at,
                         grant_until: *grant_until,
+                        opened: *made,
                     };
                     ((t.as_str(), k.as_str()), joined)
                 })
