@@ -7,32 +7,22 @@ use std::sync::Arc;
 use portcullis_engine::TenantId;
 use serde_json::json;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use super::{get, APPROVALS_CHANNEL};
+use super::answered::{follow_answers, Heard};
+use super::get;
 use crate::policy_service::DecisionBus;
-use crate::sinks::postgres::notifications::{follow, Notice};
 
 pub async fn stream_answers(pool: PgPool, bus: Arc<DecisionBus>, cancel: CancellationToken) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Uuid>();
-    let listener = tokio::spawn(follow(
-        pool.clone(),
-        APPROVALS_CHANNEL,
-        cancel.clone(),
-        move |notice| match notice {
-            Notice::Connected => true,
-            Notice::Payload(p) => match Uuid::parse_str(&p) {
-                Ok(id) => tx.send(id).is_ok(),
-                Err(_) => true,
-            },
-        },
-    ));
-    while let Some(id) = tokio::select! {
-        id = rx.recv() => id,
+    let (listener, mut rx) = follow_answers(pool.clone(), cancel.clone());
+    while let Some(heard) = tokio::select! {
+        heard = rx.recv() => heard,
         _ = cancel.cancelled() => None,
     } {
+        // Subscribers watch live; one who missed an answer reads it from the API.
+        let Heard::Answered(id) = heard else {
+            continue;
+        };
         let row = match get(&pool, id).await {
             Ok(Some(row)) => row,
             Ok(None) => continue,

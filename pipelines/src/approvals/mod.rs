@@ -5,6 +5,7 @@
 
 mod agent_requests;
 mod announce;
+mod answered;
 mod config;
 mod store;
 mod sweep;

@@ -21,9 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{answered_for_agents_since, get, ApprovalRow, APPROVALS_CHANNEL};
+use super::answered::{follow_answers, Heard};
+use super::{answered_for_agents_since, get, ApprovalRow};
 use crate::distribution::Notice as AgentNotice;
-use crate::sinks::postgres::notifications::{follow, Notice};
 use crate::telemetry::stats::Stats;
 
 /// How far before the newest answer told a catch-up reads again.
@@ -47,12 +47,6 @@ pub fn approval_notice(row: &ApprovalRow) -> Json {
         "note": row.note,
         "grant_until": row.grant_until,
     })
-}
-
-enum Heard {
-    /// The listener (re)connected: answers since the last one told may have been missed.
-    Connected,
-    Answered(Uuid),
 }
 
 /// Where the answers stand: which were told, up to when.
@@ -86,19 +80,7 @@ pub async fn tell_agents(
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Heard>();
-    let listener = tokio::spawn(follow(
-        pool.clone(),
-        APPROVALS_CHANNEL,
-        cancel.clone(),
-        move |notice| match notice {
-            Notice::Connected => tx.send(Heard::Connected).is_ok(),
-            Notice::Payload(p) => match Uuid::parse_str(&p) {
-                Ok(id) => tx.send(Heard::Answered(id)).is_ok(),
-                Err(_) => true,
-            },
-        },
-    ));
+    let (listener, mut rx) = follow_answers(pool.clone(), cancel.clone());
     // Answers from before this engine started are not told again; those between its start and
     // its first connection are (the first catch-up).
     let mut told = Told {

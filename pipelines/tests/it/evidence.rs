@@ -412,16 +412,7 @@ fn receipts_are_proven_exported_verified_and_every_tampering_is_named() {
         // The engine's sealer refuses a log whose hashes changed, or that shrank.
         let sealer = Sealer::new(env.pool.clone(), key.clone(), &env.config.evidence.origin);
         let mut tx = env.pool.begin().await.unwrap();
-        let extra = ReceiptRow::of(&portcullis_engine::evidence::Receipt::of_query(
-            "acme",
-            uuid::Uuid::new_v4(),
-            "data.tenants.acme.allow",
-            None,
-            Some(&json!(true)),
-            "r",
-            "sha256:00",
-            Utc::now(),
-        ));
+        let extra = query_receipt("acme");
         append_receipts(&mut tx, &[&extra]).await.unwrap();
         tx.commit().await.unwrap();
         tamper(
@@ -478,6 +469,20 @@ fn receipts_are_proven_exported_verified_and_every_tampering_is_named() {
     });
 }
 
+/// A decision API query's receipt for `tenant`, with a fresh decision.
+fn query_receipt(tenant: &str) -> ReceiptRow {
+    ReceiptRow::of(&portcullis_engine::evidence::Receipt::of_query(
+        tenant,
+        uuid::Uuid::new_v4(),
+        "data.tenants.acme.allow",
+        None,
+        Some(&json!(true)),
+        "r",
+        "sha256:00",
+        Utc::now(),
+    ))
+}
+
 async fn append(pool: &sqlx::PgPool, rows: &[&ReceiptRow]) -> u64 {
     let mut tx = pool.begin().await.unwrap();
     let stored = append_receipts(&mut tx, rows).await.unwrap();
@@ -489,25 +494,17 @@ async fn append(pool: &sqlx::PgPool, rows: &[&ReceiptRow]) -> u64 {
 fn receipts_appended_again_are_stored_once_at_the_next_indexes() {
     block_on(async {
         let env = TestEnv::new("evidence_again").await;
-        let receipt = |tenant: &str| {
-            ReceiptRow::of(&portcullis_engine::evidence::Receipt::of_query(
-                tenant,
-                uuid::Uuid::new_v4(),
-                "data.tenants.acme.allow",
-                None,
-                Some(&json!(true)),
-                "r",
-                "sha256:00",
-                Utc::now(),
-            ))
-        };
-        let (a1, a2, g1) = (receipt("acme"), receipt("acme"), receipt("globex"));
+        let (a1, a2, g1) = (
+            query_receipt("acme"),
+            query_receipt("acme"),
+            query_receipt("globex"),
+        );
         // A fresh batch goes in whole (the COPY), each tenant's log from 0.
         assert_eq!(append(&env.pool, &[&a1, &g1]).await, 2);
         // A batch holding one stored already, and one twice (a redelivery): only the new one,
         // once, at the next index.
         assert_eq!(append(&env.pool, &[&a1, &a2, &a2]).await, 1);
-        let (a3, a4) = (receipt("acme"), receipt("acme"));
+        let (a3, a4) = (query_receipt("acme"), query_receipt("acme"));
         assert_eq!(
             append(&env.pool, &[&a3, &a4]).await,
             2,
