@@ -109,6 +109,27 @@ impl SignalBoard {
         }
     }
 
+    /// `about` (the signals about a decision's principal or agent) with those about its
+    /// protection unit `unit`, worst first; `about` itself when the unit has none.
+    pub fn with_unit(
+        &self,
+        about: Arc<[ActiveSignal]>,
+        tenant: &TenantId,
+        unit: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Arc<[ActiveSignal]> {
+        let Some(unit) = unit else {
+            return about;
+        };
+        let of_unit = self.active(tenant, "unit", unit, now);
+        if of_unit.is_empty() {
+            return about;
+        }
+        let mut all: Vec<ActiveSignal> = about.iter().chain(of_unit.iter()).cloned().collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.severity));
+        all.into()
+    }
+
     /// The signals about `subject` (a `principal`, an `agent` or a `unit`) of `tenant` that last at
     /// `now`, worst first; empty for nearly everyone, without allocating.
     pub fn active(
@@ -152,6 +173,7 @@ mod tests {
             subject_kind: kind.into(),
             subject: subject.into(),
             signal: ActiveSignal {
+                about: "principal",
                 kind: "k".into(),
                 severity,
                 source: "s".into(),
@@ -199,6 +221,7 @@ mod tests {
             subject_kind: "unit".into(),
             subject: "iam".into(),
             signal: ActiveSignal {
+                about: "unit",
                 kind: "under_attack".into(),
                 severity,
                 source: "waf".into(),

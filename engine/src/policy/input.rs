@@ -26,7 +26,8 @@ pub struct PolicyContext {
     /// it, and in the decision API.
     pub principal_trust: f64,
     /// External trust signals that last about the event's principal or agent, or the query's
-    /// `input.principal` (docs/signals.md); they have already lowered `principal_trust`.
+    /// `input.principal`, and about the decision's protection unit (docs/signals.md); those
+    /// about the principal or agent have already lowered `principal_trust`.
     pub signals: std::sync::Arc<[crate::signals::ActiveSignal]>,
     /// When the decision is being made.
     pub now: DateTime<Utc>,
@@ -101,6 +102,7 @@ fn context_rego(ctx: &PolicyContext) -> regorus::Value {
                     .iter()
                     .map(|s| {
                         object([
+                            ("about", regorus::Value::from(s.about)),
                             ("kind", regorus::Value::from(s.kind.as_str())),
                             ("severity", regorus::Value::from(s.severity.as_str())),
                             ("source", regorus::Value::from(s.source.as_str())),
@@ -198,6 +200,7 @@ mod tests {
             rho: f64::INFINITY,
             protection_unit: Some("iam".into()),
             signals: std::sync::Arc::from([crate::signals::ActiveSignal {
+                about: "principal",
                 kind: "leaked_credentials".into(),
                 severity: crate::signals::Severity::High,
                 source: "guardduty".into(),
@@ -225,7 +228,7 @@ mod tests {
             "protection_unit": "iam",
             "anomaly_score": ctx.anomaly_score,
             "principal_trust": ctx.principal_trust,
-            "signals": [{"kind": "leaked_credentials", "severity": "high", "source": "guardduty",
+            "signals": [{"about": "principal", "kind": "leaked_credentials", "severity": "high", "source": "guardduty",
                          "expires_at": "2026-11-22T11:00:00Z"}],
             "time": "2026-11-22T10:00:01.000Z",
         });

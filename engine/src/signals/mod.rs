@@ -7,4 +7,4 @@ mod severity;
 mod signal;
 
 pub use severity::Severity;
-pub use signal::{trust_after, ActiveSignal, Signal, SignalError, MAX_SIGNAL_BYTES};
+pub use signal::{subject_kind, trust_after, ActiveSignal, Signal, SignalError, MAX_SIGNAL_BYTES};

@@ -108,15 +108,11 @@ impl Signal {
     fn check(w: Wire, now: DateTime<Utc>) -> Result<Self, SignalError> {
         let tenant =
             TenantId::parse(&w.tenant_id).map_err(|e| invalid(format!("tenant_id: {e}")))?;
-        let subject_kind = match w.subject_kind.as_str() {
-            "principal" => "principal",
-            "agent" => "agent",
-            "unit" => "unit",
-            other => {
-                return Err(invalid(format!(
-                    "subject_kind {other:?} must be principal, agent or unit"
-                )))
-            }
+        let Some(subject_kind) = subject_kind(&w.subject_kind) else {
+            return Err(invalid(format!(
+                "subject_kind {:?} must be principal, agent or unit",
+                w.subject_kind
+            )));
         };
         if subject_kind == "unit" && !is_unit_name_valid(&w.subject) {
             return Err(invalid(format!(
@@ -191,17 +187,28 @@ impl Signal {
 /// What policy is told of a signal that lasts: `input.context.signals[]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActiveSignal {
+    /// What it is about: `principal`, `agent` (the decision's) or `unit` (its protection unit).
+    pub about: &'static str,
     pub kind: String,
     pub severity: Severity,
     pub source: String,
     pub expires_at: DateTime<Utc>,
 }
 
-/// Trust after the signals that still last at `now`: each takes its severity's penalty.
+/// The name `subject_kind` is known by, as [`ActiveSignal::about`] gives it; `None` for
+/// anything else.
+pub fn subject_kind(kind: &str) -> Option<&'static str> {
+    ["principal", "agent", "unit"]
+        .into_iter()
+        .find(|k| *k == kind)
+}
+
+/// Trust after the signals that still last at `now`: each about the principal or agent takes
+/// its severity's penalty (a unit's raise its protection instead).
 pub fn trust_after(trust: f64, signals: &[ActiveSignal], now: DateTime<Utc>) -> f64 {
     let taken: f64 = signals
         .iter()
-        .filter(|s| s.expires_at > now)
+        .filter(|s| s.expires_at > now && s.about != "unit")
         .map(|s| s.severity.trust_penalty())
         .sum();
     (trust - taken).clamp(0.0, 100.0)
@@ -301,6 +308,7 @@ mod tests {
     #[test]
     fn lasting_signals_take_trust_by_severity() {
         let s = |severity, mins| ActiveSignal {
+            about: "principal",
             kind: "k".into(),
             severity,
             source: "s".into(),
@@ -312,6 +320,11 @@ mod tests {
             65.0
         );
         assert_eq!(trust_after(80.0, &[s(Severity::Critical, 5)], now()), 0.0);
+        let unit = ActiveSignal {
+            about: "unit",
+            ..s(Severity::Critical, 5)
+        };
+        assert_eq!(trust_after(80.0, &[unit], now()), 80.0, "a unit's");
         assert_eq!(
             trust_after(80.0, &[s(Severity::High, -1)], now()),
             80.0,

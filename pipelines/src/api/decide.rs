@@ -71,10 +71,17 @@ pub(super) async fn decide(
         board.arrive(tenant, &key)
     });
     let protection_level = protection.as_ref().map(|p| p.level);
-    // Signals about the input's principal lower its trust and are shown to policy.
-    let signals = match (&state.signals, text_field(input.as_ref(), "principal")) {
-        (Some(board), Some(principal)) => board.active(tenant, "principal", &principal, now),
-        _ => std::sync::Arc::from([]),
+    // Signals about the input's principal lower its trust; they and those about the unit
+    // are shown to policy.
+    let signals = match &state.signals {
+        Some(board) => {
+            let about = match text_field(input.as_ref(), "principal") {
+                Some(principal) => board.active(tenant, "principal", &principal, now),
+                None => board.none(),
+            };
+            board.with_unit(about, tenant, protection.as_ref().map(|p| &*p.unit), now)
+        }
+        None => std::sync::Arc::from([]),
     };
     // Evaluated here, on this HTTP worker, on an evaluator of the tenant's serving policy: no
     // hop to the tenant's actor thread (docs/decisions/0006). A tenant whose rules recently

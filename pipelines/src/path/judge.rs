@@ -91,18 +91,25 @@ impl Judging {
         }
     }
 
-    /// The signals that last about `event`'s principal (CloudTrail) or agent (devices).
-    fn signals_about(&self, event: &Event, now: chrono::DateTime<Utc>) -> Arc<[ActiveSignal]> {
+    /// The signals that last about `event`'s principal (CloudTrail) or agent (devices), and
+    /// about its protection unit.
+    fn signals_about(
+        &self,
+        event: &Event,
+        protection: Option<&UnitProtection>,
+        now: chrono::DateTime<Utc>,
+    ) -> Arc<[ActiveSignal]> {
         let Some(board) = &self.signals else {
             return self.no_signals.clone();
         };
         let scope = ModelScope::of(event.kind);
-        board.active(
+        let about = board.active(
             &event.tenant_id,
             scope.subject_kind(),
             scope.subject_of(event),
             now,
-        )
+        );
+        board.with_unit(about, &event.tenant_id, protection.map(|p| &*p.unit), now)
     }
 
     /// Policy sees the external trust signals that last about each event's principal or
@@ -172,7 +179,7 @@ impl Judging {
                 }
                 (None, None) => None,
             };
-            let about = self.signals_about(&event, now);
+            let about = self.signals_about(&event, protection.as_ref(), now);
             let share = shares.entry(event.tenant_id.clone()).or_default();
             share.messages.push(message);
             share.positions.push(position);
@@ -279,7 +286,8 @@ impl Judging {
                                     ))
                                 }
                                 Verdict::Unjudged => {
-                                    let about = self.signals_about(&event, now);
+                                    let about =
+                                        self.signals_about(&event, protection.as_ref(), now);
                                     let share = shares.entry(tenant.clone()).or_default();
                                     share.messages.push(message);
                                     share.events.push(event);

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use portcullis_actors::StoredSignal;
-use portcullis_engine::signals::{ActiveSignal, Severity, Signal};
+use portcullis_engine::signals::{subject_kind, ActiveSignal, Severity, Signal};
 use portcullis_engine::TenantId;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -110,11 +110,13 @@ pub async fn lasting(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<StoredSign
     Ok(rows
         .into_iter()
         .filter_map(|r| {
+            let about = subject_kind(&r.subject_kind)?;
             Some(StoredSignal {
                 tenant: TenantId::parse(&r.tenant_id).ok()?,
                 subject_kind: r.subject_kind,
                 subject: r.subject,
                 signal: ActiveSignal {
+                    about,
                     kind: r.kind,
                     severity: Severity::parse(&r.severity)?,
                     source: r.source,

@@ -250,6 +250,12 @@ fn a_signal_about_a_unit_holds_its_level_up_while_it_lasts() {
         let (status, text) = post_json(&api, "/v1/signals", &signal("critical", "w1", 3600)).await;
         assert_eq!(status, 200, "{text}");
         assert_eq!(level().await, "read_only");
+        // Policy sees the signal itself, and trust is not what it lowers.
+        let (_, body) = post_json(&api, PROBE, &json!({"input": {"principal": "alice"}})).await;
+        let context = &body["result"];
+        assert_eq!(context["signals"][0]["about"], "unit", "{context}");
+        assert_eq!(context["signals"][0]["kind"], "credential_stuffing");
+        assert_eq!(context["principal_trust"], 100.0, "{context}");
         let (_, text) = http_get(&api, "/v1/protection?tenant_id=acme").await;
         let units: Value = serde_json::from_str(&text).unwrap();
         let u = &units["result"][0];
