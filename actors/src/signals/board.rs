@@ -125,6 +125,9 @@ impl SignalBoard {
         if of_unit.is_empty() {
             return about;
         }
+        if about.is_empty() {
+            return of_unit;
+        }
         let mut all: Vec<ActiveSignal> = about.iter().chain(of_unit.iter()).cloned().collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.severity));
         all.into()

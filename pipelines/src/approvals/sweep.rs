@@ -18,7 +18,11 @@ pub async fn run_expiry(
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_millis(config.sweep_interval_ms));
+    // The first sweep one interval after the start: by then this engine's listeners follow
+    // the answers, so agents are told of what it expires (an expiry is dated at its expiry,
+    // which can be long before a first sweep after a stop).
+    let every = Duration::from_millis(config.sweep_interval_ms);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

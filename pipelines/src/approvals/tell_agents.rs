@@ -7,7 +7,8 @@
 //! A notification sent while the listener is not connected is lost, so on every connection the
 //! answers since the last one told are read again. `answered_at` does not follow commit order
 //! (an expiry is dated at its expiry, committed by a sweep a little later; other engines'
-//! clocks differ), so that reading reaches back [`CATCH_UP_MARGIN`] and skips what was told.
+//! clocks differ), so that reading reaches back a margin and skips what was told; one that
+//! fails is tried again until it succeeds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,10 +27,13 @@ use super::{answered_for_agents_since, get, ApprovalRow};
 use crate::distribution::Notice as AgentNotice;
 use crate::telemetry::stats::Stats;
 
-/// How far before the newest answer told a catch-up reads again.
+/// How far before the newest answer told a catch-up reads again, at least (and two sweep
+/// intervals: an expiry is dated up to one interval before its commit).
 const CATCH_UP_MARGIN: Duration = Duration::minutes(2);
-/// Most answers one catch-up tells.
-const CATCH_UP_LIMIT: i64 = 10_000;
+/// Answers read by one query of a catch-up; a full page is followed by the next.
+const CATCH_UP_PAGE: i64 = 1000;
+/// How soon a catch-up that failed is tried again.
+const CATCH_UP_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What an agent is told of its answered request.
 pub fn approval_notice(row: &ApprovalRow) -> Json {
@@ -52,8 +56,11 @@ pub fn approval_notice(row: &ApprovalRow) -> Json {
 /// Where the answers stand: which were told, up to when.
 struct Told {
     newest: DateTime<Utc>,
+    margin: Duration,
     /// Answers told within the margin of the newest: a catch-up does not tell them again.
     recent: HashMap<Uuid, DateTime<Utc>>,
+    /// Pruned again once this many are kept (twice what the last pruning kept).
+    prune_at: usize,
 }
 
 impl Told {
@@ -64,9 +71,27 @@ impl Told {
     fn mark(&mut self, id: Uuid, at: DateTime<Utc>) {
         self.newest = self.newest.max(at);
         self.recent.insert(id, at);
-        let horizon = self.newest - CATCH_UP_MARGIN;
-        if self.recent.len() > 1024 {
+        if self.recent.len() >= self.prune_at {
+            let horizon = self.newest - self.margin;
             self.recent.retain(|_, at| *at > horizon);
+            self.prune_at = (self.recent.len() * 2).max(1024);
+        }
+    }
+}
+
+/// Every agent's answer after the margin before the newest told, page by page.
+async fn catch_up(pool: &PgPool, told: &Told) -> Result<Vec<ApprovalRow>, sqlx::Error> {
+    let mut since = told.newest - told.margin;
+    let mut rows = Vec::new();
+    loop {
+        let page = answered_for_agents_since(pool, since, CATCH_UP_PAGE).await?;
+        let full = page.len() as i64 == CATCH_UP_PAGE;
+        if let Some(at) = page.last().and_then(|r| r.answered_at) {
+            since = at;
+        }
+        rows.extend(page);
+        if !full {
+            return Ok(rows);
         }
     }
 }
@@ -77,31 +102,45 @@ pub async fn tell_agents(
     prefix: String,
     queue: mpsc::Sender<AgentNotice>,
     max_bytes: usize,
+    sweep_interval: std::time::Duration,
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) {
     let (listener, mut rx) = follow_answers(pool.clone(), cancel.clone());
     // Answers from before this engine started are not told again; those between its start and
     // its first connection are (the first catch-up).
+    let sweeps = Duration::from_std(sweep_interval * 2).unwrap_or(CATCH_UP_MARGIN);
     let mut told = Told {
         newest: Utc::now(),
+        margin: CATCH_UP_MARGIN.max(sweeps),
         recent: HashMap::new(),
+        prune_at: 1024,
     };
-    while let Some(heard) = tokio::select! {
-        heard = rx.recv() => heard,
-        _ = cancel.cancelled() => None,
-    } {
+    let mut owed = false;
+    let mut retry = tokio::time::interval(CATCH_UP_RETRY);
+    loop {
+        let heard = tokio::select! {
+            heard = rx.recv() => match heard {
+                Some(heard) => heard,
+                None => break,
+            },
+            _ = retry.tick(), if owed => Heard::Connected,
+            _ = cancel.cancelled() => break,
+        };
         let rows = match heard {
-            Heard::Connected => {
-                let since = told.newest - CATCH_UP_MARGIN;
-                answered_for_agents_since(&pool, since, CATCH_UP_LIMIT).await
-            }
+            Heard::Connected => catch_up(&pool, &told).await,
             Heard::Answered(id) => get(&pool, id).await.map(|r| r.into_iter().collect()),
         };
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read an answered approval to tell its agent");
+        let rows = match (rows, &heard) {
+            (Ok(rows), Heard::Connected) => {
+                owed = false;
+                rows
+            }
+            (Ok(rows), _) => rows,
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "cannot read an answered approval to tell its agent; trying again");
+                // A missed answer is found by the next catch-up.
+                owed = true;
                 continue;
             }
         };

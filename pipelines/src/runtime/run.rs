@@ -301,8 +301,10 @@ pub async fn run(
                 stats.clone(),
                 cancel.clone(),
             );
+            let sweeps = Duration::from_millis(config.approvals.sweep_interval_ms);
             tasks.spawn(async move {
-                approvals::tell_agents(p, prefix, queue, DECISION_NOTICE_MAX_BYTES, s, c).await;
+                let max = DECISION_NOTICE_MAX_BYTES;
+                approvals::tell_agents(p, prefix, queue, max, sweeps, s, c).await;
                 Ok(())
             });
         }

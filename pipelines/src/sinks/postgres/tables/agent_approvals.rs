@@ -129,7 +129,12 @@ impl Table for AgentApprovals {
                 .collect();
             for (ask, key) in asks.iter().zip(&keys) {
                 let tenant = ask.request.tenant.as_str();
-                ask.set_joined(by_key.get(&(tenant, key.as_str())).cloned());
+                let joined = by_key.get(&(tenant, key.as_str())).map(|j| Joined {
+                    // Opened by this ask, not by another of the batch with the same key.
+                    opened: j.opened && j.id == ask.approval_id,
+                    ..j.clone()
+                });
+                ask.set_joined(joined);
             }
             Ok(made)
         })
