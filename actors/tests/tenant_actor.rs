@@ -69,6 +69,7 @@ impl BundleSource for MemorySource {
                 .get(tenant.as_str())
                 .cloned()
                 .unwrap_or_default(),
+            packs: Vec::new(),
         })
     }
 }
@@ -652,6 +653,7 @@ impl BundleSource for QueuedSource {
             data: None,
             revision: None,
             mask: Vec::new(),
+            packs: Vec::new(),
         })
     }
 }
@@ -695,6 +697,7 @@ async fn an_error_found_by_a_later_read_outlives_an_earlier_read_that_finishes_l
         data: None,
         revision: None,
         mask: Vec::new(),
+        packs: Vec::new(),
     };
     assert_eq!(
         store.serving(&acme).unwrap().policy().digest(),

@@ -32,6 +32,21 @@ pub fn decision_id(
     Uuid::new_v5(&NAMESPACE, name.as_bytes())
 }
 
+/// A compliance violation's id: one per (tenant, pack, control, resource), ever, so that every
+/// engine and every redelivery name the same violation, and a recurrence re-opens it.
+pub fn violation_id(
+    tenant: &str,
+    pack: &str,
+    control: &str,
+    resource_type: &str,
+    resource_id: &str,
+) -> Uuid {
+    let name = format!(
+        "violation\u{1f}{tenant}\u{1f}{pack}\u{1f}{control}\u{1f}{resource_type}\u{1f}{resource_id}"
+    );
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

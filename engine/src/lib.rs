@@ -7,6 +7,7 @@ pub mod access;
 pub mod accounts;
 pub mod anomaly;
 pub mod approval;
+pub mod compliance;
 pub mod dead_letter;
 pub mod decode;
 pub mod distribution;

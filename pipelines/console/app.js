@@ -107,6 +107,13 @@ function mayApprove(tenant) {
   return session.me.scopes.includes(`approve:${tenant}`) || session.me.scopes.includes(`admin:${tenant}`);
 }
 
+// A tenant whose compliance violations the caller may work, from its scopes.
+function mayComply(tenant) {
+  if (!session.me) return false;
+  if (session.me.admin) return true;
+  return session.me.scopes.includes(`comply:${tenant}`) || session.me.scopes.includes(`admin:${tenant}`);
+}
+
 // ---- pages ----------------------------------------------------------------------------------
 // Each page: a path, a nav label, and a render function filling `main`. Later capabilities
 // (agents, anomalies, evidence and approvals, compliance) add theirs to this list.
@@ -120,6 +127,7 @@ const pages = [
   { path: "agents", label: "Agents", render: renderAgents },
   { path: "anomalies", label: "Anomalies", render: renderAnomalies },
   { path: "evidence", label: "Evidence", render: renderEvidence },
+  { path: "compliance", label: "Compliance", render: renderCompliance },
 ];
 
 function route() {
@@ -1039,6 +1047,135 @@ async function renderEvidence(main) {
   }, 5000);
   refreshTimer = timer;
   await refresh();
+}
+
+// ---- compliance: violations the packs' controls opened, and their lifecycle ------------------
+
+// What a person may do next from each status (docs/compliance.md); suppressing asks for a
+// reason and an end.
+const NEXT_STATUS = {
+  open: ["acknowledged", "remediating", "resolved", "suppressed"],
+  acknowledged: ["remediating", "resolved", "suppressed", "open"],
+  remediating: ["resolved", "acknowledged", "suppressed"],
+  resolved: ["open"],
+  suppressed: ["open", "resolved"],
+};
+const STATUS_VERB = { acknowledged: "Acknowledge", remediating: "Remediating", resolved: "Resolve",
+  suppressed: "Suppress", open: "Re-open" };
+const STATUS_BADGE = { open: "deny", acknowledged: "watch", remediating: "watch", resolved: "allow", suppressed: "" };
+
+async function renderCompliance(main) {
+  const heading = h("h1", {}, "Compliance");
+  const vTenant = tenantSelect("cv-tenant", { allowAll: true });
+  const vStatus = h("select", { id: "cv-status" },
+    ...[["active", "active"], ["", "any"], ...Object.keys(NEXT_STATUS).map((s) => [s, s])]
+      .map(([v, l]) => h("option", { value: v }, l)));
+  const vSeverity = h("select", { id: "cv-severity" },
+    ...["", "critical", "high", "medium", "low"].map((s) => h("option", { value: s }, s || "any")));
+  const reason = h("input", { id: "cv-reason", type: "text", maxlength: "1000", placeholder: "why (kept in its history)" });
+  const until = h("input", { id: "cv-until", type: "date", "aria-describedby": "cv-until-help" });
+  const vMessage = h("div", { "aria-live": "polite" });
+  const summary = h("div", { class: "summary", "aria-live": "polite" });
+  const rowsBody = h("tbody");
+  const empty = h("p", { class: "muted" });
+  const detail = h("div", { id: "cv-detail", "aria-live": "polite" });
+
+  const change = async (v, status) => {
+    const body = { status };
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    if (status === "suppressed") {
+      if (!until.value || !body.reason) {
+        message(vMessage, "error", "To suppress, give a reason and the date it ends.");
+        return;
+      }
+      body.until = new Date(`${until.value}T00:00:00Z`).toISOString();
+    }
+    try {
+      const done = (await api(`/v1/compliance/violations/${encodeURIComponent(v.violation_id)}/status`, { method: "POST", body })).result;
+      message(vMessage, "notice", `${done.control_id} on ${done.resource_id}: ${done.status}`);
+      reason.value = "";
+    } catch (e) {
+      message(vMessage, "error", `${STATUS_VERB[status]}: ${e.message}`);
+    }
+    await load();
+  };
+
+  const showDetail = async (v) => {
+    let one;
+    try {
+      one = (await api(`/v1/compliance/violations/${encodeURIComponent(v.violation_id)}`)).result;
+    } catch (e) {
+      message(detail, "error", e.message);
+      return;
+    }
+    detail.replaceChildren(
+      h("h2", {}, `${v.pack} ${v.control_id}: ${v.title}`),
+      h("p", { class: "muted" }, `${v.resource_type} ${v.resource_id} · seen ${v.occurrences} time(s) since ${time(v.first_seen)}`,
+        v.times_reopened ? ` · re-opened ${v.times_reopened} time(s)` : ""),
+      h("table", { "aria-label": "Evidence" },
+        h("thead", {}, h("tr", {}, ["Event time", "Event", "Principal", "Action", "Call"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, ...one.evidence.map((e) => h("tr", { "data-evidence": e.event_id },
+          h("td", { class: "mono" }, time(e.event_time)), h("td", { class: "mono wrap" }, e.event_id),
+          h("td", { class: "wrap" }, e.principal), h("td", {}, e.action),
+          h("td", {}, e.succeeded ? "succeeded" : "failed"))))),
+      h("table", { "aria-label": "History" },
+        h("thead", {}, h("tr", {}, ["When", "Status", "By", "Why"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, ...one.history.map((e) => h("tr", {},
+          h("td", { class: "mono" }, time(e.at)), h("td", {}, e.status), h("td", {}, e.changed_by),
+          h("td", { class: "wrap" }, e.reason || ""))))));
+  };
+
+  const load = async () => {
+    let rows;
+    const status = vStatus.value === "active" ? undefined : vStatus.value;
+    try {
+      rows = (await api(`/v1/compliance/violations${query({ tenant_id: vTenant.value, status,
+        active: vStatus.value === "active" ? "true" : undefined, severity: vSeverity.value, limit: 500 })}`)).result;
+    } catch (e) {
+      message(vMessage, "error", e.message);
+      return;
+    }
+    const bySeverity = { critical: 0, high: 0, medium: 0, low: 0 };
+    for (const r of rows) if (r.status !== "resolved" && r.status !== "suppressed") bySeverity[r.severity] += 1;
+    summary.replaceChildren(...Object.entries(bySeverity).map(([sev, n]) =>
+      h("span", { class: `outcome ${SEVERITY_BADGE[sev] || ""}`, "data-severity": sev }, `${n} ${sev}`)));
+    rowsBody.replaceChildren(...rows.map((v) => {
+      const actions = mayComply(v.tenant_id)
+        ? NEXT_STATUS[v.status].map((s) => h("button", { type: "button", "data-action": s,
+          class: s === "resolved" ? "primary" : undefined, onclick: () => change(v, s) }, STATUS_VERB[s]))
+        : [];
+      return h("tr", { "data-violation": v.violation_id, "data-control": v.control_id },
+        h("td", { class: "mono" }, time(v.last_seen)), h("td", {}, v.tenant_id),
+        h("td", {}, h("span", { class: `outcome ${SEVERITY_BADGE[v.severity] || ""}` }, v.severity)),
+        h("td", { class: "wrap" }, h("div", {}, `${v.control_id} ${v.title}`), h("div", { class: "muted" }, v.pack)),
+        h("td", { class: "mono wrap" }, v.resource_id, h("div", { class: "muted" }, v.resource_type)),
+        h("td", {}, h("span", { class: `outcome ${STATUS_BADGE[v.status] || ""}` }, v.status),
+          v.suppressed_until ? h("div", { class: "muted" }, `until ${time(v.suppressed_until)}`) : "",
+          v.reason ? h("div", { class: "muted wrap" }, v.reason) : ""),
+        h("td", { class: "num" }, v.occurrences),
+        h("td", {}, h("div", { class: "row-actions" },
+          h("button", { type: "button", onclick: () => showDetail(v) }, "Evidence"), ...actions)));
+    }));
+    empty.textContent = rows.length ? "" : "No violations here. Tenants enable packs in their bundle's metadata.json.";
+  };
+  for (const el of [vTenant, vStatus, vSeverity]) el.addEventListener("change", load);
+
+  main.append(heading,
+    h("p", { class: "muted" }, "Compliance packs check every CloudTrail event as it arrives; a control that fires opens a violation for its resource, which you acknowledge, remediate, resolve, or suppress for a while with a reason. A failed attempt is counted but opens nothing."),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "cv-tenant" }, "Tenant", vTenant), h("label", { for: "cv-status" }, "Status", vStatus),
+      h("label", { for: "cv-severity" }, "Severity", vSeverity),
+      h("label", { for: "cv-reason" }, "Reason for the next change", reason),
+      h("label", { for: "cv-until" }, "Suppress until", until)),
+    h("p", { id: "cv-until-help", class: "muted" }, "A suppression needs a reason and an end, at most a year ahead."),
+    vMessage, summary,
+    h("table", { "aria-label": "Violations" },
+      h("thead", {}, h("tr", {}, ["Last seen", "Tenant", "Severity", "Control", "Resource", "Status", "Seen", ""]
+        .map((c) => h("th", { scope: "col" }, c)))), rowsBody),
+    empty, detail);
+  const timer = setInterval(() => { if (!heading.isConnected) clearInterval(timer); else load(); }, 10000);
+  refreshTimer = timer;
+  await load();
 }
 
 window.addEventListener("hashchange", () => render());

@@ -16,6 +16,7 @@ pub mod anomaly;
 pub mod api;
 pub mod approvals;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod distribution;
 pub mod evidence;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use portcullis::cli::agent::{self, AgentCommand};
 use portcullis::cli::approval::{self, ApprovalCommand};
 use portcullis::cli::broker::{self, BrokerCommand};
+use portcullis::cli::compliance::{self, ComplianceCommand};
 use portcullis::cli::dlq;
 use portcullis::cli::evidence::{self, EvidenceCommand, VerifyArgs};
 use portcullis::cli::gateway::{self, GatewayCommand};
@@ -124,6 +125,10 @@ enum Command {
     /// (docs/approvals.md).
     #[command(subcommand)]
     Approval(ApprovalCommand),
+    /// Compliance: the packs tenants enable, their tests, and the violations their controls
+    /// open, worked through their lifecycle (docs/compliance.md).
+    #[command(subcommand)]
+    Compliance(ComplianceCommand),
     /// Protection levels: units whose load (rho = arrivals / capacity) tightens policy as it
     /// rises, and their changes of level (docs/protection.md).
     #[command(subcommand)]
@@ -600,7 +605,8 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             println!("                              events/s    seconds   engine CPU/event   Postgres CPU/event");
             for (name, phase) in [
                 ("ceiling: decode → COPY", &r.ceiling),
-                ("engine: the staged path", &r.engine),
+                ("no packs: the staged path", &r.no_packs),
+                ("engine: + compliance packs", &r.engine),
                 ("  + receipts", &r.receipts),
                 ("  + collecting features", &r.collecting),
                 ("  + scoring every event", &r.scoring),
@@ -616,6 +622,11 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             println!(
                 "  ratio engine / ceiling     {:>10.2}",
                 r.rate(&r.engine) / r.rate(&r.ceiling)
+            );
+            println!(
+                "  ratio packs / no packs     {:>10.2}   (compliance packs on against off; {} findings)",
+                r.rate(&r.engine) / r.rate(&r.no_packs),
+                r.findings
             );
             println!(
                 "  ratio receipts / engine    {:>10.2}   (receipts on against off)",
@@ -736,6 +747,10 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Approval(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;
             approval::run(&config, cmd).await
+        }),
+        Command::Compliance(cmd) => runtime::block_on(async {
+            let _t = telemetry::init(&quiet(&config.telemetry))?;
+            compliance::run(&config, cmd).await
         }),
         Command::Protection(cmd) => runtime::block_on(async {
             let _t = telemetry::init(&quiet(&config.telemetry))?;

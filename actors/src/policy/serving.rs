@@ -76,6 +76,7 @@ mod tests {
             data: None,
             revision: None,
             mask: Vec::new(),
+            packs: Vec::new(),
         };
         ServingPolicy::new(TenantPolicy::compile(&bundle, "decision").unwrap(), 1)
     }

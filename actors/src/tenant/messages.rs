@@ -40,6 +40,9 @@ impl Default for AnomalyContext {
 }
 
 /// What became of one event.
+// Nearly every verdict is a decision: boxing it would add an allocation per event for the
+// rare refusal's sake.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Judged: the event comes back masked as the judging bundle says.

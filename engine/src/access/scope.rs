@@ -4,6 +4,8 @@
 //! `{role}:{tenant}`: `query:acme` asks acme's policy questions, `read:acme` reads acme's events,
 //! decisions, dead letters and bundle status, `approve:acme` answers acme's approval requests,
 //! `signal:acme` sends trust signals about acme's principals and agents,
+//! `comply:acme` works acme's compliance violations (acknowledge, suppress, resolve, remediate)
+//! and runs its scans,
 //! `admin:acme` does all of these and acts on acme's data (replaying its dead letters).
 
 use std::collections::BTreeSet;
@@ -27,6 +29,8 @@ pub enum Permission {
     Approve,
     /// Send trust signals about the tenant's principals and agents.
     Signal,
+    /// Work the tenant's compliance violations and run its scans.
+    Comply,
 }
 
 impl Permission {
@@ -37,6 +41,7 @@ impl Permission {
             Permission::Administer => "administer",
             Permission::Approve => "approve",
             Permission::Signal => "signal",
+            Permission::Comply => "comply",
         }
     }
 }
@@ -48,6 +53,7 @@ pub enum Role {
     Read,
     Approve,
     Signal,
+    Comply,
     Admin,
 }
 
@@ -60,6 +66,7 @@ impl Role {
                 | (Role::Query, Permission::Query)
                 | (Role::Approve, Permission::Approve)
                 | (Role::Signal, Permission::Signal)
+                | (Role::Comply, Permission::Comply)
         )
     }
 
@@ -69,6 +76,7 @@ impl Role {
             Role::Read => "read",
             Role::Approve => "approve",
             Role::Signal => "signal",
+            Role::Comply => "comply",
             Role::Admin => "admin",
         }
     }
@@ -87,7 +95,7 @@ pub enum Scope {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
-    #[error("scope {0:?} is not one of: admin, query:<tenant>, read:<tenant>, approve:<tenant>, signal:<tenant>, admin:<tenant>")]
+    #[error("scope {0:?} is not one of: admin, query:<tenant>, read:<tenant>, approve:<tenant>, signal:<tenant>, comply:<tenant>, admin:<tenant>")]
     Unknown(String),
     #[error("scope {scope:?}: {reason}")]
     Tenant { scope: String, reason: String },
@@ -110,6 +118,7 @@ impl FromStr for Scope {
             "read" => Role::Read,
             "approve" => Role::Approve,
             "signal" => Role::Signal,
+            "comply" => Role::Comply,
             "admin" => Role::Admin,
             _ => return Err(ScopeError::Unknown(s.to_owned())),
         };

@@ -1,20 +1,35 @@
-//! CloudTrail: one record per message, or a whole log file `{"Records": [...]}`.
+//! CloudTrail: one record per message, or a whole log file `{"Records": [...]}`, plain or
+//! gzip-compressed as CloudTrail writes it to S3.
 
 use serde_json::{Map, Value};
 
 use super::error::json_type_name;
 use super::fields::{opt_object, opt_str, parse_json, parse_time, reject_nul, req_str};
+use super::gzip;
 use super::{DecodeError, Rejected};
 use crate::{ids, Event, EventKind, Source, TenantRegistry};
 
 /// Decodes one Kafka message. A log file yields one result per record, so one bad record is
-/// dead-lettered alone while its neighbours go through.
+/// dead-lettered alone while its neighbours go through. A gzip-compressed message is inflated
+/// first, to at most `max_bytes`: the limit a plain message has.
 pub fn decode_cloudtrail(
     payload: &[u8],
     registry: &TenantRegistry,
     max_bytes: usize,
 ) -> Vec<Result<Event, Rejected>> {
-    let root = match parse_json(payload, max_bytes) {
+    let inflated;
+    let json = if gzip::is_gzip(payload) {
+        match gzip::inflate(payload, max_bytes) {
+            Ok(bytes) => {
+                inflated = bytes;
+                &inflated[..]
+            }
+            Err(e) => return vec![Err(Rejected::whole(payload, e))],
+        }
+    } else {
+        payload
+    };
+    let root = match parse_json(json, max_bytes) {
         Ok(v) => v,
         Err(e) => return vec![Err(Rejected::whole(payload, e))],
     };
@@ -282,6 +297,53 @@ mod tests {
         let mut rec = console_login();
         rec["userAgent"] = json!("evil\u{0}agent");
         assert_eq!(only_error(&bytes(&rec)), DecodeError::ContainsNul);
+    }
+
+    #[test]
+    fn a_gzip_log_file_decodes_as_the_plain_one_and_stays_bounded() {
+        use std::io::Write;
+        let mut late = console_login();
+        late["eventID"] = json!("e-2");
+        // As CloudTrail Lake and Athena write times: no zone, a space, taken as UTC.
+        late["eventTime"] = json!("2024-01-01 00:00:00.000");
+        let file = bytes(&json!({"Records": [console_login(), late]}));
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&file).unwrap();
+        let packed = enc.finish().unwrap();
+        let out = decode_cloudtrail(&packed, &registry(), LIMIT);
+        assert_eq!(out.len(), 2);
+        let second = out[1].as_ref().unwrap();
+        assert_eq!(second.event_time.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+        assert_eq!(
+            decode_cloudtrail(&file, &registry(), LIMIT)[0],
+            out[0],
+            "compressed or not, the same events"
+        );
+        // The limit applies to the inflated size, as to a plain message.
+        assert_eq!(
+            only_error_with(&packed, file.len() - 1),
+            DecodeError::InflatedTooLarge {
+                limit: file.len() - 1
+            }
+        );
+        assert!(matches!(
+            only_error(&packed[..packed.len() / 2]),
+            DecodeError::BadGzip(_)
+        ));
+        for bad in ["2024-01-01", "2024-13-01 00:00:00", "01/01/2024 00:00:00"] {
+            let mut rec = console_login();
+            rec["eventTime"] = json!(bad);
+            assert!(
+                matches!(only_error(&bytes(&rec)), DecodeError::BadTime { .. }),
+                "{bad}"
+            );
+        }
+    }
+
+    fn only_error_with(payload: &[u8], limit: usize) -> DecodeError {
+        let mut out = decode_cloudtrail(payload, &registry(), limit);
+        assert_eq!(out.len(), 1);
+        out.remove(0).unwrap_err().error
     }
 
     #[test]

@@ -5,6 +5,10 @@ use crate::TenantIdError;
 pub enum DecodeError {
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
+    #[error("gzip-compressed payload inflates past the limit of {limit} bytes")]
+    InflatedTooLarge { limit: usize },
+    #[error("payload starts as gzip but does not inflate: {0}")]
+    BadGzip(String),
     #[error("payload is not valid UTF-8 JSON: {0}")]
     InvalidJson(String),
     #[error("expected a JSON object, found {0}")]
@@ -23,7 +27,7 @@ pub enum DecodeError {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("field \"{field}\" is not an RFC 3339 timestamp: {value:?}")]
+    #[error("field \"{field}\" is neither an RFC 3339 timestamp nor \"YYYY-MM-DD HH:MM:SS[.fff]\" (UTC): {value:?}")]
     BadTime { field: &'static str, value: String },
     #[error("field \"{field}\" is {len} characters long; at most {max} are allowed")]
     FieldTooLong {

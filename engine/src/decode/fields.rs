@@ -1,6 +1,6 @@
 //! Typed field access on JSON objects, with errors that name the field.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::error::json_type_name;
@@ -51,9 +51,16 @@ pub(crate) fn opt_object<'a>(
     }
 }
 
+/// RFC 3339, or the zone-less `2024-01-01 00:00:00.000` (a `T` allowed for the space) that
+/// CloudTrail Lake, Athena and several exporters write, taken as UTC as CloudTrail's times are.
 pub(crate) fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, DecodeError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f")
+                .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f"))
+                .map(|t| t.and_utc())
+        })
         .map_err(|_| DecodeError::BadTime {
             field,
             value: value.chars().take(64).collect(),

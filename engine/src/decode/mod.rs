@@ -4,6 +4,7 @@ mod cloudtrail;
 mod device;
 mod error;
 pub(crate) mod fields;
+mod gzip;
 mod literal_json;
 
 pub use cloudtrail::decode_cloudtrail;

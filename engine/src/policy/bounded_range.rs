@@ -311,6 +311,7 @@ mod tests {
             data: None,
             revision: None,
             mask: Vec::new(),
+            packs: Vec::new(),
         };
         let options = CompileOptions {
             evaluator,

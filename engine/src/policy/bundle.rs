@@ -15,6 +15,8 @@ pub struct Bundle {
     pub revision: Option<String>,
     /// `metadata.json` `decision_log.mask`: JSON pointers (`/input/...`) removed from logged inputs.
     pub mask: Vec<String>,
+    /// Compliance packs the tenant enabled in `metadata.json`, as read from the packs directory.
+    pub packs: Vec<crate::compliance::PackSource>,
 }
 
 impl Bundle {
@@ -31,6 +33,10 @@ impl Bundle {
         for m in &self.mask {
             h.update([1]);
             h.update(m.as_bytes());
+        }
+        for pack in &self.packs {
+            h.update([2]);
+            h.update(pack.digest().as_bytes());
         }
         format!("sha256:{}", hex::encode(h.finalize()))
     }

@@ -29,6 +29,10 @@ pub struct Decision {
     /// The protection level of the unit the event fell in, when a configured unit covers it
     /// (set by the event path, which counted the event's arrival).
     pub protection_level: Option<crate::protection::ProtectionLevel>,
+    /// What the tenant's compliance packs found on a CloudTrail event; empty for other events
+    /// and when no pack is enabled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::compliance::Finding>,
 }
 
 /// Reads the verdict out of a rule value: `true`, or `{"allow": true, ...}`. Anything else,

@@ -90,7 +90,7 @@ mod tests {
     use crate::policy::{PolicyContext, RulePath};
     use crate::{Bundle, Event, EventKind, Source, TenantId, TenantPolicy};
 
-    const PACK: &str = include_str!("../../../policies/packs/cis_cloudtrail.rego");
+    const PACK: &str = include_str!("../../../policies/examples/cis_cloudtrail.rego");
 
     /// Gates in every form the plan reads, and rules it must leave alone.
     const TRICKY: &str = r#"
@@ -141,6 +141,7 @@ mod tests {
             data: Some(json!({"unused": true})),
             revision: None,
             mask: Vec::new(),
+            packs: Vec::new(),
         };
         TenantPolicy::compile(&bundle, "decision").unwrap()
     }

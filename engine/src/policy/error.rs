@@ -10,6 +10,11 @@ pub enum PolicyError {
         package: String,
         expected: String,
     },
+    #[error("pack {pack}: {error}")]
+    Pack {
+        pack: String,
+        error: crate::compliance::PackError,
+    },
     #[error("data.json must be a JSON object")]
     DataNotObject,
     #[error("invalid rule path {0:?}: use dot-separated identifiers such as \"decision\" or \"authz.allow\"")]

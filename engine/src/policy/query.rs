@@ -137,6 +137,7 @@ mod tests {
             data,
             revision: Some("r1".into()),
             mask: Vec::new(),
+            packs: Vec::new(),
         };
         let options = crate::policy::CompileOptions {
             eval_timeout: limit,

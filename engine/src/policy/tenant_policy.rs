@@ -17,8 +17,9 @@ use super::{
     Bundle, CompileOptions, Decision, Evaluator, EvaluatorStatus, InputMask, PolicyContext,
     PolicyError, RulePath,
 };
+use crate::compliance::CompiledPack;
 use crate::decode::fields::reject_nul;
-use crate::{ids, Event, TenantId};
+use crate::{ids, Event, EventKind, TenantId};
 
 /// How long one evaluation may run before it is stopped (guard rail against loops and
 /// exploding comprehensions); see [`CompileOptions`].
@@ -41,6 +42,8 @@ pub struct TenantPolicy {
     pub(crate) dispatch: Option<Dispatch>,
     /// Why a slower evaluator than the configured one answers, when one does.
     fallback_reason: Option<String>,
+    /// The compliance packs the bundle enabled, compiled each in its own engine.
+    packs: Vec<CompiledPack>,
 }
 
 impl std::fmt::Debug for TenantPolicy {
@@ -102,7 +105,20 @@ impl TenantPolicy {
                 })?;
             mounted = Some(value);
         }
+        let packs = bundle
+            .packs
+            .iter()
+            .map(|source| {
+                CompiledPack::compile(source, options.eval_timeout).map_err(|error| {
+                    PolicyError::Pack {
+                        pack: source.manifest.pack_ref().to_string(),
+                        error,
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut policy = Self {
+            packs,
             tenant: bundle.tenant.clone(),
             engine,
             rule_path: rule.under(&bundle.tenant.rego_package()),
@@ -286,7 +302,15 @@ impl TenantPolicy {
         debug_assert_eq!(event.tenant_id, self.tenant);
         let started = Instant::now();
         let event_name = event.raw.get("eventName").and_then(Json::as_str);
-        let result = self.eval_value(event_input(event, ctx), event_name)?;
+        let input = event_input(event, ctx);
+        let mut findings = Vec::new();
+        // Packs judge CloudTrail records; an agent's event is not one.
+        if event.kind == EventKind::Cloudtrail {
+            for pack in &mut self.packs {
+                findings.extend(pack.findings(input.clone(), &event.raw)?);
+            }
+        }
+        let result = self.eval_value(input, event_name)?;
         let eval_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(Decision {
             decision_id: ids::decision_id(
@@ -308,7 +332,13 @@ impl TenantPolicy {
             anomaly_score: None,
             anomaly_model_version: None,
             protection_level: None,
+            findings,
         })
+    }
+
+    /// The compliance packs this tenant enabled.
+    pub fn packs(&self) -> &[CompiledPack] {
+        &self.packs
     }
 
     /// Evaluates the tenant rule on `input`; `null` when the rule is undefined.
@@ -335,7 +365,7 @@ impl TenantPolicy {
 
 /// Checks for elapsed time every few work units: often enough to stop a runaway loop within
 /// about a millisecond of the limit, rarely enough to cost nothing measurable.
-fn timer(limit: Duration) -> ExecutionTimerConfig {
+pub(crate) fn timer(limit: Duration) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit,
         check_interval: NonZeroU32::new(64).expect("non-zero"),
@@ -375,6 +405,7 @@ mod tests {
             data: None,
             revision: None,
             mask: Vec::new(),
+            packs: Vec::new(),
         }
     }
 
@@ -408,6 +439,56 @@ mod tests {
             input.raw.resource.region in data.tenants.acme.regions
         }
     "#;
+
+    #[test]
+    fn enabled_packs_report_findings_on_cloudtrail_events_only() {
+        use crate::compliance::{PackManifest, PackSource};
+        let manifest = PackManifest::parse(
+            br#"{"name": "p", "version": "1.0.0", "title": "P", "controls": [{"id": "stop",
+                 "title": "t", "severity": "critical", "rationale": "r",
+                 "resource": {"type": "AWS::CloudTrail::Trail", "ids": ["/requestParameters/name"]},
+                 "remediation": {"text": "t"}}]}"#,
+        )
+        .unwrap();
+        let pack = PackSource {
+            manifest,
+            modules: vec![(
+                "p.rego".into(),
+                "package packs.p\nimport rego.v1\nfired contains \"stop\" if input.raw.eventName == \"StopLogging\"".into(),
+            )],
+        };
+        let plain = bundle(
+            "acme",
+            "package tenants.acme\nimport rego.v1\ndecision := true",
+        );
+        let mut with_pack = plain.clone();
+        with_pack.packs = vec![pack.clone()];
+        assert_ne!(
+            plain.digest(),
+            with_pack.digest(),
+            "a pack is part of what decides"
+        );
+        let mut p = TenantPolicy::compile(&with_pack, "decision").unwrap();
+        let raw = json!({"eventName": "StopLogging", "requestParameters": {"name": "main"}});
+        let mut trail = event("acme", "StopLogging", raw.clone());
+        trail.kind = EventKind::Cloudtrail;
+        let d = p.evaluate(&trail, &ctx()).unwrap();
+        assert!(d.allowed, "findings do not change the tenant's verdict");
+        assert_eq!(d.findings.len(), 1);
+        assert_eq!(d.findings[0].resource_id, "main");
+        assert_eq!(
+            serde_json::to_value(&d.findings[0]).unwrap()["control"],
+            json!("stop")
+        );
+        let device = event("acme", "StopLogging", raw);
+        assert!(p.evaluate(&device, &ctx()).unwrap().findings.is_empty());
+        // A broken pack refuses the bundle, saying which pack.
+        let mut broken = pack;
+        broken.modules[0].1 = "package packs.p\nfired contains \"other\" if true".into();
+        with_pack.packs = vec![broken];
+        let err = TenantPolicy::compile(&with_pack, "decision").unwrap_err();
+        assert!(err.to_string().starts_with("pack p@1.0.0: "), "{err}");
+    }
 
     #[test]
     fn evaluates_with_data_and_stamps_the_decision() {

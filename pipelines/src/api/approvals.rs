@@ -6,12 +6,11 @@
 //! `GET  /v1/approvals/{id}[?wait=SECONDS]`                      one; waits while it is pending
 //! `POST /v1/approvals/{id}/approve` / `deny`, body `{"note": …}` (optional)
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use portcullis_engine::access::{Permission, Visible};
+use portcullis_engine::access::Permission;
 use portcullis_engine::approval::{ApprovalError, ApprovalStatus, Resolution};
 use portcullis_engine::TenantId;
 use serde::Deserialize;
@@ -21,7 +20,7 @@ use uuid::Uuid;
 use super::auth::Authorized;
 use super::error::ApiError;
 use super::query::QueryParams;
-use super::records::db_error;
+use super::records::{db_error, scope_for_any};
 use super::State;
 use crate::approvals::{self, Answer, AnswerError, ApprovalQuery, ApprovalRow, Opened};
 use crate::records::TenantScope;
@@ -51,37 +50,7 @@ pub(super) fn approval_summary(opened: &Opened) -> Json {
 
 /// The tenants whose requests the caller may see: those it may read or approve.
 fn visible_tenants(caller: &Authorized, tenant: Option<&str>) -> Result<TenantScope, ApiError> {
-    let may_see = |t: &TenantId| {
-        caller.0.allows(Permission::Read, t) || caller.0.allows(Permission::Approve, t)
-    };
-    if let Some(t) = tenant {
-        let t = TenantId::parse(t).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if !may_see(&t) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "token {:?} may neither read nor approve tenant {t}",
-                    caller.0.name
-                ),
-            ));
-        }
-        return Ok(TenantScope::Only(vec![t]));
-    }
-    let (read, approve) = (
-        caller.0.grants.visible(Permission::Read),
-        caller.0.grants.visible(Permission::Approve),
-    );
-    Ok(match (read, approve) {
-        (Visible::All, _) | (_, Visible::All) => TenantScope::All,
-        (Visible::Only(a), Visible::Only(b)) => TenantScope::Only(
-            a.union(&b)
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-        ),
-    })
+    scope_for_any(caller, tenant, &[Permission::Read, Permission::Approve])
 }
 
 pub(super) async fn list(

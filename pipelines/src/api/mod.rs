@@ -5,6 +5,7 @@ mod anomalies;
 mod approvals;
 mod auth;
 mod bundles;
+mod compliance;
 pub mod config;
 mod console;
 mod data;

@@ -51,6 +51,39 @@ pub(super) fn read_scope(
     })
 }
 
+/// The tenants a listing may show when any of `permissions` lets the caller see a tenant's
+/// rows: the one asked for, if one does, else every tenant one does.
+pub(super) fn scope_for_any(
+    caller: &Authorized,
+    tenant: Option<&str>,
+    permissions: &[Permission],
+) -> Result<TenantScope, ApiError> {
+    if let Some(t) = tenant {
+        let t = TenantId::parse(t).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if !permissions.iter().any(|p| caller.0.allows(*p, &t)) {
+            let names: Vec<&str> = permissions.iter().map(|p| p.as_str()).collect();
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "token {:?} holds none of {} for tenant {t}",
+                    caller.0.name,
+                    names.join(", ")
+                ),
+            ));
+        }
+        return Ok(TenantScope::Only(vec![t]));
+    }
+    let mut tenants = std::collections::BTreeSet::new();
+    for p in permissions {
+        match caller.0.grants.visible(*p) {
+            Visible::All => return Ok(TenantScope::All),
+            Visible::Only(set) => tenants.extend(set),
+        }
+    }
+    Ok(TenantScope::Only(tenants.into_iter().collect()))
+}
+
 /// The parameters every listing takes.
 const WINDOW_PARAMS: [&str; 5] = ["tenant_id", "from", "to", "limit", "cursor"];
 

@@ -244,6 +244,18 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                     )
                     .route("/signals", web::post().to(super::signals::send))
                     .route("/signals", web::get().to(super::signals::list))
+                    .route(
+                        "/compliance/violations",
+                        web::get().to(super::compliance::list),
+                    )
+                    .route(
+                        "/compliance/violations/{id}",
+                        web::get().to(super::compliance::one),
+                    )
+                    .route(
+                        "/compliance/violations/{id}/status",
+                        web::post().to(super::compliance::set_status),
+                    )
                     .route("/approvals", web::get().to(super::approvals::list))
                     .route("/approvals/{id}", web::get().to(super::approvals::one))
                     .route(

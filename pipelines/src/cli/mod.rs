@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod approval;
 pub mod broker;
+pub mod compliance;
 pub mod dlq;
 pub mod evidence;
 pub mod gateway;

@@ -27,6 +27,7 @@ pub enum TokenCommand {
     ///   read:<tenant>   read one tenant's events, decisions, dead letters and bundle status
     ///   approve:<tenant> approve or deny one tenant's approval requests
     ///   signal:<tenant>  send trust signals about one tenant's principals and agents
+    ///   comply:<tenant>  work one tenant's compliance violations (acknowledge, suppress, resolve)
     ///   query:<tenant>  ask one tenant's policy questions (POST /v1/data/tenants/<tenant>/...)
     #[command(verbatim_doc_comment)]
     Create {
@@ -34,7 +35,7 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
         /// A scope the token holds (repeatable): admin, admin:<tenant>, read:<tenant>,
-        /// query:<tenant>, approve:<tenant>, signal:<tenant>.
+        /// query:<tenant>, approve:<tenant>, signal:<tenant>, comply:<tenant>.
         #[arg(long = "scope", value_name = "SCOPE", required = true)]
         scopes: Vec<String>,
         /// How long it lives: e.g. 90d, 12h, 1y, or "never".

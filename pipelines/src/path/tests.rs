@@ -37,6 +37,7 @@ impl BundleSource for Bundles {
             data: None,
             revision: None,
             mask: Vec::new(),
+            packs: Vec::new(),
         })
     }
 }

@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use portcullis_actors::{BundleSource, LoadError};
+use portcullis_engine::compliance::PackRef;
 use portcullis_engine::{Bundle, TenantId};
+
+use super::pack_files::FsPackSource;
 use tracing::warn;
 
 /// Largest single file read from a bundle.
@@ -11,11 +14,22 @@ const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 pub struct FsBundleSource {
     dir: PathBuf,
+    packs: Option<FsPackSource>,
 }
 
 impl FsBundleSource {
+    /// Bundles in `dir`; a bundle that enables packs is refused until [`Self::with_packs`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            packs: None,
+        }
+    }
+
+    /// Where the packs bundles enable are read from.
+    pub fn with_packs(mut self, packs: FsPackSource) -> Self {
+        self.packs = Some(packs);
+        self
     }
 
     /// Tenant directories present on disk. A directory whose name is not a valid tenant id is
@@ -117,9 +131,25 @@ impl BundleSource for FsBundleSource {
         };
         let data = json("data.json").map_err(unreadable)?;
         let metadata = json("metadata.json").map_err(unreadable)?;
-        let (revision, mask) = match metadata {
+        let Metadata {
+            revision,
+            mask,
+            packs: wanted,
+        } = match metadata {
             Some(m) => parse_metadata(&m).map_err(|e| unreadable(format!("metadata.json: {e}")))?,
-            None => (None, Vec::new()),
+            None => Metadata::default(),
+        };
+        let packs = match (&self.packs, wanted.is_empty()) {
+            (_, true) => Vec::new(),
+            (None, false) => {
+                return Err(unreadable(
+                    "metadata.json enables packs, but no packs directory is configured (policy.packs_dir)".into(),
+                ))
+            }
+            (Some(source), false) => wanted
+                .iter()
+                .map(|p| source.load(p).map_err(|e| unreadable(e.to_string())))
+                .collect::<Result<_, _>>()?,
         };
         Ok(Bundle {
             tenant: tenant.clone(),
@@ -127,12 +157,21 @@ impl BundleSource for FsBundleSource {
             data,
             revision,
             mask,
+            packs,
         })
     }
 }
 
-/// `{"revision": "…", "decision_log": {"mask": ["/input/password", …]}}`, every key optional.
-fn parse_metadata(m: &serde_json::Value) -> Result<(Option<String>, Vec<String>), String> {
+#[derive(Debug, Default)]
+struct Metadata {
+    revision: Option<String>,
+    mask: Vec<String>,
+    packs: Vec<PackRef>,
+}
+
+/// `{"revision": "…", "decision_log": {"mask": ["/input/password", …]},
+/// "packs": {"cis_aws_monitoring": "1.0.0"}}`, every key optional.
+fn parse_metadata(m: &serde_json::Value) -> Result<Metadata, String> {
     let revision = match m.get("revision") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(r)) => Some(r.clone()),
@@ -150,10 +189,31 @@ fn parse_metadata(m: &serde_json::Value) -> Result<(Option<String>, Vec<String>)
             .collect::<Result<_, _>>()?,
         Some(other) => return Err(format!("decision_log.mask must be a list, not {other}")),
     };
-    Ok((revision, mask))
+    let packs = match m.get("packs") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Object(packs)) => packs
+            .iter()
+            .map(|(name, version)| match version.as_str() {
+                Some(v) => PackRef::new(name, v).map_err(|e| format!("packs: {e}")),
+                None => Err(format!(
+                    "packs.{name} must be a version string such as \"1.0.0\", not {version}"
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(format!(
+                "packs must map pack names to versions ({{\"cis_aws_monitoring\": \"1.0.0\"}}), not {other}"
+            ))
+        }
+    };
+    Ok(Metadata {
+        revision,
+        mask,
+        packs,
+    })
 }
 
-fn read_text(path: &Path) -> Result<String, String> {
+pub(crate) fn read_text(path: &Path) -> Result<String, String> {
     let len = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .len();

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct PolicyConfig {
     /// One directory per tenant: `{bundles_dir}/{tenant}/*.rego`, optional `data.json`, `metadata.json`.
     pub bundles_dir: PathBuf,
+    /// Compliance packs tenants may enable: `{packs_dir}/{name}/{version}/pack.json`, `*.rego`.
+    pub packs_dir: PathBuf,
     /// Rule evaluated for every event, relative to the tenant package (`data.tenants.{tenant}.{rule}`).
     pub rule: String,
     /// Longest one evaluation may run before it is stopped with an error (loops, explosive
@@ -29,6 +31,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             bundles_dir: "policies/tenants".into(),
+            packs_dir: "policies/packs".into(),
             rule: "decision".into(),
             eval_timeout_ms: 100,
             evaluator: Evaluator::default(),

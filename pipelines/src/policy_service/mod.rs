@@ -6,6 +6,7 @@ pub mod config;
 mod decision_bus;
 mod decision_log;
 mod observer;
+pub mod pack_files;
 mod watch;
 
 pub use decision_bus::{DecisionBus, StreamedDecision};
@@ -13,7 +14,7 @@ pub use decision_log::{
     start_decision_log, DecisionLog, DecisionLogFull, DecisionLogWriter, WRITER_THREAD,
 };
 pub use observer::{record_activations, ActivationRecorder};
-pub use watch::{activate_all, watch_bundles};
+pub use watch::{activate_all, watch_bundles, watch_packs};
 
 /// This engine process, as recorded with each activation: `host:pid`.
 pub fn engine_name() -> String {

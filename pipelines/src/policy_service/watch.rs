@@ -59,6 +59,22 @@ pub fn watch_bundles(
     })
 }
 
+/// Starts watching the packs directory `dir`: a changed pack reloads every tenant's bundle
+/// (each takes the pack's new files if it enables it; a refused reload keeps the bundle that
+/// was active).
+pub fn watch_packs(
+    dir: &Path,
+    bundles_dir: &Path,
+    store: Arc<PolicyStore>,
+    debounce: Duration,
+) -> notify::Result<BundleWatcher> {
+    let bundles_dir = bundles_dir.to_owned();
+    watch_changes(dir, debounce, move |_, _| {
+        let refused = activate_all(&bundles_dir, &store);
+        info!(refused, "packs changed: bundles reloaded");
+    })
+}
+
 /// Calls `on_change` with the tenants whose files changed, once they have been quiet for
 /// `debounce`.
 fn watch_changes(
@@ -107,7 +123,7 @@ fn watch_changes(
                 }
             }
         })?;
-    info!(dir = %root.display(), "watching tenant bundles for changes");
+    info!(dir = %root.display(), "watching for changes");
     Ok(BundleWatcher {
         _watcher: watcher,
         _thread: thread,

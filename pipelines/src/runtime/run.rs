@@ -19,6 +19,7 @@ use crate::distribution::{
 use crate::evidence;
 use crate::path::{DecodeLimits, Decoder, EventPath, SharedRegistry};
 use crate::policy_service::bundle_files::FsBundleSource;
+use crate::policy_service::pack_files::FsPackSource;
 use crate::policy_service::{self, ActivationRecorder, DecisionBus, DecisionLog};
 use crate::protection;
 use crate::sinks::mqtt::MqttPublisher;
@@ -92,7 +93,10 @@ pub async fn build(
     let known_revisions = postgres::known_revisions(pool)
         .await
         .context("cannot read the bundle revisions activated before")?;
-    let bundles = Arc::new(FsBundleSource::new(&config.policy.bundles_dir));
+    let bundles = Arc::new(
+        FsBundleSource::new(&config.policy.bundles_dir)
+            .with_packs(FsPackSource::new(&config.policy.packs_dir)),
+    );
     let (recorder, activations) = ActivationRecorder::new(stats.clone());
     let store = Arc::new(
         PolicyStore::new(bundles, config.policy.rule.clone())
@@ -240,19 +244,37 @@ pub async fn run(
         warn!(refused, "some tenant bundles were refused; see /v1/bundles");
     }
     let _watcher = if config.policy.watch {
-        Some(
-            policy_service::watch_bundles(
-                &config.policy.bundles_dir,
-                parts.store.clone(),
-                Duration::from_millis(config.policy.reload_debounce_ms),
-            )
-            .with_context(|| {
-                format!(
-                    "cannot watch {} for bundle changes (policy.watch)",
-                    config.policy.bundles_dir.display()
-                )
-            })?,
+        let debounce = Duration::from_millis(config.policy.reload_debounce_ms);
+        let bundles = policy_service::watch_bundles(
+            &config.policy.bundles_dir,
+            parts.store.clone(),
+            debounce,
         )
+        .with_context(|| {
+            format!(
+                "cannot watch {} for bundle changes (policy.watch)",
+                config.policy.bundles_dir.display()
+            )
+        })?;
+        // No packs directory is fine: no bundle can enable a pack then, and each says so.
+        let packs = match config.policy.packs_dir.is_dir() {
+            true => Some(
+                policy_service::watch_packs(
+                    &config.policy.packs_dir,
+                    &config.policy.bundles_dir,
+                    parts.store.clone(),
+                    debounce,
+                )
+                .with_context(|| {
+                    format!(
+                        "cannot watch {} for pack changes (policy.watch)",
+                        config.policy.packs_dir.display()
+                    )
+                })?,
+            ),
+            false => None,
+        };
+        Some((bundles, packs))
     } else {
         None
     };

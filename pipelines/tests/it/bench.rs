@@ -74,9 +74,19 @@ fn the_engine_benchmark_runs_the_ceiling_and_the_staged_path_over_the_same_messa
             r.messages > 0 && r.messages < 3_000,
             "log files hold several records"
         );
-        for phase in [&r.ceiling, &r.engine, &r.collecting, &r.scoring] {
+        for phase in [
+            &r.ceiling,
+            &r.no_packs,
+            &r.engine,
+            &r.collecting,
+            &r.scoring,
+        ] {
             assert!(phase.secs > 0.0 && phase.engine_cpu_secs > 0.0, "{r:?}");
         }
+        assert!(
+            r.findings > 0,
+            "the demo bundles enable packs, and they find things"
+        );
         // The engine's phase is what it left in `{database}_bench`: every event and decision once.
         assert_eq!(env.count("SELECT count(*) FROM events").await, 0);
         let bench = sqlx::PgPool::connect(&bench_url(&env.config.postgres.url))
@@ -114,6 +124,8 @@ fn the_policy_benchmark_times_every_case_on_the_shipped_bundles() {
         let mut config = Config::default();
         config.policy.bundles_dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tenants");
+        config.policy.packs_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/packs");
         let opts = PolicyBenchOptions {
             iterations: 200,
             grown: vec![20],

@@ -877,3 +877,139 @@ fn the_evidence_page_answers_approvals_and_checks_receipts() {
         env.cleanup().await;
     });
 }
+
+/// A StopLogging of trail `trail` in `account`, by alice.
+fn stop_logging(id: &str, account: &str, trail: &str) -> Vec<u8> {
+    let mut rec = common::cloudtrail(id, "StopLogging", None);
+    rec["eventSource"] = json!("cloudtrail.amazonaws.com");
+    rec["requestParameters"] = json!({"name": trail});
+    rec["recipientAccountId"] = json!(account);
+    rec["userIdentity"]["accountId"] = json!(account);
+    serde_json::to_vec(&rec).unwrap()
+}
+
+#[test]
+fn the_compliance_page_works_violations_through_their_lifecycle() {
+    block_on(async {
+        let Some(mut browser) = Browser::start() else {
+            return;
+        };
+        let env = console_env("console_compliance").await;
+        let engine = env.start().await;
+        let base = format!("http://{}", engine.http_addr());
+        env.produce(&[
+            (ACME_ACCOUNT, stop_logging("cc-1", ACME_ACCOUNT, "main")),
+            (ACME_ACCOUNT, stop_logging("cc-2", ACME_ACCOUNT, "audit")),
+            (
+                GLOBEX_ACCOUNT,
+                stop_logging("cc-g", GLOBEX_ACCOUNT, "globex-secret-trail"),
+            ),
+        ])
+        .await;
+        // Per trail: CIS 4.5 and the detection.
+        env.expect_count(
+            "SELECT count(*) FROM compliance_violations",
+            6,
+            Duration::from_secs(30),
+        )
+        .await;
+        let id = |trail: &'static str| {
+            let pool = env.pool.clone();
+            async move {
+                let (id,): (String,) = sqlx::query_as(
+                    "SELECT violation_id::text FROM compliance_violations
+                     WHERE control_id = 'cloudtrail_logging_stopped' AND resource_id = $1",
+                )
+                .bind(trail)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                format!("tr[data-violation='{id}']")
+            }
+        };
+        let (main, audit) = (id("main").await, id("audit").await);
+
+        // acme's reader sees acme's violations, not globex's, and cannot change them.
+        let reader = env.token(&["read:acme"]).await;
+        browser.sign_in(&base, &reader).await;
+        browser
+            .run(json!({"op": "goto", "url": format!("{base}/console/#/compliance")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": &main, "text": "A trail's logging stopped"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[data-severity='critical']", "text": "2 critical"}))
+            .await;
+        let rows = browser
+            .texts("table[aria-label='Violations'] tbody tr")
+            .await;
+        assert_eq!(rows.len(), 4, "{rows:?}");
+        assert!(
+            rows.iter().all(|r| !r.contains("globex-secret-trail")),
+            "{rows:?}"
+        );
+        let buttons = browser
+            .run(json!({"op": "count", "selector": format!("{main} button[data-action]")}))
+            .await;
+        assert_eq!(buttons["count"], 0);
+        // Its evidence: the event that raised it.
+        browser
+            .run(json!({"op": "click", "selector": format!("{main} button")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "#cv-detail tr[data-evidence='cc-1']", "text": "succeeded"}))
+            .await;
+
+        // A worker acknowledges one and suppresses the other, with a reason and an end.
+        let worker = env.token_named("erin", &["comply:acme", "read:acme"]).await;
+        browser.switch_user(&base, &worker, "#/compliance").await;
+        browser.run(json!({"op": "wait", "selector": &main})).await;
+        browser
+            .run(json!({"op": "fill", "selector": "#cv-reason", "value": "SEC-41"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": format!("{main} button[data-action='acknowledged']")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": &main, "text": "acknowledged"}))
+            .await;
+        // Suppressing without an end is refused on the page.
+        browser
+            .run(json!({"op": "click", "selector": format!("{audit} button[data-action='suppressed']")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=alert]", "text": "give a reason and the date it ends"}))
+            .await;
+        let until = (chrono::Utc::now() + chrono::Duration::days(30))
+            .format("%Y-%m-%d")
+            .to_string();
+        browser
+            .run(json!({"op": "fill", "selector": "#cv-reason", "value": "audit trail retired"}))
+            .await;
+        browser
+            .run(json!({"op": "fill", "selector": "#cv-until", "value": until}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": format!("{audit} button[data-action='suppressed']")}))
+            .await;
+        // Suppressed ones leave the active list; all of them show it.
+        browser
+            .run(json!({"op": "select", "selector": "#cv-status", "value": ""}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": &audit, "text": "audit trail retired"}))
+            .await;
+        let (status, by): (String, String) = sqlx::query_as(
+            "SELECT status, changed_by FROM compliance_violations
+             WHERE control_id = 'cloudtrail_logging_stopped' AND resource_id = 'audit'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!((status.as_str(), by.as_str()), ("suppressed", "erin"));
+        browser.close().await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}

@@ -15,6 +15,7 @@ mod approvals;
 mod backpressure;
 mod bench;
 mod cli;
+mod compliance;
 mod console;
 mod demo;
 mod distribution;

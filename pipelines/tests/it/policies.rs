@@ -4,6 +4,7 @@ use std::path::Path;
 
 use chrono::Utc;
 use portcullis::policy_service::bundle_files::FsBundleSource;
+use portcullis::policy_service::pack_files::FsPackSource;
 use portcullis_actors::BundleSource;
 use portcullis_engine::decode::{decode_cloudtrail, decode_device};
 use portcullis_engine::policy::PolicyContext;
@@ -12,7 +13,9 @@ use serde_json::{json, Value};
 
 fn policy(tenant: &str) -> TenantPolicy {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tenants");
+    let packs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/packs");
     let bundle = FsBundleSource::new(dir)
+        .with_packs(FsPackSource::new(packs))
         .load(&TenantId::parse(tenant).unwrap())
         .unwrap();
     TenantPolicy::compile(&bundle, "decision").unwrap()

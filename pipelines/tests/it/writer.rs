@@ -45,6 +45,7 @@ fn decision(e: &Event) -> Decision {
         anomaly_score: None,
         anomaly_model_version: None,
         protection_level: None,
+        findings: Vec::new(),
     }
 }
 

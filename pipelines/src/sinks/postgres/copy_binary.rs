@@ -194,6 +194,7 @@ mod tests {
             anomaly_score: Some(0.75),
             anomaly_model_version: None,
             protection_level: None,
+            findings: Vec::new(),
         };
         let bytes = decisions([&d]).unwrap();
         let mut want = SIGNATURE.to_vec();

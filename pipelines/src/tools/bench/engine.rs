@@ -8,7 +8,8 @@
 //! 3. Engine: the same messages fed by the memory source through the staged event path (decode,
 //!    tenant actors and Rego, events and decisions COPYed through staging tables with
 //!    `ON CONFLICT DO NOTHING`, one transaction per batch), exactly as the Kafka source feeds it,
-//!    with anomaly models and receipts off.
+//!    with anomaly models and receipts off, and the compliance packs the bundles enable on;
+//!    then the same with the bundles' packs taken out: what packs cost.
 //! 4. Receipts: the same with every decision's receipt appended to its tenant's log in the
 //!    batch's transaction (sealing into checkpoints runs beside it, as in the engine): what
 //!    receipts cost, against phase 3.
@@ -67,8 +68,13 @@ pub struct EngineBenchReport {
     pub batch_messages: usize,
     pub in_flight: usize,
     pub ceiling: Phase,
-    /// The staged path with anomaly models and receipts off.
+    /// The staged path with anomaly models and receipts off (compliance packs on, as the
+    /// bundles enable them).
     pub engine: Phase,
+    /// The same with no compliance pack enabled.
+    pub no_packs: Phase,
+    /// Findings the packs stored in the engine phase.
+    pub findings: i64,
     /// The same with receipts on.
     pub receipts: Phase,
     /// With a training session active for every tenant: features computed and stored.
@@ -146,18 +152,34 @@ pub async fn run_engine_bench(
         );
     }
 
-    let run = |anomaly: bool, receipts: bool| {
+    let run_with = |anomaly: bool, receipts: bool, bundles: Option<std::path::PathBuf>| {
         let mut cfg = cfg.clone();
         cfg.anomaly.enabled = anomaly;
         cfg.evidence.enabled = receipts;
+        if let Some(dir) = bundles {
+            cfg.policy.bundles_dir = dir;
+        }
         let (pool, messages) = (pool.clone(), &messages);
         async move {
             truncate(&pool).await?;
             engine_phase(&cfg, &pool, messages, limits, in_flight, opts.records).await
         }
     };
-    eprintln!("engine: the staged event path, fed from memory, anomaly models and receipts off…");
+    let run = |anomaly: bool, receipts: bool| run_with(anomaly, receipts, None);
+    eprintln!("no packs: the staged event path, fed from memory, no compliance pack enabled…");
+    let without = bundles_without_packs(&cfg.policy.bundles_dir)?;
+    let no_packs = run_with(false, false, Some(without.path().to_owned())).await?;
+    eprintln!("engine: the same with the packs the bundles enable…");
     let engine = run(false, false).await?;
+    let findings: i64 = sqlx::query_scalar("SELECT count(*) FROM compliance_findings")
+        .fetch_one(&pool)
+        .await?;
+    if findings == 0 {
+        bail!(
+            "the packs found nothing: do the bundles in {} enable packs?",
+            cfg.policy.bundles_dir.display()
+        );
+    }
     eprintln!("receipts: the same, every decision's receipt appended to its tenant's log…");
     let receipts = run(false, true).await?;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM receipts")
@@ -218,6 +240,8 @@ pub async fn run_engine_bench(
         in_flight,
         ceiling,
         engine,
+        no_packs,
+        findings,
         receipts,
         collecting,
         scoring,
@@ -330,6 +354,38 @@ fn generate(records: u64, seed: u64) -> Vec<Inbound> {
             )
         })
         .collect()
+}
+
+/// A copy of the bundles in `dir` whose `metadata.json` enables no pack.
+fn bundles_without_packs(dir: &std::path::Path) -> anyhow::Result<tempfile::TempDir> {
+    let out = tempfile::tempdir()?;
+    for tenant in
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?
+    {
+        let tenant = tenant?;
+        if !tenant.path().is_dir() {
+            continue;
+        }
+        let to = out.path().join(tenant.file_name());
+        std::fs::create_dir(&to)?;
+        for file in std::fs::read_dir(tenant.path())? {
+            let file = file?;
+            if !file.path().is_file() {
+                continue;
+            }
+            if file.file_name() == "metadata.json" {
+                let mut meta: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(file.path())?)?;
+                if let Some(m) = meta.as_object_mut() {
+                    m.remove("packs");
+                }
+                std::fs::write(to.join("metadata.json"), serde_json::to_vec(&meta)?)?;
+            } else {
+                std::fs::copy(file.path(), to.join(file.file_name()))?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn truncate(pool: &sqlx::PgPool) -> anyhow::Result<()> {

@@ -15,10 +15,11 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::policy_service::bundle_files::FsBundleSource;
+use crate::policy_service::pack_files::FsPackSource;
 use crate::tools::demo::{Generator, DEMO_TENANTS};
 
 /// The CIS CloudTrail pack, as shipped in `policies/packs/`.
-const CIS_PACK: &str = include_str!("../../../../policies/packs/cis_cloudtrail.rego");
+const CIS_PACK: &str = include_str!("../../../../policies/examples/cis_cloudtrail.rego");
 
 #[derive(Debug, Clone)]
 pub struct PolicyBenchOptions {
@@ -117,6 +118,7 @@ fn pack_bundle(tenant: &TenantId, extra_rules: usize) -> Bundle {
         data: None,
         revision: Some(format!("bench-{extra_rules}")),
         mask: Vec::new(),
+        packs: Vec::new(),
     }
 }
 
@@ -165,7 +167,10 @@ pub async fn run_policy_bench(
     let mut out = Vec::new();
 
     // Seed 001's ABAC policy through the decision API's path, in process.
-    let source = Arc::new(FsBundleSource::new(&config.policy.bundles_dir));
+    let source = Arc::new(
+        FsBundleSource::new(&config.policy.bundles_dir)
+            .with_packs(FsPackSource::new(&config.policy.packs_dir)),
+    );
     let acme = TenantId::parse("acme")?;
     let bundle = source.load(&acme).with_context(|| {
         format!(

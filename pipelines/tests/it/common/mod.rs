@@ -79,6 +79,7 @@ impl TestEnv {
         let bundles = tempfile::tempdir().unwrap();
         copy_dir(&repo_policies(), bundles.path());
         config.policy.bundles_dir = bundles.path().to_owned();
+        config.policy.packs_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/packs");
         let state = tempfile::tempdir().unwrap();
         config.distribution.signing_key_file = state.path().join("keys/policy-signing.key");
         config.evidence.key_file = state.path().join("keys/evidence-log.key");

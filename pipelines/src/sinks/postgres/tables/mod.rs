@@ -3,6 +3,7 @@
 
 mod agent_approvals;
 mod anomaly;
+mod compliance;
 mod copied;
 pub(crate) mod dead_letters;
 mod decisions;
@@ -44,6 +45,7 @@ pub(super) const TABLES: &[&dyn Table] = &[
     &anomaly::Anomalies,
     &anomaly::TrustScores,
     &agent_approvals::AgentApprovals,
+    &compliance::Findings,
     // Last: its log rows stay locked until the commit, so nothing else should follow.
     &receipts::Receipts,
 ];

@@ -1,6 +1,7 @@
-# CIS AWS Foundations Benchmark, monitoring section (controls 4.1-4.15): fifteen CloudTrail
-# detections as one Rego pack. Copy it into a tenant bundle and set the package to
-# `tenants.{tenant}`; `decision` then allows an event when no control fired.
+# CIS AWS Foundations Benchmark, monitoring section (controls 4.1-4.15), written as a tenant's
+# own allow/deny rule: `decision` allows an event when no control fired. It is the workload of
+# `portcullis bench policy`; tenants enable the shared, tested pack `cis_aws_monitoring`
+# instead (docs/compliance.md).
 # `portcullis bench policy` measures it (docs/benchmarks.md).
 package tenants.pack
 

@@ -1,0 +1,152 @@
+//! Compliance violations (docs/compliance.md). Reading needs `read:<tenant>` or
+//! `comply:<tenant>`; changing a violation's status needs `comply:<tenant>`.
+//!
+//! `GET  /v1/compliance/violations[?tenant_id=&status=&active=&severity=&pack=&control=&resource=&limit=]`
+//! `GET  /v1/compliance/violations/{id}`          the violation, its evidence and history
+//! `POST /v1/compliance/violations/{id}/status`   `{"status": …, "reason": …, "until": …}`
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use portcullis_engine::access::Permission;
+use portcullis_engine::compliance::{StatusChange, ViolationStatus};
+use portcullis_engine::TenantId;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::auth::Authorized;
+use super::error::ApiError;
+use super::query::QueryParams;
+use super::records::{db_error, scope_for_any};
+use super::State;
+use crate::compliance::{self, ChangeError, ViolationQuery, ViolationRow};
+
+/// Evidence events shown with one violation.
+const EVIDENCE_SHOWN: i64 = 50;
+
+const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+fn may_see(caller: &Authorized, row: &ViolationRow) -> bool {
+    TenantId::parse(&row.tenant_id).is_ok_and(|t| {
+        caller.0.allows(Permission::Read, &t) || caller.0.allows(Permission::Comply, &t)
+    })
+}
+
+pub(super) async fn list(
+    state: web::Data<State>,
+    caller: Authorized,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = QueryParams::parse(
+        req.query_string(),
+        &[
+            "tenant_id",
+            "status",
+            "active",
+            "severity",
+            "pack",
+            "control",
+            "resource",
+            "limit",
+        ],
+    )?;
+    let statuses: Vec<&str> = ViolationStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let q = ViolationQuery {
+        tenants: scope_for_any(
+            &caller,
+            p.text("tenant_id").as_deref(),
+            &[Permission::Read, Permission::Comply],
+        )?,
+        status: p
+            .one_of("status", &statuses)?
+            .and_then(|s| ViolationStatus::parse(&s)),
+        active_only: p.flag("active")?.unwrap_or(false),
+        severity: p.one_of("severity", &SEVERITIES)?,
+        pack: p.text("pack"),
+        control: p.text("control"),
+        resource: p.text("resource"),
+        limit: p.limit(100)?,
+    };
+    let rows = compliance::list(&state.pool, &q).await.map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "result": rows })))
+}
+
+fn violation_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text)
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a violation id (a UUID)")))
+}
+
+pub(super) async fn one(
+    state: web::Data<State>,
+    caller: Authorized,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = violation_id(&path)?;
+    let row = compliance::get(&state.pool, id)
+        .await
+        .map_err(db_error)?
+        .filter(|r| may_see(&caller, r))
+        .ok_or_else(|| ApiError::not_found(format!("no violation {id}")))?;
+    let evidence = compliance::evidence(&state.pool, id, EVIDENCE_SHOWN)
+        .await
+        .map_err(db_error)?;
+    let history = compliance::history(&state.pool, id)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "result": {"violation": row, "evidence": evidence, "history": history}
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatusBody {
+    status: String,
+    reason: Option<String>,
+    until: Option<DateTime<Utc>>,
+}
+
+pub(super) async fn set_status(
+    state: web::Data<State>,
+    caller: Authorized,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = violation_id(&path)?;
+    let body: StatusBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"status\": \"acknowledged\", \"reason\": \"…\", \"until\": \"RFC 3339 time (suppressed only)\"}}: {e}"
+        ))
+    })?;
+    let to = ViolationStatus::parse(&body.status).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "status {:?} is not one of open, acknowledged, remediating, resolved, suppressed",
+            body.status
+        ))
+    })?;
+    let reason = body.reason.filter(|r| !r.trim().is_empty());
+    if reason.as_deref().is_some_and(|r| r.contains('\0')) {
+        return Err(ApiError::bad_request("a reason cannot contain NUL"));
+    }
+    let change = StatusChange {
+        to,
+        reason,
+        until: body.until,
+    };
+    let changed = compliance::change_status(&state.pool, id, &change, &caller.0.name, |row| {
+        TenantId::parse(&row.tenant_id).is_ok_and(|t| caller.0.allows(Permission::Comply, &t))
+    })
+    .await;
+    match changed {
+        Ok(row) => Ok(HttpResponse::Ok().json(json!({ "result": row }))),
+        Err(ChangeError::NotFound(id)) => Err(ApiError::not_found(format!(
+            "no violation {id} that this token may change (it needs comply:<tenant>)"
+        ))),
+        Err(ChangeError::Refused(e)) => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "status_change_refused",
+            e.to_string(),
+        )),
+        Err(ChangeError::Db(e)) => Err(db_error(e)),
+    }
+}

@@ -1,0 +1,273 @@
+//! `portcullis compliance`: packs and violations from the command line (docs/compliance.md).
+//! `packs` and `test` read the packs directory; the violation commands talk to Postgres
+//! directly, as an administrator, so changes name who made them (`--as`).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use portcullis_engine::compliance::{CompiledPack, PackRef, StatusChange, ViolationStatus};
+use portcullis_engine::TenantId;
+use uuid::Uuid;
+
+use crate::compliance::{self, ChangeError, ViolationQuery, ViolationRow};
+use crate::config::Config;
+use crate::policy_service::pack_files::FsPackSource;
+use crate::records::TenantScope;
+use crate::sinks::postgres;
+
+#[derive(Subcommand)]
+pub enum ComplianceCommand {
+    /// The packs installed in policy.packs_dir, with their controls' count and frameworks.
+    Packs,
+    /// Run packs' own tests (tests.json): each control must fire on its cases, as a change or
+    /// as a failed attempt, and stay quiet on its look-alikes. All installed packs, or one.
+    /// Exit status 1 when a case fails.
+    ///
+    ///   portcullis compliance test
+    ///   portcullis compliance test cis_aws_monitoring@1.0.0
+    #[command(verbatim_doc_comment)]
+    Test {
+        /// name@version
+        pack: Option<String>,
+    },
+    /// Violations, most recent activity first (active ones by default).
+    ///
+    ///   portcullis compliance violations --tenant acme
+    ///   portcullis compliance violations --status suppressed
+    ///   portcullis compliance violations --severity critical --status all
+    #[command(verbatim_doc_comment)]
+    Violations {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// active (open, acknowledged, remediating), open, acknowledged, remediating,
+        /// resolved, suppressed or all.
+        #[arg(long, default_value = "active")]
+        status: String,
+        /// low, medium, high or critical.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One violation: what, where, its evidence events and its history.
+    Show { id: Uuid },
+    /// Move a violation through its lifecycle.
+    ///
+    ///   portcullis compliance set <id> acknowledged --reason "SEC-41"
+    ///   portcullis compliance set <id> suppressed --reason "accepted: legacy" --until 2027-03-01T00:00:00Z
+    ///   portcullis compliance set <id> resolved
+    #[command(verbatim_doc_comment)]
+    Set {
+        id: Uuid,
+        /// open, acknowledged, remediating, resolved or suppressed.
+        status: String,
+        /// Why, for the record (required to suppress).
+        #[arg(long)]
+        reason: Option<String>,
+        /// When a suppression ends (RFC 3339), at most a year ahead.
+        #[arg(long)]
+        until: Option<DateTime<Utc>>,
+        /// Who makes the change, as recorded; default cli:$USER.
+        #[arg(long = "as", value_name = "NAME")]
+        by: Option<String>,
+    },
+}
+
+/// Runs a compliance command. Must be called inside [`crate::runtime::block_on`].
+pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> {
+    let packs = FsPackSource::new(&config.policy.packs_dir);
+    match cmd {
+        ComplianceCommand::Packs => return list_packs(&packs),
+        ComplianceCommand::Test { pack } => return test_packs(&packs, pack.as_deref(), config),
+        _ => {}
+    }
+    let pool = postgres::migrate(&config.postgres)
+        .await
+        .context("cannot open Postgres")?;
+    match cmd {
+        ComplianceCommand::Violations {
+            tenant,
+            status,
+            severity,
+            limit,
+        } => {
+            let (status, active_only) = match status.as_str() {
+                "all" => (None, false),
+                "active" => (None, true),
+                s => (
+                    Some(ViolationStatus::parse(s).with_context(|| {
+                        format!("--status {s:?}: active, open, acknowledged, remediating, resolved, suppressed or all")
+                    })?),
+                    false,
+                ),
+            };
+            let tenants = match tenant {
+                Some(t) => TenantScope::Only(vec![TenantId::parse(&t)?]),
+                None => TenantScope::All,
+            };
+            let q = ViolationQuery {
+                tenants,
+                status,
+                active_only,
+                severity,
+                pack: None,
+                control: None,
+                resource: None,
+                limit: limit.clamp(1, crate::records::MAX_PAGE),
+            };
+            print_list(&compliance::list(&pool, &q).await?);
+        }
+        ComplianceCommand::Show { id } => {
+            let row = compliance::get(&pool, id)
+                .await?
+                .with_context(|| format!("no violation {id}"))?;
+            let evidence = compliance::evidence(&pool, id, 20).await?;
+            let history = compliance::history(&pool, id).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "violation": row, "evidence": evidence, "history": history
+                }))?
+            );
+        }
+        ComplianceCommand::Set {
+            id,
+            status,
+            reason,
+            until,
+            by,
+        } => {
+            let to = ViolationStatus::parse(&status).with_context(|| {
+                format!("{status:?}: open, acknowledged, remediating, resolved or suppressed")
+            })?;
+            let by = by.unwrap_or_else(|| {
+                format!(
+                    "cli:{}",
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+                )
+            });
+            let change = StatusChange { to, reason, until };
+            let row = compliance::change_status(&pool, id, &change, &by, |_| true)
+                .await
+                .map_err(|e| match e {
+                    ChangeError::Db(e) => {
+                        anyhow::Error::new(e).context("cannot change it in Postgres")
+                    }
+                    other => anyhow::anyhow!(other),
+                })?;
+            println!(
+                "violation {} ({} on {}) is {} now",
+                row.violation_id, row.control_id, row.resource_id, row.status
+            );
+        }
+        ComplianceCommand::Packs | ComplianceCommand::Test { .. } => unreachable!(),
+    }
+    pool.close().await;
+    Ok(())
+}
+
+fn list_packs(packs: &FsPackSource) -> anyhow::Result<()> {
+    let refs = packs
+        .list()
+        .with_context(|| format!("cannot read {}", packs.dir().display()))?;
+    if refs.is_empty() {
+        println!("no packs in {}", packs.dir().display());
+        return Ok(());
+    }
+    println!(
+        "{:<34}  {:>8}  {:<44}  FRAMEWORKS",
+        "PACK", "CONTROLS", "TITLE"
+    );
+    for r in refs {
+        match packs.load(&r) {
+            Ok(p) => {
+                let frameworks: Vec<&str> = p
+                    .manifest
+                    .frameworks
+                    .iter()
+                    .map(|f| f.id.as_str())
+                    .collect();
+                println!(
+                    "{:<34}  {:>8}  {:<44}  {}",
+                    r.to_string(),
+                    p.manifest.controls.len(),
+                    p.manifest.title,
+                    frameworks.join(", ")
+                );
+            }
+            Err(e) => println!("{:<34}  refused: {e}", r.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn test_packs(packs: &FsPackSource, only: Option<&str>, config: &Config) -> anyhow::Result<()> {
+    let refs = match only {
+        Some(spec) => {
+            let (name, version) = spec
+                .split_once('@')
+                .with_context(|| format!("{spec:?}: name a pack as name@version"))?;
+            vec![PackRef::new(name, version)?]
+        }
+        None => packs
+            .list()
+            .with_context(|| format!("cannot read {}", packs.dir().display()))?,
+    };
+    let timeout = Duration::from_millis(config.policy.eval_timeout_ms);
+    let mut failed = 0usize;
+    for r in &refs {
+        let source = packs.load(r)?;
+        let mut compiled = CompiledPack::compile(&source, timeout)
+            .with_context(|| format!("pack {r} does not compile"))?;
+        let cases = packs.load_tests(r)?;
+        let failures = compiled
+            .run_tests(&cases)
+            .with_context(|| format!("pack {r}"))?;
+        println!(
+            "{r}: {} controls, {} cases, {} failed ({})",
+            source.manifest.controls.len(),
+            cases.len(),
+            failures.len(),
+            compiled.evaluator()
+        );
+        for f in &failures {
+            println!(
+                "  FAIL {} {:?}: expected {:?}, got {}",
+                f.control, f.name, f.expected, f.got
+            );
+        }
+        failed += failures.len();
+    }
+    if failed > 0 {
+        bail!("{failed} case(s) failed");
+    }
+    Ok(())
+}
+
+fn print_list(rows: &[ViolationRow]) {
+    if rows.is_empty() {
+        println!("no violations");
+        return;
+    }
+    println!(
+        "{:<36}  {:<10}  {:<12}  {:<8}  {:<19}  {:>5}  CONTROL ON RESOURCE",
+        "ID", "TENANT", "STATUS", "SEVERITY", "LAST SEEN", "SEEN"
+    );
+    for r in rows {
+        println!(
+            "{:<36}  {:<10}  {:<12}  {:<8}  {:<19}  {:>5}  {} {} ({}) on {}",
+            r.violation_id,
+            r.tenant_id,
+            r.status,
+            r.severity,
+            r.last_seen.format("%Y-%m-%d %H:%M:%S"),
+            r.occurrences,
+            r.pack,
+            r.control_id,
+            r.title,
+            r.resource_id
+        );
+    }
+}

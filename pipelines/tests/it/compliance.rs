@@ -1,0 +1,250 @@
+//! Compliance packs in the event path, on the real services: CloudTrail events through Kafka
+//! (plain and as a gzip log file) raise findings that open one violation per tenant, control
+//! and resource; a redelivery counts nothing twice; a failed attempt is a finding but opens no
+//! violation unless its control is about refusals; a resolved violation re-opens when its
+//! control fires again; the lifecycle is worked through the API with the `comply` scope.
+
+use std::io::Write;
+use std::time::Duration;
+
+use portcullis::runtime::block_on;
+use serde_json::{json, Value};
+
+use crate::common::{cloudtrail, http_get, post_json, TestEnv, ACME_ACCOUNT};
+
+const WAIT: Duration = Duration::from_secs(30);
+const GLOBEX_ACCOUNT: &str = "222222222222";
+
+fn stop_logging(id: &str, account: &str, refused: bool) -> Value {
+    let mut rec = cloudtrail(id, "StopLogging", None);
+    rec["eventSource"] = json!("cloudtrail.amazonaws.com");
+    rec["requestParameters"] = json!({"name": "main"});
+    rec["recipientAccountId"] = json!(account);
+    rec["userIdentity"]["accountId"] = json!(account);
+    rec["userIdentity"]["arn"] = json!(format!("arn:aws:iam::{account}:user/alice"));
+    if refused {
+        rec["errorCode"] = json!("AccessDenied");
+        rec["errorMessage"] = json!("User is not authorized to perform cloudtrail:StopLogging");
+    }
+    rec
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+async fn violation(env: &TestEnv, tenant: &str, control: &str) -> (String, String, i64, i32) {
+    sqlx::query_as(
+        "SELECT violation_id::text, status, occurrences, times_reopened
+         FROM compliance_violations WHERE tenant_id = $1 AND control_id = $2",
+    )
+    .bind(tenant)
+    .bind(control)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[test]
+fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
+    block_on(async {
+        let env = TestEnv::new("compliance").await;
+        env.map_account("globex", GLOBEX_ACCOUNT).await;
+        let engine = env.start().await;
+        // Each record made once: a redelivery is the same bytes again.
+        let records: std::collections::HashMap<&str, Vec<u8>> =
+            [("stop-1", false), ("stop-2", true), ("stop-3", false)]
+                .into_iter()
+                .map(|(id, refused)| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    let rec = stop_logging(id, ACME_ACCOUNT, refused);
+                    (id, serde_json::to_vec(&rec).unwrap())
+                })
+                .collect();
+        let stop = |id: &str, _refused: bool| records[id].clone();
+        // A log file as CloudTrail writes it to S3: gzip, with a record in the zone-less time
+        // format exporters write.
+        let mut created = cloudtrail("create-1", "CreateUser", None);
+        created["eventSource"] = json!("iam.amazonaws.com");
+        created["requestParameters"] = json!({"userName": "mallory"});
+        created["eventTime"] = json!(chrono::Utc::now()
+            .format("%Y-%m-%d %H:%M:%S%.3f")
+            .to_string());
+        let log_file = gzip(&serde_json::to_vec(&json!({"Records": [created]})).unwrap());
+        env.produce(&[
+            (ACME_ACCOUNT, stop("stop-1", false)),
+            (ACME_ACCOUNT, stop("stop-2", true)),
+            (ACME_ACCOUNT, log_file),
+            (
+                GLOBEX_ACCOUNT,
+                serde_json::to_vec(&stop_logging("g-stop-1", GLOBEX_ACCOUNT, false)).unwrap(),
+            ),
+        ])
+        .await;
+        // stop-1: CIS 4.5 and the detection; stop-2 (refused): 4.1, 4.5 and the detection as
+        // attempts; the user made by hand; globex's stop: two of its own.
+        env.expect_count("SELECT count(*) FROM compliance_findings", 8, WAIT)
+            .await;
+        assert_eq!(
+            env.count("SELECT count(*) FROM compliance_findings WHERE NOT succeeded")
+                .await,
+            3
+        );
+        let (stopped, status, occurrences, _) =
+            violation(&env, "acme", "cloudtrail_logging_stopped").await;
+        assert_eq!(
+            (status.as_str(), occurrences),
+            ("open", 1),
+            "the refused attempt opens nothing"
+        );
+        assert_eq!(
+            violation(&env, "acme", "4.1").await.2,
+            1,
+            "4.1 is about refusals"
+        );
+        let (resource,): (String,) = sqlx::query_as(
+            "SELECT resource_id FROM compliance_violations
+             WHERE tenant_id = 'acme' AND control_id = 'iam_user_created_by_person'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(resource, "mallory");
+        assert_eq!(
+            env.count("SELECT count(*) FROM compliance_violations WHERE tenant_id = 'acme'")
+                .await,
+            4
+        );
+
+        // A redelivery of stop-1 adds nothing; a new stop counts once.
+        env.produce(&[
+            (ACME_ACCOUNT, stop("stop-1", false)),
+            (ACME_ACCOUNT, stop("stop-3", false)),
+        ])
+        .await;
+        env.expect_count("SELECT count(*) FROM compliance_findings", 10, WAIT)
+            .await;
+        env.expect_count("SELECT count(*) FROM events", 7, WAIT)
+            .await;
+        assert_eq!(
+            violation(&env, "acme", "cloudtrail_logging_stopped")
+                .await
+                .2,
+            2
+        );
+
+        // The lifecycle, through the API: reading needs read or comply, changing needs comply.
+        let api = env.api(engine.http_addr());
+        let reader = api.with_token(Some(&env.token(&["read:acme"]).await));
+        let worker = api.with_token(Some(&env.token(&["comply:acme"]).await));
+        let outsider = api.with_token(Some(&env.token(&["comply:globex"]).await));
+        let (code, listed) = http_get(
+            &reader,
+            "/v1/compliance/violations?tenant_id=acme&active=true",
+        )
+        .await;
+        assert_eq!(code, 200, "{listed}");
+        let listed: Value = serde_json::from_str(&listed).unwrap();
+        assert_eq!(listed["result"].as_array().unwrap().len(), 4);
+        let (code, _) = http_get(&reader, "/v1/compliance/violations?tenant_id=globex").await;
+        assert_eq!(code, 403, "acme's reader sees no globex violation");
+        let path = format!("/v1/compliance/violations/{stopped}");
+        let (code, one) = http_get(&reader, &path).await;
+        assert_eq!(code, 200, "{one}");
+        let one: Value = serde_json::from_str(&one).unwrap();
+        let evidence: Vec<&str> = one["result"]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            evidence,
+            ["stop-3", "stop-1"],
+            "newest first; the refused attempt is not"
+        );
+        let status = format!("{path}/status");
+        let (code, refused) = post_json(&reader, &status, &json!({"status": "acknowledged"})).await;
+        assert_eq!(code, 404, "a reader may not change it: {refused}");
+        let (code, refused) = post_json(&outsider, &status, &json!({"status": "resolved"})).await;
+        assert_eq!(code, 404, "nor another tenant's worker: {refused}");
+        let (code, refused) = post_json(&worker, &status, &json!({"status": "suppressed"})).await;
+        assert_eq!(
+            code, 409,
+            "a suppression needs a reason and an end: {refused}"
+        );
+        let (code, ack) = post_json(
+            &worker,
+            &status,
+            &json!({"status": "acknowledged", "reason": "SEC-41: looking"}),
+        )
+        .await;
+        assert_eq!(
+            (code, ack["result"]["status"].as_str()),
+            (200, Some("acknowledged")),
+            "{ack}"
+        );
+        let (code, done) = post_json(&worker, &status, &json!({"status": "resolved"})).await;
+        assert_eq!(
+            (code, done["result"]["status"].as_str()),
+            (200, Some("resolved")),
+            "{done}"
+        );
+        let (code, again) = post_json(&worker, &status, &json!({"status": "acknowledged"})).await;
+        assert_eq!(
+            code, 409,
+            "a resolved violation is re-opened, not acknowledged: {again}"
+        );
+
+        // The control fires again after the resolution: the same violation re-opens. (A late
+        // record of a change from before it would not.)
+        let again = serde_json::to_vec(&stop_logging("stop-4", ACME_ACCOUNT, false)).unwrap();
+        env.produce(&[(ACME_ACCOUNT, again)]).await;
+        env.expect_count(
+            "SELECT count(*) FROM compliance_violations
+             WHERE control_id = 'cloudtrail_logging_stopped' AND tenant_id = 'acme' AND status = 'open'",
+            1,
+            WAIT,
+        )
+        .await;
+        let (id, status, occurrences, reopened) =
+            violation(&env, "acme", "cloudtrail_logging_stopped").await;
+        assert_eq!(
+            (id.as_str(), status.as_str(), occurrences, reopened),
+            (stopped.as_str(), "open", 3, 1)
+        );
+        let (_, history) = http_get(&reader, &path).await;
+        let history: Value = serde_json::from_str(&history).unwrap();
+        let steps: Vec<(&str, &str)> = history["result"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["status"].as_str().unwrap(),
+                    h["changed_by"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("open", "portcullis"),
+                ("acknowledged", "test-comply:acme"),
+                ("resolved", "test-comply:acme"),
+                ("open", "portcullis"),
+            ]
+        );
+        // Globex's violation is its own.
+        assert_eq!(
+            violation(&env, "globex", "cloudtrail_logging_stopped")
+                .await
+                .1,
+            "open"
+        );
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
