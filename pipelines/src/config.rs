@@ -41,6 +41,7 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     pub protection: ProtectionConfig,
     pub signals: SignalsConfig,
+    pub compliance: crate::compliance::ComplianceConfig,
     pub actors: ActorsConfig,
     pub http: HttpConfig,
     pub tuning: TuningConfig,
@@ -205,6 +206,7 @@ impl Config {
         p.extend(self.approvals.problems());
         p.extend(self.protection.problems());
         p.extend(self.signals.problems());
+        p.extend(self.compliance.problems());
         p
     }
 

@@ -33,6 +33,10 @@ pub struct Decision {
     /// and when no pack is enabled.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<crate::compliance::Finding>,
+    /// The resource a CloudTrail change event created, modified or deleted, for the inventory;
+    /// kept when the tenant enables compliance packs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_change: Option<crate::compliance::ResourceChange>,
 }
 
 /// Reads the verdict out of a rule value: `true`, or `{"allow": true, ...}`. Anything else,

@@ -304,11 +304,13 @@ impl TenantPolicy {
         let event_name = event.raw.get("eventName").and_then(Json::as_str);
         let input = event_input(event, ctx);
         let mut findings = Vec::new();
+        let mut resource_change = None;
         // Packs judge CloudTrail records; an agent's event is not one.
-        if event.kind == EventKind::Cloudtrail {
+        if event.kind == EventKind::Cloudtrail && !self.packs.is_empty() {
             for pack in &mut self.packs {
                 findings.extend(pack.findings(input.clone(), &event.raw)?);
             }
+            resource_change = crate::compliance::resource_change(&event.raw);
         }
         let result = self.eval_value(input, event_name)?;
         let eval_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -333,6 +335,7 @@ impl TenantPolicy {
             anomaly_model_version: None,
             protection_level: None,
             findings,
+            resource_change,
         })
     }
 

@@ -4,6 +4,8 @@
 //! `GET  /v1/compliance/violations[?tenant_id=&status=&active=&severity=&pack=&control=&resource=&limit=]`
 //! `GET  /v1/compliance/violations/{id}`          the violation, its evidence and history
 //! `POST /v1/compliance/violations/{id}/status`   `{"status": …, "reason": …, "until": …}`
+//! `GET  /v1/compliance/resources[?tenant_id=&type=&state=&drifted=&limit=]`  the inventory
+//! `GET  /v1/compliance/remediations[?tenant_id=&status=&limit=]`  remediation actions
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -19,7 +21,7 @@ use super::error::ApiError;
 use super::query::QueryParams;
 use super::records::{db_error, scope_for_any};
 use super::State;
-use crate::compliance::{self, ChangeError, ViolationQuery, ViolationRow};
+use crate::compliance::{self, ChangeError, ResourceQuery, ViolationQuery, ViolationRow};
 
 /// Evidence events shown with one violation.
 const EVIDENCE_SHOWN: i64 = 50;
@@ -149,4 +151,48 @@ pub(super) async fn set_status(
         )),
         Err(ChangeError::Db(e)) => Err(db_error(e)),
     }
+}
+
+pub(super) async fn resources(
+    state: web::Data<State>,
+    caller: Authorized,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = QueryParams::parse(
+        req.query_string(),
+        &["tenant_id", "type", "state", "drifted", "limit"],
+    )?;
+    let q = ResourceQuery {
+        tenants: scope_for_any(
+            &caller,
+            p.text("tenant_id").as_deref(),
+            &[Permission::Read, Permission::Comply],
+        )?,
+        resource_type: p.text("type"),
+        state: p.one_of("state", &["present", "deleted"])?,
+        drifted_only: p.flag("drifted")?.unwrap_or(false),
+        limit: p.limit(100)?,
+    };
+    let rows = compliance::resources(&state.pool, &q)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "result": rows })))
+}
+
+pub(super) async fn remediations(
+    state: web::Data<State>,
+    caller: Authorized,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = QueryParams::parse(req.query_string(), &["tenant_id", "status", "limit"])?;
+    let tenants = scope_for_any(
+        &caller,
+        p.text("tenant_id").as_deref(),
+        &[Permission::Read, Permission::Comply],
+    )?;
+    let status = p.one_of("status", &["pending", "sent", "succeeded", "failed"])?;
+    let rows = compliance::remediations(&state.pool, &tenants, status.as_deref(), p.limit(100)?)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "result": rows })))
 }

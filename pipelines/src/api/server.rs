@@ -256,6 +256,14 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         "/compliance/violations/{id}/status",
                         web::post().to(super::compliance::set_status),
                     )
+                    .route(
+                        "/compliance/resources",
+                        web::get().to(super::compliance::resources),
+                    )
+                    .route(
+                        "/compliance/remediations",
+                        web::get().to(super::compliance::remediations),
+                    )
                     .route("/approvals", web::get().to(super::approvals::list))
                     .route("/approvals/{id}", web::get().to(super::approvals::one))
                     .route(

@@ -11,7 +11,9 @@ use portcullis_engine::compliance::{CompiledPack, PackRef, StatusChange, Violati
 use portcullis_engine::TenantId;
 use uuid::Uuid;
 
-use crate::compliance::{self, ChangeError, ViolationQuery, ViolationRow};
+use crate::compliance::{
+    self, ChangeError, ResourceQuery, ResourceRow, ViolationQuery, ViolationRow,
+};
 use crate::config::Config;
 use crate::policy_service::pack_files::FsPackSource;
 use crate::records::TenantScope;
@@ -53,6 +55,34 @@ pub enum ComplianceCommand {
     },
     /// One violation: what, where, its evidence events and its history.
     Show { id: Uuid },
+    /// The resource inventory: what CloudTrail change events created, modified or deleted, who
+    /// last changed it, its active violations, and whether it drifted (changed after it was
+    /// last made compliant).
+    ///
+    ///   portcullis compliance resources --tenant acme --drifted
+    #[command(verbatim_doc_comment)]
+    Resources {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only resources changed after they were last made compliant.
+        #[arg(long)]
+        drifted: bool,
+        /// A type such as AWS::S3::Bucket.
+        #[arg(long = "type")]
+        resource_type: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Remediation actions: commands sent to executors over Kafka and what they reported.
+    Remediations {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// pending, sent, succeeded or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Move a violation through its lifecycle.
     ///
     ///   portcullis compliance set <id> acknowledged --reason "SEC-41"
@@ -131,6 +161,66 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                     "violation": row, "evidence": evidence, "history": history
                 }))?
             );
+        }
+        ComplianceCommand::Resources {
+            tenant,
+            drifted,
+            resource_type,
+            limit,
+        } => {
+            let tenants = match tenant {
+                Some(t) => TenantScope::Only(vec![TenantId::parse(&t)?]),
+                None => TenantScope::All,
+            };
+            let q = ResourceQuery {
+                tenants,
+                resource_type,
+                state: None,
+                drifted_only: drifted,
+                limit: limit.clamp(1, crate::records::MAX_PAGE),
+            };
+            print_resources(&compliance::resources(&pool, &q).await?);
+        }
+        ComplianceCommand::Remediations {
+            tenant,
+            status,
+            limit,
+        } => {
+            let tenants = match tenant {
+                Some(t) => TenantScope::Only(vec![TenantId::parse(&t)?]),
+                None => TenantScope::All,
+            };
+            if let Some(s) = status.as_deref() {
+                if !["pending", "sent", "succeeded", "failed"].contains(&s) {
+                    bail!("--status {s:?}: pending, sent, succeeded or failed");
+                }
+            }
+            let rows = compliance::remediations(
+                &pool,
+                &tenants,
+                status.as_deref(),
+                limit.clamp(1, crate::records::MAX_PAGE),
+            )
+            .await?;
+            if rows.is_empty() {
+                println!("no remediation actions");
+            }
+            for r in rows {
+                println!(
+                    "{}  {:<10}  {:<9}  {:<9}  {}  {} on {}{}",
+                    r.remediation_id,
+                    r.tenant_id,
+                    r.status,
+                    r.strategy,
+                    r.action,
+                    r.control_id,
+                    r.resource_id,
+                    match r.dry_run {
+                        Some(true) => " (dry run)",
+                        _ => "",
+                    }
+                );
+            }
         }
         ComplianceCommand::Set {
             id,
@@ -268,6 +358,30 @@ fn print_list(rows: &[ViolationRow]) {
             r.control_id,
             r.title,
             r.resource_id
+        );
+    }
+}
+
+fn print_resources(rows: &[ResourceRow]) {
+    if rows.is_empty() {
+        println!("no resources (the inventory is kept for tenants that enable packs)");
+        return;
+    }
+    println!(
+        "{:<10}  {:<34}  {:<30}  {:<8}  {:<19}  {:<24}  {:>10}  DRIFTED",
+        "TENANT", "TYPE", "ID", "STATE", "LAST CHANGE", "BY", "VIOLATIONS"
+    );
+    for r in rows {
+        println!(
+            "{:<10}  {:<34}  {:<30}  {:<8}  {:<19}  {:<24}  {:>10}  {}",
+            r.tenant_id,
+            r.resource_type,
+            r.resource_id,
+            r.state,
+            r.last_changed_at.format("%Y-%m-%d %H:%M:%S"),
+            r.last_changed_by,
+            r.active_violations,
+            if r.drifted { "yes" } else { "" }
         );
     }
 }

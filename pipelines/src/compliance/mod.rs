@@ -1,8 +1,19 @@
 //! Compliance on the engine's edges (docs/compliance.md): violations in Postgres and their
-//! lifecycle. The packs' controls and the lifecycle's rules are the engine's
+//! lifecycle, the resource inventory, and remediation over Kafka. The packs' controls and the lifecycle's rules are the engine's
 //! (`portcullis_engine::compliance`); findings are written with their decisions by the sink.
 
+mod config;
+mod remediation;
+mod resources;
 mod violations;
+
+pub use config::ComplianceConfig;
+pub use remediation::{
+    apply_result, remediations, run_results_consumer, run_sender, send_pending, Applied,
+    RemediationRow, SendError,
+};
+
+pub use resources::{resources, ResourceQuery, ResourceRow};
 
 pub use violations::{
     change_status, evidence, get, history, list, ChangeError, FindingRow, HistoryRow,

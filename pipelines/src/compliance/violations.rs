@@ -170,6 +170,7 @@ pub async fn change_status(
              changed_by = $4,
              suppressed_until = $5,
              resolved_at = CASE WHEN $2 = 'resolved' THEN now() END,
+             last_resolved_at = CASE WHEN $2 = 'resolved' THEN now() ELSE last_resolved_at END,
              opened_at = CASE WHEN $2 = 'open' AND status IN ('resolved', 'suppressed')
                               THEN now() ELSE opened_at END,
              times_reopened = times_reopened

@@ -475,6 +475,44 @@ pub async fn run(
                     .context("trust signals consumer failed")
             });
         }
+        if config.compliance.remediation {
+            let topics = [
+                &config.compliance.commands_topic,
+                &config.compliance.results_topic,
+            ];
+            if config.kafka.create_topic {
+                for topic in topics {
+                    kafka::ensure_topic(&config.kafka, topic, 1)
+                        .await
+                        .with_context(|| {
+                            format!("cannot create Kafka topic {topic} (compliance)")
+                        })?;
+                }
+            }
+            let (k, cfg, p, c) = (
+                config.kafka.clone(),
+                config.compliance.clone(),
+                pool.clone(),
+                cancel.clone(),
+            );
+            tasks.spawn(async move {
+                crate::compliance::run_sender(k, cfg, p, c)
+                    .await
+                    .context("remediation sender failed")
+            });
+            let (k, cfg, p, s, c) = (
+                config.kafka.clone(),
+                config.compliance.clone(),
+                pool.clone(),
+                stats.clone(),
+                cancel.clone(),
+            );
+            tasks.spawn(async move {
+                crate::compliance::run_results_consumer(k, cfg, p, s, c)
+                    .await
+                    .context("remediation results consumer failed")
+            });
+        }
     }
     if config.mqtt.enabled {
         let (cfg, p, s, c) = (

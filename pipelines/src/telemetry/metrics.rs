@@ -68,6 +68,9 @@ pub struct Metrics {
     pub approvals: IntCounterVec,
     /// Trust signals taken (`accepted`) or refused, by how they came (`kafka`, `http`).
     pub signals: IntCounterVec,
+    /// Remediation results read: `finished` an action, `ignored` (a redelivery), `refused`
+    /// (a dead letter).
+    pub remediation_results: IntCounterVec,
 }
 
 const SOURCE: &[&str] = &["source"];
@@ -261,6 +264,11 @@ impl Metrics {
             "Trust signals taken or refused, by how they came.",
             &["via", "outcome"],
         );
+        let remediation_results = counter(
+            "remediation_results_total",
+            "Remediation results read from executors, by what became of them.",
+            &["outcome"],
+        );
         // Resident memory, CPU and file descriptors of this process.
         registry
             .register(Box::new(
@@ -303,6 +311,7 @@ impl Metrics {
             checkpoints_refused,
             approvals,
             signals,
+            remediation_results,
         }
     }
 

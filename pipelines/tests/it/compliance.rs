@@ -237,12 +237,174 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
                 ("open", "portcullis"),
             ]
         );
+        // The inventory: the trail changed after its violation was resolved has drifted; the
+        // user made by hand is there, created by alice.
+        let (code, inventory) = http_get(&reader, "/v1/compliance/resources?tenant_id=acme").await;
+        assert_eq!(code, 200, "{inventory}");
+        let inventory: Value = serde_json::from_str(&inventory).unwrap();
+        let find = |id: &str| {
+            inventory["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["resource_id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} in {inventory}"))
+        };
+        let trail = find("main");
+        assert_eq!(trail["resource_type"], "AWS::CloudTrail::Trail");
+        assert_eq!(
+            (trail["last_event_id"].as_str(), trail["drifted"].as_bool()),
+            (Some("stop-4"), Some(true))
+        );
+        let user = find("mallory");
+        assert_eq!(
+            (user["last_change"].as_str(), user["state"].as_str()),
+            (Some("created"), Some("present"))
+        );
+        assert!(
+            user["last_changed_by"]
+                .as_str()
+                .unwrap()
+                .ends_with("user/alice"),
+            "{user}"
+        );
+        let (_, drifted) = http_get(
+            &reader,
+            "/v1/compliance/resources?tenant_id=acme&drifted=true",
+        )
+        .await;
+        let drifted: Value = serde_json::from_str(&drifted).unwrap();
+        assert_eq!(drifted["result"].as_array().unwrap().len(), 1, "{drifted}");
         // Globex's violation is its own.
         assert_eq!(
             violation(&env, "globex", "cloudtrail_logging_stopped")
                 .await
                 .1,
             "open"
+        );
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+#[test]
+fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_violation() {
+    block_on(async {
+        use rdkafka::consumer::{Consumer, StreamConsumer};
+        use rdkafka::Message;
+
+        let mut env = TestEnv::new("remediation").await;
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        env.config.compliance.commands_topic = format!("rem_cmd_{tag}");
+        env.config.compliance.results_topic = format!("rem_res_{tag}");
+        env.config.compliance.send_interval_ms = 200;
+        // Executors here are trusted to act: the default is a dry run.
+        env.config.compliance.dry_run = false;
+        let engine = env.start().await;
+        let kafka = &env.config.kafka;
+        let commands: StreamConsumer = portcullis::sources::kafka::client_config(kafka)
+            .set("group.id", format!("executor_{tag}"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        commands
+            .subscribe(&[&env.config.compliance.commands_topic])
+            .unwrap();
+
+        let mut removed = cloudtrail("pab-1", "DeleteBucketPublicAccessBlock", None);
+        removed["requestParameters"] = json!({"bucketName": "reports"});
+        removed["awsRegion"] = json!("eu-west-1");
+        env.produce(&[(ACME_ACCOUNT, serde_json::to_vec(&removed).unwrap())])
+            .await;
+        let command = tokio::time::timeout(WAIT, commands.recv())
+            .await
+            .expect("a command within the wait")
+            .unwrap();
+        let command: Value = serde_json::from_slice(command.payload().unwrap()).unwrap();
+        assert_eq!(command["action"], "s3.put_public_access_block", "{command}");
+        assert_eq!(
+            (
+                command["resource_id"].as_str(),
+                command["account"].as_str(),
+                command["region"].as_str()
+            ),
+            (Some("reports"), Some(ACME_ACCOUNT), Some("eu-west-1"))
+        );
+        assert_eq!(command["dry_run"], false);
+        let remediation = command["remediation_id"].as_str().unwrap().to_owned();
+        env.expect_count(
+            "SELECT count(*) FROM compliance_violations
+             WHERE control_id = 's3_public_access_block_removed' AND status = 'remediating'",
+            1,
+            WAIT,
+        )
+        .await;
+
+        // The executor reports success (twice: a redelivery), then a stranger and garbage.
+        let producer = portcullis::sources::kafka::producer(kafka).unwrap();
+        let result = json!({"remediation_id": remediation, "status": "succeeded",
+                            "dry_run": false, "executor": "test-executor", "detail": "all four on"});
+        let unknown =
+            json!({"remediation_id": uuid::Uuid::new_v4(), "status": "failed", "dry_run": false});
+        let messages: Vec<(String, Vec<u8>)> = [
+            serde_json::to_vec(&result).unwrap(),
+            serde_json::to_vec(&result).unwrap(),
+            serde_json::to_vec(&unknown).unwrap(),
+            b"{\"remediation_id\": 5".to_vec(),
+        ]
+        .into_iter()
+        .map(|p| ("acme".to_owned(), p))
+        .collect();
+        portcullis::sources::kafka::ensure_topic(kafka, &env.config.compliance.results_topic, 1)
+            .await
+            .unwrap();
+        portcullis::sources::kafka::produce_all(
+            &producer,
+            &env.config.compliance.results_topic,
+            &messages,
+        )
+        .await
+        .unwrap();
+        env.expect_count(
+            "SELECT count(*) FROM dead_letters WHERE reason LIKE 'remediation result refused:%'",
+            2,
+            WAIT,
+        )
+        .await;
+        let (status, detail, executor): (String, String, String) = sqlx::query_as(
+            "SELECT status, detail, executor FROM remediation_actions WHERE remediation_id = $1::uuid",
+        )
+        .bind(&remediation)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (status.as_str(), detail.as_str(), executor.as_str()),
+            ("succeeded", "all four on", "test-executor")
+        );
+        let history: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT h.status, h.reason FROM compliance_violation_history h
+             JOIN compliance_violations v USING (violation_id)
+             WHERE v.control_id = 's3_public_access_block_removed' ORDER BY h.at",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        let steps: Vec<&str> = history.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            steps,
+            ["open", "remediating", "resolved"],
+            "the redelivery changed nothing"
+        );
+        assert_eq!(
+            history[2].1.as_deref(),
+            Some("remediated by test-executor: s3.put_public_access_block")
+        );
+        // One action per open period: nothing more was sent.
+        assert_eq!(
+            env.count("SELECT count(*) FROM remediation_actions").await,
+            1
         );
         engine.stop().await.unwrap();
         env.cleanup().await;

@@ -46,6 +46,7 @@ fn decision(e: &Event) -> Decision {
         anomaly_model_version: None,
         protection_level: None,
         findings: Vec::new(),
+        resource_change: None,
     }
 }
 

@@ -195,6 +195,7 @@ mod tests {
             anomaly_model_version: None,
             protection_level: None,
             findings: Vec::new(),
+            resource_change: None,
         };
         let bytes = decisions([&d]).unwrap();
         let mut want = SIGNATURE.to_vec();

@@ -2,7 +2,9 @@
 //! batch's CloudTrail events, and the violations those findings open, join or re-open.
 //!
 //! One statement: findings go in once per (decision, pack, control), and only the ones newly
-//! stored count toward their violation, so a redelivered batch changes nothing. A violation's
+//! stored count toward their violation, so a redelivered batch changes nothing. A violation
+//! opened (or re-opened) whose control remediates by itself also gets its remediation action,
+//! sent later from that row (an outbox, in the same transaction as the finding). A violation's
 //! id is derived from its key, so engines writing the same one at once meet on its row.
 
 use chrono::{DateTime, Utc};
@@ -66,6 +68,17 @@ impl Table for Findings {
                         &f.resource_id,
                     ));
                     rows.title.push(control.title.clone());
+                    let remediation = &control.remediation;
+                    rows.strategy.push(remediation.strategy.as_str().to_owned());
+                    rows.remedy.push(remediation.action.clone());
+                    rows.account.push(event.account.clone());
+                    rows.region.push(
+                        event
+                            .raw
+                            .get("awsRegion")
+                            .and_then(|r| r.as_str())
+                            .map(str::to_owned),
+                    );
                 }
             }
         }
@@ -76,8 +89,10 @@ impl Table for Findings {
                      SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[],
                                           $5::text[], $6::text[], $7::timestamptz[], $8::text[],
                                           $9::text[], $10::text[], $11::text[], $12::text[],
-                                          $13::bool[], $14::bool[], $15::uuid[], $16::text[])
-                         AS x(t, d, p, c, v, e, et, sev, rt, ri, pr, a, ok, vi, vid, title)
+                                          $13::bool[], $14::bool[], $15::uuid[], $16::text[],
+                                          $17::text[], $18::text[], $19::text[], $20::text[])
+                         AS x(t, d, p, c, v, e, et, sev, rt, ri, pr, a, ok, vi, vid, title,
+                              strategy, action, account, region)
                  ), stored AS (
                      INSERT INTO compliance_findings
                          (tenant_id, decision_id, pack, control_id, pack_version, event_id,
@@ -93,6 +108,10 @@ impl Table for Findings {
                             (array_agg(v ORDER BY et DESC))[1] v,
                             (array_agg(title ORDER BY et DESC))[1] title,
                             (array_agg(sev ORDER BY et DESC))[1] sev,
+                            (array_agg(strategy ORDER BY et DESC))[1] strategy,
+                            (array_agg(action ORDER BY et DESC))[1] action,
+                            (array_agg(account ORDER BY et DESC))[1] account,
+                            (array_agg(region ORDER BY et DESC))[1] region,
                             min(et) first_seen, max(et) last_seen, count(*) n
                      FROM f JOIN stored s
                        ON (s.tenant_id, s.decision_id, s.pack, s.control_id) = (f.t, f.d, f.p, f.c)
@@ -130,6 +149,18 @@ impl Table for Findings {
                             'portcullis'
                      FROM violations
                      WHERE status = 'open' AND opened_at = now()
+                 ), remediations AS (
+                     -- The outbox: a command for each violation opened now whose control
+                     -- remediates by itself, once per open period.
+                     INSERT INTO remediation_actions
+                         (violation_id, open_period, tenant_id, pack, control_id, resource_type,
+                          resource_id, account, region, strategy, action)
+                     SELECT v.violation_id, v.times_reopened, c.t, c.p, c.c, c.rt, c.ri,
+                            c.account, c.region, c.strategy, c.action
+                     FROM violations v JOIN counted c ON c.vid = v.violation_id
+                     WHERE v.status = 'open' AND v.opened_at = now()
+                       AND c.strategy IN ('automatic', 'scheduled') AND c.action IS NOT NULL
+                     ON CONFLICT (violation_id, open_period) DO NOTHING
                  )
                  SELECT count(*) FROM stored"
             )))
@@ -149,6 +180,10 @@ impl Table for Findings {
             .bind(&rows.violates)
             .bind(&rows.violation)
             .bind(&rows.title)
+            .bind(&rows.strategy)
+            .bind(&rows.remedy)
+            .bind(&rows.account)
+            .bind(&rows.region)
             .fetch_one(&mut *conn)
             .await?;
             Ok(u64::try_from(stored).unwrap_or(0))
@@ -174,4 +209,8 @@ struct Columns {
     violates: Vec<bool>,
     violation: Vec<Uuid>,
     title: Vec<String>,
+    strategy: Vec<String>,
+    remedy: Vec<Option<String>>,
+    account: Vec<String>,
+    region: Vec<Option<String>>,
 }

@@ -10,6 +10,7 @@ mod decisions;
 mod events;
 mod receipts;
 mod replays;
+mod resources;
 mod staging;
 
 use futures::future::BoxFuture;
@@ -46,6 +47,7 @@ pub(super) const TABLES: &[&dyn Table] = &[
     &anomaly::TrustScores,
     &agent_approvals::AgentApprovals,
     &compliance::Findings,
+    &resources::Resources,
     // Last: its log rows stay locked until the commit, so nothing else should follow.
     &receipts::Receipts,
 ];
