@@ -1160,7 +1160,100 @@ async function renderCompliance(main) {
   };
   for (const el of [vTenant, vStatus, vSeverity]) el.addEventListener("change", load);
 
+  // Scans: score per framework over time, failing controls, reports.
+  const sTenant = tenantSelect("cs-tenant", { allowAll: false });
+  const sFramework = h("select", { id: "cs-framework" });
+  const sMessage = h("div", { "aria-live": "polite" });
+  const trend = h("div", { id: "cs-trend" });
+  const failing = h("tbody");
+  const scansBody = h("tbody");
+  const download = async (scan, format) => {
+    try {
+      const res = await fetch(`/v1/compliance/scans/${encodeURIComponent(scan.scan_id)}?format=${format}`,
+        { headers: { Authorization: `Bearer ${session.token}` } });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const url = URL.createObjectURL(await res.blob());
+      const a = h("a", { href: url, download: `${scan.tenant_id}-${scan.framework}-${scan.scanned_at}.${format === "ocsf" ? "ocsf.json" : format}` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (e) {
+      message(sMessage, "error", `Report: ${e.message}`);
+    }
+  };
+  const loadFrameworks = async () => {
+    if (!sTenant.value) return;
+    try {
+      const r = (await api(`/v1/compliance/frameworks${query({ tenant_id: sTenant.value })}`)).result;
+      const keep = sFramework.value;
+      sFramework.replaceChildren(...r.frameworks.map((f) => h("option", { value: f.id }, f.title)));
+      if (r.frameworks.some((f) => f.id === keep)) sFramework.value = keep;
+      message(sMessage, "notice", r.frameworks.length ? "" : "This tenant enables no compliance pack.");
+    } catch (e) {
+      message(sMessage, "error", e.message);
+    }
+  };
+  const loadScans = async () => {
+    if (!sTenant.value || !sFramework.value) return;
+    let rows;
+    try {
+      rows = (await api(`/v1/compliance/scans${query({ tenant_id: sTenant.value, framework: sFramework.value, limit: 30 })}`)).result;
+    } catch (e) {
+      message(sMessage, "error", e.message);
+      return;
+    }
+    const points = rows.slice().reverse().filter((r) => r.score !== null);
+    const chart = svg("svg", { viewBox: "0 0 360 90", width: 360, height: 90, role: "img",
+      "aria-label": `score of ${sFramework.value} over the last ${points.length} scans`, class: "rho-chart" });
+    if (points.length) {
+      // One scan draws a level line across; more draw the score from the oldest to the newest.
+      const line = points.length === 1 ? [points[0], points[0]] : points;
+      const x = (i) => (i / (line.length - 1)) * 360;
+      chart.append(svg("polyline", { class: "rho",
+        points: line.map((r, i) => `${x(i).toFixed(1)},${(90 - r.score * 0.9).toFixed(1)}`).join(" ") }));
+    }
+    trend.replaceChildren(chart);
+    scansBody.replaceChildren(...rows.map((r) => h("tr", { "data-scan": r.scan_id },
+      h("td", { class: "mono" }, time(r.scanned_at)),
+      h("td", { class: "num" }, r.pass_rate === null ? "—" : `${r.pass_rate.toFixed(1)} %`),
+      h("td", { class: "num" }, r.score === null ? "—" : `${r.score.toFixed(1)} %`),
+      h("td", {}, `${r.passed} passed, ${r.failed} failed, ${r.muted} muted`),
+      h("td", {}, r.requested_by),
+      h("td", {}, h("div", { class: "row-actions" }, ...["html", "csv", "ocsf", "json"].map((f) =>
+        h("button", { type: "button", "data-format": f, onclick: () => download(r, f) }, f.toUpperCase())))))));
+    const latest = rows[0];
+    failing.replaceChildren(...(latest ? latest.controls.filter((c) => c.status !== "PASS") : []).map((c) =>
+      h("tr", { "data-failing": `${c.pack}/${c.control_id}` },
+        h("td", {}, c.requirement), h("td", { class: "wrap" }, c.title),
+        h("td", {}, h("span", { class: `outcome ${SEVERITY_BADGE[c.severity] || ""}` }, c.severity)),
+        h("td", {}, c.status), h("td", { class: "num" }, c.failing_resources), h("td", { class: "wrap" }, c.remediation))));
+  };
+  const runScan = async () => {
+    try {
+      const scan = (await api("/v1/compliance/scans", { method: "POST",
+        body: { tenant_id: sTenant.value, framework: sFramework.value } })).result;
+      message(sMessage, "notice", `Scanned: pass rate ${scan.pass_rate === null ? "—" : scan.pass_rate.toFixed(1) + " %"}, score ${scan.score === null ? "—" : scan.score.toFixed(1) + " %"}`);
+    } catch (e) {
+      message(sMessage, "error", `Scan: ${e.message}`);
+    }
+    await loadScans();
+  };
+  sTenant.addEventListener("change", async () => { await loadFrameworks(); await loadScans(); });
+  sFramework.addEventListener("change", loadScans);
+
   main.append(heading,
+    h("h2", {}, "Scores"),
+    h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); runScan(); } },
+      h("label", { for: "cs-tenant" }, "Tenant", sTenant), h("label", { for: "cs-framework" }, "Framework", sFramework),
+      mayComply(sTenant.value) || session.me.admin ? h("button", { class: "primary", type: "submit", id: "cs-run" }, "Scan now") : ""),
+    sMessage, trend,
+    h("table", { "aria-label": "Scans" },
+      h("thead", {}, h("tr", {}, ["Scanned", "Pass rate", "Score", "Controls", "By", "Report"].map((c) => h("th", { scope: "col" }, c)))), scansBody),
+    h("h2", {}, "Failing controls (latest scan)"),
+    h("table", { "aria-label": "Failing controls" },
+      h("thead", {}, h("tr", {}, ["Requirement", "Control", "Severity", "Status", "Resources", "Remediation"].map((c) => h("th", { scope: "col" }, c)))), failing),
+    h("h2", {}, "Violations"),
     h("p", { class: "muted" }, "Compliance packs check every CloudTrail event as it arrives; a control that fires opens a violation for its resource, which you acknowledge, remediate, resolve, or suppress for a while with a reason. A failed attempt is counted but opens nothing."),
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
       h("label", { for: "cv-tenant" }, "Tenant", vTenant), h("label", { for: "cv-status" }, "Status", vStatus),
@@ -1173,9 +1266,9 @@ async function renderCompliance(main) {
       h("thead", {}, h("tr", {}, ["Last seen", "Tenant", "Severity", "Control", "Resource", "Status", "Seen", ""]
         .map((c) => h("th", { scope: "col" }, c)))), rowsBody),
     empty, detail);
-  const timer = setInterval(() => { if (!heading.isConnected) clearInterval(timer); else load(); }, 10000);
+  const timer = setInterval(() => { if (!heading.isConnected) clearInterval(timer); else { load(); loadScans(); } }, 10000);
   refreshTimer = timer;
-  await load();
+  await Promise.all([load(), loadFrameworks().then(loadScans)]);
 }
 
 window.addEventListener("hashchange", () => render());

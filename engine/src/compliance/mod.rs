@@ -13,6 +13,7 @@ mod pack_ref;
 mod pack_source;
 mod pack_tests;
 mod remediation;
+mod scan;
 
 pub use compiled_pack::CompiledPack;
 pub use control::{Control, RemediationStrategy, ResourceSpec};
@@ -30,3 +31,4 @@ pub use remediation::{
     MaintenanceWindow, RemediationCommand, RemediationResult, ResultError, ResultStatus,
     MAX_RESULT_TEXT,
 };
+pub use scan::{framework_controls, severity_weight, ControlResult, ControlStatus, ScanSummary};

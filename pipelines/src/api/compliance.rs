@@ -6,6 +6,10 @@
 //! `POST /v1/compliance/violations/{id}/status`   `{"status": …, "reason": …, "until": …}`
 //! `GET  /v1/compliance/resources[?tenant_id=&type=&state=&drifted=&limit=]`  the inventory
 //! `GET  /v1/compliance/remediations[?tenant_id=&status=&limit=]`  remediation actions
+//! `GET  /v1/compliance/frameworks?tenant_id=`    frameworks the tenant's packs map to
+//! `POST /v1/compliance/scans`                    `{"tenant_id", "framework", "from", "to"}` (comply)
+//! `GET  /v1/compliance/scans[?tenant_id=&framework=&limit=]`  newest first: the trend
+//! `GET  /v1/compliance/scans/{id}[?format=json|csv|ocsf|html]`  one scan, as a report
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -195,4 +199,185 @@ pub(super) async fn remediations(
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({ "result": rows })))
+}
+
+/// The pack manifests `tenant` serves now (none until its bundle is active).
+fn tenant_packs(
+    state: &State,
+    tenant: &TenantId,
+) -> Vec<portcullis_engine::compliance::PackManifest> {
+    match state.store.serving(tenant) {
+        Some(serving) => serving
+            .policy()
+            .packs()
+            .iter()
+            .map(|p| p.manifest().as_ref().clone())
+            .collect(),
+        None => state
+            .store
+            .activate(tenant)
+            .ok()
+            .map(|slot| {
+                slot.load_full()
+                    .policy()
+                    .packs()
+                    .iter()
+                    .map(|p| p.manifest().as_ref().clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn readable_tenant(caller: &Authorized, tenant: Option<String>) -> Result<TenantId, ApiError> {
+    let t = tenant.ok_or_else(|| ApiError::bad_request("tenant_id is required"))?;
+    let t = TenantId::parse(&t).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !(caller.0.allows(Permission::Read, &t) || caller.0.allows(Permission::Comply, &t)) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("token {:?} may not read tenant {t}", caller.0.name),
+        ));
+    }
+    Ok(t)
+}
+
+pub(super) async fn frameworks(
+    state: web::Data<State>,
+    caller: Authorized,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = QueryParams::parse(req.query_string(), &["tenant_id"])?;
+    let tenant = readable_tenant(&caller, p.text("tenant_id"))?;
+    let state2 = state.clone();
+    let t = tenant.clone();
+    let packs = web::block(move || tenant_packs(&state2, &t))
+        .await
+        .map_err(|_| {
+            ApiError::unavailable("policy_unavailable", "cannot read the tenant's packs now")
+        })?;
+    let frameworks: Vec<_> = compliance::frameworks_of(&packs)
+        .into_iter()
+        .map(|(id, title)| json!({"id": id, "title": title}))
+        .collect();
+    let packs: Vec<_> = packs
+        .iter()
+        .map(|p| json!({"name": p.name, "version": p.version, "title": p.title, "controls": p.controls.len()}))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "result": {"tenant_id": tenant, "frameworks": frameworks, "packs": packs} })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScanBody {
+    tenant_id: String,
+    framework: String,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// How far back a scan's period reaches when the request does not say.
+const DEFAULT_SCAN_PERIOD: chrono::Duration = chrono::Duration::days(30);
+
+pub(super) async fn start_scan(
+    state: web::Data<State>,
+    caller: Authorized,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: ScanBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"tenant_id\": \"acme\", \"framework\": \"cis_aws_3.0\", \"from\": …, \"to\": …}}: {e}"
+        ))
+    })?;
+    let tenant =
+        TenantId::parse(&body.tenant_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    caller.require(Permission::Comply, &tenant)?;
+    let to = body.to.unwrap_or_else(Utc::now);
+    let from = body.from.unwrap_or(to - DEFAULT_SCAN_PERIOD);
+    let (state2, t) = (state.clone(), tenant.clone());
+    let packs = web::block(move || tenant_packs(&state2, &t))
+        .await
+        .map_err(|_| {
+            ApiError::unavailable("policy_unavailable", "cannot read the tenant's packs now")
+        })?;
+    match compliance::run_scan(
+        &state.pool,
+        &tenant,
+        &packs,
+        &body.framework,
+        (from, to),
+        &caller.0.name,
+    )
+    .await
+    {
+        Ok(row) => Ok(HttpResponse::Created().json(json!({ "result": row }))),
+        Err(compliance::ScanError::Db(e)) => Err(db_error(e)),
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
+    }
+}
+
+pub(super) async fn list_scans(
+    state: web::Data<State>,
+    caller: Authorized,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = QueryParams::parse(req.query_string(), &["tenant_id", "framework", "limit"])?;
+    let tenants = scope_for_any(
+        &caller,
+        p.text("tenant_id").as_deref(),
+        &[Permission::Read, Permission::Comply],
+    )?;
+    let rows = compliance::scans(
+        &state.pool,
+        &tenants,
+        p.text("framework").as_deref(),
+        p.limit(50)?,
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "result": rows })))
+}
+
+pub(super) async fn one_scan(
+    state: web::Data<State>,
+    caller: Authorized,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path).map_err(|_| {
+        ApiError::bad_request(format!("{:?} is not a scan id (a UUID)", path.as_str()))
+    })?;
+    let p = QueryParams::parse(req.query_string(), &["format"])?;
+    let format = match p.one_of("format", &["json", "csv", "ocsf", "html"])? {
+        Some(f) => compliance::ReportFormat::parse(&f),
+        None => None,
+    };
+    let row = compliance::scan(&state.pool, id)
+        .await
+        .map_err(db_error)?
+        .filter(|r| {
+            TenantId::parse(&r.tenant_id).is_ok_and(|t| {
+                caller.0.allows(Permission::Read, &t) || caller.0.allows(Permission::Comply, &t)
+            })
+        })
+        .ok_or_else(|| ApiError::not_found(format!("no scan {id}")))?;
+    let Some(format) = format else {
+        return Ok(HttpResponse::Ok().json(json!({ "result": row })));
+    };
+    let mut response = HttpResponse::Ok();
+    response.content_type(format.content_type());
+    if format != compliance::ReportFormat::Html {
+        response.insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"{}-{}-{}.{}\"",
+                row.tenant_id,
+                row.framework,
+                row.scanned_at.format("%Y%m%dT%H%M%SZ"),
+                format.extension()
+            ),
+        ));
+    }
+    Ok(response.body(compliance::render(&row, format)))
 }

@@ -264,6 +264,22 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         "/compliance/remediations",
                         web::get().to(super::compliance::remediations),
                     )
+                    .route(
+                        "/compliance/frameworks",
+                        web::get().to(super::compliance::frameworks),
+                    )
+                    .route(
+                        "/compliance/scans",
+                        web::post().to(super::compliance::start_scan),
+                    )
+                    .route(
+                        "/compliance/scans",
+                        web::get().to(super::compliance::list_scans),
+                    )
+                    .route(
+                        "/compliance/scans/{id}",
+                        web::get().to(super::compliance::one_scan),
+                    )
                     .route("/approvals", web::get().to(super::approvals::list))
                     .route("/approvals/{id}", web::get().to(super::approvals::one))
                     .route(

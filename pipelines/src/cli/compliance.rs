@@ -12,12 +12,15 @@ use portcullis_engine::TenantId;
 use uuid::Uuid;
 
 use crate::compliance::{
-    self, ChangeError, ResourceQuery, ResourceRow, ViolationQuery, ViolationRow,
+    self, ChangeError, ReportFormat, ResourceQuery, ResourceRow, ScanRow, ViolationQuery,
+    ViolationRow,
 };
 use crate::config::Config;
+use crate::policy_service::bundle_files::FsBundleSource;
 use crate::policy_service::pack_files::FsPackSource;
 use crate::records::TenantScope;
 use crate::sinks::postgres;
+use portcullis_actors::BundleSource;
 
 #[derive(Subcommand)]
 pub enum ComplianceCommand {
@@ -81,6 +84,41 @@ pub enum ComplianceCommand {
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Scan a framework for a tenant: each control PASS, FAIL or MUTED from its violations,
+    /// the pass rate and the severity-weighted score; stored for the trend. Prints the scan,
+    /// or writes it as a report.
+    ///
+    ///   portcullis compliance scan --tenant acme --framework cis_aws_3.0
+    ///   portcullis compliance scan --tenant acme --framework cis_aws_3.0 --format html -o cis.html
+    #[command(verbatim_doc_comment)]
+    Scan {
+        #[arg(long)]
+        tenant: String,
+        /// A framework the tenant's packs map to (compliance packs lists them).
+        #[arg(long)]
+        framework: String,
+        /// Findings counted from (RFC 3339); default 30 days before --to.
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// Findings counted until (RFC 3339); default now.
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+        /// text (a summary), json, csv (Prowler's columns), ocsf or html.
+        #[arg(long, default_value = "text")]
+        format: String,
+        /// Write the report here instead of standard output.
+        #[arg(short = 'o', long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Scans, newest first: the trend of each tenant's frameworks.
+    Scans {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        framework: Option<String>,
+        #[arg(long, default_value_t = 20)]
         limit: i64,
     },
     /// Move a violation through its lifecycle.
@@ -180,6 +218,89 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                 limit: limit.clamp(1, crate::records::MAX_PAGE),
             };
             print_resources(&compliance::resources(&pool, &q).await?);
+        }
+        ComplianceCommand::Scan {
+            tenant,
+            framework,
+            from,
+            to,
+            format,
+            out,
+        } => {
+            let report =
+                match format.as_str() {
+                    "text" => None,
+                    f => Some(ReportFormat::parse(f).with_context(|| {
+                        format!("--format {f:?}: text, json, csv, ocsf or html")
+                    })?),
+                };
+            let tenant = TenantId::parse(&tenant)?;
+            let bundle = FsBundleSource::new(&config.policy.bundles_dir)
+                .with_packs(packs.clone())
+                .load(&tenant)
+                .with_context(|| format!("cannot read tenant {tenant}'s bundle"))?;
+            let manifests: Vec<_> = bundle.packs.into_iter().map(|p| p.manifest).collect();
+            let to = to.unwrap_or_else(Utc::now);
+            let from = from.unwrap_or(to - chrono::Duration::days(30));
+            let by = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            );
+            let scan =
+                compliance::run_scan(&pool, &tenant, &manifests, &framework, (from, to), &by)
+                    .await
+                    .map_err(|e| match e {
+                        compliance::ScanError::Db(e) => {
+                            anyhow::Error::new(e).context("cannot scan in Postgres")
+                        }
+                        other => anyhow::anyhow!(other),
+                    })?;
+            match (report, out) {
+                (None, _) => print_scan(&scan),
+                (Some(f), Some(path)) => {
+                    std::fs::write(&path, compliance::render(&scan, f))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("scan {} written to {}", scan.scan_id, path.display());
+                }
+                (Some(f), None) => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&compliance::render(&scan, f))?;
+                }
+            }
+        }
+        ComplianceCommand::Scans {
+            tenant,
+            framework,
+            limit,
+        } => {
+            let tenants = match tenant {
+                Some(t) => TenantScope::Only(vec![TenantId::parse(&t)?]),
+                None => TenantScope::All,
+            };
+            let rows = compliance::scans(
+                &pool,
+                &tenants,
+                framework.as_deref(),
+                limit.clamp(1, crate::records::MAX_PAGE),
+            )
+            .await?;
+            if rows.is_empty() {
+                println!("no scans");
+            }
+            for r in rows {
+                println!(
+                    "{}  {}  {:<10}  {:<24}  pass rate {:>6}  score {:>6}  {} passed, {} failed, {} muted",
+                    r.scanned_at.format("%Y-%m-%d %H:%M:%S"),
+                    r.scan_id,
+                    r.tenant_id,
+                    r.framework,
+                    percent(r.pass_rate),
+                    percent(r.score),
+                    r.passed,
+                    r.failed,
+                    r.muted
+                );
+            }
         }
         ComplianceCommand::Remediations {
             tenant,
@@ -382,6 +503,37 @@ fn print_resources(rows: &[ResourceRow]) {
             r.last_changed_by,
             r.active_violations,
             if r.drifted { "yes" } else { "" }
+        );
+    }
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| format!("{v:.1}%"))
+}
+
+fn print_scan(scan: &ScanRow) {
+    println!(
+        "{} for {}: pass rate {}, severity-weighted score {} ({} passed, {} failed, {} muted); scan {}",
+        scan.framework_title,
+        scan.tenant_id,
+        percent(scan.pass_rate),
+        percent(scan.score),
+        scan.passed,
+        scan.failed,
+        scan.muted,
+        scan.scan_id
+    );
+    for c in &scan.controls.0 {
+        println!(
+            "  {:<5}  {:<10}  {:<8}  {}{}",
+            c.status.as_str(),
+            c.requirement,
+            c.severity.as_str(),
+            c.title,
+            match c.failing_resources {
+                0 => String::new(),
+                n => format!(" ({n} resource(s))"),
+            }
         );
     }
 }

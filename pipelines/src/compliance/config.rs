@@ -21,6 +21,9 @@ pub struct ComplianceConfig {
     /// length.
     pub maintenance_start_utc: String,
     pub maintenance_hours: u32,
+    /// Every tenant's frameworks are scanned this often (over the interval just past); 0: no
+    /// scheduled scans (they still run on demand).
+    pub scan_interval_secs: u64,
 }
 
 impl Default for ComplianceConfig {
@@ -33,6 +36,7 @@ impl Default for ComplianceConfig {
             send_interval_ms: 1000,
             maintenance_start_utc: "02:00".into(),
             maintenance_hours: 2,
+            scan_interval_secs: 86_400,
         }
     }
 }

@@ -4,7 +4,10 @@
 
 mod config;
 mod remediation;
+mod report;
 mod resources;
+mod scans;
+mod schedule;
 mod violations;
 
 pub use config::ComplianceConfig;
@@ -13,7 +16,10 @@ pub use remediation::{
     RemediationRow, SendError,
 };
 
+pub use report::{render, ReportFormat, OCSF_VERSION};
 pub use resources::{resources, ResourceQuery, ResourceRow};
+pub use scans::{frameworks_of, run_scan, scan, scans, ScanError, ScanRow};
+pub use schedule::{run_scheduled_scans, SCHEDULE};
 
 pub use violations::{
     change_status, evidence, get, history, list, ChangeError, FindingRow, HistoryRow,

@@ -514,6 +514,14 @@ pub async fn run(
             });
         }
     }
+    if config.compliance.scan_interval_secs > 0 {
+        let (p, store, c) = (pool.clone(), parts.store.clone(), cancel.clone());
+        let every = Duration::from_secs(config.compliance.scan_interval_secs);
+        tasks.spawn(async move {
+            crate::compliance::run_scheduled_scans(p, store, every, c).await;
+            Ok(())
+        });
+    }
     if config.mqtt.enabled {
         let (cfg, p, s, c) = (
             config.mqtt.clone(),

@@ -410,3 +410,168 @@ fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_viola
         env.cleanup().await;
     });
 }
+
+#[test]
+fn scans_judge_each_control_score_the_framework_keep_the_trend_and_render_reports() {
+    block_on(async {
+        let mut env = TestEnv::new("scans").await;
+        env.config.compliance.scan_interval_secs = 2;
+        let engine = env.start().await;
+        env.produce(&[
+            (
+                ACME_ACCOUNT,
+                serde_json::to_vec(&stop_logging("sc-1", ACME_ACCOUNT, false)).unwrap(),
+            ),
+            (
+                ACME_ACCOUNT,
+                serde_json::to_vec(&stop_logging("sc-2", ACME_ACCOUNT, true)).unwrap(),
+            ),
+        ])
+        .await;
+        // 4.5 and the detection from sc-1; 4.1 from the refusal.
+        env.expect_count("SELECT count(*) FROM compliance_violations", 3, WAIT)
+            .await;
+        let api = env.api(engine.http_addr());
+        let reader = api.with_token(Some(&env.token(&["read:acme"]).await));
+        let worker = api.with_token(Some(&env.token(&["comply:acme"]).await));
+        let (code, frameworks) =
+            http_get(&reader, "/v1/compliance/frameworks?tenant_id=acme").await;
+        assert_eq!(code, 200, "{frameworks}");
+        assert!(
+            frameworks.contains("cis_aws_3.0") && frameworks.contains("mitre_attack"),
+            "{frameworks}"
+        );
+
+        let ask = json!({"tenant_id": "acme", "framework": "cis_aws_3.0"});
+        let (code, refused) = post_json(&reader, "/v1/compliance/scans", &ask).await;
+        assert_eq!(code, 403, "scanning needs comply: {refused}");
+        let (code, unknown) = post_json(
+            &worker,
+            "/v1/compliance/scans",
+            &json!({"tenant_id": "acme", "framework": "pci"}),
+        )
+        .await;
+        assert_eq!(code, 400, "{unknown}");
+        assert!(
+            unknown["message"].as_str().unwrap().contains("cis_aws_3.0"),
+            "it says what there is: {unknown}"
+        );
+        let (code, scan) = post_json(&worker, "/v1/compliance/scans", &ask).await;
+        assert_eq!(code, 201, "{scan}");
+        let scan = &scan["result"];
+        let status = |id: &str| {
+            scan["controls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["control_id"] == id)
+                .map(|c| c["status"].as_str().unwrap().to_owned())
+                .unwrap()
+        };
+        assert_eq!(
+            (
+                status("4.1").as_str(),
+                status("4.5").as_str(),
+                status("4.2").as_str()
+            ),
+            ("FAIL", "FAIL", "PASS")
+        );
+        assert_eq!(
+            (scan["passed"].as_i64(), scan["failed"].as_i64()),
+            (Some(13), Some(2))
+        );
+        let rate = scan["pass_rate"].as_f64().unwrap();
+        assert!((rate - 100.0 * 13.0 / 15.0).abs() < 1e-6, "{rate}");
+        // 4.1 medium (weight 2) and 4.5 high (4) fail; the 13 passing: 3 high, 10 medium.
+        let score = scan["score"].as_f64().unwrap();
+        assert!((score - 100.0 * 32.0 / 38.0).abs() < 1e-6, "{score}");
+
+        // Suppressing 4.1's violation mutes the control in the next scan.
+        let (id,): (String,) = sqlx::query_as(
+            "SELECT violation_id::text FROM compliance_violations WHERE control_id = '4.1'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        let until = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+        let (code, _) = post_json(
+            &worker,
+            &format!("/v1/compliance/violations/{id}/status"),
+            &json!({"status": "suppressed", "reason": "pen test this week", "until": until}),
+        )
+        .await;
+        assert_eq!(code, 200);
+        let (_, second) = post_json(&worker, "/v1/compliance/scans", &ask).await;
+        let second = &second["result"];
+        assert_eq!(
+            (second["failed"].as_i64(), second["muted"].as_i64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(second["pass_rate"].as_f64(), Some(100.0 * 13.0 / 14.0));
+
+        // The trend, newest first, and the reports.
+        let (_, trend) = http_get(
+            &reader,
+            "/v1/compliance/scans?tenant_id=acme&framework=cis_aws_3.0",
+        )
+        .await;
+        let trend: Value = serde_json::from_str(&trend).unwrap();
+        let ids: Vec<&str> = trend["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["requested_by"] != "schedule")
+            .map(|s| s["scan_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                second["scan_id"].as_str().unwrap(),
+                scan["scan_id"].as_str().unwrap()
+            ]
+        );
+        let path = format!(
+            "/v1/compliance/scans/{}",
+            second["scan_id"].as_str().unwrap()
+        );
+        let (code, csv) = http_get(&reader, &format!("{path}?format=csv")).await;
+        assert_eq!(code, 200);
+        let header = csv.lines().next().unwrap();
+        assert!(
+            header.starts_with("TIMESTAMP;ACCOUNT_UID;FINDING_UID;PROVIDER;CHECK_ID"),
+            "{header}"
+        );
+        assert_eq!(csv.lines().count(), 16, "a header and a row per control");
+        assert!(
+            csv.lines()
+                .any(|l| l.contains(";4.1;") && l.contains(";MUTED;") && l.contains(";True;")),
+            "{csv}"
+        );
+        let (_, ocsf) = http_get(&reader, &format!("{path}?format=ocsf")).await;
+        let ocsf: Value = serde_json::from_str(&ocsf).unwrap();
+        assert_eq!(ocsf.as_array().unwrap().len(), 15);
+        assert!(ocsf
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["class_uid"] == 2004));
+        let (_, html) = http_get(&reader, &format!("{path}?format=html")).await;
+        assert!(
+            html.starts_with("<!doctype html>")
+                && html.contains("CIS Amazon Web Services Foundations Benchmark v3.0.0")
+        );
+        let outsider = api.with_token(Some(&env.token(&["read:globex"]).await));
+        let (code, _) = http_get(&outsider, &path).await;
+        assert_eq!(code, 404, "another tenant's reader does not see it");
+
+        // The schedule scans both frameworks by itself.
+        env.expect_count(
+            "SELECT count(DISTINCT framework) FROM compliance_scans WHERE requested_by = 'schedule'",
+            2,
+            WAIT,
+        )
+        .await;
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}

@@ -1008,6 +1008,33 @@ fn the_compliance_page_works_violations_through_their_lifecycle() {
         .await
         .unwrap();
         assert_eq!((status.as_str(), by.as_str()), ("suppressed", "erin"));
+
+        // A scan from the page: its scores, the failing controls, and its reports.
+        browser
+            .run(json!({"op": "wait", "selector": "#cs-framework", "text": "CIS Amazon Web Services"}))
+            .await;
+        browser
+            .run(json!({"op": "select", "selector": "#cs-framework", "value": "cis_aws_3.0"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "#cs-run"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "Scanned: pass rate 93.3 %"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "tr[data-failing='cis_aws_monitoring/4.5']", "text": "CloudTrail configuration changes"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table[aria-label='Scans'] tr[data-scan] button[data-format='html']"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "#cs-trend svg[aria-label*='over the last 1 scans']"}))
+            .await;
+        let line = browser
+            .run(json!({"op": "count", "selector": "#cs-trend svg polyline"}))
+            .await;
+        assert_eq!(line["count"], 1, "the score drawn");
         browser.close().await;
         engine.stop().await.unwrap();
         env.cleanup().await;

@@ -10,7 +10,8 @@ pub async fn clear_path_rows(pool: &sqlx::PgPool) -> anyhow::Result<()> {
          ALTER TABLE receipt_hashes DISABLE TRIGGER USER;
          ALTER TABLE receipt_checkpoints DISABLE TRIGGER USER;
          TRUNCATE events, decisions, dead_letters, receipts, receipt_hashes, receipt_checkpoints, receipt_logs,
-                  compliance_findings, compliance_violations, compliance_violation_history;
+                  compliance_findings, compliance_violations, compliance_violation_history,
+                  remediation_actions, resources;
          ALTER TABLE receipts ENABLE TRIGGER USER;
          ALTER TABLE receipt_hashes ENABLE TRIGGER USER;
          ALTER TABLE receipt_checkpoints ENABLE TRIGGER USER;",
