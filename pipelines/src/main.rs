@@ -25,8 +25,9 @@ use portcullis::sinks::postgres::{DeadLetterFilter, DeadLetterRow};
 use portcullis::telemetry::stats::Stats;
 use portcullis::tools::bench::{
     run_engine_bench, run_evidence_bench, run_fanout_bench, run_forest_bench, run_pipeline_bench,
-    run_policy_bench, run_sessions_bench, BenchOptions, EngineBenchOptions, EvidenceBenchOptions,
-    FanoutOptions, ForestBenchOptions, PolicyBenchOptions, SessionsOptions,
+    run_policy_bench, run_scan_bench, run_sessions_bench, BenchOptions, EngineBenchOptions,
+    EvidenceBenchOptions, FanoutOptions, ForestBenchOptions, PolicyBenchOptions, ScanBenchOptions,
+    SessionsOptions,
 };
 use portcullis::tools::demo::{run_demo, DemoOptions};
 use portcullis::tools::services;
@@ -243,6 +244,19 @@ enum BenchCommand {
     /// Builds a tenant's log of N engine-shaped receipts in memory with a checkpoint every K,
     /// writes the bundle as `evidence export` does (to a temporary file), then reads it twice.
     /// Needs no services. Run it on a release build: `cargo run --release -- bench evidence`.
+    /// A compliance scan of a tenant with N stored findings (each one event a control fired
+    /// on), against reading the same rows with one aggregate, in one run. Uses
+    /// `{database}_bench`; prints the median of the rounds.
+    Scan {
+        /// Findings stored for the tenant.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=50_000_000))]
+        findings: u64,
+        /// Resources with violations (each has one of each of the CIS pack's 15 controls).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        resources: u64,
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+        rounds: u64,
+    },
     Evidence {
         /// Receipts in the bundle.
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -641,6 +655,46 @@ fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 r.anomalies,
                 portcullis_engine::anomaly::AnomalySettings::DEFAULT_THRESHOLD,
                 r.distrusted
+            );
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Scan {
+            findings,
+            resources,
+            rounds,
+        }) => {
+            let tcfg = quiet(&config.telemetry);
+            let r = runtime::block_on(async {
+                let _t = telemetry::init(&tcfg)?;
+                run_scan_bench(
+                    &config,
+                    &ScanBenchOptions {
+                        findings,
+                        resources,
+                        rounds: rounds as usize,
+                    },
+                )
+                .await
+            })?;
+            println!(
+                "scan benchmark: {} findings over {} violations, median of {rounds} rounds, {} cores",
+                r.findings,
+                r.violations,
+                cores()
+            );
+            println!(
+                "  ceiling: count the period's findings      {:>8.3} s",
+                r.ceiling.as_secs_f64()
+            );
+            println!(
+                "  scan: 15 controls judged, stored          {:>8.3} s   ({:.0} findings/s; {} controls failed)",
+                r.scan.as_secs_f64(),
+                r.findings as f64 / r.scan.as_secs_f64(),
+                r.failed_controls
+            );
+            println!(
+                "  ratio scan / ceiling                      {:>8.2}",
+                r.scan.as_secs_f64() / r.ceiling.as_secs_f64()
             );
             Ok(())
         }

@@ -208,3 +208,26 @@ fn the_sessions_benchmark_measures_live_sessions_then_passivated_ones() {
         env.cleanup().await;
     });
 }
+
+#[test]
+fn the_scan_benchmark_scans_the_findings_it_stored_against_reading_them() {
+    block_on(async {
+        let env = TestEnv::new("scanbench").await;
+        let r = portcullis::tools::bench::run_scan_bench(
+            &env.config,
+            &portcullis::tools::bench::ScanBenchOptions {
+                findings: 20_000,
+                resources: 50,
+                rounds: 1,
+            },
+        )
+        .await
+        .expect("benchmark runs");
+        assert_eq!((r.findings, r.violations), (20_000, 750));
+        assert!(r.scan > std::time::Duration::ZERO && r.ceiling > std::time::Duration::ZERO);
+        // Eight tenths of the violations are open: every control fails.
+        assert_eq!(r.failed_controls, 15);
+        common::drop_database(&common::database_of(&bench_url(&env.config.postgres.url))).await;
+        env.cleanup().await;
+    });
+}

@@ -9,6 +9,7 @@ mod forest;
 mod in_process;
 mod pipeline;
 mod policy;
+mod scan;
 mod sessions;
 
 pub use clear::clear_path_rows;
@@ -18,6 +19,7 @@ pub use fanout::{run_fanout_bench, FanoutOptions, FanoutReport, Spread};
 pub use forest::{run_forest_bench, ForestBenchOptions, ForestBenchReport};
 pub use pipeline::{bench_url, run_pipeline_bench, BenchOptions, BenchReport};
 pub use policy::{run_policy_bench, CaseReport, PolicyBenchOptions, HEADER as POLICY_HEADER};
+pub use scan::{run_scan_bench, ScanBenchOptions, ScanBenchReport};
 pub use sessions::{run_sessions_bench, SessionsOptions, SessionsReport};
 
 /// A benchmark whose records became dead letters measured something else: it says so, with the
