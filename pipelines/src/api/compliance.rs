@@ -201,32 +201,25 @@ pub(super) async fn remediations(
     Ok(HttpResponse::Ok().json(json!({ "result": rows })))
 }
 
-/// The pack manifests `tenant` serves now (none until its bundle is active).
+/// The pack manifests `tenant` serves now, activating its bundle if no event has yet (a
+/// blocking read and compile: call it on a blocking thread). None for a refused bundle.
 fn tenant_packs(
     state: &State,
     tenant: &TenantId,
 ) -> Vec<portcullis_engine::compliance::PackManifest> {
-    match state.store.serving(tenant) {
-        Some(serving) => serving
+    let slot = state
+        .store
+        .slot(tenant)
+        .or_else(|| state.store.activate(tenant).ok());
+    slot.map(|slot| {
+        slot.load_full()
             .policy()
             .packs()
             .iter()
             .map(|p| p.manifest().as_ref().clone())
-            .collect(),
-        None => state
-            .store
-            .activate(tenant)
-            .ok()
-            .map(|slot| {
-                slot.load_full()
-                    .policy()
-                    .packs()
-                    .iter()
-                    .map(|p| p.manifest().as_ref().clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn readable_tenant(caller: &Authorized, tenant: Option<String>) -> Result<TenantId, ApiError> {

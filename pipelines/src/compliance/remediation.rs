@@ -12,10 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use portcullis_engine::compliance::{RemediationCommand, RemediationResult, ResultStatus};
 use portcullis_engine::{DeadLetter, Origin};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -25,9 +23,8 @@ use uuid::Uuid;
 use super::ComplianceConfig;
 use crate::config::KafkaConfig;
 use crate::records::TenantScope;
-use crate::retry::Backoff;
 use crate::sinks::postgres::insert_dead_letters;
-use crate::sources::kafka::client_config;
+use crate::sources::kafka::{client_config, consume_each};
 use crate::telemetry::stats::Stats;
 
 /// Actions published per round.
@@ -296,81 +293,47 @@ pub async fn run_results_consumer(
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> Result<(), KafkaError> {
-    let group = format!("{}.remediation", kafka.group_id);
-    let consumer: StreamConsumer = client_config(&kafka)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
-        .create()?;
-    consumer.subscribe(&[&config.results_topic])?;
-    info!(topic = %config.results_topic, group = %group, "remediation results consumer started");
-    loop {
-        let message = tokio::select! {
-            m = consumer.recv() => m,
-            _ = cancel.cancelled() => return Ok(()),
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "remediation results: cannot read from Kafka; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
+    consume_each(
+        &kafka,
+        "remediation",
+        &config.results_topic,
+        "remediation results",
+        cancel,
+        |payload, origin| {
+            let (pool, stats) = (pool.clone(), stats.clone());
+            async move {
+                let outcome = take_result(&pool, &payload, origin).await?;
+                stats
+                    .metrics
+                    .remediation_results
+                    .with_label_values(&[outcome])
+                    .inc();
+                Ok(())
             }
-        };
-        let (topic, partition, offset) = (
-            message.topic().to_owned(),
-            message.partition(),
-            message.offset(),
-        );
-        let payload = message.payload().unwrap_or_default();
-        let origin = Origin::Kafka {
-            topic: topic.clone(),
-            partition,
-            offset,
-        };
-        let mut backoff = Backoff::for_writes();
-        loop {
-            let outcome = match RemediationResult::parse(payload) {
-                Ok(result) => match apply_result(&pool, &result).await {
-                    Ok(Applied::Finished) => Ok("finished"),
-                    Ok(Applied::Ignored) => Ok("ignored"),
-                    Ok(Applied::Unknown) => dead_letter(
-                        &pool,
-                        payload,
-                        origin.clone(),
-                        format!("no remediation action {}", result.remediation_id),
-                    )
-                    .await
-                    .map(|()| "refused"),
-                    Err(e) => Err(e),
-                },
-                Err(e) => dead_letter(&pool, payload, origin.clone(), e.to_string())
-                    .await
-                    .map(|()| "refused"),
-            };
-            match outcome {
-                Ok(outcome) => {
-                    stats
-                        .metrics
-                        .remediation_results
-                        .with_label_values(&[outcome])
-                        .inc();
-                    break;
-                }
-                Err(e) => {
-                    warn!(error = %e, "remediation results: cannot store; retrying");
-                    if backoff.wait(&cancel).await.is_err() {
-                        // Not applied, so not acknowledged: redelivered after a restart.
-                        return Ok(());
-                    }
-                }
+        },
+    )
+    .await
+}
+
+/// Applies one message as a result, or sets it aside as a dead letter: what became of it.
+async fn take_result(
+    pool: &PgPool,
+    payload: &[u8],
+    origin: Origin,
+) -> Result<&'static str, sqlx::Error> {
+    match RemediationResult::parse(payload) {
+        Ok(result) => match apply_result(pool, &result).await? {
+            Applied::Finished => Ok("finished"),
+            Applied::Ignored => Ok("ignored"),
+            Applied::Unknown => {
+                let why = format!("no remediation action {}", result.remediation_id);
+                dead_letter(pool, payload, origin, why).await?;
+                Ok("refused")
             }
-        }
-        if let Err(e) = consumer.store_offset(&topic, partition, offset) {
-            warn!(error = %e, "remediation results: cannot store the offset; the result may come again");
+        },
+        Err(e) => {
+            dead_letter(pool, payload, origin, e.to_string()).await?;
+            Ok("refused")
         }
     }
 }

@@ -4,25 +4,20 @@
 //! signals at their next refresh (`signals.refresh_ms`): no full read per message.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 
 use portcullis_engine::signals::Signal;
 use portcullis_engine::{DeadLetter, Origin};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::Message;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 use super::store::{keyed, store_signals};
 use super::SignalsConfig;
 use crate::config::KafkaConfig;
-use crate::retry::Backoff;
 use crate::sinks::postgres::{insert_dead_letters, refused_for_content};
-use crate::sources::kafka::client_config;
+use crate::sources::kafka::consume_each;
 use crate::telemetry::stats::Stats;
 
 pub async fn run_signal_consumer(
@@ -32,67 +27,27 @@ pub async fn run_signal_consumer(
     stats: Arc<Stats>,
     cancel: CancellationToken,
 ) -> Result<(), KafkaError> {
-    let group = format!("{}.signals", kafka.group_id);
-    let consumer: StreamConsumer = client_config(&kafka)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100")
-        .create()?;
-    consumer.subscribe(&[&config.kafka_topic])?;
-    info!(topic = %config.kafka_topic, group = %group, "trust signals consumer started");
-    loop {
-        let message = tokio::select! {
-            m = consumer.recv() => m,
-            _ = cancel.cancelled() => return Ok(()),
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "trust signals: cannot read from Kafka; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
+    consume_each(
+        &kafka,
+        "signals",
+        &config.kafka_topic,
+        "trust signals",
+        cancel,
+        |payload, origin| {
+            let (pool, stats) = (pool.clone(), stats.clone());
+            async move {
+                let accepted = take(&pool, &payload, origin).await?;
+                let outcome = if accepted { "accepted" } else { "refused" };
+                stats
+                    .metrics
+                    .signals
+                    .with_label_values(&["kafka", outcome])
+                    .inc();
+                Ok(())
             }
-        };
-        let (topic, partition, offset) = (
-            message.topic().to_owned(),
-            message.partition(),
-            message.offset(),
-        );
-        let payload = message.payload().unwrap_or_default();
-        let origin = Origin::Kafka {
-            topic: topic.clone(),
-            partition,
-            offset,
-        };
-        let mut backoff = Backoff::for_writes();
-        loop {
-            let stored = take(&pool, payload, origin.clone()).await;
-            match stored {
-                Ok(accepted) => {
-                    let outcome = if accepted { "accepted" } else { "refused" };
-                    stats
-                        .metrics
-                        .signals
-                        .with_label_values(&["kafka", outcome])
-                        .inc();
-                    break;
-                }
-                Err(e) => {
-                    warn!(error = %e, "trust signals: cannot store; retrying");
-                    if backoff.wait(&cancel).await.is_err() {
-                        // Not stored, so not acknowledged: redelivered after a restart.
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        if let Err(e) = consumer.store_offset(&topic, partition, offset) {
-            warn!(error = %e, "trust signals: cannot store the offset; the signal may come again");
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Stores one message as a signal (`true`) or a dead letter (`false`).

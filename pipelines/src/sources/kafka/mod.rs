@@ -1,12 +1,15 @@
-//! Kafka: the CloudTrail source, topic administration, and a producer for `demo` and tests.
+//! Kafka: the CloudTrail source, side topics read one message at a time, topic administration,
+//! and a producer for `demo` and tests.
 
 mod admin;
 pub mod config;
 mod producer;
+mod side_consumer;
 mod source;
 
 pub use admin::ensure_topic;
 pub use producer::{produce_all, producer};
+pub use side_consumer::consume_each;
 pub use source::{run_source, SourceError};
 
 use rdkafka::ClientConfig;
