@@ -1,7 +1,8 @@
 -- Remediation over Kafka (docs/compliance.md, "Remediation"): one action per violation and
 -- open period whose control remediates automatically or in a maintenance window. Rows are
 -- written with the finding that opened the violation (an outbox); a sender publishes pending
--- ones on the commands topic, and results read back from the results topic finish them.
+-- ones on the commands topic, and results read back from the results topic finish them. An
+-- action whose violation was resolved, suppressed or re-opened before it went out is cancelled.
 CREATE TABLE remediation_actions (
     remediation_id uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
     violation_id   uuid        NOT NULL REFERENCES compliance_violations (violation_id),
@@ -17,7 +18,7 @@ CREATE TABLE remediation_actions (
     strategy       text        NOT NULL CHECK (strategy IN ('automatic', 'scheduled')),
     action         text        NOT NULL,
     status         text        NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending', 'sent', 'succeeded', 'failed')),
+        CHECK (status IN ('pending', 'sent', 'succeeded', 'failed', 'cancelled')),
     -- Set when sent: whether the command asked for a dry run.
     dry_run        boolean,
     requested_at   timestamptz NOT NULL DEFAULT now(),

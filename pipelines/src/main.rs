@@ -238,12 +238,6 @@ enum BenchCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
-    /// `portcullis verify` on one core: receipts checked per second on a bundle of N receipts,
-    /// against reading and parsing the same file alone, in one run.
-    ///
-    /// Builds a tenant's log of N engine-shaped receipts in memory with a checkpoint every K,
-    /// writes the bundle as `evidence export` does (to a temporary file), then reads it twice.
-    /// Needs no services. Run it on a release build: `cargo run --release -- bench evidence`.
     /// A compliance scan of a tenant with N stored findings (each one event a control fired
     /// on), against reading the same rows with one aggregate, in one run. Uses
     /// `{database}_bench`; prints the median of the rounds.
@@ -257,6 +251,12 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
         rounds: u64,
     },
+    /// `portcullis verify` on one core: receipts checked per second on a bundle of N receipts,
+    /// against reading and parsing the same file alone, in one run.
+    ///
+    /// Builds a tenant's log of N engine-shaped receipts in memory with a checkpoint every K,
+    /// writes the bundle as `evidence export` does (to a temporary file), then reads it twice.
+    /// Needs no services. Run it on a release build: `cargo run --release -- bench evidence`.
     Evidence {
         /// Receipts in the bundle.
         #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]

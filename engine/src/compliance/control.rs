@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use sha2::Digest;
+
 use super::PackError;
 use crate::signals::Severity;
 
@@ -99,7 +101,7 @@ impl Control {
         for pointer in &self.resource.ids {
             match raw.pointer(pointer) {
                 Some(serde_json::Value::String(s)) if !s.is_empty() => {
-                    return (&self.resource.kind, s.clone())
+                    return (&self.resource.kind, bounded_id(s))
                 }
                 Some(serde_json::Value::Number(n)) => return (&self.resource.kind, n.to_string()),
                 _ => {}
@@ -112,6 +114,22 @@ impl Control {
             .unwrap_or("unknown");
         ("AWS::::Account", account.to_owned())
     }
+}
+
+/// Longest resource id kept as it is; a longer one (only a forged record has one) keeps its
+/// start and a digest of the whole, so it stays unique and fits an index entry.
+pub(crate) const MAX_RESOURCE_ID: usize = 512;
+
+pub(crate) fn bounded_id(id: &str) -> String {
+    if id.len() <= MAX_RESOURCE_ID {
+        return id.to_owned();
+    }
+    let mut cut = 440;
+    while !id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    format!("{}…sha256:{}", &id[..cut], hex::encode(&digest[..16]))
 }
 
 fn valid_control_id(id: &str) -> bool {
@@ -160,6 +178,16 @@ mod tests {
         assert_eq!(c.resource_of(&changed).1, "sg-2");
         let nothing = json!({"recipientAccountId": "123", "requestParameters": {"groupId": ""}});
         assert_eq!(c.resource_of(&nothing), ("AWS::::Account", "123".into()));
+    }
+
+    #[test]
+    fn a_forged_overlong_id_is_cut_and_stays_unique() {
+        let long = "b".repeat(5000);
+        let other = format!("{}c", "b".repeat(4999));
+        let (a, b) = (bounded_id(&long), bounded_id(&other));
+        assert!(a.len() <= MAX_RESOURCE_ID && b.len() <= MAX_RESOURCE_ID);
+        assert_ne!(a, b);
+        assert_eq!(bounded_id("sg-1"), "sg-1");
     }
 
     #[test]

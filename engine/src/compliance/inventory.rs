@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::call_succeeded;
+use super::control::bounded_id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,7 +206,10 @@ pub fn resource_change(raw: &Json) -> Option<ResourceChange> {
         Some(Json::Bool(b)) => *b,
         _ => READS.iter().any(|p| name.starts_with(p)),
     };
-    if read_only || !call_succeeded(raw) {
+    // Data events (object reads and writes, function invocations) change no configuration.
+    let data_event = raw.get("managementEvent") == Some(&Json::Bool(false))
+        || raw.get("eventCategory").and_then(Json::as_str) == Some("Data");
+    if read_only || data_event || !call_succeeded(raw) {
         return None;
     }
     let source = raw.get("eventSource")?.as_str()?;
@@ -215,17 +219,17 @@ pub fn resource_change(raw: &Json) -> Option<ResourceChange> {
             .filter(|(s, _, _)| *s == source)
             .find_map(|(_, kind, pointers)| {
                 pointers.iter().find_map(|p| match raw.pointer(p) {
-                    Some(Json::String(id)) if !id.is_empty() => Some((*kind, id.clone())),
+                    Some(Json::String(id)) if !id.is_empty() => Some((*kind, bounded_id(id))),
                     _ => None,
                 })
             })?;
-    let change = if name.starts_with("Create") || name.starts_with("Run") {
+    let change = if names_the_resource(name, &["Create", "Run"], resource_type) {
         ChangeKind::Created
-    } else if ["Delete", "Terminate", "Remove", "Deregister"]
-        .iter()
-        .any(|p| name.starts_with(p))
-        && deletes_the_resource(name, resource_type)
-    {
+    } else if names_the_resource(
+        name,
+        &["Delete", "Terminate", "Remove", "Deregister"],
+        resource_type,
+    ) {
         ChangeKind::Deleted
     } else {
         ChangeKind::Modified
@@ -237,21 +241,20 @@ pub fn resource_change(raw: &Json) -> Option<ResourceChange> {
     })
 }
 
-/// `DeleteBucketPolicy` deletes a bucket's policy, not the bucket: a delete call removes the
-/// resource only when its name is the verb and the resource's own noun.
-fn deletes_the_resource(name: &str, resource_type: &str) -> bool {
-    let noun = resource_type.rsplit("::").next().unwrap_or_default();
-    let object = name
-        .trim_start_matches("Delete")
-        .trim_start_matches("Terminate")
-        .trim_start_matches("Remove")
-        .trim_start_matches("Deregister");
-    let noun = match noun {
+/// Whether call `name` is one of `verbs` applied to the resource itself: `DeleteBucket` deletes
+/// a bucket, `DeleteBucketPolicy` only changes one; `CreatePolicyVersion` changes a policy;
+/// `RunInstances` creates instances. API versions some names carry (`CreateFunction20150331`)
+/// are read past.
+fn names_the_resource(name: &str, verbs: &[&str], resource_type: &str) -> bool {
+    let Some(object) = verbs.iter().find_map(|v| name.strip_prefix(v)) else {
+        return false;
+    };
+    let object = object.trim_end_matches(|c: char| c.is_ascii_digit());
+    let noun = match resource_type.rsplit("::").next().unwrap_or_default() {
         "VPC" => "Vpc",
-        "DBInstance" => "DBInstance",
         other => other,
     };
-    object == noun || object == format!("{noun}s") || (noun == "Image" && name == "DeregisterImage")
+    object == noun || object.strip_suffix('s') == Some(noun)
 }
 
 #[cfg(test)]
@@ -292,6 +295,17 @@ mod tests {
         let mut marked = put;
         marked["readOnly"] = json!(true);
         assert_eq!(resource_change(&marked), None);
+        let mut object = ev(
+            "PutObject",
+            "s3.amazonaws.com",
+            json!({"bucketName": "reports"}),
+        );
+        object["managementEvent"] = json!(false);
+        assert_eq!(
+            resource_change(&object),
+            None,
+            "a data event changes no configuration"
+        );
         let unknown = ev("PutThing", "example.amazonaws.com", json!({"thing": "x"}));
         assert_eq!(resource_change(&unknown), None);
     }

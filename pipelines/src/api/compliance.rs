@@ -194,7 +194,10 @@ pub(super) async fn remediations(
         p.text("tenant_id").as_deref(),
         &[Permission::Read, Permission::Comply],
     )?;
-    let status = p.one_of("status", &["pending", "sent", "succeeded", "failed"])?;
+    let status = p.one_of(
+        "status",
+        &["pending", "sent", "succeeded", "failed", "cancelled"],
+    )?;
     let rows = compliance::remediations(&state.pool, &tenants, status.as_deref(), p.limit(100)?)
         .await
         .map_err(db_error)?;

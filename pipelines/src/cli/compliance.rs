@@ -80,7 +80,7 @@ pub enum ComplianceCommand {
     Remediations {
         #[arg(long)]
         tenant: Option<String>,
-        /// pending, sent, succeeded or failed.
+        /// pending, sent, succeeded, failed or cancelled.
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 50)]
@@ -171,6 +171,11 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                     false,
                 ),
             };
+            if let Some(s) = severity.as_deref() {
+                if !["low", "medium", "high", "critical"].contains(&s) {
+                    bail!("--severity {s:?}: low, medium, high or critical");
+                }
+            }
             let tenants = match tenant {
                 Some(t) => TenantScope::Only(vec![TenantId::parse(&t)?]),
                 None => TenantScope::All,
@@ -312,8 +317,8 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                 None => TenantScope::All,
             };
             if let Some(s) = status.as_deref() {
-                if !["pending", "sent", "succeeded", "failed"].contains(&s) {
-                    bail!("--status {s:?}: pending, sent, succeeded or failed");
+                if !["pending", "sent", "succeeded", "failed", "cancelled"].contains(&s) {
+                    bail!("--status {s:?}: pending, sent, succeeded, failed or cancelled");
                 }
             }
             let rows = compliance::remediations(
@@ -359,6 +364,10 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                     std::env::var("USER").unwrap_or_else(|_| "unknown".into())
                 )
             });
+            let reason = reason.filter(|r| !r.trim().is_empty());
+            if reason.as_deref().is_some_and(|r| r.contains('\0')) {
+                bail!("a reason cannot contain NUL");
+            }
             let change = StatusChange { to, reason, until };
             let row = compliance::change_status(&pool, id, &change, &by, |_| true)
                 .await

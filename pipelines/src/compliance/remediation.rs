@@ -116,6 +116,18 @@ pub async fn send_pending(
     config: &ComplianceConfig,
     in_window: bool,
 ) -> Result<usize, SendError> {
+    // An action whose violation is no longer active in the period it was asked for (resolved
+    // or suppressed by someone meanwhile, or re-opened since) goes nowhere.
+    sqlx::query(
+        "UPDATE remediation_actions a SET status = 'cancelled', finished_at = now(),
+                detail = 'the violation was ' || v.status || ' before the command went out'
+         FROM compliance_violations v
+         WHERE a.status = 'pending' AND v.violation_id = a.violation_id
+           AND (v.status NOT IN ('open', 'acknowledged', 'remediating')
+                OR v.times_reopened <> a.open_period)",
+    )
+    .execute(pool)
+    .await?;
     let mut tx = pool.begin().await?;
     let rows: Vec<RemediationRow> = sqlx::query_as(
         "SELECT * FROM remediation_actions
@@ -130,6 +142,7 @@ pub async fn send_pending(
     if rows.is_empty() {
         return Ok(0);
     }
+    let mut sends = Vec::with_capacity(rows.len());
     for row in &rows {
         let command = RemediationCommand {
             remediation_id: row.remediation_id,
@@ -145,17 +158,24 @@ pub async fn send_pending(
             dry_run: config.dry_run,
             requested_at: row.requested_at,
         };
-        let payload = serde_json::to_vec(&command).unwrap_or_default();
-        // Keyed by tenant: one tenant's commands stay in order on one partition.
-        producer
-            .send(
-                FutureRecord::to(&config.commands_topic)
-                    .key(&row.tenant_id)
-                    .payload(&payload),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)?;
+        sends.push((
+            row.tenant_id.clone(),
+            serde_json::to_vec(&command).unwrap_or_default(),
+        ));
+    }
+    // All in flight at once; keyed by tenant, so one tenant's commands stay in order on one
+    // partition.
+    let delivered = futures::future::join_all(sends.iter().map(|(tenant, payload)| {
+        producer.send(
+            FutureRecord::to(&config.commands_topic)
+                .key(tenant)
+                .payload(payload),
+            Duration::from_secs(30),
+        )
+    }))
+    .await;
+    for d in delivered {
+        d.map_err(|(e, _)| e)?;
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.remediation_id).collect();
     sqlx::query(
@@ -168,7 +188,10 @@ pub async fn send_pending(
     .execute(&mut *tx)
     .await?;
     if !config.dry_run {
-        let violations: Vec<Uuid> = rows.iter().map(|r| r.violation_id).collect();
+        let violations: Vec<(Uuid, i32)> = rows
+            .iter()
+            .map(|r| (r.violation_id, r.open_period))
+            .collect();
         move_violations(
             &mut tx,
             &violations,
@@ -182,31 +205,35 @@ pub async fn send_pending(
     Ok(rows.len())
 }
 
-/// Moves the violations among `ids` whose status is one of `from` to `to`, with a history
+/// Moves the violations among `ids` (each with the open period its action was for) whose
+/// status is one of `from`, and that have not been re-opened since, to `to`, with a history
 /// entry by `portcullis`.
 async fn move_violations(
     tx: &mut sqlx::PgConnection,
-    ids: &[Uuid],
+    ids: &[(Uuid, i32)],
     to: &str,
     from: &[&str],
     reason: &str,
 ) -> Result<(), sqlx::Error> {
+    let (violations, periods): (Vec<Uuid>, Vec<i32>) = ids.iter().copied().unzip();
     sqlx::query(
         "WITH moved AS (
-             UPDATE compliance_violations SET
+             UPDATE compliance_violations v SET
                  status = $2, reason = $4, changed_by = 'portcullis', updated_at = now(),
                  resolved_at = CASE WHEN $2 = 'resolved' THEN now() END,
                  last_resolved_at = CASE WHEN $2 = 'resolved' THEN now() ELSE last_resolved_at END
-             WHERE violation_id = ANY($1) AND status = ANY($3)
-             RETURNING violation_id
+             FROM UNNEST($1::uuid[], $5::int[]) AS x(id, period)
+             WHERE v.violation_id = x.id AND v.times_reopened = x.period AND v.status = ANY($3)
+             RETURNING v.violation_id
          )
          INSERT INTO compliance_violation_history (violation_id, status, reason, changed_by)
          SELECT violation_id, $2, $4, 'portcullis' FROM moved",
     )
-    .bind(ids)
+    .bind(&violations)
     .bind(to)
     .bind(from)
     .bind(reason)
+    .bind(&periods)
     .execute(tx)
     .await?;
     Ok(())
@@ -227,19 +254,23 @@ pub enum Applied {
 /// success resolves the violation, a real failure puts it back to `open`.
 pub async fn apply_result(pool: &PgPool, r: &RemediationResult) -> Result<Applied, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let finished: Option<(Uuid, Option<bool>, String)> = sqlx::query_as(
+    // `pending` too: a command published in a round whose bookkeeping then failed is answered
+    // before the round that sends it again marks it sent. Its dry-run flag is then the one the
+    // engine is configured with now, as the command said.
+    let finished: Option<(Uuid, Option<bool>, String, i32)> = sqlx::query_as(
         "UPDATE remediation_actions SET status = $2, finished_at = now(), detail = $3,
-                executor = $4
-         WHERE remediation_id = $1 AND status = 'sent'
-         RETURNING violation_id, dry_run, action",
+                executor = $4, dry_run = coalesce(dry_run, $5)
+         WHERE remediation_id = $1 AND status IN ('pending', 'sent')
+         RETURNING violation_id, dry_run, action, open_period",
     )
     .bind(r.remediation_id)
     .bind(r.status.as_str())
     .bind(r.detail.as_deref())
     .bind(r.executor.as_deref())
+    .bind(r.dry_run)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((violation, dry_run, action)) = finished else {
+    let Some((violation, dry_run, action, period)) = finished else {
         let known: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM remediation_actions WHERE remediation_id = $1)",
         )
@@ -260,7 +291,7 @@ pub async fn apply_result(pool: &PgPool, r: &RemediationResult) -> Result<Applie
             ResultStatus::Succeeded => {
                 move_violations(
                     &mut tx,
-                    &[violation],
+                    &[(violation, period)],
                     "resolved",
                     &["open", "acknowledged", "remediating"],
                     &format!("remediated by {by}: {action}"),
@@ -270,7 +301,7 @@ pub async fn apply_result(pool: &PgPool, r: &RemediationResult) -> Result<Applie
             ResultStatus::Failed => {
                 move_violations(
                     &mut tx,
-                    &[violation],
+                    &[(violation, period)],
                     "open",
                     &["remediating"],
                     &format!(

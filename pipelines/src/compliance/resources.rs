@@ -45,7 +45,8 @@ pub async fn resources(pool: &PgPool, q: &ResourceQuery) -> Result<Vec<ResourceR
                 coalesce(r.last_changed_at > v.compliant_since, false) AS drifted
          FROM resources r
          LEFT JOIN LATERAL (
-             SELECT count(*) FILTER (WHERE status IN ('open', 'acknowledged', 'remediating')) AS active,
+             SELECT count(*) FILTER (WHERE status IN ('open', 'acknowledged', 'remediating')
+                                        OR (status = 'suppressed' AND suppressed_until <= now())) AS active,
                     max(last_resolved_at) AS compliant_since
              FROM compliance_violations v
              WHERE v.tenant_id = r.tenant_id AND v.resource_type = r.resource_type

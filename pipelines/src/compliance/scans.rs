@@ -93,7 +93,8 @@ pub async fn run_scan(
     };
     let counts: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT v.pack, v.control_id,
-                count(*) FILTER (WHERE v.status IN ('open', 'acknowledged', 'remediating')
+                count(*) FILTER (WHERE (v.status IN ('open', 'acknowledged', 'remediating')
+                                        OR (v.status = 'suppressed' AND v.suppressed_until <= now()))
                                    AND v.first_seen <= $3),
                 count(*) FILTER (WHERE v.status = 'suppressed' AND v.suppressed_until > now()),
                 coalesce(sum(f.n), 0)::bigint

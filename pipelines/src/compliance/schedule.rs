@@ -1,6 +1,7 @@
 //! Scans on a schedule: every `compliance.scan_interval_secs`, each active tenant's frameworks
-//! are scanned over the interval just past. Engines share the work: a (tenant, framework)
-//! scanned by the schedule within the last nine tenths of an interval is not scanned again.
+//! are scanned over the interval just past. Engines share the work: under an advisory lock per
+//! (tenant, framework), one scanned by the schedule within the last nine tenths of an interval
+//! is not scanned again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,20 @@ pub async fn run_scheduled_scans(
                 .map(|p| p.manifest().as_ref().clone())
                 .collect();
             for (framework, _) in frameworks_of(&packs) {
+                // One engine at a time decides and scans a (tenant, framework); the lock is held
+                // by this connection.
+                let Ok(mut conn) = pool.acquire().await else {
+                    continue;
+                };
+                let key = format!("compliance-scan:{tenant}:{framework}");
+                let locked: Result<bool, sqlx::Error> =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+                        .bind(&key)
+                        .fetch_one(&mut *conn)
+                        .await;
+                if !matches!(locked, Ok(true)) {
+                    continue;
+                }
                 let recent: Result<bool, sqlx::Error> = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM compliance_scans
                      WHERE tenant_id = $1 AND framework = $2 AND requested_by = $3
@@ -50,28 +65,30 @@ pub async fn run_scheduled_scans(
                 .bind(&framework)
                 .bind(SCHEDULE)
                 .bind(every.as_secs_f64())
-                .fetch_one(&pool)
+                .fetch_one(&mut *conn)
                 .await;
-                if !matches!(recent, Ok(false)) {
-                    continue;
-                }
-                let to = Utc::now();
-                match run_scan(
-                    &pool,
-                    &tenant,
-                    &packs,
-                    &framework,
-                    (to - period, to),
-                    SCHEDULE,
-                )
-                .await
-                {
-                    Ok(scan) => info!(%tenant, %framework, pass_rate = ?scan.pass_rate,
-                                      score = ?scan.score, "scheduled compliance scan"),
-                    Err(e) => {
-                        warn!(%tenant, %framework, error = %e, "scheduled compliance scan failed")
+                if matches!(recent, Ok(false)) {
+                    let to = Utc::now();
+                    let scanned = run_scan(
+                        &pool,
+                        &tenant,
+                        &packs,
+                        &framework,
+                        (to - period, to),
+                        SCHEDULE,
+                    )
+                    .await;
+                    match scanned {
+                        Ok(scan) => info!(%tenant, %framework, pass_rate = ?scan.pass_rate,
+                                          score = ?scan.score, "scheduled compliance scan"),
+                        Err(e) => warn!(%tenant, %framework, error = %e,
+                                        "scheduled compliance scan failed"),
                     }
                 }
+                let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+                    .bind(&key)
+                    .execute(&mut *conn)
+                    .await;
             }
         }
     }

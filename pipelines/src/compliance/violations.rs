@@ -60,7 +60,7 @@ pub struct HistoryRow {
 pub struct ViolationQuery {
     pub tenants: TenantScope,
     pub status: Option<ViolationStatus>,
-    /// Everything but resolved and suppressed.
+    /// Open, acknowledged, remediating, and suppressed past the end of the suppression.
     pub active_only: bool,
     pub severity: Option<String>,
     pub pack: Option<String>,
@@ -75,7 +75,8 @@ pub async fn list(pool: &PgPool, q: &ViolationQuery) -> Result<Vec<ViolationRow>
         "SELECT {COLUMNS} FROM compliance_violations
          WHERE ($1::text[] IS NULL OR tenant_id = ANY($1))
            AND ($2::text IS NULL OR status = $2)
-           AND (NOT $3 OR status NOT IN ('resolved', 'suppressed'))
+           AND (NOT $3 OR status IN ('open', 'acknowledged', 'remediating')
+                OR (status = 'suppressed' AND suppressed_until <= now()))
            AND ($4::text IS NULL OR severity = $4)
            AND ($5::text IS NULL OR pack = $5)
            AND ($6::text IS NULL OR control_id = $6)

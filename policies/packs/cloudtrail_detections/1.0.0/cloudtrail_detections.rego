@@ -129,11 +129,24 @@ as_list(x) := x if is_array(x)
 
 as_list(x) := [x] if not is_array(x)
 
+# Administration and database ports (SSH, RDP, Telnet, FTP, SMB, databases, caches, search),
+# or every port: a web port open to the world is a website, not a finding.
+sensitive_ports := {20, 21, 22, 23, 445, 1433, 1521, 2375, 2379, 3306, 3389, 5432, 5601, 5900, 6379, 9200, 11211, 27017}
+
 fired contains "security_group_open_to_world" if {
 	ct.eventName == "AuthorizeSecurityGroupIngress"
 	ct.eventSource == "ec2.amazonaws.com"
 	some permission in params.ipPermissions.items
 	world_range(permission)
+	exposes_sensitive(permission)
+}
+
+exposes_sensitive(permission) if permission.ipProtocol == "-1"
+
+exposes_sensitive(permission) if {
+	some port in sensitive_ports
+	permission.fromPort <= port
+	port <= permission.toPort
 }
 
 world_range(permission) if {
@@ -157,6 +170,7 @@ fired contains "admin_policy_attached" if {
 fired contains "login_profile_set_for_another_user" if {
 	ct.eventName in {"CreateLoginProfile", "UpdateLoginProfile"}
 	ct.eventSource == "iam.amazonaws.com"
+	params.userName
 	not params.userName == ct.userIdentity.userName
 }
 

@@ -86,13 +86,16 @@ impl Table for Findings {
             // Only the constant REOPENS is formatted in.
             let stored: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
                 "WITH f AS (
-                     SELECT * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[],
+                     -- The same record twice in one write (a log file's duplicate, a message
+                     -- redelivered within a flush) is one finding.
+                     SELECT DISTINCT ON (t, d, p, c) * FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[],
                                           $5::text[], $6::text[], $7::timestamptz[], $8::text[],
                                           $9::text[], $10::text[], $11::text[], $12::text[],
                                           $13::bool[], $14::bool[], $15::uuid[], $16::text[],
                                           $17::text[], $18::text[], $19::text[], $20::text[])
                          AS x(t, d, p, c, v, e, et, sev, rt, ri, pr, a, ok, vi, vid, title,
                               strategy, action, account, region)
+                     ORDER BY t, d, p, c
                  ), stored AS (
                      INSERT INTO compliance_findings
                          (tenant_id, decision_id, pack, control_id, pack_version, event_id,
