@@ -751,7 +751,7 @@ span := count(numbers.range(1, input.n))
 }
 
 #[test]
-fn a_runaway_rule_on_events_costs_each_batch_at_most_two_time_limits() {
+fn a_runaway_rule_on_events_costs_each_batch_at_most_two_stopped_events() {
     block_on(async {
         let mut env = policy_env("runaway_events").await;
         env.config.policy.eval_timeout_ms = 300;
