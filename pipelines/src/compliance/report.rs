@@ -165,7 +165,9 @@ fn ocsf(scan: &ScanRow) -> Value {
                                     "version": env!("CARGO_PKG_VERSION")},
                         "event_code": c.control_id,
                     },
-                    "cloud": {"provider": "AWS", "account": {"uid": scan.tenant_id}},
+                    "cloud": {"provider": "AWS", "account": {
+                        "uid": scan.tenant_id, "name": scan.tenant_id,
+                        "type_id": 10, "type": "AWS Account"}},
                     "resources": [{"type": c.resource_type, "group": {"name": c.pack}}],
                     "remediation": {"desc": c.remediation},
                     "unmapped": {

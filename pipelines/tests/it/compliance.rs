@@ -555,6 +555,27 @@ fn scans_judge_each_control_score_the_framework_keep_the_trend_and_render_report
             .unwrap()
             .iter()
             .all(|f| f["class_uid"] == 2004));
+        // And against the OCSF model Prowler writes its own findings with.
+        let python =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/.venv/bin/python");
+        if crate::common::require(
+            "py-ocsf-models",
+            python.exists(),
+            "needs pipelines/tests/python/.venv with py-ocsf-models (scripts/python-tools installs it)",
+        ) {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), serde_json::to_vec(&ocsf).unwrap()).unwrap();
+            let out = std::process::Command::new(&python)
+                .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/validate_ocsf.py"))
+                .arg(file.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "OCSF does not validate: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let (_, html) = http_get(&reader, &format!("{path}?format=html")).await;
         assert!(
             html.starts_with("<!doctype html>")
