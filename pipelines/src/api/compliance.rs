@@ -26,16 +26,28 @@ use super::query::QueryParams;
 use super::records::{db_error, scope_for_any};
 use super::State;
 use crate::compliance::{self, ChangeError, ResourceQuery, ViolationQuery, ViolationRow};
+use crate::records::TenantScope;
 
 /// Evidence events shown with one violation.
 const EVIDENCE_SHOWN: i64 = 50;
 
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
+/// Compliance records are read with `read:<tenant>` or `comply:<tenant>`.
+const READERS: &[Permission] = &[Permission::Read, Permission::Comply];
+
+/// May the caller read `tenant`'s compliance records.
+fn may_read(caller: &Authorized, tenant: &str) -> bool {
+    TenantId::parse(tenant).is_ok_and(|t| READERS.iter().any(|p| caller.0.allows(*p, &t)))
+}
+
+/// The tenants a compliance listing may show: the one asked for, or all the caller may read.
+fn readable(caller: &Authorized, p: &QueryParams) -> Result<TenantScope, ApiError> {
+    scope_for_any(caller, p.text("tenant_id").as_deref(), READERS)
+}
+
 fn may_see(caller: &Authorized, row: &ViolationRow) -> bool {
-    TenantId::parse(&row.tenant_id).is_ok_and(|t| {
-        caller.0.allows(Permission::Read, &t) || caller.0.allows(Permission::Comply, &t)
-    })
+    may_read(caller, &row.tenant_id)
 }
 
 pub(super) async fn list(
@@ -58,11 +70,7 @@ pub(super) async fn list(
     )?;
     let statuses: Vec<&str> = ViolationStatus::ALL.iter().map(|s| s.as_str()).collect();
     let q = ViolationQuery {
-        tenants: scope_for_any(
-            &caller,
-            p.text("tenant_id").as_deref(),
-            &[Permission::Read, Permission::Comply],
-        )?,
+        tenants: readable(&caller, &p)?,
         status: p
             .one_of("status", &statuses)?
             .and_then(|s| ViolationStatus::parse(&s)),
@@ -167,11 +175,7 @@ pub(super) async fn resources(
         &["tenant_id", "type", "state", "drifted", "limit"],
     )?;
     let q = ResourceQuery {
-        tenants: scope_for_any(
-            &caller,
-            p.text("tenant_id").as_deref(),
-            &[Permission::Read, Permission::Comply],
-        )?,
+        tenants: readable(&caller, &p)?,
         resource_type: p.text("type"),
         state: p.one_of("state", &["present", "deleted"])?,
         drifted_only: p.flag("drifted")?.unwrap_or(false),
@@ -189,11 +193,7 @@ pub(super) async fn remediations(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let p = QueryParams::parse(req.query_string(), &["tenant_id", "status", "limit"])?;
-    let tenants = scope_for_any(
-        &caller,
-        p.text("tenant_id").as_deref(),
-        &[Permission::Read, Permission::Comply],
-    )?;
+    let tenants = readable(&caller, &p)?;
     let status = p.one_of(
         "status",
         &["pending", "sent", "succeeded", "failed", "cancelled"],
@@ -228,7 +228,7 @@ fn tenant_packs(
 fn readable_tenant(caller: &Authorized, tenant: Option<String>) -> Result<TenantId, ApiError> {
     let t = tenant.ok_or_else(|| ApiError::bad_request("tenant_id is required"))?;
     let t = TenantId::parse(&t).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !(caller.0.allows(Permission::Read, &t) || caller.0.allows(Permission::Comply, &t)) {
+    if !may_read(caller, t.as_str()) {
         return Err(ApiError::new(
             actix_web::http::StatusCode::FORBIDDEN,
             "forbidden",
@@ -319,11 +319,7 @@ pub(super) async fn list_scans(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let p = QueryParams::parse(req.query_string(), &["tenant_id", "framework", "limit"])?;
-    let tenants = scope_for_any(
-        &caller,
-        p.text("tenant_id").as_deref(),
-        &[Permission::Read, Permission::Comply],
-    )?;
+    let tenants = readable(&caller, &p)?;
     let rows = compliance::scans(
         &state.pool,
         &tenants,
@@ -352,11 +348,7 @@ pub(super) async fn one_scan(
     let row = compliance::scan(&state.pool, id)
         .await
         .map_err(db_error)?
-        .filter(|r| {
-            TenantId::parse(&r.tenant_id).is_ok_and(|t| {
-                caller.0.allows(Permission::Read, &t) || caller.0.allows(Permission::Comply, &t)
-            })
-        })
+        .filter(|r| may_read(&caller, &r.tenant_id))
         .ok_or_else(|| ApiError::not_found(format!("no scan {id}")))?;
     let Some(format) = format else {
         return Ok(HttpResponse::Ok().json(json!({ "result": row })));
