@@ -1062,6 +1062,7 @@ const NEXT_STATUS = {
 };
 const STATUS_VERB = { acknowledged: "Acknowledge", remediating: "Remediating", resolved: "Resolve",
   suppressed: "Suppress", open: "Re-open" };
+const REMEDIATION_BADGE = { pending: "watch", sent: "watch", succeeded: "allow", failed: "deny", cancelled: "" };
 const STATUS_BADGE = { open: "deny", acknowledged: "watch", remediating: "watch", resolved: "allow", suppressed: "" };
 
 async function renderCompliance(main) {
@@ -1122,7 +1123,51 @@ async function renderCompliance(main) {
         h("thead", {}, h("tr", {}, ["When", "Status", "By", "Why"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, ...one.history.map((e) => h("tr", {},
           h("td", { class: "mono" }, time(e.at)), h("td", {}, e.status), h("td", {}, e.changed_by),
-          h("td", { class: "wrap" }, e.reason || ""))))));
+          h("td", { class: "wrap" }, e.reason || ""))))),
+      ...remediationSection(one));
+  };
+
+  // How the control says to put it right, the commands sent for it and what executors said,
+  // and, while none waits for a result, asking for one again (after a dry run, say).
+  const remediationSection = (one) => {
+    const v = one.violation;
+    const plan = one.remediation;
+    const sends = plan && (plan.strategy === "automatic" || plan.strategy === "scheduled") && plan.action;
+    const waiting = one.remediations.some((a) => a.status === "pending" || a.status === "sent");
+    const active = ["open", "acknowledged", "remediating"].includes(v.status);
+    const again = sends && active && !waiting && mayComply(v.tenant_id)
+      ? h("button", { type: "button", id: "cv-remediate", onclick: () => remediate(v) },
+        one.remediations.length ? "Send the command again" : "Send the command")
+      : "";
+    return [
+      h("h3", {}, "Remediation"),
+      plan
+        ? h("p", { class: "wrap" }, plan.text, h("span", { class: "muted" },
+          ` · ${plan.strategy}${plan.action ? ` (${plan.action})` : ""}`))
+        : h("p", { class: "muted" }, "Its pack no longer serves this control."),
+      again,
+      one.remediations.length
+        ? h("table", { "aria-label": "Remediation actions" },
+          h("thead", {}, h("tr", {}, ["Asked", "Action", "Status", "Dry run", "Asked by", "Executor", "Detail"]
+            .map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, ...one.remediations.map((a) => h("tr", { "data-remediation": a.remediation_id },
+            h("td", { class: "mono" }, time(a.requested_at)), h("td", {}, a.action),
+            h("td", {}, h("span", { class: `outcome ${REMEDIATION_BADGE[a.status] || ""}` }, a.status)),
+            h("td", {}, a.dry_run === null ? "" : a.dry_run ? "yes" : "no"),
+            h("td", {}, a.requested_by || "portcullis"), h("td", {}, a.executor || ""),
+            h("td", { class: "wrap" }, a.detail || "")))))
+        : h("p", { class: "muted" }, sends ? "No command was sent for it yet." : "Nothing is sent for this control: the violation is the task."),
+    ];
+  };
+
+  const remediate = async (v) => {
+    try {
+      const a = (await api(`/v1/compliance/violations/${encodeURIComponent(v.violation_id)}/remediate`, { method: "POST", body: {} })).result;
+      message(vMessage, "notice", `${a.action} asked for ${a.resource_id}${a.strategy === "scheduled" ? " (in the next maintenance window)" : ""}`);
+    } catch (e) {
+      message(vMessage, "error", `Remediate: ${e.message}`);
+    }
+    await showDetail(v);
   };
 
   const load = async () => {

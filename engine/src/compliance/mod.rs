@@ -13,6 +13,7 @@ mod pack_ref;
 mod pack_source;
 mod pack_tests;
 mod remediation;
+mod remediation_request;
 mod scan;
 
 pub use compiled_pack::CompiledPack;
@@ -31,4 +32,5 @@ pub use remediation::{
     MaintenanceWindow, RemediationCommand, RemediationResult, ResultError, ResultStatus,
     MAX_RESULT_TEXT,
 };
+pub use remediation_request::{remediation_request, RequestRefused, RequestedRemediation};
 pub use scan::{framework_controls, severity_weight, ControlResult, ControlStatus, ScanSummary};

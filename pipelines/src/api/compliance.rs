@@ -2,10 +2,11 @@
 //! `comply:<tenant>`; changing a violation's status needs `comply:<tenant>`.
 //!
 //! `GET  /v1/compliance/violations[?tenant_id=&status=&active=&severity=&pack=&control=&resource=&limit=]`
-//! `GET  /v1/compliance/violations/{id}`          the violation, its evidence and history
+//! `GET  /v1/compliance/violations/{id}`          the violation, its evidence, history and remediation
 //! `POST /v1/compliance/violations/{id}/status`   `{"status": …, "reason": …, "until": …}`
+//! `POST /v1/compliance/violations/{id}/remediate`  a new remediation command (comply)
 //! `GET  /v1/compliance/resources[?tenant_id=&type=&state=&drifted=&limit=]`  the inventory
-//! `GET  /v1/compliance/remediations[?tenant_id=&status=&limit=]`  remediation actions
+//! `GET  /v1/compliance/remediations[?tenant_id=&status=&violation_id=&limit=]`  remediation actions
 //! `GET  /v1/compliance/frameworks?tenant_id=`    frameworks the tenant's packs map to
 //! `POST /v1/compliance/scans`                    `{"tenant_id", "framework", "from", "to"}` (comply)
 //! `GET  /v1/compliance/scans[?tenant_id=&framework=&limit=]`  newest first: the trend
@@ -14,7 +15,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use portcullis_engine::access::Permission;
-use portcullis_engine::compliance::{StatusChange, ViolationStatus};
+use portcullis_engine::compliance::{PackManifest, StatusChange, ViolationStatus};
 use portcullis_engine::TenantId;
 use serde::Deserialize;
 use serde_json::json;
@@ -25,11 +26,16 @@ use super::error::ApiError;
 use super::query::QueryParams;
 use super::records::{db_error, scope_for_any};
 use super::State;
-use crate::compliance::{self, ChangeError, ResourceQuery, ViolationQuery, ViolationRow};
+use crate::compliance::{
+    self, ChangeError, RequestError, ResourceQuery, ViolationQuery, ViolationRow,
+};
 use crate::records::TenantScope;
 
 /// Evidence events shown with one violation.
 const EVIDENCE_SHOWN: i64 = 50;
+
+/// Remediation actions shown with one violation, newest first.
+const REMEDIATIONS_SHOWN: i64 = 20;
 
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
@@ -107,8 +113,28 @@ pub(super) async fn one(
     let history = compliance::history(&state.pool, id)
         .await
         .map_err(db_error)?;
+    let tenant =
+        TenantId::parse(&row.tenant_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let remediations = compliance::remediations(
+        &state.pool,
+        &TenantScope::Only(vec![tenant.clone()]),
+        None,
+        Some(id),
+        REMEDIATIONS_SHOWN,
+    )
+    .await
+    .map_err(db_error)?;
+    // How its control says to put it right, as the tenant's packs say now (none when the
+    // pack no longer serves it).
+    let remediation = packs_of(&state, &tenant)
+        .await?
+        .iter()
+        .find(|p| p.name == row.pack)
+        .and_then(|p| p.control(&row.control_id))
+        .map(|c| c.remediation.clone());
     Ok(HttpResponse::Ok().json(json!({
-        "result": {"violation": row, "evidence": evidence, "history": history}
+        "result": {"violation": row, "evidence": evidence, "history": history,
+                   "remediation": remediation, "remediations": remediations}
     })))
 }
 
@@ -165,6 +191,43 @@ pub(super) async fn set_status(
     }
 }
 
+/// Asks for a new remediation command for violation `id` (docs/compliance.md, "Remediation").
+pub(super) async fn remediate(
+    state: web::Data<State>,
+    caller: Authorized,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = violation_id(&path)?;
+    let may_request = |row: &ViolationRow| {
+        TenantId::parse(&row.tenant_id).is_ok_and(|t| caller.0.allows(Permission::Comply, &t))
+    };
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no violation {id} that this token may remediate (it needs comply:<tenant>)"
+        ))
+    };
+    let row = compliance::get(&state.pool, id)
+        .await
+        .map_err(db_error)?
+        .filter(may_request)
+        .ok_or_else(not_found)?;
+    let tenant =
+        TenantId::parse(&row.tenant_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let packs = packs_of(&state, &tenant).await?;
+    match compliance::request_remediation(&state.pool, id, &packs, &caller.0.name, may_request)
+        .await
+    {
+        Ok(action) => Ok(HttpResponse::Created().json(json!({ "result": action }))),
+        Err(RequestError::NotFound(_)) => Err(not_found()),
+        Err(RequestError::Db(e)) => Err(db_error(e)),
+        Err(e) => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "remediation_refused",
+            e.to_string(),
+        )),
+    }
+}
+
 pub(super) async fn resources(
     state: web::Data<State>,
     caller: Authorized,
@@ -192,24 +255,34 @@ pub(super) async fn remediations(
     caller: Authorized,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let p = QueryParams::parse(req.query_string(), &["tenant_id", "status", "limit"])?;
+    let p = QueryParams::parse(
+        req.query_string(),
+        &["tenant_id", "status", "violation_id", "limit"],
+    )?;
     let tenants = readable(&caller, &p)?;
     let status = p.one_of(
         "status",
         &["pending", "sent", "succeeded", "failed", "cancelled"],
     )?;
-    let rows = compliance::remediations(&state.pool, &tenants, status.as_deref(), p.limit(100)?)
-        .await
-        .map_err(db_error)?;
+    let violation = p
+        .text("violation_id")
+        .map(|v| violation_id(&v))
+        .transpose()?;
+    let rows = compliance::remediations(
+        &state.pool,
+        &tenants,
+        status.as_deref(),
+        violation,
+        p.limit(100)?,
+    )
+    .await
+    .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({ "result": rows })))
 }
 
 /// The pack manifests `tenant` serves now, activating its bundle if no event has yet (a
 /// blocking read and compile: call it on a blocking thread). None for a refused bundle.
-fn tenant_packs(
-    state: &State,
-    tenant: &TenantId,
-) -> Vec<portcullis_engine::compliance::PackManifest> {
+fn tenant_packs(state: &State, tenant: &TenantId) -> Vec<PackManifest> {
     let slot = state
         .store
         .slot(tenant)
@@ -223,6 +296,19 @@ fn tenant_packs(
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// [`tenant_packs`] on a blocking thread.
+async fn packs_of(
+    state: &web::Data<State>,
+    tenant: &TenantId,
+) -> Result<Vec<PackManifest>, ApiError> {
+    let (state, tenant) = (state.clone(), tenant.clone());
+    web::block(move || tenant_packs(&state, &tenant))
+        .await
+        .map_err(|_| {
+            ApiError::unavailable("policy_unavailable", "cannot read the tenant's packs now")
+        })
 }
 
 fn readable_tenant(caller: &Authorized, tenant: Option<String>) -> Result<TenantId, ApiError> {
@@ -245,13 +331,7 @@ pub(super) async fn frameworks(
 ) -> Result<HttpResponse, ApiError> {
     let p = QueryParams::parse(req.query_string(), &["tenant_id"])?;
     let tenant = readable_tenant(&caller, p.text("tenant_id"))?;
-    let state2 = state.clone();
-    let t = tenant.clone();
-    let packs = web::block(move || tenant_packs(&state2, &t))
-        .await
-        .map_err(|_| {
-            ApiError::unavailable("policy_unavailable", "cannot read the tenant's packs now")
-        })?;
+    let packs = packs_of(&state, &tenant).await?;
     let frameworks: Vec<_> = compliance::frameworks_of(&packs)
         .into_iter()
         .map(|(id, title)| json!({"id": id, "title": title}))
@@ -291,12 +371,7 @@ pub(super) async fn start_scan(
     caller.require(Permission::Comply, &tenant)?;
     let to = body.to.unwrap_or_else(Utc::now);
     let from = body.from.unwrap_or(to - DEFAULT_SCAN_PERIOD);
-    let (state2, t) = (state.clone(), tenant.clone());
-    let packs = web::block(move || tenant_packs(&state2, &t))
-        .await
-        .map_err(|_| {
-            ApiError::unavailable("policy_unavailable", "cannot read the tenant's packs now")
-        })?;
+    let packs = packs_of(&state, &tenant).await?;
     match compliance::run_scan(
         &state.pool,
         &tenant,

@@ -257,6 +257,10 @@ pub fn start(config: &Config, services: Services) -> std::io::Result<ServerHandl
                         web::post().to(super::compliance::set_status),
                     )
                     .route(
+                        "/compliance/violations/{id}/remediate",
+                        web::post().to(super::compliance::remediate),
+                    )
+                    .route(
                         "/compliance/resources",
                         web::get().to(super::compliance::resources),
                     )

@@ -278,10 +278,7 @@ async fn enroll(config: &Config, args: EnrollArgs) -> anyhow::Result<()> {
         None => None,
     };
     let pool = postgres::migrate(&config.postgres).await?;
-    let by = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
+    let by = crate::cli::cli_user();
     let creds = enroll_agent(&pool, &config.mqtt, &tenant, &args.id, groups, &by).await?;
     let text = credentials_toml(&creds);
     match out {

@@ -98,12 +98,7 @@ async fn answer(
     a: AnswerArgs,
     resolution: Resolution,
 ) -> anyhow::Result<()> {
-    let by = a.by.unwrap_or_else(|| {
-        format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        )
-    });
+    let by = a.by.unwrap_or_else(crate::cli::cli_user);
     let row = approvals::answer(
         pool,
         Answer {

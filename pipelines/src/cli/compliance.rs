@@ -7,13 +7,16 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use portcullis_engine::compliance::{CompiledPack, PackRef, StatusChange, ViolationStatus};
+use portcullis_engine::compliance::{
+    CompiledPack, PackManifest, PackRef, StatusChange, ViolationStatus,
+};
 use portcullis_engine::TenantId;
 use uuid::Uuid;
 
+use super::cli_user;
 use crate::compliance::{
-    self, ChangeError, ReportFormat, ResourceQuery, ResourceRow, ScanRow, ViolationQuery,
-    ViolationRow,
+    self, ChangeError, ReportFormat, RequestError, ResourceQuery, ResourceRow, ScanRow,
+    ViolationQuery, ViolationRow,
 };
 use crate::config::Config;
 use crate::policy_service::bundle_files::FsBundleSource;
@@ -83,6 +86,9 @@ pub enum ComplianceCommand {
         /// pending, sent, succeeded, failed or cancelled.
         #[arg(long)]
         status: Option<String>,
+        /// One violation's actions.
+        #[arg(long)]
+        violation: Option<Uuid>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -120,6 +126,19 @@ pub enum ComplianceCommand {
         framework: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+    /// Ask for a new remediation command for an active violation whose control remediates
+    /// automatically or in the maintenance window: after a dry run (once compliance.dry_run
+    /// is off), or after an executor failed for a reason since fixed. Refused while one of its
+    /// actions still waits for a result. The running engine's sender publishes it.
+    ///
+    ///   portcullis compliance remediate <id>
+    #[command(verbatim_doc_comment)]
+    Remediate {
+        id: Uuid,
+        /// Who asks, as recorded; default cli:$USER.
+        #[arg(long = "as", value_name = "NAME")]
+        by: Option<String>,
     },
     /// Move a violation through its lifecycle.
     ///
@@ -240,17 +259,10 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                     })?),
                 };
             let tenant = TenantId::parse(&tenant)?;
-            let bundle = FsBundleSource::new(&config.policy.bundles_dir)
-                .with_packs(packs.clone())
-                .load(&tenant)
-                .with_context(|| format!("cannot read tenant {tenant}'s bundle"))?;
-            let manifests: Vec<_> = bundle.packs.into_iter().map(|p| p.manifest).collect();
+            let manifests = tenant_packs(config, &packs, &tenant)?;
             let to = to.unwrap_or_else(Utc::now);
             let from = from.unwrap_or(to - chrono::Duration::days(30));
-            let by = format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            );
+            let by = cli_user();
             let scan =
                 compliance::run_scan(&pool, &tenant, &manifests, &framework, (from, to), &by)
                     .await
@@ -310,6 +322,7 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
         ComplianceCommand::Remediations {
             tenant,
             status,
+            violation,
             limit,
         } => {
             let tenants = match tenant {
@@ -325,6 +338,7 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                 &pool,
                 &tenants,
                 status.as_deref(),
+                violation,
                 limit.clamp(1, crate::records::MAX_PAGE),
             )
             .await?;
@@ -358,12 +372,7 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
             let to = ViolationStatus::parse(&status).with_context(|| {
                 format!("{status:?}: open, acknowledged, remediating, resolved or suppressed")
             })?;
-            let by = by.unwrap_or_else(|| {
-                format!(
-                    "cli:{}",
-                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-                )
-            });
+            let by = by.unwrap_or_else(cli_user);
             let reason = reason.filter(|r| !r.trim().is_empty());
             if reason.as_deref().is_some_and(|r| r.contains('\0')) {
                 bail!("a reason cannot contain NUL");
@@ -382,10 +391,53 @@ pub async fn run(config: &Config, cmd: ComplianceCommand) -> anyhow::Result<()> 
                 row.violation_id, row.control_id, row.resource_id, row.status
             );
         }
+        ComplianceCommand::Remediate { id, by } => {
+            let violation = compliance::get(&pool, id)
+                .await
+                .context("cannot read it from Postgres")?
+                .with_context(|| format!("no violation {id}"))?;
+            let tenant = TenantId::parse(&violation.tenant_id)?;
+            let manifests = tenant_packs(config, &packs, &tenant)?;
+            let by = by.unwrap_or_else(cli_user);
+            let action = compliance::request_remediation(&pool, id, &manifests, &by, |_| true)
+                .await
+                .map_err(|e| match e {
+                    RequestError::Db(e) => {
+                        anyhow::Error::new(e).context("cannot ask for it in Postgres")
+                    }
+                    other => anyhow::anyhow!(other),
+                })?;
+            println!(
+                "remediation {} asked: {} ({}) for {} on {}; the engine's sender publishes it{}",
+                action.remediation_id,
+                action.action,
+                action.strategy,
+                action.control_id,
+                action.resource_id,
+                if action.strategy == "scheduled" {
+                    " in the next maintenance window"
+                } else {
+                    ""
+                }
+            );
+        }
         ComplianceCommand::Packs | ComplianceCommand::Test { .. } => unreachable!(),
     }
     pool.close().await;
     Ok(())
+}
+
+/// The pack manifests `tenant`'s bundle enables, as they are on disk now.
+fn tenant_packs(
+    config: &Config,
+    packs: &FsPackSource,
+    tenant: &TenantId,
+) -> anyhow::Result<Vec<PackManifest>> {
+    let bundle = FsBundleSource::new(&config.policy.bundles_dir)
+        .with_packs(packs.clone())
+        .load(tenant)
+        .with_context(|| format!("cannot read tenant {tenant}'s bundle"))?;
+    Ok(bundle.packs.into_iter().map(|p| p.manifest).collect())
 }
 
 fn list_packs(packs: &FsPackSource) -> anyhow::Result<()> {

@@ -12,3 +12,11 @@ pub mod protection;
 pub mod segment;
 pub mod signal;
 pub mod token;
+
+/// Who a change made from the command line is recorded as, unless `--as` says otherwise.
+pub fn cli_user() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}

@@ -1,6 +1,7 @@
 //! Compliance on the engine's edges (docs/compliance.md): violations in Postgres and their
-//! lifecycle, the resource inventory, and remediation over Kafka. The packs' controls and the lifecycle's rules are the engine's
-//! (`portcullis_engine::compliance`); findings are written with their decisions by the sink.
+//! lifecycle, the resource inventory, and remediation over Kafka. The packs' controls and the
+//! lifecycle's rules are the engine's (`portcullis_engine::compliance`); findings are written
+//! with their decisions by the sink.
 
 mod config;
 mod remediation;
@@ -12,8 +13,8 @@ mod violations;
 
 pub use config::ComplianceConfig;
 pub use remediation::{
-    apply_result, remediations, run_results_consumer, run_sender, send_pending, Applied,
-    RemediationRow, SendError,
+    apply_result, remediations, request_remediation, run_results_consumer, run_sender,
+    send_pending, Applied, RemediationRow, RequestError, SendError,
 };
 
 pub use report::{render, ReportFormat, OCSF_VERSION};

@@ -107,6 +107,19 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<ViolationRow>, sqlx::
     .await
 }
 
+/// Violation `id`, locked until the end of the transaction: its changes are made one at a time.
+pub(crate) async fn lock(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+) -> Result<Option<ViolationRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM compliance_violations WHERE violation_id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(tx)
+    .await
+}
+
 /// The events that raised or joined violation `id`, newest first.
 pub async fn evidence(pool: &PgPool, id: Uuid, limit: i64) -> Result<Vec<FindingRow>, sqlx::Error> {
     sqlx::query_as(
@@ -151,13 +164,10 @@ pub async fn change_status(
     may_change: impl FnOnce(&ViolationRow) -> bool,
 ) -> Result<ViolationRow, ChangeError> {
     let mut tx = pool.begin().await?;
-    let row: Option<ViolationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM compliance_violations WHERE violation_id = $1 FOR UPDATE"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let row = row.filter(may_change).ok_or(ChangeError::NotFound(id))?;
+    let row = lock(&mut tx, id)
+        .await?
+        .filter(may_change)
+        .ok_or(ChangeError::NotFound(id))?;
     let from = ViolationStatus::parse(&row.status).unwrap_or(ViolationStatus::Open);
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&mut *tx)

@@ -72,7 +72,14 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
         created["eventTime"] = json!(chrono::Utc::now()
             .format("%Y-%m-%d %H:%M:%S%.3f")
             .to_string());
-        let log_file = gzip(&serde_json::to_vec(&json!({"Records": [created]})).unwrap());
+        // Mallory then signs in to the console without MFA (CIS 4.2): the violation names the
+        // user as the inventory does.
+        let mut signed_in = cloudtrail("login-1", "ConsoleLogin", Some("No"));
+        signed_in["userIdentity"] = json!({"type": "IAMUser", "userName": "mallory",
+            "arn": format!("arn:aws:iam::{ACME_ACCOUNT}:user/mallory"), "accountId": ACME_ACCOUNT});
+        signed_in["responseElements"] = json!({"ConsoleLogin": "Success"});
+        let log_file =
+            gzip(&serde_json::to_vec(&json!({"Records": [created, signed_in]})).unwrap());
         env.produce(&[
             (ACME_ACCOUNT, stop("stop-1", false)),
             (ACME_ACCOUNT, stop("stop-2", true)),
@@ -84,8 +91,8 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
         ])
         .await;
         // stop-1: CIS 4.5 and the detection; stop-2 (refused): 4.1, 4.5 and the detection as
-        // attempts; the user made by hand; globex's stop: two of its own.
-        env.expect_count("SELECT count(*) FROM compliance_findings", 8, WAIT)
+        // attempts; the user made by hand; mallory's sign-in; globex's stop: two of its own.
+        env.expect_count("SELECT count(*) FROM compliance_findings", 9, WAIT)
             .await;
         assert_eq!(
             env.count("SELECT count(*) FROM compliance_findings WHERE NOT succeeded")
@@ -115,7 +122,7 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
         assert_eq!(
             env.count("SELECT count(*) FROM compliance_violations WHERE tenant_id = 'acme'")
                 .await,
-            4
+            5
         );
 
         // A redelivery of stop-1 adds nothing; a new stop counts once.
@@ -147,7 +154,7 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
         .await;
         assert_eq!(code, 200, "{listed}");
         let listed: Value = serde_json::from_str(&listed).unwrap();
-        assert_eq!(listed["result"].as_array().unwrap().len(), 4);
+        assert_eq!(listed["result"].as_array().unwrap().len(), 5);
         let (code, _) = http_get(&reader, "/v1/compliance/violations?tenant_id=globex").await;
         assert_eq!(code, 403, "acme's reader sees no globex violation");
         let path = format!("/v1/compliance/violations/{stopped}");
@@ -259,8 +266,13 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
         );
         let user = find("mallory");
         assert_eq!(
-            (user["last_change"].as_str(), user["state"].as_str()),
-            (Some("created"), Some("present"))
+            (
+                user["last_change"].as_str(),
+                user["state"].as_str(),
+                user["active_violations"].as_i64()
+            ),
+            (Some("created"), Some("present"), Some(2)),
+            "made by hand, and signed in without MFA: {user}"
         );
         assert!(
             user["last_changed_by"]
@@ -292,12 +304,9 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
 fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_violation() {
     block_on(async {
         use rdkafka::consumer::{Consumer, StreamConsumer};
-        use rdkafka::Message;
 
         let mut env = TestEnv::new("remediation").await;
         let tag = uuid::Uuid::new_v4().simple().to_string();
-        env.config.compliance.commands_topic = format!("rem_cmd_{tag}");
-        env.config.compliance.results_topic = format!("rem_res_{tag}");
         env.config.compliance.send_interval_ms = 200;
         // Executors here are trusted to act: the default is a dry run.
         env.config.compliance.dry_run = false;
@@ -317,11 +326,7 @@ fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_viola
         removed["awsRegion"] = json!("eu-west-1");
         env.produce(&[(ACME_ACCOUNT, serde_json::to_vec(&removed).unwrap())])
             .await;
-        let command = tokio::time::timeout(WAIT, commands.recv())
-            .await
-            .expect("a command within the wait")
-            .unwrap();
-        let command: Value = serde_json::from_slice(command.payload().unwrap()).unwrap();
+        let command = next_command(&commands).await;
         assert_eq!(command["action"], "s3.put_public_access_block", "{command}");
         assert_eq!(
             (
@@ -342,30 +347,17 @@ fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_viola
         .await;
 
         // The executor reports success (twice: a redelivery), then a stranger and garbage.
-        let producer = portcullis::sources::kafka::producer(kafka).unwrap();
         let result = json!({"remediation_id": remediation, "status": "succeeded",
                             "dry_run": false, "executor": "test-executor", "detail": "all four on"});
         let unknown =
             json!({"remediation_id": uuid::Uuid::new_v4(), "status": "failed", "dry_run": false});
-        let messages: Vec<(String, Vec<u8>)> = [
-            serde_json::to_vec(&result).unwrap(),
-            serde_json::to_vec(&result).unwrap(),
-            serde_json::to_vec(&unknown).unwrap(),
-            b"{\"remediation_id\": 5".to_vec(),
-        ]
-        .into_iter()
-        .map(|p| ("acme".to_owned(), p))
-        .collect();
-        portcullis::sources::kafka::ensure_topic(kafka, &env.config.compliance.results_topic, 1)
-            .await
-            .unwrap();
-        portcullis::sources::kafka::produce_all(
-            &producer,
-            &env.config.compliance.results_topic,
-            &messages,
-        )
-        .await
-        .unwrap();
+        env.report_remediation_results(&[
+            result.clone(),
+            result,
+            unknown,
+            json!("{\"remediation_id\": 5"),
+        ])
+        .await;
         env.expect_count(
             "SELECT count(*) FROM dead_letters WHERE reason LIKE 'remediation result refused:%'",
             2,
@@ -405,6 +397,177 @@ fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_viola
         assert_eq!(
             env.count("SELECT count(*) FROM remediation_actions").await,
             1
+        );
+        engine.stop().await.unwrap();
+        env.cleanup().await;
+    });
+}
+
+/// Reads the next command from `commands` within the wait.
+async fn next_command(commands: &rdkafka::consumer::StreamConsumer) -> Value {
+    use rdkafka::Message;
+    let message = tokio::time::timeout(WAIT, commands.recv())
+        .await
+        .expect("a command within the wait")
+        .unwrap();
+    serde_json::from_slice(message.payload().unwrap()).unwrap()
+}
+
+#[test]
+fn a_dry_run_is_asked_again_for_real_once_dry_run_is_off() {
+    block_on(async {
+        use rdkafka::consumer::{Consumer, StreamConsumer};
+
+        let mut env = TestEnv::new("remediate_again").await;
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        env.config.compliance.send_interval_ms = 200;
+        assert!(env.config.compliance.dry_run, "dry run is the default");
+        let engine = env.start().await;
+        let commands: StreamConsumer = portcullis::sources::kafka::client_config(&env.config.kafka)
+            .set("group.id", format!("executor_{tag}"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        commands
+            .subscribe(&[&env.config.compliance.commands_topic])
+            .unwrap();
+
+        // StopLogging: cloudtrail_logging_stopped remediates by itself, CIS 4.5 is a person's
+        // task.
+        env.produce(&[(
+            ACME_ACCOUNT,
+            serde_json::to_vec(&stop_logging("stop-1", ACME_ACCOUNT, false)).unwrap(),
+        )])
+        .await;
+        let first = next_command(&commands).await;
+        assert_eq!(
+            (first["action"].as_str(), first["dry_run"].as_bool()),
+            (Some("cloudtrail.start_logging"), Some(true))
+        );
+        env.report_remediation_results(&[
+            json!({"remediation_id": first["remediation_id"], "status": "succeeded",
+                     "dry_run": true, "executor": "test-executor", "detail": "would start main"}),
+        ])
+        .await;
+        env.expect_count(
+            "SELECT count(*) FROM remediation_actions WHERE status = 'succeeded' AND dry_run",
+            1,
+            WAIT,
+        )
+        .await;
+        let (id, status, _, _) = violation(&env, "acme", "cloudtrail_logging_stopped").await;
+        assert_eq!(status, "open", "a dry run changes nothing");
+        let (manual, _, _, _) = violation(&env, "acme", "4.5").await;
+        engine.stop().await.unwrap();
+
+        // The team trusts its executor now: the engine runs without dry run, and someone asks
+        // for the command again.
+        let mut config = env.config.clone();
+        config.compliance.dry_run = false;
+        let engine = env.start_with(config).await;
+        let api = env.api(engine.http_addr());
+        let worker = api.with_token(Some(&env.token_named("alice", &["comply:acme"]).await));
+        let reader = api.with_token(Some(&env.token(&["read:acme"]).await));
+        let outsider = api.with_token(Some(&env.token(&["comply:globex"]).await));
+        let path = format!("/v1/compliance/violations/{id}/remediate");
+        for who in [&reader, &outsider] {
+            let (code, body) = post_json(who, &path, &json!({})).await;
+            assert_eq!(code, 404, "{body}");
+        }
+        let (code, body) = post_json(
+            &worker,
+            &format!("/v1/compliance/violations/{manual}/remediate"),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(code, 409, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("remediates manual")),
+            "{body}"
+        );
+        let (code, asked) = post_json(&worker, &path, &json!({})).await;
+        assert_eq!(code, 201, "{asked}");
+        assert_eq!(
+            (
+                asked["result"]["request"].as_i64(),
+                asked["result"]["requested_by"].as_str(),
+                asked["result"]["status"].as_str()
+            ),
+            (Some(1), Some("alice"), Some("pending"))
+        );
+        // Asked twice while the first still waits: one action.
+        let (code, body) = post_json(&worker, &path, &json!({})).await;
+        assert_eq!(code, 409, "{body}");
+
+        let second = next_command(&commands).await;
+        assert_eq!(second["remediation_id"], asked["result"]["remediation_id"]);
+        assert_eq!(
+            (
+                second["dry_run"].as_bool(),
+                second["resource_id"].as_str(),
+                second["account"].as_str()
+            ),
+            (
+                Some(false),
+                first["resource_id"].as_str(),
+                Some(ACME_ACCOUNT)
+            )
+        );
+        env.expect_count(
+            "SELECT count(*) FROM compliance_violations
+             WHERE control_id = 'cloudtrail_logging_stopped' AND status = 'remediating'",
+            1,
+            WAIT,
+        )
+        .await;
+        env.report_remediation_results(&[
+            json!({"remediation_id": second["remediation_id"], "status": "succeeded",
+                     "dry_run": false, "executor": "test-executor", "detail": "started main"}),
+        ])
+        .await;
+        env.expect_count(
+            "SELECT count(*) FROM compliance_violations
+             WHERE control_id = 'cloudtrail_logging_stopped' AND status = 'resolved'",
+            1,
+            WAIT,
+        )
+        .await;
+        let (code, body) = post_json(&worker, &path, &json!({})).await;
+        assert_eq!(code, 409, "a resolved violation is not remediated: {body}");
+
+        // The violation shows both actions, its control's remediation, and who asked.
+        let (code, one) = http_get(&reader, &format!("/v1/compliance/violations/{id}")).await;
+        assert_eq!(code, 200, "{one}");
+        let one: Value = serde_json::from_str(&one).unwrap();
+        let actions: Vec<(Option<bool>, Option<&str>)> = one["result"]["remediations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["dry_run"].as_bool(), a["requested_by"].as_str()))
+            .collect();
+        assert_eq!(actions, [(Some(false), Some("alice")), (Some(true), None)]);
+        assert_eq!(one["result"]["remediation"]["strategy"], "automatic");
+        let steps: Vec<(&str, &str)> = one["result"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["status"].as_str().unwrap(),
+                    h["changed_by"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("open", "portcullis"),
+                ("open", "alice"),
+                ("remediating", "portcullis"),
+                ("resolved", "portcullis")
+            ]
         );
         engine.stop().await.unwrap();
         env.cleanup().await;

@@ -974,6 +974,53 @@ fn the_compliance_page_works_violations_through_their_lifecycle() {
         browser
             .run(json!({"op": "wait", "selector": &main, "text": "acknowledged"}))
             .await;
+        // Its control remediates by itself: the command went out as a dry run (the default),
+        // so the worker asks again once the executor has answered.
+        let (action,): (String,) = sqlx::query_as(
+            "SELECT a.remediation_id::text FROM remediation_actions a
+             JOIN compliance_violations v USING (violation_id)
+             WHERE v.control_id = 'cloudtrail_logging_stopped' AND v.resource_id = 'main'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        env.expect_count(
+            &format!(
+                "SELECT count(*) FROM remediation_actions
+                 WHERE remediation_id = '{action}' AND status = 'sent' AND dry_run"
+            ),
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        env.report_remediation_results(&[json!({"remediation_id": action, "status": "succeeded",
+            "dry_run": true, "executor": "lambda-7", "detail": "would start main"})])
+            .await;
+        env.expect_count(
+            "SELECT count(*) FROM remediation_actions WHERE status = 'succeeded'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+        browser
+            .run(json!({"op": "click", "selector": format!("{main} button")}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": format!("#cv-detail tr[data-remediation='{action}']"), "text": "would start main"}))
+            .await;
+        browser
+            .run(json!({"op": "click", "selector": "#cv-remediate"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "[role=status]", "text": "cloudtrail.start_logging asked for main"}))
+            .await;
+        browser
+            .run(json!({"op": "wait", "selector": "table[aria-label='Remediation actions'] tbody", "text": "erin"}))
+            .await;
+        let waiting = browser
+            .run(json!({"op": "count", "selector": "#cv-remediate"}))
+            .await;
+        assert_eq!(waiting["count"], 0, "no second request while one waits");
         // Suppressing without an end is refused on the page.
         browser
             .run(json!({"op": "click", "selector": format!("{audit} button[data-action='suppressed']")}))

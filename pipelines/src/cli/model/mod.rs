@@ -165,10 +165,7 @@ pub async fn run(config: &Config, cmd: ModelCommand) -> anyhow::Result<()> {
     let pool = postgres::migrate(&config.postgres)
         .await
         .context("cannot open Postgres")?;
-    let by = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
+    let by = crate::cli::cli_user();
     match cmd {
         ModelCommand::Eval(_) => unreachable!("answered above"),
         ModelCommand::Anomalies(args) => findings::anomalies(&pool, args).await?,

@@ -71,6 +71,8 @@ impl TestEnv {
         config.kafka.group_id = format!("g_{tag}_{suffix}");
         config.kafka.topic_partitions = 2;
         config.kafka.statistics_interval_ms = 500;
+        config.compliance.commands_topic = format!("rem_cmd_{tag}_{suffix}");
+        config.compliance.results_topic = format!("rem_res_{tag}_{suffix}");
         config.mqtt.client_id = format!("pc-test-{tag}-{suffix}");
         config.mqtt.topic_prefix = format!("pctest/{suffix}");
         config.actors.workers = 2;
@@ -190,6 +192,30 @@ impl TestEnv {
             .spawn()
             .expect("start portcullis run");
         ChildGuard(child)
+    }
+
+    /// Sends remediation results (JSON, or a JSON string's raw text for garbage) on the results
+    /// topic, as an executor would.
+    pub async fn report_remediation_results(&self, results: &[serde_json::Value]) {
+        let kafka = &self.config.kafka;
+        let topic = &self.config.compliance.results_topic;
+        let producer = portcullis::sources::kafka::producer(kafka).unwrap();
+        let messages: Vec<(String, Vec<u8>)> = results
+            .iter()
+            .map(|r| {
+                let payload = match r {
+                    serde_json::Value::String(raw) => raw.as_bytes().to_vec(),
+                    json => serde_json::to_vec(json).unwrap(),
+                };
+                ("acme".to_owned(), payload)
+            })
+            .collect();
+        portcullis::sources::kafka::ensure_topic(kafka, topic, 1)
+            .await
+            .unwrap();
+        portcullis::sources::kafka::produce_all(&producer, topic, &messages)
+            .await
+            .unwrap();
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

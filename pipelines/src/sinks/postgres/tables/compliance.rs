@@ -163,7 +163,7 @@ impl Table for Findings {
                      FROM violations v JOIN counted c ON c.vid = v.violation_id
                      WHERE v.status = 'open' AND v.opened_at = now()
                        AND c.strategy IN ('automatic', 'scheduled') AND c.action IS NOT NULL
-                     ON CONFLICT (violation_id, open_period) DO NOTHING
+                     ON CONFLICT (violation_id, open_period, request) DO NOTHING
                  )
                  SELECT count(*) FROM stored"
             )))
