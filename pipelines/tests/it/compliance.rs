@@ -497,9 +497,13 @@ fn a_dry_run_is_asked_again_for_real_once_dry_run_is_off() {
             ),
             (Some(1), Some("alice"), Some("pending"))
         );
-        // Asked twice while the first still waits: one action.
-        let (code, body) = post_json(&worker, &path, &json!({})).await;
-        assert_eq!(code, 409, "{body}");
+        // Asked twice while the first still waits (here from the command line): one action.
+        let (code, _, err) = env.cli(&["compliance", "remediate", &id, "--as", "bob"]);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("still pending") || err.contains("still sent"),
+            "{err}"
+        );
 
         let second = next_command(&commands).await;
         assert_eq!(second["remediation_id"], asked["result"]["remediation_id"]);
@@ -536,6 +540,10 @@ fn a_dry_run_is_asked_again_for_real_once_dry_run_is_off() {
         .await;
         let (code, body) = post_json(&worker, &path, &json!({})).await;
         assert_eq!(code, 409, "a resolved violation is not remediated: {body}");
+        let (code, out, err) = env.cli(&["compliance", "remediations", "--violation", &id]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(out.lines().next().unwrap().contains("succeeded"), "{out}");
 
         // The violation shows both actions, its control's remediation, and who asked.
         let (code, one) = http_get(&reader, &format!("/v1/compliance/violations/{id}")).await;

@@ -341,7 +341,7 @@ impl TestEnv {
         portcullis::sinks::mqtt::discard_session(&self.config.mqtt, client_id).await;
     }
 
-    /// Runs the `portcullis` binary on this test's database and signing key:
+    /// Runs the `portcullis` binary on this test's database, policies and signing key:
     /// `(exit code, stdout, stderr)`.
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -354,6 +354,14 @@ impl TestEnv {
             .env(
                 "PORTCULLIS_EVIDENCE__KEY_FILE",
                 &self.config.evidence.key_file,
+            )
+            .env(
+                "PORTCULLIS_POLICY__BUNDLES_DIR",
+                &self.config.policy.bundles_dir,
+            )
+            .env(
+                "PORTCULLIS_POLICY__PACKS_DIR",
+                &self.config.policy.packs_dir,
             )
             .env("PORTCULLIS_MQTT__HOST", &self.config.mqtt.host)
             .env("PORTCULLIS_MQTT__PORT", self.config.mqtt.port.to_string())
