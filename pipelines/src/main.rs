@@ -221,12 +221,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
-    /// In-process decision latency: seed 001's ABAC policy and the 15-rule CloudTrail pack.
+    /// In-process decision latency: seed 001's ABAC policy, compliance packs on and off, and
+    /// the 15-rule CloudTrail example.
     ///
     /// Times single evaluations (p50/p99/p999): the ABAC rule as the decision API evaluates it,
-    /// directly and through the tenant actor; the CIS CloudTrail pack (policies/packs/) on
-    /// realistic events as the stream evaluates them, then grown to more rules to show how cost
-    /// follows the rule count. Needs no services. Run it on a release build:
+    /// directly and through the tenant actor; acme's bundle on realistic CloudTrail events with
+    /// the compliance packs it enables and without them (what the packs cost an event); the CIS
+    /// CloudTrail example (policies/examples/) as the stream evaluates it, then grown to more
+    /// rules to show how cost follows the rule count. Needs no services. Run it on a release build:
     /// `cargo run --release -- bench policy`. HTTP figures: `scripts/bench-http`.
     Policy {
         /// Evaluations timed per case (after as many again to warm up).

@@ -135,6 +135,14 @@ impl CompiledPack {
         raw: &Json,
     ) -> Result<Vec<Finding>, PolicyError> {
         let event_name = raw.get("eventName").and_then(Json::as_str);
+        // `fired` is a set whose every rule is gated on names this one is not among: empty.
+        if self
+            .dispatch
+            .as_ref()
+            .is_some_and(|d| d.is_quiet_for(event_name))
+        {
+            return Ok(Vec::new());
+        }
         let value = match (&mut self.dispatch, &mut self.program) {
             (Some(dispatch), _) => dispatch.program_for(event_name).eval(&self.rule, input)?,
             (None, Some(program)) => program.eval(&self.rule, input)?,
@@ -198,6 +206,16 @@ impl CompiledPack {
             return false;
         }
         if let Some(dispatch) = &mut self.dispatch {
+            if dispatch.is_quiet_for(event_name) {
+                // Skipped: the interpreter must find nothing either.
+                let nothing = match &want {
+                    regorus::Value::Undefined => true,
+                    v => v.as_set().is_ok_and(|s| s.is_empty()),
+                };
+                if !nothing {
+                    return false;
+                }
+            }
             let got = dispatch
                 .program_for(event_name)
                 .eval(&rule, probe_input(event_name));
@@ -358,6 +376,44 @@ mod tests {
             ]
         );
         assert!(findings(&mut pack, json!({"eventName": "GetObject"})).is_empty());
+    }
+
+    #[test]
+    fn a_pack_whose_every_rule_is_gated_is_skipped_for_other_names_and_still_fires() {
+        let gated = r#"
+            package packs.p
+            import rego.v1
+            fired contains "public" if {
+                input.raw.eventName == "PutBucketAcl"
+                input.raw.requestParameters["x-amz-acl"] == "public-read"
+            }
+        "#;
+        let mut pack = compile(&["public"], gated).unwrap();
+        let quiet = |p: &CompiledPack, name: &str| {
+            p.dispatch
+                .as_ref()
+                .is_some_and(|d| d.is_quiet_for(Some(name)))
+        };
+        assert!(quiet(&pack, "GetObject") && !quiet(&pack, "PutBucketAcl"));
+        assert!(findings(
+            &mut pack,
+            json!({"eventName": "GetObject", "errorCode": "AccessDenied"})
+        )
+        .is_empty());
+        let acl = json!({"eventName": "PutBucketAcl",
+                         "requestParameters": {"bucketName": "b", "x-amz-acl": "public-read"}});
+        assert_eq!(findings(&mut pack, acl).len(), 1);
+        // A rule no name gates runs for every name: nothing is skipped.
+        let mut both = compile(&["public", "denied"], PACK).unwrap();
+        assert!(!quiet(&both, "GetObject"));
+        assert_eq!(
+            findings(
+                &mut both,
+                json!({"eventName": "GetObject", "errorCode": "AccessDenied"})
+            )
+            .len(),
+            1
+        );
     }
 
     #[test]

@@ -14,6 +14,9 @@ use super::program::Program;
 pub(crate) struct Dispatch {
     by_name: Arc<HashMap<String, usize>>,
     other: usize,
+    /// Every definition of the rule is gated on event names: for a name no gate mentions it
+    /// has no value to compute.
+    other_quiet: bool,
     programs: Vec<Program>,
 }
 
@@ -31,7 +34,12 @@ impl Dispatch {
             variants,
             by_name,
             other,
+            ungated,
         } = dispatch_plan::plan(modules)?;
+        let other_quiet = rule
+            .strip_prefix("data.")
+            .and_then(|r| r.rsplit_once('.'))
+            .is_some_and(|(package, name)| !ungated.contains(&format!("{package}:{name}")));
         let programs = variants
             .into_iter()
             .map(|modules| {
@@ -51,15 +59,27 @@ impl Dispatch {
         Some(Self {
             by_name: Arc::new(by_name),
             other,
+            other_quiet,
             programs,
         })
     }
 
+    /// Whether an event named `event_name` can give the rule no value: no gate mentions the
+    /// name and every definition of the rule is gated. A set rule is then empty and a complete
+    /// rule undefined; the caller that knows which skips the evaluation.
+    pub(crate) fn is_quiet_for(&self, event_name: Option<&str>) -> bool {
+        self.other_quiet && self.index_for(event_name) == self.other
+    }
+
+    fn index_for(&self, event_name: Option<&str>) -> usize {
+        event_name
+            .and_then(|n| self.by_name.get(n).copied())
+            .unwrap_or(self.other)
+    }
+
     /// The program that judges an event named `event_name` (CloudTrail's `eventName`).
     pub(crate) fn program_for(&mut self, event_name: Option<&str>) -> &mut Program {
-        let at = event_name
-            .and_then(|n| self.by_name.get(n).copied())
-            .unwrap_or(self.other);
+        let at = self.index_for(event_name);
         &mut self.programs[at]
     }
 

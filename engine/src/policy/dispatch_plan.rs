@@ -31,6 +31,9 @@ pub(crate) struct Plan {
     pub(crate) by_name: HashMap<String, usize>,
     /// The variant for an event whose name no gate mentions (or that has none).
     pub(crate) other: usize,
+    /// Rules (`package:name`) with at least one definition no event name gates: only those
+    /// can hold a value in the `other` variant.
+    pub(crate) ungated: HashSet<String>,
 }
 
 /// A rule that runs only for some event names.
@@ -67,13 +70,18 @@ pub(crate) fn plan(modules: &[(String, String)]) -> Option<Plan> {
         }
     }
     let mut gates = Vec::new();
+    let mut ungated = HashSet::new();
     for (m, module) in parsed.iter().enumerate() {
         let src = &modules[m].1;
         let package = module.package.refr.span().text().to_owned();
         let aliases = aliases(&parsed, module, &definitions);
         for rule in &module.policy {
             let key = format!("{package}:{}", head_text(rule));
-            if let Some((literal, names)) = gate(rule, &aliases) {
+            let gated = gate(rule, &aliases);
+            if gated.is_none() {
+                ungated.insert(format!("{package}:{}", rule_name(rule)));
+            }
+            if let Some((literal, names)) = gated {
                 let span = rule.span();
                 gates.push(Gate {
                     module: m,
@@ -107,6 +115,7 @@ pub(crate) fn plan(modules: &[(String, String)]) -> Option<Plan> {
         variants: Vec::with_capacity(selections.len() + 1),
         by_name: HashMap::new(),
         other: selections.len(),
+        ungated,
     };
     for (kept, names) in &selections {
         for name in names {
@@ -394,6 +403,12 @@ fn binds(expr: &Expr, name: &str) -> bool {
     }
 }
 
+/// The name a rule defines: its head's reference up to the first `.` or `[`.
+fn rule_name(rule: &Rule) -> &str {
+    let head = head_text(rule);
+    head.split(['.', '[']).next().unwrap_or(head).trim()
+}
+
 fn head_text(rule: &Rule) -> &str {
     match rule {
         Rule::Spec { head, .. } => match head {
@@ -447,6 +462,8 @@ w if input.raw.eventName == \"C\"
         for variant in &plan.variants {
             assert_eq!(variant[0].1.lines().count(), SRC.lines().count());
         }
+        // Only `ct` has a definition no name gates: `v` and `w` are quiet for other names.
+        assert_eq!(plan.ungated, HashSet::from(["tenants.acme:ct".to_owned()]));
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub struct Tally {
     events: HashMap<(&'static str, TenantId), u64>,
     decisions: HashMap<(TenantId, &'static str), u64>,
     dead_letters: HashMap<&'static str, u64>,
+    /// (tenant, pack, control, severity, call succeeded or failed)
+    findings: HashMap<(TenantId, String, String, &'static str, &'static str), u64>,
 }
 
 impl Tally {
@@ -29,6 +31,19 @@ impl Tally {
                 *t.decisions
                     .entry((d.tenant_id.clone(), outcome))
                     .or_default() += 1;
+                for f in &d.findings {
+                    let control = f.control();
+                    let call = if f.succeeded { "succeeded" } else { "failed" };
+                    *t.findings
+                        .entry((
+                            d.tenant_id.clone(),
+                            f.pack().to_owned(),
+                            control.id.clone(),
+                            control.severity.as_str(),
+                            call,
+                        ))
+                        .or_default() += 1;
+                }
             }
             for d in &set.dead_letters {
                 *t.dead_letters
@@ -52,6 +67,11 @@ impl Tally {
         }
         for (source, n) in &self.dead_letters {
             m.dead_letters.with_label_values(&[*source]).inc_by(*n);
+        }
+        for ((tenant, pack, control, severity, call), n) in &self.findings {
+            m.compliance_findings
+                .with_label_values(&[tenant.as_str(), pack, control, severity, call])
+                .inc_by(*n);
         }
     }
 }

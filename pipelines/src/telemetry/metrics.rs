@@ -68,6 +68,9 @@ pub struct Metrics {
     pub approvals: IntCounterVec,
     /// Trust signals taken (`accepted`) or refused, by how they came (`kafka`, `http`).
     pub signals: IntCounterVec,
+    /// Compliance findings committed, by tenant, pack, control, severity and whether the call
+    /// succeeded (alert on changes; count failed attempts).
+    pub compliance_findings: IntCounterVec,
     /// Remediation results read: `finished` an action, `ignored` (a redelivery), `refused`
     /// (a dead letter).
     pub remediation_results: IntCounterVec,
@@ -264,6 +267,11 @@ impl Metrics {
             "Trust signals taken or refused, by how they came.",
             &["via", "outcome"],
         );
+        let compliance_findings = counter(
+            "compliance_findings_total",
+            "Compliance findings committed: a pack's control fired on a CloudTrail event.",
+            &["tenant", "pack", "control", "severity", "call"],
+        );
         let remediation_results = counter(
             "remediation_results_total",
             "Remediation results read from executors, by what became of them.",
@@ -311,6 +319,7 @@ impl Metrics {
             checkpoints_refused,
             approvals,
             signals,
+            compliance_findings,
             remediation_results,
         }
     }

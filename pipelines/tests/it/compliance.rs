@@ -99,6 +99,23 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
                 .await,
             3
         );
+        // Counted for alerting: the change that happened apart from the refused attempt.
+        let mut metrics = String::new();
+        let counted = [
+            r#"portcullis_compliance_findings_total{call="succeeded",control="cloudtrail_logging_stopped",pack="cloudtrail_detections",severity="critical",tenant="acme"} 1"#,
+            r#"portcullis_compliance_findings_total{call="failed",control="cloudtrail_logging_stopped",pack="cloudtrail_detections",severity="critical",tenant="acme"} 1"#,
+            r#"portcullis_compliance_findings_total{call="failed",control="4.1",pack="cis_aws_monitoring",severity="medium",tenant="acme"} 1"#,
+        ];
+        for _ in 0..50 {
+            metrics = http_get(engine.http_addr(), "/metrics").await.1;
+            if counted.iter().all(|c| metrics.contains(c)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for c in counted {
+            assert!(metrics.contains(c), "{c} in {metrics}");
+        }
         let (stopped, status, occurrences, _) =
             violation(&env, "acme", "cloudtrail_logging_stopped").await;
         assert_eq!(

@@ -1,6 +1,7 @@
 //! `portcullis bench policy`: in-process decision latency, per evaluation, for seed 001's ABAC
-//! policy (the decision API's shape) and for a 15-rule CloudTrail pack (the stream's shape),
-//! then the pack grown with more rules, to show how cost follows the rule count.
+//! policy (the decision API's shape), for a tenant's bundle with and without its compliance
+//! packs, and for a 15-rule CloudTrail pack (the stream's shape), then the pack grown with more
+//! rules, to show how cost follows the rule count.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -235,6 +236,35 @@ pub async fn run_policy_bench(
         answer_query(&serving, q).expect("ABAC evaluation");
     });
     out.push(report("abac (seed 001), the store (the API's path)", ns));
+
+    // Compliance packs on the stream's path: acme's bundle as shipped (its rule and the two
+    // packs it enables) against the same bundle with the packs taken out, on the same events.
+    // The difference is what the packs cost an event in the engine.
+    let acme_events = cloudtrail_events(&acme, 2000, opts.seed);
+    let without = Bundle {
+        packs: Vec::new(),
+        ..bundle.clone()
+    };
+    if bundle.packs.is_empty() {
+        bail!("the packs case needs the shipped acme bundle, which enables compliance packs");
+    }
+    for (name, b) in [
+        ("acme, no packs, TenantPolicy::evaluate", &without),
+        ("acme with its 2 compliance packs", &bundle),
+    ] {
+        let mut policy = TenantPolicy::compile(b, &config.policy.rule)?;
+        let mut findings = 0usize;
+        let ns = time(opts.iterations, |i| {
+            let d = policy
+                .evaluate(&acme_events[i % acme_events.len()], &ctx)
+                .expect("evaluation");
+            findings += d.findings.len();
+        });
+        if b.packs.is_empty() != (findings == 0) {
+            bail!("{name}: {findings} findings; the packs did not judge these events as expected");
+        }
+        out.push(report(name, ns));
+    }
 
     // The CloudTrail pack on the stream's path: one event in, one decision out.
     let bench = TenantId::parse("bench")?;
