@@ -1144,7 +1144,7 @@ async function renderCompliance(main) {
       plan
         ? h("p", { class: "wrap" }, plan.text, h("span", { class: "muted" },
           ` · ${plan.strategy}${plan.action ? ` (${plan.action})` : ""}`))
-        : h("p", { class: "muted" }, "Its pack no longer serves this control."),
+        : h("p", { class: "muted" }, "The control's advice cannot be shown: its pack is not enabled for this tenant now, or the tenant's bundle is refused."),
       again,
       one.remediations.length
         ? h("table", { "aria-label": "Remediation actions" },

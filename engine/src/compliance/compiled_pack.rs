@@ -403,6 +403,13 @@ mod tests {
         let acl = json!({"eventName": "PutBucketAcl",
                          "requestParameters": {"bucketName": "b", "x-amz-acl": "public-read"}});
         assert_eq!(findings(&mut pack, acl).len(), 1);
+        // The package written as a path with a string: not matched, so never skipped.
+        let spelt = compile(
+            &["public"],
+            &gated.replace("package packs.p", "package packs[\"p\"]"),
+        )
+        .unwrap();
+        assert!(!quiet(&spelt, "GetObject") && spelt.evaluator() == "dispatch");
         // A rule no name gates runs for every name: nothing is skipped.
         let mut both = compile(&["public", "denied"], PACK).unwrap();
         assert!(!quiet(&both, "GetObject"));

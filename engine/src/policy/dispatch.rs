@@ -34,12 +34,14 @@ impl Dispatch {
             variants,
             by_name,
             other,
-            ungated,
+            all_gated,
         } = dispatch_plan::plan(modules)?;
+        // Quiet only when the rule is found by its exact name: a package written another way
+        // (`packs["p"]`) does not match, and is evaluated.
         let other_quiet = rule
             .strip_prefix("data.")
             .and_then(|r| r.rsplit_once('.'))
-            .is_some_and(|(package, name)| !ungated.contains(&format!("{package}:{name}")));
+            .is_some_and(|(package, name)| all_gated.contains(&format!("{package}:{name}")));
         let programs = variants
             .into_iter()
             .map(|modules| {

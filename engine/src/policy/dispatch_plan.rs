@@ -31,9 +31,9 @@ pub(crate) struct Plan {
     pub(crate) by_name: HashMap<String, usize>,
     /// The variant for an event whose name no gate mentions (or that has none).
     pub(crate) other: usize,
-    /// Rules (`package:name`) with at least one definition no event name gates: only those
-    /// can hold a value in the `other` variant.
-    pub(crate) ungated: HashSet<String>,
+    /// Rules (`package:name`, the package as written) whose every definition is gated on
+    /// event names: they hold no value in the `other` variant.
+    pub(crate) all_gated: HashSet<String>,
 }
 
 /// A rule that runs only for some event names.
@@ -70,7 +70,7 @@ pub(crate) fn plan(modules: &[(String, String)]) -> Option<Plan> {
         }
     }
     let mut gates = Vec::new();
-    let mut ungated = HashSet::new();
+    let (mut some_gated, mut ungated) = (HashSet::new(), HashSet::new());
     for (m, module) in parsed.iter().enumerate() {
         let src = &modules[m].1;
         let package = module.package.refr.span().text().to_owned();
@@ -78,8 +78,11 @@ pub(crate) fn plan(modules: &[(String, String)]) -> Option<Plan> {
         for rule in &module.policy {
             let key = format!("{package}:{}", head_text(rule));
             let gated = gate(rule, &aliases);
-            if gated.is_none() {
-                ungated.insert(format!("{package}:{}", rule_name(rule)));
+            let name = format!("{package}:{}", rule_name(rule));
+            if gated.is_some() {
+                some_gated.insert(name);
+            } else {
+                ungated.insert(name);
             }
             if let Some((literal, names)) = gated {
                 let span = rule.span();
@@ -115,7 +118,7 @@ pub(crate) fn plan(modules: &[(String, String)]) -> Option<Plan> {
         variants: Vec::with_capacity(selections.len() + 1),
         by_name: HashMap::new(),
         other: selections.len(),
-        ungated,
+        all_gated: some_gated.difference(&ungated).cloned().collect(),
     };
     for (kept, names) in &selections {
         for name in names {
@@ -462,8 +465,11 @@ w if input.raw.eventName == \"C\"
         for variant in &plan.variants {
             assert_eq!(variant[0].1.lines().count(), SRC.lines().count());
         }
-        // Only `ct` has a definition no name gates: `v` and `w` are quiet for other names.
-        assert_eq!(plan.ungated, HashSet::from(["tenants.acme:ct".to_owned()]));
+        // `ct` has a definition no name gates: only `v` and `w` are quiet for other names.
+        assert_eq!(
+            plan.all_gated,
+            HashSet::from(["tenants.acme:v".to_owned(), "tenants.acme:w".to_owned()])
+        );
     }
 
     #[test]

@@ -126,8 +126,10 @@ pub(super) async fn one(
     .map_err(db_error)?;
     // How its control says to put it right, as the tenant's packs say now (none when the
     // pack no longer serves it).
+    // (none too when the packs cannot be read now: the rest of the answer still stands).
     let remediation = packs_of(&state, &tenant)
-        .await?
+        .await
+        .unwrap_or_default()
         .iter()
         .find(|p| p.name == row.pack)
         .and_then(|p| p.control(&row.control_id))

@@ -130,7 +130,8 @@ pub enum ComplianceCommand {
     /// Ask for a new remediation command for an active violation whose control remediates
     /// automatically or in the maintenance window: after a dry run (once compliance.dry_run
     /// is off), or after an executor failed for a reason since fixed. Refused while one of its
-    /// actions still waits for a result. The running engine's sender publishes it.
+    /// actions still waits for a result. The control is read from the tenant's packs as they
+    /// are on disk (policy.packs_dir); the running engine's sender publishes the command.
     ///
     ///   portcullis compliance remediate <id>
     #[command(verbatim_doc_comment)]

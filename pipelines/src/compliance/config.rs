@@ -17,6 +17,9 @@ pub struct ComplianceConfig {
     pub results_topic: String,
     /// How often pending actions are looked for.
     pub send_interval_ms: u64,
+    /// A command sent this long ago without a result is taken as failed ("no result"), so its
+    /// violation is worked again and a new command can be asked for.
+    pub result_timeout_secs: u64,
     /// Daily maintenance window for `scheduled` remediation, in UTC: its start (`HH:MM`) and
     /// length.
     pub maintenance_start_utc: String,
@@ -34,6 +37,7 @@ impl Default for ComplianceConfig {
             commands_topic: "portcullis-remediation".into(),
             results_topic: "portcullis-remediation-results".into(),
             send_interval_ms: 1000,
+            result_timeout_secs: 86_400,
             maintenance_start_utc: "02:00".into(),
             maintenance_hours: 2,
             scan_interval_secs: 86_400,
@@ -52,6 +56,9 @@ impl ComplianceConfig {
         }
         if self.send_interval_ms < 100 {
             p.push("compliance.send_interval_ms must be at least 100".into());
+        }
+        if self.result_timeout_secs < 60 {
+            p.push("compliance.result_timeout_secs must be at least 60".into());
         }
         if self.window().is_none() {
             p.push(format!(

@@ -47,6 +47,21 @@ async fn violation(env: &TestEnv, tenant: &str, control: &str) -> (String, Strin
     .unwrap()
 }
 
+/// A violation's history, as `GET /v1/compliance/violations/{id}` gives it: (status, by).
+fn history_steps(one: &Value) -> Vec<(&str, &str)> {
+    one["result"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["status"].as_str().unwrap(),
+                h["changed_by"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
     block_on(async {
@@ -241,19 +256,8 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
         );
         let (_, history) = http_get(&reader, &path).await;
         let history: Value = serde_json::from_str(&history).unwrap();
-        let steps: Vec<(&str, &str)> = history["result"]["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                (
-                    h["status"].as_str().unwrap(),
-                    h["changed_by"].as_str().unwrap(),
-                )
-            })
-            .collect();
         assert_eq!(
-            steps,
+            history_steps(&history),
             [
                 ("open", "portcullis"),
                 ("acknowledged", "test-comply:acme"),
@@ -504,8 +508,14 @@ fn a_dry_run_is_asked_again_for_real_once_dry_run_is_off() {
                 .is_some_and(|m| m.contains("remediates manual")),
             "{body}"
         );
-        let (code, asked) = post_json(&worker, &path, &json!({})).await;
-        assert_eq!(code, 201, "{asked}");
+        // Three people click at once: one action, the others told it waits.
+        let empty = json!({});
+        let answers =
+            futures::future::join_all((0..3).map(|_| post_json(&worker, &path, &empty))).await;
+        let mut codes: Vec<u16> = answers.iter().map(|(c, _)| *c).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, [201, 409, 409], "{answers:?}");
+        let asked = answers.into_iter().find(|(c, _)| *c == 201).unwrap().1;
         assert_eq!(
             (
                 asked["result"]["request"].as_i64(),
@@ -574,19 +584,8 @@ fn a_dry_run_is_asked_again_for_real_once_dry_run_is_off() {
             .collect();
         assert_eq!(actions, [(Some(false), Some("alice")), (Some(true), None)]);
         assert_eq!(one["result"]["remediation"]["strategy"], "automatic");
-        let steps: Vec<(&str, &str)> = one["result"]["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                (
-                    h["status"].as_str().unwrap(),
-                    h["changed_by"].as_str().unwrap(),
-                )
-            })
-            .collect();
         assert_eq!(
-            steps,
+            history_steps(&one),
             [
                 ("open", "portcullis"),
                 ("open", "alice"),
@@ -594,6 +593,41 @@ fn a_dry_run_is_asked_again_for_real_once_dry_run_is_off() {
                 ("resolved", "portcullis")
             ]
         );
+        // It recurs: its own command goes out for real, and no executor ever answers. Past
+        // compliance.result_timeout_secs (a day; here the command is dated back) it is taken
+        // as failed and the violation is worked again.
+        env.produce(&[(
+            ACME_ACCOUNT,
+            serde_json::to_vec(&stop_logging("stop-2", ACME_ACCOUNT, false)).unwrap(),
+        )])
+        .await;
+        let third = next_command(&commands).await;
+        assert_eq!(third["dry_run"], false);
+        env.expect_count(
+            "SELECT count(*) FROM compliance_violations
+             WHERE control_id = 'cloudtrail_logging_stopped' AND status = 'remediating'",
+            1,
+            WAIT,
+        )
+        .await;
+        sqlx::query(
+            "UPDATE remediation_actions SET sent_at = now() - interval '2 days'
+             WHERE remediation_id = $1::uuid",
+        )
+        .bind(third["remediation_id"].as_str())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+        env.expect_count(
+            "SELECT count(*) FROM compliance_violations
+             WHERE control_id = 'cloudtrail_logging_stopped' AND status = 'open'
+               AND reason LIKE '%no result from an executor'",
+            1,
+            WAIT,
+        )
+        .await;
+        let (code, again) = post_json(&worker, &path, &json!({})).await;
+        assert_eq!(code, 201, "nothing waits any more: {again}");
         engine.stop().await.unwrap();
         env.cleanup().await;
     });

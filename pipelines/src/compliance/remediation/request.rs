@@ -41,12 +41,15 @@ pub async fn request_remediation(
         .await?
         .filter(may_request)
         .ok_or(RequestError::NotFound(id))?;
+    // Only this open period's: an action of an earlier one no longer moves the violation
+    // (and a `sent` one without a result ends by `compliance.result_timeout_secs`).
     let in_flight: Option<(Uuid, String)> = sqlx::query_as(
         "SELECT remediation_id, status FROM remediation_actions
-         WHERE violation_id = $1 AND status IN ('pending', 'sent')
+         WHERE violation_id = $1 AND open_period = $2 AND status IN ('pending', 'sent')
          ORDER BY requested_at LIMIT 1",
     )
     .bind(id)
+    .bind(v.times_reopened)
     .fetch_optional(&mut *tx)
     .await?;
     let control = packs
@@ -64,16 +67,17 @@ pub async fn request_remediation(
     // Where the resource lives: as its latest evidence event says, else as its last action did
     // (the event may have aged out of `events`).
     let place: Option<(String, Option<String>)> = sqlx::query_as(
-        "(SELECT e.account, e.raw->>'awsRegion'
-          FROM compliance_findings f
-          JOIN events e ON (e.tenant_id, e.event_id, e.event_time)
-                         = (f.tenant_id, f.event_id, f.event_time)
-          WHERE f.violation_id = $1
-          ORDER BY f.event_time DESC LIMIT 1)
-         UNION ALL
-         (SELECT account, region FROM remediation_actions
-          WHERE violation_id = $1 ORDER BY requested_at DESC LIMIT 1)
-         LIMIT 1",
+        "SELECT account, region FROM (
+             (SELECT 0 AS choice, e.account, e.raw->>'awsRegion' AS region
+              FROM compliance_findings f
+              JOIN events e ON (e.tenant_id, e.event_id, e.event_time)
+                             = (f.tenant_id, f.event_id, f.event_time)
+              WHERE f.violation_id = $1
+              ORDER BY f.event_time DESC LIMIT 1)
+             UNION ALL
+             (SELECT 1, account, region FROM remediation_actions
+              WHERE violation_id = $1 ORDER BY requested_at DESC LIMIT 1)
+         ) places ORDER BY choice LIMIT 1",
     )
     .bind(id)
     .fetch_optional(&mut *tx)

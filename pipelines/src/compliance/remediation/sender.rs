@@ -54,6 +54,40 @@ pub enum SendError {
     Kafka(#[from] KafkaError),
 }
 
+/// Takes commands sent more than `timeout_secs` ago and never answered as failed: the
+/// executor lost them or is gone. A real one's violation goes back from `remediating` to
+/// `open`, so it is worked again and can be asked for anew.
+async fn expire_unanswered(pool: &PgPool, timeout_secs: u64) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let expired: Vec<(Uuid, i32, String)> = sqlx::query_as(
+        "UPDATE remediation_actions SET status = 'failed', finished_at = now(),
+                detail = 'no result within ' || $1 || ' s of the command'
+         WHERE status = 'sent' AND sent_at < now() - make_interval(secs => $1)
+         RETURNING violation_id, open_period, action",
+    )
+    .bind(i64::try_from(timeout_secs).unwrap_or(i64::MAX) as f64)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (violation, period, action) in &expired {
+        move_violations(
+            &mut tx,
+            &[(*violation, *period)],
+            "open",
+            &["remediating"],
+            &format!("remediation {action}: no result from an executor"),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if !expired.is_empty() {
+        warn!(
+            actions = expired.len(),
+            "remediation commands without a result taken as failed"
+        );
+    }
+    Ok(())
+}
+
 /// Publishes pending actions (scheduled ones only in the window), then marks them sent, and an
 /// open violation they act on for real `remediating`. Locked rows are another engine's.
 pub async fn send_pending(
@@ -74,6 +108,7 @@ pub async fn send_pending(
     )
     .execute(pool)
     .await?;
+    expire_unanswered(pool, config.result_timeout_secs).await?;
     let mut tx = pool.begin().await?;
     let rows: Vec<RemediationRow> = sqlx::query_as(
         "SELECT * FROM remediation_actions
