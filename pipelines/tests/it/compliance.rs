@@ -324,23 +324,12 @@ fn packs_open_violations_once_and_their_lifecycle_is_worked_through_the_api() {
 #[test]
 fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_violation() {
     block_on(async {
-        use rdkafka::consumer::{Consumer, StreamConsumer};
-
         let mut env = TestEnv::new("remediation").await;
-        let tag = uuid::Uuid::new_v4().simple().to_string();
         env.config.compliance.send_interval_ms = 200;
         // Executors here are trusted to act: the default is a dry run.
         env.config.compliance.dry_run = false;
         let engine = env.start().await;
-        let kafka = &env.config.kafka;
-        let commands: StreamConsumer = portcullis::sources::kafka::client_config(kafka)
-            .set("group.id", format!("executor_{tag}"))
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap();
-        commands
-            .subscribe(&[&env.config.compliance.commands_topic])
-            .unwrap();
+        let commands = executor(&env);
 
         let mut removed = cloudtrail("pab-1", "DeleteBucketPublicAccessBlock", None);
         removed["requestParameters"] = json!({"bucketName": "reports"});
@@ -424,6 +413,22 @@ fn automatic_remediation_goes_out_as_a_command_and_its_result_resolves_the_viola
     });
 }
 
+/// An executor's consumer of the commands topic, from its start.
+fn executor(env: &TestEnv) -> rdkafka::consumer::StreamConsumer {
+    use rdkafka::consumer::Consumer;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let commands: rdkafka::consumer::StreamConsumer =
+        portcullis::sources::kafka::client_config(&env.config.kafka)
+            .set("group.id", format!("executor_{tag}"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+    commands
+        .subscribe(&[&env.config.compliance.commands_topic])
+        .unwrap();
+    commands
+}
+
 /// Reads the next command from `commands` within the wait.
 async fn next_command(commands: &rdkafka::consumer::StreamConsumer) -> Value {
     use rdkafka::Message;
@@ -437,21 +442,11 @@ async fn next_command(commands: &rdkafka::consumer::StreamConsumer) -> Value {
 #[test]
 fn a_dry_run_is_asked_again_for_real_once_dry_run_is_off() {
     block_on(async {
-        use rdkafka::consumer::{Consumer, StreamConsumer};
-
         let mut env = TestEnv::new("remediate_again").await;
-        let tag = uuid::Uuid::new_v4().simple().to_string();
         env.config.compliance.send_interval_ms = 200;
         assert!(env.config.compliance.dry_run, "dry run is the default");
         let engine = env.start().await;
-        let commands: StreamConsumer = portcullis::sources::kafka::client_config(&env.config.kafka)
-            .set("group.id", format!("executor_{tag}"))
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .unwrap();
-        commands
-            .subscribe(&[&env.config.compliance.commands_topic])
-            .unwrap();
+        let commands = executor(&env);
 
         // StopLogging: cloudtrail_logging_stopped remediates by itself, CIS 4.5 is a person's
         // task.
