@@ -1133,7 +1133,8 @@ async function renderCompliance(main) {
     const v = one.violation;
     const plan = one.remediation;
     const sends = plan && (plan.strategy === "automatic" || plan.strategy === "scheduled") && plan.action;
-    const waiting = one.remediations.some((a) => a.status === "pending" || a.status === "sent");
+    const waiting = one.remediations.some((a) => a.open_period === v.times_reopened
+      && (a.status === "pending" || a.status === "sent"));
     const active = ["open", "acknowledged", "remediating"].includes(v.status);
     const again = sends && active && !waiting && mayComply(v.tenant_id)
       ? h("button", { type: "button", id: "cv-remediate", onclick: () => remediate(v) },

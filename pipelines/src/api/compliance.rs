@@ -124,9 +124,8 @@ pub(super) async fn one(
     )
     .await
     .map_err(db_error)?;
-    // How its control says to put it right, as the tenant's packs say now (none when the
-    // pack no longer serves it).
-    // (none too when the packs cannot be read now: the rest of the answer still stands).
+    // How its control says to put it right, as the tenant's packs say now: none when the pack
+    // no longer serves it, or the packs cannot be read now (the rest of the answer stands).
     let remediation = packs_of(&state, &tenant)
         .await
         .unwrap_or_default()

@@ -59,16 +59,17 @@ pub enum SendError {
 /// `open`, so it is worked again and can be asked for anew.
 async fn expire_unanswered(pool: &PgPool, timeout_secs: u64) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let expired: Vec<(Uuid, i32, String)> = sqlx::query_as(
+    let expired: Vec<(Uuid, i32, String, Option<bool>)> = sqlx::query_as(
         "UPDATE remediation_actions SET status = 'failed', finished_at = now(),
                 detail = 'no result within ' || $1 || ' s of the command'
          WHERE status = 'sent' AND sent_at < now() - make_interval(secs => $1)
-         RETURNING violation_id, open_period, action",
+         RETURNING violation_id, open_period, action, dry_run",
     )
-    .bind(i64::try_from(timeout_secs).unwrap_or(i64::MAX) as f64)
+    .bind(timeout_secs as f64)
     .fetch_all(&mut *tx)
     .await?;
-    for (violation, period, action) in &expired {
+    // A dry run never moved its violation: one being remediated is a person's doing.
+    for (violation, period, action, _) in expired.iter().filter(|e| e.3 == Some(false)) {
         move_violations(
             &mut tx,
             &[(*violation, *period)],
