@@ -997,6 +997,17 @@ fn print_demo_summary(s: &portcullis::tools::demo::DemoSummary, url: &str, keep_
             println!("    {n:>6}  {reason}");
         }
     }
+    let (changes, attempts) = s.findings;
+    let active: Vec<String> = s
+        .active_violations
+        .iter()
+        .map(|(severity, n)| format!("{n} {severity}"))
+        .collect();
+    println!(
+        "  compliance     : {} findings ({changes} changes, {attempts} failed attempts); active violations: {}",
+        changes + attempts,
+        if active.is_empty() { "none".into() } else { active.join(", ") }
+    );
     if let Some(e) = &s.edge {
         let latest: Vec<String> = e.latest.iter().map(|(s, v)| format!("{s} v{v}")).collect();
         println!(
@@ -1012,6 +1023,7 @@ fn print_demo_summary(s: &portcullis::tools::demo::DemoSummary, url: &str, keep_
     }
     println!();
     println!("Look at it:  psql {url} -c \"SELECT event_time, tenant_id, principal, action, reasons FROM decision_log WHERE outcome = 'deny' ORDER BY event_time DESC LIMIT 10\"");
+    println!("             portcullis compliance violations --severity critical");
     let Some(addr) = s.http_addr else { return };
     println!();
     if keep_running {

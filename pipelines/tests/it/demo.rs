@@ -37,6 +37,21 @@ fn demo_drives_realistic_traffic_through_the_engine_into_postgres() {
             s.deny
         );
         assert!(!s.top_deny_reasons.is_empty());
+        // The packs acme and globex enable judged the CloudTrail records: the summary counts
+        // what Postgres holds.
+        let (changes, attempts) = s.findings;
+        assert!(changes > 0, "the suspicious records fire controls");
+        assert_eq!(
+            env.count("SELECT count(*) FROM compliance_findings").await,
+            changes + attempts
+        );
+        let active: i64 = s.active_violations.iter().map(|(_, n)| n).sum();
+        assert!(active > 0);
+        assert_eq!(
+            env.count("SELECT count(*) FROM compliance_violations").await,
+            active,
+            "nobody worked them yet"
+        );
         // The edge: 8 agents, 3 offline while 4 versions were published; all converged.
         let edge = s.edge.expect("the simulated agents ran");
         assert_eq!((edge.agents, edge.went_offline), (8, 3));

@@ -51,6 +51,10 @@ pub struct DemoSummary {
     pub deny: u64,
     pub dead_letters: u64,
     pub top_deny_reasons: Vec<(String, i64)>,
+    /// Compliance findings of this run: changes that happened, and attempts that failed.
+    pub findings: (i64, i64),
+    /// Active violations (all runs), by severity, most severe first.
+    pub active_violations: Vec<(String, i64)>,
     /// An admin token made for this run (none when `http.auth` is off).
     pub token: Option<String>,
     /// Where the engine's HTTP server (API and console) listened.
@@ -178,6 +182,21 @@ pub async fn run_demo(
     .bind(started_at)
     .fetch_all(&pool)
     .await?;
+    let findings: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE succeeded), count(*) FILTER (WHERE NOT succeeded)
+         FROM compliance_findings WHERE recorded_at >= $1",
+    )
+    .bind(started_at)
+    .fetch_one(&pool)
+    .await?;
+    let active_violations: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT severity, count(*) FROM compliance_violations
+         WHERE status IN ('open', 'acknowledged', 'remediating')
+         GROUP BY severity
+         ORDER BY array_position(ARRAY['critical', 'high', 'medium', 'low'], severity)",
+    )
+    .fetch_all(&pool)
+    .await?;
     let edge = if opts.edge_agents > 0 && config.distribution.enabled && config.mqtt.enabled {
         let round = simulate_edge(&config, &pool, &run, opts.edge_agents, opts.timeout);
         tokio::select! {
@@ -198,6 +217,8 @@ pub async fn run_demo(
         deny: stats.decisions("deny"),
         dead_letters: stats.dead_letters(),
         top_deny_reasons,
+        findings,
+        active_violations,
         token,
         http_addr: stats.http_addr.get().copied(),
         edge,
