@@ -48,7 +48,8 @@ fn demo_drives_realistic_traffic_through_the_engine_into_postgres() {
         let active: i64 = s.active_violations.iter().map(|(_, n)| n).sum();
         assert!(active > 0);
         assert_eq!(
-            env.count("SELECT count(*) FROM compliance_violations").await,
+            env.count("SELECT count(*) FROM compliance_violations")
+                .await,
             active,
             "nobody worked them yet"
         );

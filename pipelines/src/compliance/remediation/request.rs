@@ -25,8 +25,8 @@ pub enum RequestError {
 }
 
 /// Queues a new action for violation `id` on behalf of `by`, as its control in `packs` (the
-/// packs its tenant serves now) says, if the violation is active and none of its actions still
-/// waits for a result. `may_request` sees the row first (the caller's permission on its
+/// packs its tenant serves now) says, if the violation is active and no action of its open
+/// period still waits for a result. `may_request` sees the row first (the caller's permission on its
 /// tenant): `false` is answered as not found. The sender publishes it like any other.
 pub async fn request_remediation(
     pool: &PgPool,
