@@ -120,6 +120,27 @@ pub(crate) async fn lock(
     .await
 }
 
+/// Adds a line to violation `id`'s history: its status (now), why, and who.
+pub(crate) async fn record_history(
+    tx: &mut sqlx::PgConnection,
+    id: Uuid,
+    status: &str,
+    reason: Option<&str>,
+    by: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO compliance_violation_history (violation_id, status, reason, changed_by)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(reason)
+    .bind(by)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// The events that raised or joined violation `id`, newest first.
 pub async fn evidence(pool: &PgPool, id: Uuid, limit: i64) -> Result<Vec<FindingRow>, sqlx::Error> {
     sqlx::query_as(
@@ -197,16 +218,7 @@ pub async fn change_status(
     .bind(change.until)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO compliance_violation_history (violation_id, status, reason, changed_by)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(to.as_str())
-    .bind(change.reason.as_deref())
-    .bind(by)
-    .execute(&mut *tx)
-    .await?;
+    record_history(&mut tx, id, to.as_str(), change.reason.as_deref(), by).await?;
     tx.commit().await?;
     Ok(updated)
 }

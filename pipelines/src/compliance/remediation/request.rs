@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::RemediationRow;
-use crate::compliance::violations::lock;
+use crate::compliance::violations::{lock, record_history};
 use crate::compliance::ViolationRow;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,16 +108,8 @@ pub async fn request_remediation(
     .fetch_one(&mut *tx)
     .await?;
     // In the violation's history, so its timeline shows who asked; its status stays.
-    sqlx::query(
-        "INSERT INTO compliance_violation_history (violation_id, status, reason, changed_by)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(&v.status)
-    .bind(format!("remediation asked again: {}", asked.action))
-    .bind(by)
-    .execute(&mut *tx)
-    .await?;
+    let why = format!("remediation asked again: {}", asked.action);
+    record_history(&mut tx, id, &v.status, Some(&why), by).await?;
     tx.commit().await?;
     Ok(row)
 }

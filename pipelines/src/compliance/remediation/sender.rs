@@ -59,23 +59,28 @@ pub enum SendError {
 /// `open`, so it is worked again and can be asked for anew.
 async fn expire_unanswered(pool: &PgPool, timeout_secs: u64) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let expired: Vec<(Uuid, i32, String, Option<bool>)> = sqlx::query_as(
+    let expired: Vec<(Uuid, i32, Option<bool>)> = sqlx::query_as(
         "UPDATE remediation_actions SET status = 'failed', finished_at = now(),
                 detail = 'no result within ' || $1 || ' s of the command'
          WHERE status = 'sent' AND sent_at < now() - make_interval(secs => $1)
-         RETURNING violation_id, open_period, action, dry_run",
+         RETURNING violation_id, open_period, dry_run",
     )
     .bind(timeout_secs as f64)
     .fetch_all(&mut *tx)
     .await?;
     // A dry run never moved its violation: one being remediated is a person's doing.
-    for (violation, period, action, _) in expired.iter().filter(|e| e.3 == Some(false)) {
+    let real: Vec<(Uuid, i32)> = expired
+        .iter()
+        .filter(|e| e.2 == Some(false))
+        .map(|e| (e.0, e.1))
+        .collect();
+    if !real.is_empty() {
         move_violations(
             &mut tx,
-            &[(*violation, *period)],
+            &real,
             "open",
             &["remediating"],
-            &format!("remediation {action}: no result from an executor"),
+            "a remediation command had no result from an executor",
         )
         .await?;
     }
